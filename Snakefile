@@ -1,0 +1,31 @@
+# vidcap: manifest -> shards -> stages (probe, ...) -> one merged table.
+# Helpers and input functions live in rules/common.smk; one file per stage under rules/.
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+sys.path.insert(0, workflow.basedir)
+from vidcap.config import validate_config  # noqa: E402
+
+
+configfile: "config/config.yaml"
+
+
+config = validate_config(config, workflow.source_path("config/schema.yaml"))
+
+
+include: "rules/common.smk"
+include: "rules/shard.smk"
+include: "rules/probe.smk"
+include: "rules/gather.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    input:
+        final_outputs(),

@@ -1,0 +1,73 @@
+# Shared helpers: run layout, shard list, stage switches and the vidcap command line.
+import json
+import os
+import shlex
+
+from snakemake.settings.types import DeploymentMethod
+
+from vidcap.shards import shard_names
+from vidcap.tables import TableError, count_rows
+
+# Stages in the order their columns appear in the merged table.
+STAGE_ORDER = ["probe"]
+
+RESULTS = config["results_dir"]
+RUN = os.path.join(RESULTS, config["name"])
+
+try:
+    N_ROWS = count_rows(config["manifest"])
+except TableError as exc:
+    raise ValueError(f"manifest: {exc}") from None
+SHARDS = shard_names(N_ROWS, config["shard_size"])
+
+# Inside a conda/apptainer env use its python; otherwise the interpreter running Snakemake.
+_IN_ENV = bool(
+    set(workflow.deployment_settings.deployment_method)
+    & {DeploymentMethod.CONDA, DeploymentMethod.APPTAINER}
+)
+_PYTHON = "python" if _IN_ENV else shlex.quote(sys.executable)
+VIDCAP = (
+    f"PYTHONPATH={shlex.quote(workflow.basedir)}${{PYTHONPATH:+:$PYTHONPATH}} {_PYTHON} -m vidcap"
+)
+
+
+def run_path(*parts):
+    """A path inside this run's folder <results_dir>/<name>/."""
+    return os.path.join(RUN, *parts)
+
+
+def enabled_stages():
+    return [s for s in STAGE_ORDER if config["stages"][s]["enabled"]]
+
+
+def stage_outputs(stage):
+    return expand(run_path("stages", stage, "{shard}.parquet"), shard=SHARDS)
+
+
+def stage_settings(stage):
+    """The stage's result-changing settings as a shell-quoted JSON object (a change reruns it)."""
+    settings = {
+        k: v
+        for k, v in config["stages"][stage].items()
+        if k not in ("enabled", "resources")
+    }
+    return shlex.quote(json.dumps(settings, sort_keys=True))
+
+
+def stage_resource(stage, key):
+    return config["stages"][stage]["resources"][key]
+
+
+def journal_path(stage):
+    return lambda wildcards: run_path("journal", stage, f"{wildcards.shard}.jsonl")
+
+
+def retry_flag():
+    return "--retry-failed" if config["retry_failed"] else ""
+
+
+def final_outputs():
+    return [
+        os.path.join(RESULTS, f"{config['name']}.csv"),
+        os.path.join(RESULTS, f"{config['name']}.parquet"),
+    ]

@@ -1,0 +1,25 @@
+rule gather:
+    input:
+        info=run_path("shards", "manifest.json"),
+        shards=expand(run_path("shards", "{shard}.parquet"), shard=SHARDS),
+        stages=[stage_outputs(s) for s in enabled_stages()],
+    output:
+        csv=final_outputs()[0],
+        parquet=final_outputs()[1],
+    log:
+        run_path("logs", "gather.log"),
+    benchmark:
+        run_path("benchmarks", "gather.tsv")
+    params:
+        shards=run_path("shards"),
+        stages=" ".join(
+            f"--stage {s}={shlex.quote(run_path('stages', s))}" for s in enabled_stages()
+        ),
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/vidcap.yaml"
+    shell:
+        "{VIDCAP} gather --shards {params.shards:q} {params.stages}"
+        " -o {output.csv:q} -o {output.parquet:q} > {log:q} 2>&1"

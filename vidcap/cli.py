@@ -1,0 +1,166 @@
+"""The ``vidcap`` command line. Each subcommand is a thin wrapper over a package function."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from vidcap.tables import TableError
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+def cmd_manifest(args) -> int:
+    from vidcap.manifest import scan
+    from vidcap.tables import write_table
+
+    df = scan(args.root, kind=args.kind)
+    write_table(df, args.output)
+    logging.info("%d %s files under %s -> %s", len(df), args.kind, args.root, args.output)
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from vidcap.manifest import merge
+    from vidcap.tables import write_table
+
+    df, dropped = merge(args.tables, duplicates=args.duplicates)
+    write_table(df, args.output)
+    logging.info("%d rows from %d tables (%d repeated paths dropped) -> %s",
+                 len(df), len(args.tables), dropped, args.output)
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from vidcap.manifest import difference
+    from vidcap.tables import write_table
+
+    df = difference(args.table, args.subtract)
+    write_table(df, args.output)
+    logging.info("%d rows of %s not in %s -> %s", len(df), args.table, args.subtract, args.output)
+    return 0
+
+
+def cmd_shard(args) -> int:
+    from vidcap.shards import make_shards
+
+    written = make_shards(args.manifest, args.outdir, args.shard_size, args.media_root)
+    logging.info("%d shards in %s", len(written), args.outdir)
+    return 0
+
+
+def cmd_stage(args) -> int:
+    from vidcap.stage import run_stage
+    from vidcap.stages import get_stage
+
+    params = json.loads(args.params) if args.params else {}
+    stage = get_stage(args.command, params)
+    table = run_stage(stage, args.shard, args.out, args.journal, retry_failed=args.retry_failed)
+    failed = sum(1 for e in table.column(stage.error_column).to_pylist() if e)
+    logging.info("%s: wrote %d rows (%d failed) to %s", stage.name, table.num_rows, failed, args.out)
+    return 0
+
+
+def cmd_gather(args) -> int:
+    from vidcap.gather import gather
+
+    stages = {}
+    for item in args.stage:
+        name, _, folder = item.partition("=")
+        stages[name] = folder
+    gather(args.shards, stages, args.output)
+    return 0
+
+
+def cmd_status(args) -> int:
+    from vidcap.status import format_status, run_status
+
+    print(format_status(run_status(args.run_dir)))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from vidcap.demo import make_demo
+
+    manifest = make_demo(args.root)
+    print(manifest)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vidcap.stages import STAGES
+
+    parser = argparse.ArgumentParser(prog="vidcap", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("manifest", help="scan a folder recursively into a path,id,relpath table")
+    p.add_argument("root")
+    p.add_argument("-o", "--output", required=True, help=".csv or .parquet")
+    p.add_argument("--kind", choices=("video", "image", "all"), default="video")
+    p.set_defaults(func=cmd_manifest)
+
+    p = sub.add_parser("merge", help="concatenate tables keyed by path (Open-Sora datautil merge)")
+    p.add_argument("tables", nargs="+")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--duplicates", choices=("keep-first", "keep-last", "keep-all", "error"),
+                   default="keep-first", help="what to do with a path found more than once")
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("diff", help="rows of TABLE whose path is not in SUBTRACT (datautil --difference)")
+    p.add_argument("table")
+    p.add_argument("subtract")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("shard", help="split a manifest into shards with stable row ids")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--outdir", required=True)
+    p.add_argument("--shard-size", type=int, required=True)
+    p.add_argument("--media-root", default=None)
+    p.set_defaults(func=cmd_shard)
+
+    for name in STAGES:
+        p = sub.add_parser(name, help=f"run the {name} stage on one shard")
+        p.add_argument("--shard", required=True)
+        p.add_argument("--out", required=True)
+        p.add_argument("--journal", required=True)
+        p.add_argument("--params", default="", help="stage settings as a JSON object")
+        p.add_argument("--retry-failed", action="store_true")
+        p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("gather", help="merge shards and stage outputs into the final table")
+    p.add_argument("--shards", required=True, help="folder of shard tables")
+    p.add_argument("--stage", action="append", default=[], help="NAME=FOLDER, in column order")
+    p.add_argument("-o", "--output", action="append", required=True)
+    p.set_defaults(func=cmd_gather)
+
+    p = sub.add_parser("status", help="rows done / failed / remaining per stage of a run folder")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("demo", help="write demo clips, images, bad files and a manifest under ROOT")
+    p.add_argument("root")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    from vidcap.config import ConfigError
+
+    try:
+        return args.func(args)
+    except (TableError, ConfigError, FileNotFoundError) as exc:
+        print(f"vidcap {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Demo data: a folder of generated clips and images (plus two broken files) and its manifest."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from vidcap import synth
+from vidcap.manifest import scan
+from vidcap.tables import write_table
+
+
+def make_demo(root: str | Path) -> Path:
+    """Write clips under ``root/media`` and ``root/manifest.csv``; returns the manifest path.
+
+    The manifest lists paths relative to its own folder, a ``text`` column, one missing file and
+    one text file named .mp4, so the demo shows failed rows next to good ones.
+    """
+    root = Path(root)
+    media = root / "media"
+    synth.write_demo_set(media)
+    (media / "videos" / "not_a_video.mp4").write_text("this is text, not a video\n")
+    df = scan(media, kind="all")
+    df["path"] = ["media/" + r for r in df["relpath"]]
+    missing = {"path": "media/videos/missing.mp4", "id": "missing", "relpath": "videos/missing.mp4"}
+    df.loc[len(df)] = missing
+    df["text"] = [f'clip "{i}", generated; line one\nline two' for i in df["id"]]
+    return write_table(df, root / "manifest.csv")

@@ -1,0 +1,381 @@
+"""Frame sampling shared by every stage.
+
+``sample_frames(path, num_frames, policy)`` returns a ``Frames`` holding RGB uint8 frames at the
+indices ``frame_indices`` picks.  Indices are computed once from a common probe (PyAV), so every
+decoder returns the same indices for the same request; decoders only differ in how they fetch them.
+
+Contracts shared by all decoders:
+
+* Frame ``i`` is the ``i``-th frame in presentation order (0-based).
+* The frame count is the container's count when it has one (MP4/MOV/AVI headers); when the header
+  says 0 (WebM/Matroska) the video packets are counted by demuxing, without decoding.
+* Truncated files: when the container claims more frames than actually decode, a request that
+  needs a frame that does not decode raises ``FrameError("cannot decode frame i of N: ...")``.
+  We never sample from a shorter range silently and never pad with substitute/black frames.
+* Every failure to produce the requested frames is a ``FrameError`` with a short readable reason.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".m2ts", ".webm"}
+DECODERS = ("pyav", "decord", "opencv")
+# Measured with bench/frames/run.py (table in bench/frames/README.md), one thread per decoder:
+# PyAV with the seek heuristic below is the fastest per core on the 5-minute clips (decord
+# ~2x slower there, OpenCV slower still) and on par with or faster than decord on short 720p clips.
+# It also opens every input we test (decord cannot open some), needs no extra native library and
+# is what the common probe uses anyway, so choosing it avoids opening each file twice.
+DEFAULT_DECODER = "pyav"
+POLICIES = ("uniform", "segment", "fps", "single")
+SINGLE_CHOICES = ("first", "middle", "last")
+
+# Decoder threads per clip.  1 by default: the workflow runs one clip per core in parallel, where
+# intra-clip threading only adds overhead (frame threading also delays output by one frame per
+# thread).  0 = let FFmpeg pick.  Override with VIDCAP_DECODE_THREADS or ``threads=``.
+DECODE_THREADS = int(os.environ.get("VIDCAP_DECODE_THREADS", "1"))
+
+# PyAV strategy: decode straight through, but seek (to the keyframe before the target) when the next
+# wanted frame is more than this many seconds ahead of the decode position.  Short clips therefore
+# decode sequentially and long clips seek.  0 = always seek, float("inf") = never (bench knobs).
+PYAV_SEEK_GAP_S = 2.0
+# OpenCV: same rule, CAP_PROP_POS_FRAMES seek instead of grab() when the gap is larger than this.
+OPENCV_SEEK_GAP_S = 2.0
+
+_OPENSORA_FRACTIONS = {1: (0.5,), 2: (0.25, 0.75), 3: (0.1, 0.5, 0.9)}
+
+
+class FrameError(Exception):
+    """Readable reason a file's frames can't be read (missing, not a video, no video stream, decode failure...)."""
+
+
+@dataclass
+class Frames:
+    frames: np.ndarray  # (N, H, W, 3) uint8 RGB, N == len(indices)
+    indices: list[int]  # frame numbers actually returned (0-based)
+    timestamps: list[float]  # seconds, index / fps (0.0 for images)
+    total_frames: int  # frames in the source (1 for images)
+    fps: float | None  # None for images
+    width: int  # source size before resizing
+    height: int
+    media_type: str  # "video" | "image"
+
+
+def media_type(path) -> str:
+    """``"image"`` if the extension (case-insensitive) is in IMAGE_EXTENSIONS, else ``"video"``."""
+    return "image" if Path(str(path)).suffix.lower() in IMAGE_EXTENSIONS else "video"
+
+
+def frame_indices(
+    total_frames: int,
+    num_frames: int,
+    policy: str = "uniform",
+    fps: float | None = None,
+    single: str = "middle",
+) -> list[int]:
+    """Frame indices (0-based, sorted, duplicates possible) to sample from a clip of ``total_frames``.
+
+    * ``uniform``: 1-3 frames at the Open-Sora fractions (0.5 | 0.25, 0.75 | 0.1, 0.5, 0.9 of the
+      count, ``int(f * total)``); N >= 4: ``round(linspace(0, total-1, N))``.
+    * ``segment``: PLLaVA segment centres, ``int(seg/2) + round(seg*i)`` with ``seg = (total-1)/N``.
+    * ``fps``: one frame a second, ``round(k*fps)`` while < total; when that is more than
+      ``num_frames``, ``linspace(0, total-1, num_frames)`` truncated to int (LLaVA-NeXT-Video's
+      ``dtype=int``).  May return fewer than ``num_frames``.  Needs ``fps`` unless total == 1.
+    * ``single``: one frame, ``single`` = first | middle (``total // 2``) | last; num_frames ignored.
+
+    Indices are clamped into [0, total-1].  Raises ValueError for a bad policy/single value,
+    total_frames < 1, num_frames < 1 (except ``single``) or a missing fps for ``fps``.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; allowed: {', '.join(POLICIES)}")
+    if single not in SINGLE_CHOICES:
+        raise ValueError(f"unknown single {single!r}; allowed: {', '.join(SINGLE_CHOICES)}")
+    total = int(total_frames)
+    if total < 1:
+        raise ValueError(f"total_frames must be >= 1, got {total_frames}")
+    if policy != "single" and int(num_frames) < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    n = int(num_frames)
+
+    if policy == "single":
+        idx = [{"first": 0, "middle": total // 2, "last": total - 1}[single]]
+    elif policy == "uniform":
+        if n in _OPENSORA_FRACTIONS:
+            idx = [int(f * total) for f in _OPENSORA_FRACTIONS[n]]
+        else:
+            idx = [int(v) for v in np.round(np.linspace(0, total - 1, n))]
+    elif policy == "segment":
+        seg = (total - 1) / n
+        idx = [int(seg / 2) + int(round(seg * i)) for i in range(n)]
+    else:  # fps
+        if total == 1:
+            idx = [0]
+        else:
+            if fps is None or not fps > 0:
+                raise ValueError("policy 'fps' needs the clip's fps (> 0)")
+            idx = []
+            k = 0
+            while (i := int(round(k * fps))) < total:
+                idx.append(i)
+                k += 1
+            if len(idx) > n:
+                idx = [int(v) for v in np.linspace(0, total - 1, n, dtype=int)]
+    return [min(max(i, 0), total - 1) for i in idx]
+
+
+def sample_frames(
+    path,
+    num_frames: int = 4,
+    policy: str = "uniform",
+    *,
+    single: str = "middle",
+    resize_short: int | None = None,
+    decoder: str | None = None,
+    threads: int | None = None,
+) -> Frames:
+    """Decode the frames ``frame_indices`` picks from ``path`` (video or image, by extension).
+
+    ``resize_short``: shrink (INTER_AREA, aspect kept) so the shorter side equals it; never upscales.
+    ``decoder``: one of DECODERS (default DEFAULT_DECODER); ``threads``: decoder threads per clip
+    (default DECODE_THREADS).  Images are read with PIL as one-frame videos (fps None).
+    Returns exactly ``len(indices)`` frames, in index order, duplicates repeated.
+    Raises FrameError for anything unreadable (see module docstring); ValueError for bad arguments.
+    """
+    decoder = DEFAULT_DECODER if decoder is None else decoder
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; allowed: {', '.join(DECODERS)}")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; allowed: {', '.join(POLICIES)}")
+    if single not in SINGLE_CHOICES:
+        raise ValueError(f"unknown single {single!r}; allowed: {', '.join(SINGLE_CHOICES)}")
+    if resize_short is not None and int(resize_short) < 1:
+        raise ValueError(f"resize_short must be >= 1, got {resize_short}")
+    threads = DECODE_THREADS if threads is None else int(threads)
+    path = _check_path(path)
+
+    if media_type(path) == "image":
+        frame = _read_image(path)
+        h, w = frame.shape[:2]
+        indices = frame_indices(1, num_frames, policy, None, single)
+        out = _resize(frame, resize_short)
+        return Frames(np.stack([out] * len(indices)), indices, [0.0] * len(indices), 1, None, w, h, "image")
+
+    if decoder == "pyav":
+        import av
+
+        container = _open_av(path)
+        try:
+            stream, total, fps_frac, w, h = _probe(container, path)
+            indices = frame_indices(total, num_frames, policy, float(fps_frac), single)
+            got = _decode_pyav(container, stream, sorted(set(indices)), total, fps_frac, threads)
+        except av.error.FFmpegError as e:
+            raise FrameError(f"decode failed: {_msg(e)}") from None
+        finally:
+            container.close()
+    else:
+        container = _open_av(path)
+        try:
+            stream, total, fps_frac, w, h = _probe(container, path)
+        finally:
+            container.close()
+        indices = frame_indices(total, num_frames, policy, float(fps_frac), single)
+        if decoder == "decord":
+            got = _decode_decord(path, sorted(set(indices)), total, threads)
+        else:
+            got = _decode_opencv(path, sorted(set(indices)), total, float(fps_frac), threads)
+
+    fps = float(fps_frac)
+    frames = [_resize(got[i], resize_short) for i in indices]
+    return Frames(np.stack(frames), indices, [i / fps for i in indices], total, fps, w, h, "video")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _msg(e: BaseException) -> str:
+    text = (getattr(e, "strerror", None) or str(e)).strip() or type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _check_path(path) -> str:
+    if path is None or str(path).strip() == "":
+        raise FrameError("empty path")
+    p = Path(str(path))
+    if not p.exists():
+        raise FrameError(f"file not found: {p}")
+    if p.is_dir():
+        raise FrameError(f"is a directory, not a file: {p}")
+    if p.stat().st_size == 0:
+        raise FrameError(f"empty file: {p}")
+    return str(p)
+
+
+def _read_image(path: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgb = im.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise FrameError(f"not a readable image: {path}: {_msg(e)}") from None
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def _resize(frame: np.ndarray, resize_short: int | None) -> np.ndarray:
+    """Shrink so the shorter side is ``resize_short`` (aspect kept, INTER_AREA); never upscale."""
+    frame = np.ascontiguousarray(frame)
+    if resize_short is None:
+        return frame
+    h, w = frame.shape[:2]
+    short = min(h, w)
+    if short <= resize_short:
+        return frame
+    scale = resize_short / short
+    if h <= w:
+        nh, nw = resize_short, max(1, int(round(w * scale)))
+    else:
+        nw, nh = resize_short, max(1, int(round(h * scale)))
+    import cv2
+
+    return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+
+
+def _open_av(path: str):
+    import av
+
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except av.error.FFmpegError as e:
+        raise FrameError(f"not a readable video ({_msg(e)}): {path}") from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:  # pragma: no cover - OS-level failures
+        raise FrameError(f"cannot open {path}: {_msg(e)}") from None
+
+
+def _probe(container, path: str):
+    """(stream, total_frames, fps as Fraction, width, height) of the first video stream."""
+    if not container.streams.video:
+        if container.streams.audio:
+            raise FrameError("no video stream (audio only)")
+        raise FrameError("no video stream")
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    w, h = int(ctx.width or 0), int(ctx.height or 0)
+    if w <= 0 or h <= 0:
+        raise FrameError("video stream has no frame size (undecodable stream)")
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate or rate <= 0:
+        raise FrameError("video stream has no frame rate")
+    fps = Fraction(rate)
+    total = int(stream.frames or 0)
+    if total <= 0:
+        # WebM/Matroska (and some others) carry no count: count video packets, no decoding.
+        total = sum(1 for pkt in container.demux(stream) if pkt.size)
+        if total:
+            container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
+    if total <= 0:
+        raise FrameError("video stream has no frames")
+    return stream, total, fps, w, h
+
+
+def _decode_pyav(container, stream, targets: list[int], total: int, fps: Fraction, threads: int) -> dict:
+    """Decode ``targets`` (sorted unique) to RGB arrays.  Sequential decode with seeks over long gaps.
+
+    Without a seek the index is the frame's ordinal; after a seek it is derived from the frame's pts
+    (constant frame rate assumed, which the ordinal and pts agree on).
+    """
+    stream.thread_count = threads
+    if threads != 1:
+        stream.thread_type = "AUTO"
+    tb = stream.time_base
+    start = stream.start_time or 0
+    gap = PYAV_SEEK_GAP_S * float(fps)
+    out: dict[int, np.ndarray] = {}
+    it = iter(container.decode(stream))
+    pos = -1  # index of the last decoded frame
+    by_pts = False
+    for t in targets:
+        if t - pos - 1 > gap:
+            ts = start + int(Fraction(t) / fps / tb)
+            container.seek(ts, backward=True, any_frame=False, stream=stream)
+            it = iter(container.decode(stream))
+            pos, by_pts = -1, True
+            overshoot_retry = True
+        else:
+            overshoot_retry = False
+        while True:
+            try:
+                frame = next(it)
+            except StopIteration:
+                raise FrameError(f"cannot decode frame {t} of {total}: stream ends after frame {pos} "
+                                 "(truncated file?)") from None
+            if by_pts and frame.pts is not None:
+                pos = int(round((frame.pts - start) * tb * fps))
+            else:
+                pos += 1
+            if pos < t:
+                continue
+            if pos == t:
+                out[t] = frame.to_ndarray(format="rgb24")
+                break
+            if overshoot_retry:  # seek landed after the target: decode from the start instead
+                container.seek(start, backward=True, any_frame=False, stream=stream)
+                it = iter(container.decode(stream))
+                pos, by_pts, overshoot_retry = -1, False, False
+                continue
+            raise FrameError(f"cannot decode frame {t} of {total}: decoder jumped to frame {pos}")
+    return out
+
+
+def _decode_decord(path: str, targets: list[int], total: int, threads: int) -> dict:
+    try:
+        import decord
+    except ImportError as e:  # pragma: no cover
+        raise FrameError(f"decord is not installed: {_msg(e)}") from None
+    try:
+        vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
+    except Exception as e:  # decord raises DECORDError / RuntimeError
+        raise FrameError(f"decord cannot open file: {_msg(e)}") from None
+    n = len(vr)
+    bad = [t for t in targets if t >= n]
+    if bad:
+        raise FrameError(f"cannot decode frame {bad[0]} of {total}: decord sees only {n} frames (truncated file?)")
+    try:
+        batch = vr.get_batch(targets).asnumpy()
+    except Exception as e:
+        raise FrameError(f"cannot decode frames {targets} of {total}: {_msg(e)}") from None
+    return {t: batch[k] for k, t in enumerate(targets)}
+
+
+def _decode_opencv(path: str, targets: list[int], total: int, fps: float, threads: int) -> dict:
+    import cv2
+
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, max(threads, 0)])
+    try:
+        if not cap.isOpened():
+            raise FrameError("opencv cannot open file")
+        gap = OPENCV_SEEK_GAP_S * fps
+        out: dict[int, np.ndarray] = {}
+        pos = 0  # index of the next frame read() returns
+        for t in targets:
+            if t - pos > gap:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, t)
+                pos = t
+            while pos < t:
+                if not cap.grab():
+                    raise FrameError(f"cannot decode frame {t} of {total}: stream ends after frame {pos - 1} "
+                                     "(truncated file?)")
+                pos += 1
+            ok, bgr = cap.read()
+            if not ok or bgr is None:
+                raise FrameError(f"cannot decode frame {t} of {total} (truncated file?)")
+            pos += 1
+            out[t] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return out
+    finally:
+        cap.release()

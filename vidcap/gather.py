@@ -1,0 +1,72 @@
+"""The final merge: all shards and all stage outputs into one table.
+
+Output: every manifest row exactly once, in manifest order; the manifest's columns first (values as
+read), then ``row_id``, then each stage's columns in stage order. A stage column named like a manifest
+column replaces it in place (as Open-Sora's ``--info`` does for ``num_frames``). Stage rows are joined
+by ``row_id``; a missing, repeated or unknown id stops the merge with a message instead of shifting rows.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vidcap.shards import INTERNAL, MEDIA_PATH, ROW_ID, ROW_INDEX
+from vidcap.tables import write_table
+
+log = logging.getLogger("vidcap.gather")
+
+
+class GatherError(RuntimeError):
+    """Stage outputs that do not cover the shards exactly once."""
+
+
+def _read_all(paths: list[Path]) -> pd.DataFrame:
+    tables = [pq.read_table(p) for p in paths]
+    table = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def gather(shard_dir: str | Path, stages: dict[str, str | Path], outputs: list[str | Path]) -> pd.DataFrame:
+    """Merge ``shard_dir/<shard>.parquet`` with ``<stage dir>/<shard>.parquet`` for every stage.
+
+    ``stages``: stage name → folder of its per-shard outputs, in the order columns should appear.
+    ``outputs``: tables to write (CSV and/or Parquet, by extension), each atomically.
+    """
+    shard_dir = Path(shard_dir)
+    names = json.loads((shard_dir / "manifest.json").read_text())["shards"]
+    base = _read_all([shard_dir / f"{n}.parquet" for n in names])
+    originals = [c for c in base.columns if c not in INTERNAL]
+    merged = base
+    for stage, folder in stages.items():
+        part = _read_all([Path(folder) / f"{n}.parquet" for n in names])
+        _check_exactly_once(stage, base[ROW_ID], part[ROW_ID])
+        clash = [c for c in part.columns if c != ROW_ID and c in merged.columns]
+        if clash:
+            log.warning("stage %s replaces column(s) %s", stage, ", ".join(clash))
+            merged = merged.drop(columns=clash)
+        merged = merged.merge(part, on=ROW_ID, how="left", validate="one_to_one", sort=False)
+    merged = merged.sort_values(ROW_INDEX, kind="stable").reset_index(drop=True)
+    ordered = originals + [ROW_ID]
+    ordered += [c for c in merged.columns if c not in ordered and c not in (ROW_INDEX, MEDIA_PATH)]
+    merged = merged[[c for c in ordered if c in merged.columns]]
+    for out in outputs:
+        write_table(merged, out)
+    log.info("merged %d rows, %d columns into %s", len(merged), merged.shape[1],
+             ", ".join(map(str, outputs)))
+    return merged
+
+
+def _check_exactly_once(stage: str, want: pd.Series, got: pd.Series) -> None:
+    dup = got[got.duplicated()]
+    want_set, got_set = set(want), set(got)
+    missing, unknown = want_set - got_set, got_set - want_set
+    if len(dup) or missing or unknown:
+        raise GatherError(
+            f"stage {stage}: rows not exactly once: {len(missing)} missing, {len(dup)} repeated, "
+            f"{len(unknown)} unknown ids (e.g. {next(iter(missing or unknown or set(dup)), '')})"
+        )

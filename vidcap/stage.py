@@ -1,0 +1,293 @@
+"""The stage contract, and the runner that enforces it.
+
+Every stage (probe, caption, motion, tags, ...) turns one shard into one output table:
+
+* **Keyed by id.** The output has exactly one row per shard row, in shard order, keyed by ``row_id``.
+  A stage's ``process`` returns results in a dict keyed by ``row_id``, never by position; a row it
+  leaves out is recorded as failed ("no result"), an id it invents is an error.
+* **Failures stay in their row.** An exception for one row (or a whole batch) is written to the
+  ``<stage>_error`` column of the row(s) concerned; the stage's other columns are null there and the
+  shard goes on. No substitute results (no captions of black frames).
+* **Journaled.** Each finished row is appended to a JSON-lines journal (kept outside Snakemake's
+  outputs, so it survives a failed or killed job) and flushed at once, fsynced at least every
+  ``FSYNC_SECONDS``. A rerun reads the journal and processes only rows not in it. The journal's
+  first line holds a fingerprint of the stage's name, version and result-changing parameters; a
+  journal with another fingerprint is set aside (``.stale``) and the shard starts over.
+* **Atomic output.** The Parquet output is written to a temporary file and renamed into place.
+
+Write a stage as a ``Stage`` subclass: ``name``, ``version``, ``columns`` (output column → Arrow
+type), ``params`` (everything that changes results), optional ``setup()`` (load a model once per
+job) and ``process(rows) -> {row_id: dict | Exception}``; ``batch_size`` rows arrive at a time.
+
+Fault injection for tests: ``VIDCAP_FAULT_DELAY=<seconds>`` sleeps after each journaled row.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vidcap.shards import MEDIA_PATH, ROW_ID
+from vidcap.tables import write_table
+
+log = logging.getLogger("vidcap.stage")
+
+FSYNC_SECONDS = 1.0
+PROGRESS_SECONDS = 10.0
+
+
+class Stage:
+    """Base class of stages; see the module docstring for the contract."""
+
+    name: str = ""
+    version: str = "1"
+    columns: dict[str, pa.DataType] = {}
+    batch_size: int = 1
+    input_columns: tuple[str, ...] = (ROW_ID, MEDIA_PATH)
+
+    def __init__(self, params: dict | None = None):
+        self.params = dict(params or {})
+
+    @property
+    def error_column(self) -> str:
+        return f"{self.name}_error"
+
+    def schema(self) -> pa.Schema:
+        fields = [pa.field(ROW_ID, pa.string())]
+        fields += [pa.field(k, t) for k, t in self.columns.items()]
+        fields.append(pa.field(self.error_column, pa.string()))
+        return pa.schema(fields)
+
+    def fingerprint(self) -> str:
+        blob = json.dumps({"stage": self.name, "version": self.version, "params": self.params},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def setup(self) -> None:
+        """Load what every row needs (a model); called once, only when there are rows to process."""
+
+    def process(self, rows: list[dict]) -> dict[str, dict | BaseException]:
+        raise NotImplementedError
+
+
+class RowStage(Stage):
+    """A stage that handles one row at a time with ``process_row(row) -> dict`` (raise on failure)."""
+
+    def process(self, rows):
+        out = {}
+        for row in rows:
+            try:
+                out[row[ROW_ID]] = self.process_row(row)
+            except Exception as exc:  # noqa: BLE001 - the contract: a row's failure stays in its row
+                out[row[ROW_ID]] = exc
+        return out
+
+    def process_row(self, row: dict) -> dict:
+        raise NotImplementedError
+
+
+def describe_error(exc: BaseException) -> str:
+    """One readable line: the exception's message, with its type when the message alone is vague."""
+    msg = " ".join(str(exc).split())
+    name = type(exc).__name__
+    if not msg:
+        return name
+    return msg if name in ("FrameError", "MediaError", "StageRowError") else f"{name}: {msg}"
+
+
+class Journal:
+    """Append-only JSON-lines record of finished rows for one (stage, shard)."""
+
+    def __init__(self, path: str | Path, fingerprint: str, stage: str):
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.stage = stage
+        self._fh = None
+        self._last_sync = 0.0
+
+    def load(self) -> dict[str, dict]:
+        """Rows already finished: ``{row_id: record}`` (last record wins; a torn last line is skipped).
+
+        A journal whose header fingerprint differs is renamed to ``<name>.stale`` and ignored.
+        """
+        if not self.path.exists():
+            return {}
+        records: dict[str, dict] = {}
+        with open(self.path, encoding="utf-8") as fh:
+            header_line = fh.readline()
+            try:
+                header = json.loads(header_line)
+            except json.JSONDecodeError:
+                header = {}
+            if header.get("fingerprint") != self.fingerprint:
+                log.warning("journal %s was written with other settings (%s != %s); starting over",
+                            self.path, header.get("fingerprint"), self.fingerprint)
+                fh.close()
+                os.replace(self.path, self.path.with_name(self.path.name + ".stale"))
+                return {}
+            for line in fh:
+                if not line.endswith("\n"):
+                    break  # torn write of a killed job
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                records[rec[ROW_ID]] = rec
+        return records
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._fh = open(self.path, "a", encoding="utf-8")
+        if not new:
+            # make sure a torn last line cannot glue itself to the next record
+            with open(self.path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    self._fh.write("\n")
+        if new:
+            self._fh.write(json.dumps({"stage": self.stage, "fingerprint": self.fingerprint}) + "\n")
+        self.sync(force=True)
+
+    def append(self, record: dict) -> None:
+        self._fh.write(json.dumps(record, default=_json_default, allow_nan=True) + "\n")
+        self._fh.flush()
+        self.sync()
+
+    def sync(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_sync >= FSYNC_SECONDS:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._last_sync = now
+
+    def close(self) -> None:
+        if self._fh:
+            self.sync(force=True)
+            self._fh.close()
+            self._fh = None
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def run_stage(stage: Stage, shard_path: str | Path, out_path: str | Path, journal_path: str | Path,
+              retry_failed: bool = False) -> pa.Table:
+    """Run ``stage`` over one shard under the contract above; returns the table written to ``out_path``.
+
+    ``retry_failed``: rows journaled with an error are processed again.
+    """
+    shard = pq.read_table(shard_path)
+    wanted = [c for c in dict.fromkeys((ROW_ID, MEDIA_PATH) + tuple(stage.input_columns))
+              if c in shard.column_names]
+    rows = shard.select(wanted).to_pylist()
+    ids = [r[ROW_ID] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{shard_path}: repeated row ids in a shard")
+    journal = Journal(journal_path, stage.fingerprint(), stage.name)
+    done = journal.load()
+    done = {k: v for k, v in done.items() if k in set(ids)}
+    if retry_failed:
+        done = {k: v for k, v in done.items() if not v.get(stage.error_column)}
+    todo = [r for r in rows if r[ROW_ID] not in done]
+    log.info("%s: %s: %d rows, %d already in the journal, %d to process",
+             stage.name, Path(shard_path).name, len(rows), len(done), len(todo))
+    journal.open()
+    delay = float(os.environ.get("VIDCAP_FAULT_DELAY", "0") or 0)
+    try:
+        if todo:
+            stage.setup()
+        progress = _Progress(stage.name, len(rows), len(done),
+                             sum(1 for v in done.values() if v.get(stage.error_column)))
+        for start in range(0, len(todo), max(1, stage.batch_size)):
+            batch = todo[start : start + max(1, stage.batch_size)]
+            try:
+                results = stage.process(batch)
+            except Exception as exc:  # noqa: BLE001 - a batch failure fails its rows, not the shard
+                log.exception("%s: batch of %d rows failed", stage.name, len(batch))
+                results = {r[ROW_ID]: exc for r in batch}
+            extra = set(results) - {r[ROW_ID] for r in batch}
+            if extra:
+                raise RuntimeError(f"stage {stage.name} returned results for ids it was not given: "
+                                   f"{sorted(extra)[:3]}")
+            for row in batch:
+                rec = _record(stage, row[ROW_ID], results.get(row[ROW_ID]))
+                journal.append(rec)
+                done[row[ROW_ID]] = rec
+                progress.update(bool(rec.get(stage.error_column)))
+                if delay:
+                    time.sleep(delay)
+        progress.finish()
+    finally:
+        journal.close()
+    table = _assemble(stage, ids, done)
+    write_table(table, out_path)
+    return table
+
+
+def _record(stage: Stage, row_id: str, result) -> dict:
+    rec = {ROW_ID: row_id}
+    if result is None:
+        result = RuntimeError("stage returned no result for this row")
+    if isinstance(result, BaseException):
+        rec.update({c: None for c in stage.columns})
+        rec[stage.error_column] = describe_error(result)
+        return rec
+    unknown = set(result) - set(stage.columns) - {stage.error_column}
+    if unknown:
+        raise RuntimeError(f"stage {stage.name} produced undeclared columns {sorted(unknown)}")
+    rec.update({c: result.get(c) for c in stage.columns})
+    rec[stage.error_column] = result.get(stage.error_column) or None
+    return rec
+
+
+def _assemble(stage: Stage, ids: list[str], done: dict[str, dict]) -> pa.Table:
+    missing = [i for i in ids if i not in done]
+    if missing:
+        raise RuntimeError(f"{len(missing)} rows have no result (first {missing[0]})")
+    schema = stage.schema()
+    records = [done[i] for i in ids]
+    columns = {f.name: [r.get(f.name) for r in records] for f in schema}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+class _Progress:
+    """Log lines 'stage: done/total rows (failed), rate, ETA' at most every PROGRESS_SECONDS."""
+
+    def __init__(self, name: str, total: int, done: int, failed: int):
+        self.name, self.total, self.done, self.failed = name, total, done, failed
+        self.start_done = done
+        self.t0 = self.last = time.monotonic()
+
+    def update(self, failed: bool) -> None:
+        self.done += 1
+        self.failed += failed
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            self._log(now)
+
+    def _log(self, now: float) -> None:
+        rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        log.info("%s: %d/%d rows (%d failed), %.2f rows/s, ETA %.0f s",
+                 self.name, self.done, self.total, self.failed, rate, eta)
+
+    def finish(self) -> None:
+        self._log(time.monotonic())
+
+
+def read_stage_output(path: str | Path) -> pd.DataFrame:
+    return pq.read_table(path).to_pandas()

@@ -1,0 +1,14 @@
+"""Stages: each turns a shard into a table keyed by row id (contract in ``vidcap.stage``)."""
+from __future__ import annotations
+
+
+def get_stage(name: str, params: dict | None = None):
+    """The stage object for a name; ValueError lists the known names."""
+    if name == "probe":
+        from vidcap.stages.probe import ProbeStage
+
+        return ProbeStage(params)
+    raise ValueError(f"unknown stage {name!r}; known: {', '.join(STAGES)}")
+
+
+STAGES = ("probe",)

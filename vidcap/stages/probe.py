@@ -1,0 +1,167 @@
+"""Probe stage: container facts per row (parity with Open-Sora ``datautil --info``).
+
+Columns: ``num_frames, fps, width, height, duration, aspect_ratio`` (height / width, as Open-Sora),
+``resolution`` (height × width), ``codec``, ``media_type`` (video | image) and ``probe_error``.
+With ``check`` = ``first`` a row counts as readable when its first frame decodes; ``ends`` (default)
+also demuxes the last second and fails rows whose frames stop before the duration the header gives
+(files cut short whose index survived); ``header`` reads the header only.
+"""
+from __future__ import annotations
+
+import os
+
+import av
+import pyarrow as pa
+from PIL import Image, UnidentifiedImageError
+
+from vidcap.media import media_type
+from vidcap.shards import MEDIA_PATH
+from vidcap.stage import RowStage
+
+CHECKS = ("header", "first", "ends")
+
+
+class MediaError(Exception):
+    """Readable reason a file can't be probed."""
+
+
+def check_file(path: str) -> None:
+    """Raise MediaError for an empty path, a missing file, a folder or a 0-byte file."""
+    if not path:
+        raise MediaError("empty path")
+    if not os.path.exists(path):
+        raise MediaError(f"file not found: {path}")
+    if os.path.isdir(path):
+        raise MediaError(f"is a directory, not a file: {path}")
+    if os.path.getsize(path) == 0:
+        raise MediaError(f"empty file (0 bytes): {path}")
+
+
+def probe_image(path: str) -> dict:
+    try:
+        with Image.open(path) as im:
+            im.load()
+            width, height = im.size
+            codec = (im.format or "").lower()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise MediaError(f"cannot read image: {exc}") from None
+    return {"num_frames": 1, "fps": None, "width": width, "height": height, "duration": None,
+            "codec": codec, "media_type": "image"}
+
+
+def probe_video(path: str, check: str = "ends") -> dict:
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise MediaError(f"cannot open as video: {_ff_reason(exc)}") from None
+    with container:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            raise MediaError(f"no video stream (found: {', '.join(kinds)})")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = None
+        width, height = stream.codec_context.width, stream.codec_context.height
+        codec = stream.codec_context.name
+        num_frames = stream.frames
+        if num_frames and fps and duration and num_frames > 1.1 * duration * fps + 1:
+            raise MediaError(f"truncated: header says {num_frames} frames but the stream lasts "
+                             f"{duration:.2f} s ({duration * fps:.0f} frames at {fps:g} fps)")
+        if not num_frames:
+            num_frames = _count_packets(container, stream)
+            has_audio = bool(container.streams.audio)  # container duration may be the audio's
+            if fps and duration and not has_audio and num_frames < 0.9 * duration * fps - 1:
+                raise MediaError(f"truncated: header says {duration:.2f} s at {fps:g} fps but only "
+                                 f"{num_frames} frames are present")
+        if check in ("first", "ends"):
+            _decode_one(container, stream)
+        if check == "ends" and num_frames > 1 and stream.duration is not None:
+            _check_tail(container, stream, duration, fps)
+    if not width or not height:
+        raise MediaError("video stream has no frame size")
+    if fps is None and duration and num_frames:
+        fps = num_frames / duration
+    if duration is None and fps:
+        duration = num_frames / fps
+    return {"num_frames": int(num_frames), "fps": fps, "width": width, "height": height,
+            "duration": duration, "codec": codec, "media_type": "video"}
+
+
+def _count_packets(container, stream) -> int:
+    """Frames of a stream whose header gives no count (WebM, some MKV): demux, don't decode."""
+    count = sum(1 for p in container.demux(stream) if p.size)
+    container.seek(0)
+    return count
+
+
+def _decode_one(container, stream) -> None:
+    """Decode the first frame; MediaError when nothing decodes."""
+    try:
+        for _frame in container.decode(stream):
+            return
+    except av.FFmpegError as exc:
+        raise MediaError(f"cannot decode first frame: {_ff_reason(exc)}") from None
+    raise MediaError("no frame decodes")
+
+
+def _check_tail(container, stream, duration: float, fps: float | None) -> None:
+    """Demux (no decoding) the last second; MediaError when the packets stop well before the end.
+
+    Catches files cut short whose index (e.g. an MP4 ``moov`` at the front) still lists every frame.
+    """
+    frame_time = 1.0 / fps if fps else 0.1
+    last = None
+    try:
+        container.seek(int(max(duration - 1.0, 0.0) / stream.time_base), stream=stream, backward=True)
+        for packet in container.demux(stream):
+            if packet.size and packet.pts is not None:
+                t = float(packet.pts * stream.time_base) - float(stream.start_time or 0) * float(stream.time_base)
+                last = t if last is None else max(last, t)
+    except av.FFmpegError as exc:
+        raise MediaError(f"truncated: cannot read the end of the stream: {_ff_reason(exc)}") from None
+    if last is None or last < duration - frame_time - max(2.5 * frame_time, 0.1):
+        at = "nothing" if last is None else f"{last:.2f} s"
+        raise MediaError(f"truncated: stream says {duration:.2f} s but its frames end at {at}")
+
+
+def _ff_reason(exc: Exception) -> str:
+    # PyAV messages end with the file name (already in the row); keep the reason only
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+class ProbeStage(RowStage):
+    name = "probe"
+    version = "1"
+    columns = {
+        "num_frames": pa.int64(),
+        "fps": pa.float64(),
+        "width": pa.int64(),
+        "height": pa.int64(),
+        "duration": pa.float64(),
+        "aspect_ratio": pa.float64(),
+        "resolution": pa.int64(),
+        "codec": pa.string(),
+        "media_type": pa.string(),
+    }
+
+    def __init__(self, params=None):
+        super().__init__({"check": "ends", **(params or {})})
+        if self.params["check"] not in CHECKS:
+            raise ValueError(f"probe.check must be one of {', '.join(CHECKS)}, got {self.params['check']!r}")
+
+    def process_row(self, row: dict) -> dict:
+        path = row[MEDIA_PATH]
+        check_file(path)
+        if media_type(path) == "image":
+            info = probe_image(path)
+        else:
+            info = probe_video(path, self.params["check"])
+        info["aspect_ratio"] = info["height"] / info["width"]
+        info["resolution"] = info["height"] * info["width"]
+        return info

@@ -1,0 +1,125 @@
+"""Reading and writing tables (CSV or Parquet) without changing their values.
+
+CSV cells are read as strings exactly as written (no NA guessing, no number parsing), so extra columns
+come back verbatim (quotes, commas, newlines, unicode). Every write is atomic: a temporary file in the
+same folder, then ``os.replace``; a reader never sees a half-written table.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORMATS = (".csv", ".parquet", ".pq")
+
+
+class TableError(ValueError):
+    """A table that can't be used: missing, unreadable, unknown format or missing a required column."""
+
+
+def table_format(path: str | Path) -> str:
+    """'csv' or 'parquet' from the file name; TableError for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise TableError(f"{path}: unknown table format {suffix!r}; use one of {', '.join(FORMATS)}")
+
+
+def read_table(path: str | Path, required: tuple[str, ...] = ("path",)) -> pd.DataFrame:
+    """The whole table; CSV cells as strings. Raises TableError naming the file and what is wrong."""
+    path = Path(path)
+    fmt = table_format(path)
+    if not path.is_file():
+        raise TableError(f"table not found: {path}")
+    try:
+        if fmt == "csv":
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        else:
+            df = pq.read_table(path).to_pandas()
+    except pd.errors.EmptyDataError:
+        raise TableError(f"{path}: empty table (no header line)") from None
+    except Exception as exc:  # pyarrow / parser errors: give the file name with the reason
+        raise TableError(f"{path}: cannot read table: {exc}") from exc
+    check_columns(df, required, path)
+    return df
+
+
+def check_columns(df: pd.DataFrame, required, where) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        have = ", ".join(map(str, df.columns)) or "(none)"
+        raise TableError(f"{where}: missing required column(s) {', '.join(missing)}; columns found: {have}")
+
+
+def count_rows(path: str | Path) -> int:
+    """Number of data rows, read cheaply (Parquet metadata; CSV parses only the ``path`` column)."""
+    path = Path(path)
+    if table_format(path) == "parquet":
+        if not path.is_file():
+            raise TableError(f"table not found: {path}")
+        return pq.ParquetFile(path).metadata.num_rows
+    return len(read_table_columns(path, ["path"]))
+
+
+def read_table_columns(path: str | Path, columns: list[str]) -> pd.DataFrame:
+    """Only ``columns`` of a table (all must exist; TableError otherwise)."""
+    path = Path(path)
+    if table_format(path) == "parquet":
+        if not path.is_file():
+            raise TableError(f"table not found: {path}")
+        names = pq.ParquetFile(path).schema_arrow.names
+        check_columns(pd.DataFrame(columns=names), columns, path)
+        return pq.read_table(path, columns=columns).to_pandas()
+    if not path.is_file():
+        raise TableError(f"table not found: {path}")
+    try:
+        header = pd.read_csv(path, nrows=0, dtype=str)
+    except pd.errors.EmptyDataError:
+        raise TableError(f"{path}: empty table (no header line)") from None
+    check_columns(header, columns, path)
+    return pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, na_filter=False)
+
+
+def _atomic_target(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_table(df: pd.DataFrame | pa.Table, path: str | Path) -> Path:
+    """Write CSV or Parquet (by extension) atomically; returns the path."""
+    path = Path(path)
+    fmt = table_format(path)
+    tmp = _atomic_target(path)
+    try:
+        if fmt == "csv":
+            frame = df.to_pandas() if isinstance(df, pa.Table) else df
+            frame.to_csv(tmp, index=False)
+        else:
+            table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+            pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a small text file atomically."""
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
