@@ -20,15 +20,18 @@ except TableError as exc:
     raise ValueError(f"manifest: {exc}") from None
 SHARDS = shard_names(N_ROWS, config["shard_size"])
 
-# Inside a conda/apptainer env use its python; otherwise the interpreter running Snakemake.
+# Rules call `vidcap ...`: a shell function running this checkout's package with the python of the
+# rule's conda/apptainer env when there is one, else with the interpreter running Snakemake.
 _IN_ENV = bool(
     set(workflow.deployment_settings.deployment_method)
     & {DeploymentMethod.CONDA, DeploymentMethod.APPTAINER}
 )
 _PYTHON = "python" if _IN_ENV else shlex.quote(sys.executable)
-VIDCAP = (
-    f"PYTHONPATH={shlex.quote(workflow.basedir)}${{PYTHONPATH:+:$PYTHONPATH}} {_PYTHON} -m vidcap"
+_VIDCAP_FUNCTION = (
+    f"vidcap() {{ PYTHONPATH={shlex.quote(workflow.basedir)}${{PYTHONPATH:+:$PYTHONPATH}}"
+    f" {_PYTHON} -m vidcap \"$@\"; }}; "
 )
+shell.prefix(_VIDCAP_FUNCTION.replace("{", "{{").replace("}", "}}"))
 
 
 def run_path(*parts):

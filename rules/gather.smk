@@ -11,7 +11,7 @@ rule gather:
     benchmark:
         run_path("benchmarks", "gather.tsv")
     params:
-        shards=run_path("shards"),
+        shards=lambda wildcards, input: os.path.dirname(input.info),
         stages=" ".join(
             f"--stage {s}={shlex.quote(run_path('stages', s))}" for s in enabled_stages()
         ),
@@ -21,5 +21,5 @@ rule gather:
     conda:
         "../envs/vidcap.yaml"
     shell:
-        "{VIDCAP} gather --shards {params.shards:q} {params.stages}"
+        "vidcap gather --shards {params.shards:q} {params.stages}"
         " -o {output.csv:q} -o {output.parquet:q} > {log:q} 2>&1"

@@ -18,5 +18,5 @@ rule probe:
     conda:
         "../envs/vidcap.yaml"
     shell:
-        "{VIDCAP} probe --shard {input.shard:q} --out {output:q} --journal {params.journal:q}"
+        "vidcap probe --shard {input.shard:q} --out {output:q} --journal {params.journal:q}"
         " --params {params.settings} {params.retry} > {log:q} 2>&1"

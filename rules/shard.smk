@@ -9,7 +9,7 @@ rule shard:
     benchmark:
         run_path("benchmarks", "shard.tsv")
     params:
-        outdir=run_path("shards"),
+        outdir=lambda wildcards, output: os.path.dirname(output.info),
         shard_size=config["shard_size"],
         media_root=(
             f"--media-root {shlex.quote(config['media_root'])}" if config["media_root"] else ""
@@ -20,5 +20,5 @@ rule shard:
     conda:
         "../envs/vidcap.yaml"
     shell:
-        "{VIDCAP} shard --manifest {input.manifest:q} --outdir {params.outdir:q}"
+        "vidcap shard --manifest {input.manifest:q} --outdir {params.outdir:q}"
         " --shard-size {params.shard_size} {params.media_root} > {log:q} 2>&1"

@@ -40,9 +40,14 @@ SINGLE_CHOICES = ("first", "middle", "last")
 # thread).  0 = let FFmpeg pick.  Override with VIDCAP_DECODE_THREADS or ``threads=``.
 DECODE_THREADS = int(os.environ.get("VIDCAP_DECODE_THREADS", "1"))
 
-# PyAV strategy: decode straight through, but seek (to the keyframe before the target) when the next
-# wanted frame is more than this many seconds ahead of the decode position.  Short clips therefore
-# decode sequentially and long clips seek.  0 = always seek, float("inf") = never (bench knobs).
+# PyAV strategy (per wanted frame, in order): when the container has a seek index (MP4/MOV/AVI, most
+# MKV/WebM cues), look up the last keyframe at or before the target; seek to it only when it lies more
+# than PYAV_SEEK_MIN_SKIP frames past the decode position, else keep decoding forward.  So a short clip
+# decodes straight through unless a later GOP can be skipped, and long clips jump GOP to GOP.  Without
+# an index, seek when the target is more than PYAV_SEEK_GAP_S seconds ahead.
+# PYAV_SEEK = "auto" (the rule above) | "always" | "never" (bench knobs).
+PYAV_SEEK = "auto"
+PYAV_SEEK_MIN_SKIP = 2
 PYAV_SEEK_GAP_S = 2.0
 # OpenCV: same rule, CAP_PROP_POS_FRAMES seek instead of grab() when the gap is larger than this.
 OPENCV_SEEK_GAP_S = 2.0
@@ -294,25 +299,42 @@ def _decode_pyav(container, stream, targets: list[int], total: int, fps: Fractio
         stream.thread_type = "AUTO"
     tb = stream.time_base
     start = stream.start_time or 0
-    gap = PYAV_SEEK_GAP_S * float(fps)
+    try:
+        index = stream.index_entries if PYAV_SEEK == "auto" else None
+        if index is not None and len(index) == 0:
+            index = None
+    except AttributeError:  # pragma: no cover - older PyAV
+        index = None
     out: dict[int, np.ndarray] = {}
     it = iter(container.decode(stream))
     pos = -1  # index of the last decoded frame
     by_pts = False
     for t in targets:
-        if t - pos - 1 > gap:
-            ts = start + int(Fraction(t) / fps / tb)
+        ts = start + int(Fraction(t) / fps / tb)
+        if t <= pos + 1 or PYAV_SEEK == "never":
+            seek = False
+        elif PYAV_SEEK == "always":
+            seek = True
+        elif index is not None:
+            k = index.search_timestamp(ts, backward=True, any_frame=False)
+            if k >= 0:
+                key = int(round((index[k].timestamp - start) * tb * fps))
+                seek = key > pos + 1 + PYAV_SEEK_MIN_SKIP
+            else:
+                seek = t - pos - 1 > PYAV_SEEK_GAP_S * fps
+        else:
+            seek = t - pos - 1 > PYAV_SEEK_GAP_S * fps
+        overshoot_retry = seek
+        if seek:
             container.seek(ts, backward=True, any_frame=False, stream=stream)
             it = iter(container.decode(stream))
             pos, by_pts = -1, True
-            overshoot_retry = True
-        else:
-            overshoot_retry = False
         while True:
             try:
                 frame = next(it)
             except StopIteration:
-                raise FrameError(f"cannot decode frame {t} of {total}: stream ends after frame {pos} "
+                after = f" after frame {pos}" if pos >= 0 else ""
+                raise FrameError(f"cannot decode frame {t} of {total}: stream ends{after} "
                                  "(truncated file?)") from None
             if by_pts and frame.pts is not None:
                 pos = int(round((frame.pts - start) * tb * fps))

@@ -48,17 +48,17 @@ DEFAULTS = {
     # Working resolution: frames are downscaled (INTER_AREA) so their shorter side is at most this.
     "short_side": 160,
     # Corners detected per frame (goodFeaturesToTrack maxCorners) and their minimum spacing in working px.
-    "max_features": 300,
+    "max_features": 150,
     "min_distance": 6,
     # Absolute texture floor: a corner counts only if its min-eigenvalue response (cv2.cornerMinEigenVal,
     # blockSize 3, on the un-normalised grey frame) is at least this. Guards against tracking noise.
-    "min_corner_strength": 0.002,
+    "min_corner_strength": 0.001,
     # A frame with fewer corners above the floor than this makes the clip 'low texture' (unclassified).
-    "min_features": 25,
+    "min_features": 20,
     # Forward-backward LK check: a track is kept when it returns within this many working px.
-    "fb_max_error": 0.7,
+    "fb_max_error": 1.0,
     # RANSAC inlier threshold for the similarity fit, in working px.
-    "ransac_reproj": 1.0,
+    "ransac_reproj": 1.5,
     # A frame pair is explained when inliers / detected corners >= this (and >= min_inliers inliers);
     # an unexplained pair means a cut or non-rigid chaos -> unclassified.
     "min_inlier_ratio": 0.3,
@@ -117,27 +117,60 @@ def _corners(gray: np.ndarray, k: dict) -> np.ndarray:
     return pts[keep].astype(np.float32)
 
 
-_LK = {"winSize": (21, 21), "maxLevel": 3,
+_LK = {"winSize": (15, 15), "maxLevel": 3,
        "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
 
 
-def _pair_motion(prev: np.ndarray, nxt: np.ndarray, pts: np.ndarray, k: dict):
-    """Similarity prev->next fitted on tracked corners: (matrix or None, inliers, detected)."""
-    n = len(pts)
-    if n == 0:
-        return None, 0, 0
-    fwd, st1, _ = cv2.calcOpticalFlowPyrLK(prev, nxt, pts, None, **_LK)
-    bwd, st2, _ = cv2.calcOpticalFlowPyrLK(nxt, prev, fwd, None, **_LK)
+def _phase_prior(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """Global translation prev->next by phase correlation at half resolution, as a 2x3 matrix."""
+    a = cv2.resize(prev, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA).astype(np.float32)
+    b = cv2.resize(nxt, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA).astype(np.float32)
+    win = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
+    (sx, sy), _ = cv2.phaseCorrelate(a, b, win)
+    return np.array([[1.0, 0.0, 2 * sx], [0.0, 1.0, 2 * sy]])
+
+
+def _track_fit(prev, nxt, pts, prior, k):
+    """LK from ``prior``-predicted positions, forward-backward check, RANSAC similarity.
+
+    Returns (matrix or None, inliers)."""
+    guess = cv2.transform(pts, prior).astype(np.float32)
+    fwd, st1, _ = cv2.calcOpticalFlowPyrLK(prev, nxt, pts, guess.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+                                           **_LK)
+    bwd, st2, _ = cv2.calcOpticalFlowPyrLK(nxt, prev, fwd, pts.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+                                           **_LK)
     fb = np.linalg.norm((bwd - pts).reshape(-1, 2), axis=1)
     ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < k["fb_max_error"])
     if ok.sum() < max(3, k["min_inliers"]):
-        return None, int(ok.sum()), n
+        return None, 0
     m, inl = cv2.estimateAffinePartial2D(pts[ok], fwd[ok], method=cv2.RANSAC,
-                                         ransacReprojThreshold=k["ransac_reproj"], maxIters=1000,
+                                         ransacReprojThreshold=k["ransac_reproj"], maxIters=500,
                                          confidence=0.995, refineIters=10)
     if m is None or inl is None:
-        return None, 0, n
-    return m, int(inl.sum()), n
+        return None, 0
+    return m, int(inl.sum())
+
+
+def _pair_motion(prev: np.ndarray, nxt: np.ndarray, pts: np.ndarray, last, k: dict):
+    """Similarity prev->next fitted on tracked corners: (matrix or None, inliers, detected).
+
+    Tracking starts from the previous pair's motion (``last``, smooth camera paths), then from a
+    phase-correlation translation and from no motion when that does not explain the pair well."""
+    n = len(pts)
+    if n == 0:
+        return None, 0, 0
+    good = max(k["min_inliers"], 0.6 * n)
+    best, best_inl = None, -1
+    priors = ([last] if last is not None else []) + ["phase", np.eye(2, 3)]
+    for prior in priors:
+        if isinstance(prior, str):
+            prior = _phase_prior(prev, nxt)
+        m, inl = _track_fit(prev, nxt, pts, prior, k)
+        if inl > best_inl:
+            best, best_inl = m, inl
+        if best_inl >= good:
+            break
+    return best, max(best_inl, 0), n
 
 
 def classify_frames(frames: np.ndarray, **knobs) -> dict:
@@ -170,8 +203,10 @@ def classify_frames(frames: np.ndarray, **knobs) -> dict:
 
     dx, dy, dlog, drot, ratios = [], [], [], [], []
     failed = 0
+    last = None
     for i in range(len(grays) - 1):
-        m, inliers, detected = _pair_motion(norm[i], norm[i + 1], corners[i], k)
+        m, inliers, detected = _pair_motion(norm[i], norm[i + 1], corners[i], last, k)
+        last = m
         ratio = inliers / detected if detected else 0.0
         ratios.append(ratio)
         if m is None or inliers < k["min_inliers"] or ratio < k["min_inlier_ratio"]:

@@ -95,13 +95,13 @@ def main() -> None:
         configs = [(d, pol, {}) for d in F.DECODERS for pol in F.POLICIES]
         # PyAV strategy knobs, to justify the seek heuristic, and the cost of resizing
         configs += [
-            ("pyav", "uniform", {"gap": float("inf"), "label": "uniform, always sequential"}),
-            ("pyav", "uniform", {"gap": 0.0, "label": "uniform, always seek"}),
+            ("pyav", "uniform", {"seek": "never", "label": "uniform, always sequential"}),
+            ("pyav", "uniform", {"seek": "always", "label": "uniform, always seek"}),
             ("pyav", "uniform", {"resize_short": 224, "label": "uniform + resize_short=224"}),
             ("opencv", "uniform", {"ogap": float("inf"), "label": "uniform, always sequential"}),
         ]
         for dec, pol, extra in configs:
-            F.PYAV_SEEK_GAP_S = extra.get("gap", 2.0)
+            F.PYAV_SEEK = extra.get("seek", "auto")
             F.OPENCV_SEEK_GAP_S = extra.get("ogap", 2.0)
             rs = extra.get("resize_short")
 
@@ -112,7 +112,7 @@ def main() -> None:
             ms = timed(fn, paths, reps)
             rows.append((kind, dec, extra.get("label", pol), ms))
             print(f"{kind:5s} {dec:6s} {extra.get('label', pol):30s} {ms:8.1f} ms", file=sys.stderr)
-        F.PYAV_SEEK_GAP_S = F.OPENCV_SEEK_GAP_S = 2.0
+        F.PYAV_SEEK, F.OPENCV_SEEK_GAP_S = "auto", 2.0
 
     spec = {k: f"{len(v)} x {v[0].stem.split('_')[1]}, {v[0].stem.split('_')[2][:-1]} frames" for k, v in clips.items()}
     lines = [

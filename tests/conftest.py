@@ -1,0 +1,87 @@
+"""Shared test helpers: real Snakemake runs in temporary folders, and generated bad inputs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from vidcap import synth
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_config(workdir: Path, **config) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake_cmd(workdir: Path, configfile: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(configfile), "-c2", *extra]
+
+
+def run_snakemake(workdir: Path, configfile: Path, *extra: str, env: dict | None = None,
+                  check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(snakemake_cmd(workdir, configfile, *extra), capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def make_bad_inputs(root: Path) -> dict[str, str]:
+    """Files for every bad-input case of the backbone issue: name -> path as written in the manifest.
+
+    Paths are relative to ``root`` unless the case is about absolute/empty paths.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    cases: dict[str, str] = {}
+
+    def rel(p: Path) -> str:
+        return os.path.relpath(p, root)
+
+    good = synth.write_video(root / "good.mp4", num_frames=30)
+    cases["good_h264"] = rel(good)
+    cases["absolute_good"] = str(good.resolve())
+    cases["missing"] = "no/such/file.mp4"
+    (root / "empty.mp4").write_bytes(b"")
+    cases["empty_file"] = "empty.mp4"
+    data = good.read_bytes()
+    (root / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    cases["truncated"] = "truncated.mp4"
+    (root / "random.mp4").write_bytes(os.urandom(20000))
+    cases["random_bytes"] = "random.mp4"
+    (root / "text.mp4").write_text("not a video at all\n" * 20)
+    cases["text_as_mp4"] = "text.mp4"
+    cases["audio_only"] = rel(synth.write_audio_only(root / "audio.mp4", seconds=1.0))
+    cases["one_frame"] = rel(synth.write_video(root / "one.mp4", num_frames=1))
+    cases["tiny_16"] = rel(synth.write_video(root / "tiny.mp4", num_frames=8, width=16, height=16))
+    cases["4k"] = rel(synth.write_video(root / "uhd.mp4", num_frames=3, width=3840, height=2160))
+    cases["vp9_webm"] = rel(synth.write_video(root / "clip.webm", num_frames=20, codec="vp9"))
+    cases["mjpeg_avi"] = rel(synth.write_video(root / "clip.avi", num_frames=20, codec="mjpeg"))
+    cases["image_png"] = rel(synth.write_image(root / "still.png"))
+    (root / "a_folder.mp4").mkdir()
+    cases["directory"] = "a_folder.mp4"
+    cases["empty_path"] = ""
+    return cases
+
+
+BAD = {"missing": "file not found", "empty_file": "empty file", "truncated": "",
+       "random_bytes": "cannot open", "text_as_mp4": "cannot open", "audio_only": "no video stream",
+       "directory": "is a directory", "empty_path": "empty path"}
+
+
+@pytest.fixture
+def bad_inputs(tmp_path) -> tuple[Path, dict[str, str]]:
+    root = tmp_path / "media"
+    return root, make_bad_inputs(root)
+
+
+def read_result(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)

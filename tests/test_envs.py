@@ -1,0 +1,33 @@
+"""envs/*.yaml (what rules run in) must pin exactly what pyproject.toml pins."""
+import re
+import tomllib
+
+import yaml
+
+from tests.conftest import REPO
+
+
+def pins(specs):
+    out = {}
+    for spec in specs:
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^;\s]+)", spec.strip())
+        assert m, f"not an exact pin: {spec!r}"
+        out[m.group(1).lower()] = m.group(2)
+    return out
+
+
+def test_env_pins_match_package_pins():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    package = pins(project["dependencies"])
+    envs = sorted((REPO / "envs").glob("*.yaml"))
+    assert envs
+    for env in envs:
+        deps = yaml.safe_load(env.read_text())["dependencies"]
+        pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
+        assert pins(pip) == package, env.name
+
+
+def test_every_rule_declares_an_env_that_exists():
+    for smk in (REPO / "rules").glob("*.smk"):
+        for env in re.findall(r'conda:\s*\n\s*"([^"]+)"', smk.read_text()):
+            assert (smk.parent / env).resolve().is_file(), (smk.name, env)

@@ -1,0 +1,137 @@
+"""Real Snakemake runs of the whole workflow: bad inputs, exactly-once rows, kill -9 and resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import BAD, REPO, read_result, run_snakemake, snakemake_cmd, write_config
+from vidcap import synth
+from vidcap.tables import write_table
+
+AWKWARD = ['has,comma', 'has "quotes"', 'two\nlines', 'ünïcödé 字幕', '007', 'NA', '']
+
+
+def test_bad_inputs_run_finishes_with_readable_errors(tmp_path, bad_inputs):
+    root, cases = bad_inputs
+    names = list(cases) + ["good_h264"]  # a duplicate row, kept and returned twice
+    df = pd.DataFrame({"path": [cases[n] for n in names], "case": names,
+                       "note": [AWKWARD[i % len(AWKWARD)] for i in range(len(names))]})
+    write_table(df, root / "manifest.csv")
+    cfg = write_config(tmp_path, name="bad", manifest=str(root / "manifest.csv"), shard_size=4)
+    run_snakemake(tmp_path, cfg)
+
+    out = read_result(tmp_path / "results" / "bad.csv")
+    assert list(out.columns[:3]) == ["path", "case", "note"]
+    assert out["case"].tolist() == names, "every row once, in manifest order"
+    assert out["note"].tolist() == df["note"].tolist(), "extra columns verbatim"
+    assert out["row_id"].is_unique
+    for _, row in out.iterrows():
+        if row["case"] in BAD:
+            assert row["probe_error"] and BAD[row["case"]] in row["probe_error"], row.to_dict()
+            assert row["num_frames"] == ""
+        else:
+            assert row["probe_error"] == "", row.to_dict()
+            assert int(row["num_frames"]) >= 1 and int(row["width"]) >= 16
+    assert (out["case"] == "good_h264").sum() == 2
+    pq_out = pd.read_parquet(tmp_path / "results" / "bad.parquet")
+    assert pq_out["case"].tolist() == names and pq_out["num_frames"].dtype.kind in "iu" or \
+        str(pq_out["num_frames"].dtype).startswith("int")
+
+    status = subprocess.run([sys.executable, "-m", "vidcap", "status", str(tmp_path / "results" / "bad")],
+                            capture_output=True, text=True, check=True, cwd=REPO).stdout
+    line = next(ln for ln in status.splitlines() if ln.startswith("probe"))
+    assert line.split()[1:5] == [f"{(len(names) + 3) // 4}/{(len(names) + 3) // 4}", str(len(names)),
+                                 str(len(BAD)), "0"]
+
+
+def test_manifest_without_path_column_fails_clearly(tmp_path):
+    (tmp_path / "m.csv").write_text("file\na.mp4\n")
+    cfg = write_config(tmp_path, manifest=str(tmp_path / "m.csv"))
+    proc = run_snakemake(tmp_path, cfg, "-n", check=False)
+    assert proc.returncode != 0
+    assert "missing required column(s) path" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("override, expect", [
+    ({"shard_size": "ten"}, "config key 'shard_size': must be of type integer, got 'ten'"),
+    ({"stages": {"probe": {"check": "deep"}}}, "config key 'stages.probe.check': must be one of 'header', 'first', 'ends'"),
+    ({"shard_sise": 5}, "config key 'shard_sise': is not a known key"),
+])
+def test_bad_config_names_key_and_allowed_values(tmp_path, override, expect):
+    write_table(pd.DataFrame({"path": ["a.mp4"]}), tmp_path / "m.csv")
+    cfg = write_config(tmp_path, manifest=str(tmp_path / "m.csv"), **override)
+    proc = run_snakemake(tmp_path, cfg, "-n", check=False)
+    assert proc.returncode != 0
+    assert expect in proc.stderr + proc.stdout
+
+
+def _journal_rows(run: Path) -> dict[str, list[str]]:
+    rows = {}
+    for j in sorted((run / "journal" / "probe").glob("*.jsonl")):
+        ids = []
+        for line in j.read_text().splitlines()[1:]:
+            try:
+                ids.append(json.loads(line)["row_id"])
+            except (json.JSONDecodeError, KeyError):
+                pass
+        rows[j.stem] = ids
+    return rows
+
+
+def test_kill_mid_shard_then_resume_loses_and_repeats_nothing(tmp_path):
+    media = tmp_path / "media"
+    n = 24
+    for i in range(n):
+        synth.write_video(media / f"c{i:02d}.mp4", num_frames=8, width=64, height=48, seed=i)
+    write_table(pd.DataFrame({"path": [f"c{i:02d}.mp4" for i in range(n)], "k": range(n)}), media / "m.csv")
+    cfg = write_config(tmp_path, name="kill", manifest=str(media / "m.csv"), shard_size=12)
+    run = tmp_path / "results" / "kill"
+
+    # First run: slow rows (fault-injection delay), killed with SIGKILL mid-shard.
+    proc = subprocess.Popen(snakemake_cmd(tmp_path, cfg), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "VIDCAP_FAULT_DELAY": "0.25"}, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        done = sum(len(v) for v in _journal_rows(run).values()) if (run / "journal").exists() else 0
+        if done >= 8:
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _journal_rows(run)
+    n_before = sum(len(v) for v in before.values())
+    assert 8 <= n_before < n, "killed mid-run"
+    assert not (tmp_path / "results" / "kill.csv").exists()
+
+    # Rerun: finishes, every row once, and only the rows not journaled were processed.
+    run_snakemake(tmp_path, cfg, "--unlock")
+    run_snakemake(tmp_path, cfg, "--rerun-incomplete")
+    after = _journal_rows(run)
+    for shard, ids in after.items():
+        assert ids[: len(before.get(shard, []))] == before.get(shard, []), "journaled rows kept"
+        assert len(ids) == len(set(ids)) == 12, "no row processed twice"
+    logs = " ".join(p.read_text() for p in (run / "logs" / "probe").glob("*.log"))
+    assert f"{n_before} already in the journal" in logs or \
+        sum(int(x) for x in __import__("re").findall(r"(\d+) already in the journal", logs)) == n_before
+    out = read_result(tmp_path / "results" / "kill.csv")
+    assert out["k"].tolist() == [str(i) for i in range(n)]
+    assert (out["probe_error"] == "").all() and (out["num_frames"] == "8").all()
+
+    # A third run has nothing to do.
+    proc = run_snakemake(tmp_path, cfg, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_lint_is_clean(tmp_path):
+    write_table(pd.DataFrame({"path": ["a.mp4"]}), tmp_path / "m.csv")
+    cfg = write_config(tmp_path, manifest=str(tmp_path / "m.csv"))
+    proc = run_snakemake(tmp_path, cfg, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
