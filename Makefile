@@ -1,0 +1,29 @@
+# `make demo` and `make test` are the README's two set-up commands: each installs what it needs
+# into .venv (pinned versions from pyproject.toml) and then runs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= 2
+
+.PHONY: install demo test bench-plan bench-frames
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+demo: install
+	$(VENV)/bin/vidcap demo demo
+	$(VENV)/bin/snakemake --configfile config/demo.yaml --cores $(CORES)
+	$(VENV)/bin/vidcap status results/demo
+	@echo "merged table: results/demo.csv and results/demo.parquet"
+
+test: install
+	$(VENV)/bin/pytest -q
+
+bench-plan: install
+	$(PY) bench/plan/run.py
+
+bench-frames: install
+	$(PY) bench/frames/run.py
