@@ -9,7 +9,7 @@ from vidcap.shards import shard_names
 from vidcap.tables import TableError, count_rows
 
 # Stages in the order their columns appear in the merged table.
-STAGE_ORDER = ["probe"]
+STAGE_ORDER = ["probe", "motion"]
 
 RESULTS = config["results_dir"]
 RUN = os.path.join(RESULTS, config["name"])
@@ -52,7 +52,7 @@ def stage_settings(stage):
     settings = {
         k: v
         for k, v in config["stages"][stage].items()
-        if k not in ("enabled", "resources")
+        if k not in ("enabled", "resources", "append_to_text")
     }
     return shlex.quote(json.dumps(settings, sort_keys=True))
 
@@ -67,6 +67,14 @@ def journal_path(stage):
 
 def retry_flag():
     return "--retry-failed" if config["retry_failed"] else ""
+
+
+def gather_options():
+    """Finishing steps of the merge that depend on stage settings."""
+    motion = config["stages"]["motion"]
+    if motion["enabled"] and motion["append_to_text"]:
+        return "--append-motion-to text"
+    return ""
 
 
 def final_outputs():

@@ -15,11 +15,12 @@ rule gather:
         stages=" ".join(
             f"--stage {s}={shlex.quote(run_path('stages', s))}" for s in enabled_stages()
         ),
+        options=gather_options(),
     resources:
         mem_mb=8000,
         runtime=60,
     conda:
         "../envs/vidcap.yaml"
     shell:
-        "vidcap gather --shards {params.shards:q} {params.stages}"
+        "vidcap gather --shards {params.shards:q} {params.stages} {params.options}"
         " -o {output.csv:q} -o {output.parquet:q} > {log:q} 2>&1"

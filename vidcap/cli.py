@@ -73,7 +73,7 @@ def cmd_gather(args) -> int:
     for item in args.stage:
         name, _, folder = item.partition("=")
         stages[name] = folder
-    gather(args.shards, stages, args.output)
+    gather(args.shards, stages, args.output, append_motion_to=args.append_motion_to)
     return 0
 
 
@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", required=True, help="folder of shard tables")
     p.add_argument("--stage", action="append", default=[], help="NAME=FOLDER, in column order")
     p.add_argument("-o", "--output", action="append", required=True)
+    p.add_argument("--append-motion-to", default=None, metavar="COLUMN",
+                   help="append the camera-motion sentence to this text column (made if missing)")
     p.set_defaults(func=cmd_gather)
 
     p = sub.add_parser("status", help="rows done / failed / remaining per stage of a run folder")

@@ -31,11 +31,14 @@ def _read_all(paths: list[Path]) -> pd.DataFrame:
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def gather(shard_dir: str | Path, stages: dict[str, str | Path], outputs: list[str | Path]) -> pd.DataFrame:
+def gather(shard_dir: str | Path, stages: dict[str, str | Path], outputs: list[str | Path],
+           append_motion_to: str | None = None) -> pd.DataFrame:
     """Merge ``shard_dir/<shard>.parquet`` with ``<stage dir>/<shard>.parquet`` for every stage.
 
     ``stages``: stage name → folder of its per-shard outputs, in the order columns should appear.
     ``outputs``: tables to write (CSV and/or Parquet, by extension), each atomically.
+    ``append_motion_to``: a text column that gets the camera-motion sentence of ``cmotion`` appended
+    (rows without a label are left as they are).
     """
     shard_dir = Path(shard_dir)
     names = json.loads((shard_dir / "manifest.json").read_text())["shards"]
@@ -54,6 +57,8 @@ def gather(shard_dir: str | Path, stages: dict[str, str | Path], outputs: list[s
     ordered = originals + [ROW_ID]
     ordered += [c for c in merged.columns if c not in ordered and c not in (ROW_INDEX, MEDIA_PATH)]
     merged = merged[[c for c in ordered if c in merged.columns]]
+    if append_motion_to:
+        merged = _append_motion(merged, append_motion_to)
     for out in outputs:
         write_table(merged, out)
     log.info("merged %d rows, %d columns into %s", len(merged), merged.shape[1],
@@ -70,3 +75,17 @@ def _check_exactly_once(stage: str, want: pd.Series, got: pd.Series) -> None:
             f"stage {stage}: rows not exactly once: {len(missing)} missing, {len(dup)} repeated, "
             f"{len(unknown)} unknown ids (e.g. {next(iter(missing or unknown or set(dup)), '')})"
         )
+
+
+def _append_motion(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    from vidcap.motion import append_motion_to_caption
+
+    if "cmotion" not in df.columns:
+        raise GatherError("append_to_text needs the motion stage's cmotion column")
+    text = df[column] if column in df.columns else pd.Series([""] * len(df), index=df.index)
+    df = df.copy()
+    df[column] = [
+        append_motion_to_caption("" if pd.isna(t) else str(t), "" if pd.isna(m) else str(m))
+        for t, m in zip(text, df["cmotion"])
+    ]
+    return df

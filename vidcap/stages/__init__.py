@@ -8,7 +8,11 @@ def get_stage(name: str, params: dict | None = None):
         from vidcap.stages.probe import ProbeStage
 
         return ProbeStage(params)
+    if name == "motion":
+        from vidcap.stages.motion import MotionStage
+
+        return MotionStage(params)
     raise ValueError(f"unknown stage {name!r}; known: {', '.join(STAGES)}")
 
 
-STAGES = ("probe",)
+STAGES = ("probe", "motion")

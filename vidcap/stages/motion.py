@@ -1,0 +1,45 @@
+"""Motion stage: camera-motion label per row (``vidcap.motion`` does the work).
+
+Columns: ``cmotion`` (``+``-joined sorted pan/tilt/zoom labels, ``static`` or ``unclassified``),
+``motion_pan``, ``motion_tilt``, ``motion_zoom`` (signed accumulated motion, fractions of the shorter
+side), ``motion_fit`` (0..1 fit quality), ``motion_reason`` (why unclassified) and ``motion_error``
+(unreadable rows). Images are one frame: ``unclassified``, reason ``image (one frame)``.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+from vidcap import motion
+from vidcap.media import media_type
+from vidcap.shards import MEDIA_PATH
+from vidcap.stage import RowStage
+from vidcap.stages.probe import check_file
+
+# Settings of the stage that are not classifier knobs.
+STAGE_KEYS = ("append_to_text",)
+
+
+class MotionStage(RowStage):
+    name = "motion"
+    version = "1"
+    columns = {
+        "cmotion": pa.string(),
+        "motion_pan": pa.float64(),
+        "motion_tilt": pa.float64(),
+        "motion_zoom": pa.float64(),
+        "motion_fit": pa.float64(),
+        "motion_reason": pa.string(),
+    }
+
+    def __init__(self, params=None):
+        knobs = {k: v for k, v in (params or {}).items() if k not in STAGE_KEYS}
+        super().__init__(motion._knobs(knobs))  # fills defaults, rejects unknown knobs
+
+    def process_row(self, row: dict) -> dict:
+        path = row[MEDIA_PATH]
+        check_file(path)
+        if media_type(path) == "image":
+            return {"cmotion": "unclassified", "motion_pan": 0.0, "motion_tilt": 0.0, "motion_zoom": 0.0,
+                    "motion_fit": 0.0, "motion_reason": "image (one frame)"}
+        frames = motion.read_motion_frames(path, self.params["num_frames"], self.params["short_side"])
+        return motion.classify_frames(frames, **self.params)
