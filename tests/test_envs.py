@@ -31,3 +31,4 @@ def test_every_rule_declares_an_env_that_exists():
     for smk in (REPO / "rules").glob("*.smk"):
         for env in re.findall(r'conda:\s*\n\s*"([^"]+)"', smk.read_text()):
             assert (smk.parent / env).resolve().is_file(), (smk.name, env)
+

@@ -104,12 +104,14 @@ def test_every_decoder_returns_requested_indices(clips, codec, decoder):
 
 
 @pytest.mark.parametrize("codec", list(CLIP_SPECS))
-def test_decoders_agree_on_pixels(clips, codec):
-    out = {d: sample_frames(clips[codec], 4, "segment", decoder=d) for d in F.DECODERS}
+@pytest.mark.parametrize("resize_short", [None, 72])
+def test_decoders_agree_on_pixels(clips, codec, resize_short):
+    out = {d: sample_frames(clips[codec], 4, "segment", decoder=d, resize_short=resize_short) for d in F.DECODERS}
     ref = out["pyav"].frames.astype(np.int16)
     for d, r in out.items():
-        assert r.indices == out["pyav"].indices
-        assert np.abs(r.frames.astype(np.int16) - ref).mean() < 3.0, d
+        assert r.indices == out["pyav"].indices and r.frames.shape == ref.shape
+        # PyAV resizes in swscale (YUV, area), the others with cv2 INTER_AREA on RGB: close, not equal
+        assert np.abs(r.frames.astype(np.int16) - ref).mean() < (3.0 if resize_short is None else 6.0), d
 
 
 def test_seek_strategies_agree(tmp_path, monkeypatch):
@@ -174,6 +176,10 @@ def test_one_frame_video(tmp_path, decoder):
 @pytest.mark.parametrize("decoder", F.DECODERS)
 def test_tiny_16x16_video(tmp_path, decoder):
     clip = synth.write_video(tmp_path / "tiny.mp4", num_frames=10, width=16, height=16)
+    if decoder == "decord":  # decord 0.6.0 cannot copy frames this small: a FrameError, not a crash
+        with pytest.raises(FrameError, match="cannot decode frames"):
+            sample_frames(clip, 4, decoder=decoder)
+        return
     r = sample_frames(clip, 4, decoder=decoder)
     assert r.frames.shape == (4, 16, 16, 3) and r.indices == [0, 3, 6, 9]
     frames_ref = sample_frames(clip, 4, decoder="pyav").frames.astype(int)

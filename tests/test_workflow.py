@@ -37,9 +37,11 @@ def test_bad_inputs_run_finishes_with_readable_errors(tmp_path, bad_inputs):
         if row["case"] in BAD:
             assert row["probe_error"] and BAD[row["case"]] in row["probe_error"], row.to_dict()
             assert row["num_frames"] == ""
+            assert row["motion_error"] and row["cmotion"] == "", row.to_dict()
         else:
             assert row["probe_error"] == "", row.to_dict()
             assert int(row["num_frames"]) >= 1 and int(row["width"]) >= 16
+            assert row["motion_error"] == "" and row["cmotion"], row.to_dict()
     assert (out["case"] == "good_h264").sum() == 2
     pq_out = pd.read_parquet(tmp_path / "results" / "bad.parquet")
     assert pq_out["case"].tolist() == names and pq_out["num_frames"].dtype.kind in "iu" or \
@@ -47,9 +49,10 @@ def test_bad_inputs_run_finishes_with_readable_errors(tmp_path, bad_inputs):
 
     status = subprocess.run([sys.executable, "-m", "vidcap", "status", str(tmp_path / "results" / "bad")],
                             capture_output=True, text=True, check=True, cwd=REPO).stdout
-    line = next(ln for ln in status.splitlines() if ln.startswith("probe"))
-    assert line.split()[1:5] == [f"{(len(names) + 3) // 4}/{(len(names) + 3) // 4}", str(len(names)),
-                                 str(len(BAD)), "0"]
+    for stage in ("probe", "motion"):
+        line = next(ln for ln in status.splitlines() if ln.startswith(stage))
+        assert line.split()[1:5] == [f"{(len(names) + 3) // 4}/{(len(names) + 3) // 4}", str(len(names)),
+                                     str(len(BAD)), "0"]
 
 
 def test_manifest_without_path_column_fails_clearly(tmp_path):

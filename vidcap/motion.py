@@ -50,9 +50,11 @@ DEFAULTS = {
     # Corners detected per frame (goodFeaturesToTrack maxCorners) and their minimum spacing in working px.
     "max_features": 150,
     "min_distance": 6,
+    # Corners are spread over a grid x grid layout, each cell keeping at most max_features / grid^2.
+    "grid": 4,
     # Absolute texture floor: a corner counts only if its min-eigenvalue response (cv2.cornerMinEigenVal,
     # blockSize 3, on the un-normalised grey frame) is at least this. Guards against tracking noise.
-    "min_corner_strength": 0.001,
+    "min_corner_strength": 0.0004,
     # A frame with fewer corners above the floor than this makes the clip 'low texture' (unclassified).
     "min_features": 20,
     # Forward-backward LK check: a track is kept when it returns within this many working px.
@@ -61,8 +63,8 @@ DEFAULTS = {
     "ransac_reproj": 1.5,
     # A frame pair is explained when inliers / detected corners >= this (and >= min_inliers inliers);
     # an unexplained pair means a cut or non-rigid chaos -> unclassified.
-    "min_inlier_ratio": 0.3,
-    "min_inliers": 12,
+    "min_inlier_ratio": 0.15,
+    "min_inliers": 6,
     # Accumulated |rotation| in degrees above which the clip is 'rotation' (unclassified).
     "max_rotation": 8.0,
     # Motion that goes both ways along an axis by at least this fraction of `threshold` in each direction
@@ -104,20 +106,30 @@ def _normalise(gray: np.ndarray) -> np.ndarray:
 
 
 def _corners(gray: np.ndarray, k: dict) -> np.ndarray:
-    """Corners above the absolute texture floor, (M, 1, 2) float32."""
-    pts = cv2.goodFeaturesToTrack(gray, maxCorners=k["max_features"], qualityLevel=0.01,
-                                  minDistance=k["min_distance"], blockSize=3)
-    if pts is None:
-        return np.zeros((0, 1, 2), np.float32)
+    """Corners (local maxima of the min-eigenvalue response, cv2.cornerMinEigenVal blockSize 3, at least
+    min_distance apart) above the absolute texture floor, spread over a grid x grid layout: each cell keeps
+    at most max_features / grid^2, strongest first, so a textured foreground object cannot dominate.
+    Returns (M, 1, 2) float32 (x, y)."""
     eig = cv2.cornerMinEigenVal(gray, 3, 3)
-    xy = np.round(pts[:, 0]).astype(int)
-    xy[:, 0] = np.clip(xy[:, 0], 0, gray.shape[1] - 1)
-    xy[:, 1] = np.clip(xy[:, 1], 0, gray.shape[0] - 1)
-    keep = eig[xy[:, 1], xy[:, 0]] >= k["min_corner_strength"]
-    return pts[keep].astype(np.float32)
+    d = 2 * int(k["min_distance"]) + 1
+    peaks = (eig >= cv2.dilate(eig, np.ones((d, d), np.uint8))) & (eig >= k["min_corner_strength"])
+    border = 4
+    peaks[:border] = peaks[-border:] = False
+    peaks[:, :border] = peaks[:, -border:] = False
+    ys, xs = np.nonzero(peaks)
+    if len(xs) == 0:
+        return np.zeros((0, 1, 2), np.float32)
+    h, w = gray.shape
+    g = max(1, int(k["grid"]))
+    cell = (ys * g // h) * g + (xs * g // w)
+    order = np.lexsort((-eig[ys, xs], cell))          # by cell, strongest first within a cell
+    sorted_cells = cell[order]
+    rank = np.arange(len(order)) - np.searchsorted(sorted_cells, sorted_cells, side="left")
+    sel = order[rank < max(1, int(k["max_features"]) // (g * g))]
+    return np.stack([xs[sel], ys[sel]], axis=1).astype(np.float32).reshape(-1, 1, 2)
 
 
-_LK = {"winSize": (15, 15), "maxLevel": 3,
+_LK = {"winSize": (11, 11), "maxLevel": 3,
        "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
 
 
@@ -133,25 +145,43 @@ def _phase_prior(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
 def _track_fit(prev, nxt, pts, prior, k):
     """LK from ``prior``-predicted positions, forward-backward check, RANSAC similarity.
 
-    Returns (matrix or None, inliers)."""
+    Returns (matrix or None, (cells covered by inliers, inliers))."""
+    shape = prev.shape
     guess = cv2.transform(pts, prior).astype(np.float32)
-    fwd, st1, _ = cv2.calcOpticalFlowPyrLK(prev, nxt, pts, guess.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
-                                           **_LK)
-    bwd, st2, _ = cv2.calcOpticalFlowPyrLK(nxt, prev, fwd, pts.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
-                                           **_LK)
+    fwd, st1, _ = cv2.calcOpticalFlowPyrLK(prev, nxt, pts, guess.copy(),
+                                           flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK)
+    bwd, st2, _ = cv2.calcOpticalFlowPyrLK(nxt, prev, fwd, pts.copy(),
+                                           flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK)
     fb = np.linalg.norm((bwd - pts).reshape(-1, 2), axis=1)
     ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < k["fb_max_error"])
     if ok.sum() < max(3, k["min_inliers"]):
-        return None, 0
-    m, inl = cv2.estimateAffinePartial2D(pts[ok], fwd[ok], method=cv2.RANSAC,
-                                         ransacReprojThreshold=k["ransac_reproj"], maxIters=500,
-                                         confidence=0.995, refineIters=10)
-    if m is None or inl is None:
-        return None, 0
-    return m, int(inl.sum())
+        return None, (0, 0)
+    src, dst = pts[ok].reshape(-1, 2), fwd[ok].reshape(-1, 2)
+    best, best_key = None, (-1, -1)
+    # Largest consensus first; then the largest consensus among the rest. A big textured foreground object
+    # can out-number the background's corners, but its inliers are compact: the model whose inliers cover
+    # more of the frame (cells of an 8x8 grid) is the camera.
+    for _ in range(2):
+        if len(src) < max(3, k["min_inliers"]):
+            break
+        m, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
+                                             ransacReprojThreshold=k["ransac_reproj"], maxIters=500,
+                                             confidence=0.995, refineIters=10)
+        if m is None or inl is None:
+            break
+        mask = inl.ravel().astype(bool)
+        h, w = shape
+        cells = np.unique((src[mask, 1] * 8 // h).astype(int) * 8 + (src[mask, 0] * 8 // w).astype(int))
+        key = (len(cells), int(mask.sum()))
+        if key > best_key:
+            best, best_key = m, key
+        src, dst = src[~mask], dst[~mask]
+    if best is None:
+        return None, (0, 0)
+    return best, best_key
 
 
-def _pair_motion(prev: np.ndarray, nxt: np.ndarray, pts: np.ndarray, last, k: dict):
+def _pair_motion(prev, nxt, pts: np.ndarray, last, k: dict):
     """Similarity prev->next fitted on tracked corners: (matrix or None, inliers, detected).
 
     Tracking starts from the previous pair's motion (``last``, smooth camera paths), then from a
@@ -160,17 +190,17 @@ def _pair_motion(prev: np.ndarray, nxt: np.ndarray, pts: np.ndarray, last, k: di
     if n == 0:
         return None, 0, 0
     good = max(k["min_inliers"], 0.6 * n)
-    best, best_inl = None, -1
+    best, best_key = None, (-1, -1)
     priors = ([last] if last is not None else []) + ["phase", np.eye(2, 3)]
     for prior in priors:
         if isinstance(prior, str):
             prior = _phase_prior(prev, nxt)
-        m, inl = _track_fit(prev, nxt, pts, prior, k)
-        if inl > best_inl:
-            best, best_inl = m, inl
-        if best_inl >= good:
+        m, key = _track_fit(prev, nxt, pts, prior, k)
+        if key > best_key:
+            best, best_key = m, key
+        if best_key[1] >= good:
             break
-    return best, max(best_inl, 0), n
+    return best, max(best_key[1], 0), n
 
 
 def classify_frames(frames: np.ndarray, **knobs) -> dict:

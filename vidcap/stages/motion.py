@@ -10,10 +10,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 from vidcap import motion
-from vidcap.media import media_type
+from vidcap.media import check_file, media_type
 from vidcap.shards import MEDIA_PATH
 from vidcap.stage import RowStage
-from vidcap.stages.probe import check_file
 
 # Settings of the stage that are not classifier knobs.
 STAGE_KEYS = ("append_to_text",)

@@ -14,27 +14,11 @@ import av
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
-from vidcap.media import media_type
+from vidcap.media import MediaError, check_file, media_type
 from vidcap.shards import MEDIA_PATH
 from vidcap.stage import RowStage
 
 CHECKS = ("header", "first", "ends")
-
-
-class MediaError(Exception):
-    """Readable reason a file can't be probed."""
-
-
-def check_file(path: str) -> None:
-    """Raise MediaError for an empty path, a missing file, a folder or a 0-byte file."""
-    if not path:
-        raise MediaError("empty path")
-    if not os.path.exists(path):
-        raise MediaError(f"file not found: {path}")
-    if os.path.isdir(path):
-        raise MediaError(f"is a directory, not a file: {path}")
-    if os.path.getsize(path) == 0:
-        raise MediaError(f"empty file (0 bytes): {path}")
 
 
 def probe_image(path: str) -> dict:

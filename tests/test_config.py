@@ -1,0 +1,31 @@
+import pytest
+
+from vidcap.config import ConfigError, load_schema, validate_config
+
+
+def test_defaults_filled():
+    cfg = validate_config({"manifest": "m.csv"})
+    assert cfg["shard_size"] == 1000 and cfg["stages"]["probe"]["check"] == "ends"
+    assert cfg["stages"]["probe"]["resources"] == {"mem_mb": 2000, "runtime": 60, "threads": 1}
+    assert cfg["stages"]["motion"]["enabled"] is True
+
+
+def test_every_problem_named_with_key_and_allowed_values():
+    with pytest.raises(ConfigError) as err:
+        validate_config({"shard_size": 0, "stages": {"probe": {"check": "x"}, "motion": {"threshold": "high"}},
+                         "name": "has space", "bogus": 1})
+    msg = str(err.value)
+    for part in ["config key 'manifest': is required but missing",
+                 "config key 'shard_size': must be >= 1; got 0",
+                 "config key 'stages.probe.check': must be one of 'header', 'first', 'ends'; got 'x'",
+                 "config key 'stages.motion.threshold': must be of type number, got 'high' (str)",
+                 "config key 'name': must match",
+                 "config key 'bogus': is not a known key; allowed here: manifest, media_root, name"]:
+        assert part in msg, msg
+
+
+def test_motion_schema_lists_exactly_the_classifier_knobs():
+    from vidcap.motion import DEFAULTS
+
+    props = load_schema()["properties"]["stages"]["properties"]["motion"]["properties"]
+    assert set(props) - {"enabled", "append_to_text", "resources"} == set(DEFAULTS)
