@@ -19,6 +19,7 @@ config = validate_config(config, workflow.source_path("config/schema.yaml"))
 include: "rules/common.smk"
 include: "rules/shard.smk"
 include: "rules/probe.smk"
+include: "rules/caption.smk"
 include: "rules/motion.smk"
 include: "rules/gather.smk"
 

@@ -9,7 +9,7 @@ from vidcap.shards import shard_names
 from vidcap.tables import TableError, count_rows
 
 # Stages in the order their columns appear in the merged table.
-STAGE_ORDER = ["probe", "motion"]
+STAGE_ORDER = ["probe", "caption", "motion"]
 
 RESULTS = config["results_dir"]
 RUN = os.path.join(RESULTS, config["name"])
@@ -54,6 +54,9 @@ def stage_settings(stage):
         for k, v in config["stages"][stage].items()
         if k not in ("enabled", "resources", "append_to_text")
     }
+    prompt = settings.get("prompt")
+    if prompt in config["prompts"]:
+        settings["prompt_spec"] = config["prompts"][prompt]  # a user-defined prompt travels along
     return shlex.quote(json.dumps(settings, sort_keys=True))
 
 

@@ -10,7 +10,7 @@ from tests.conftest import REPO
 def pins(specs):
     out = {}
     for spec in specs:
-        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^;\s]+)", spec.strip())
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)===?([^;\s]+)", spec.strip())
         assert m, f"not an exact pin: {spec!r}"
         out[m.group(1).lower()] = m.group(2)
     return out

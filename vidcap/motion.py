@@ -44,7 +44,7 @@ DEFAULTS = {
     # camera motion (Open-Sora's default). Applies to |motion_pan|, |motion_tilt| and |motion_zoom|.
     "threshold": 0.25,
     # Frames sampled evenly over the clip by read_motion_frames (the classifier uses whatever it is given).
-    "num_frames": 12,
+    "num_frames": 10,
     # Working resolution: frames are downscaled (INTER_AREA) so their shorter side is at most this.
     "short_side": 160,
     # Corners detected per frame (goodFeaturesToTrack maxCorners) and their minimum spacing in working px.

@@ -18,6 +18,9 @@ Every stage (probe, caption, motion, tags, ...) turns one shard into one output 
 Write a stage as a ``Stage`` subclass: ``name``, ``version``, ``columns`` (output column → Arrow
 type), ``params`` (everything that changes results), optional ``setup()`` (load a model once per
 job) and ``process(rows) -> {row_id: dict | Exception}``; ``batch_size`` rows arrive at a time.
+A stage that pipelines work across batches (background decoding while a GPU generates) overrides
+``process_stream(rows)`` instead: an iterator of ``(row_id, dict | Exception)`` in any order, each
+given row exactly once; the runner journals each pair as it arrives.
 
 Fault injection for tests: ``VIDCAP_FAULT_DELAY=<seconds>`` sleeps after each journaled row.
 """
@@ -75,6 +78,26 @@ class Stage:
 
     def process(self, rows: list[dict]) -> dict[str, dict | BaseException]:
         raise NotImplementedError
+
+    def process_stream(self, rows: list[dict]):
+        """Yield ``(row_id, result)`` for every row; default: ``process`` on batches of ``batch_size``.
+
+        A batch whose ``process`` raises fails each of its rows with that exception.
+        """
+        size = max(1, self.batch_size)
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
+            try:
+                results = self.process(batch)
+            except Exception as exc:  # noqa: BLE001 - a batch failure fails its rows, not the shard
+                log.exception("%s: batch of %d rows failed", self.name, len(batch))
+                results = {r[ROW_ID]: exc for r in batch}
+            extra = set(results) - {r[ROW_ID] for r in batch}
+            if extra:
+                raise RuntimeError(f"stage {self.name} returned results for ids it was not given: "
+                                   f"{sorted(extra)[:3]}")
+            for row in batch:
+                yield row[ROW_ID], results.get(row[ROW_ID])
 
 
 class RowStage(Stage):
@@ -211,24 +234,23 @@ def run_stage(stage: Stage, shard_path: str | Path, out_path: str | Path, journa
             stage.setup()
         progress = _Progress(stage.name, len(rows), len(done),
                              sum(1 for v in done.values() if v.get(stage.error_column)))
-        for start in range(0, len(todo), max(1, stage.batch_size)):
-            batch = todo[start : start + max(1, stage.batch_size)]
-            try:
-                results = stage.process(batch)
-            except Exception as exc:  # noqa: BLE001 - a batch failure fails its rows, not the shard
-                log.exception("%s: batch of %d rows failed", stage.name, len(batch))
-                results = {r[ROW_ID]: exc for r in batch}
-            extra = set(results) - {r[ROW_ID] for r in batch}
-            if extra:
-                raise RuntimeError(f"stage {stage.name} returned results for ids it was not given: "
-                                   f"{sorted(extra)[:3]}")
-            for row in batch:
-                rec = _record(stage, row[ROW_ID], results.get(row[ROW_ID]))
-                journal.append(rec)
-                done[row[ROW_ID]] = rec
-                progress.update(bool(rec.get(stage.error_column)))
-                if delay:
-                    time.sleep(delay)
+        pending = {r[ROW_ID] for r in todo}
+        for row_id, result in stage.process_stream(todo):
+            if row_id not in pending:
+                raise RuntimeError(f"stage {stage.name} gave a result for row {row_id!r} that was not "
+                                   "pending (unknown or repeated)")
+            pending.discard(row_id)
+            rec = _record(stage, row_id, result)
+            journal.append(rec)
+            done[row_id] = rec
+            progress.update(bool(rec.get(stage.error_column)))
+            if delay:
+                time.sleep(delay)
+        for row_id in [r[ROW_ID] for r in todo if r[ROW_ID] in pending]:
+            rec = _record(stage, row_id, None)  # the stage skipped it: fail the row, keep the shard
+            journal.append(rec)
+            done[row_id] = rec
+            progress.update(True)
         progress.finish()
     finally:
         journal.close()

@@ -8,6 +8,10 @@ def get_stage(name: str, params: dict | None = None):
         from vidcap.stages.probe import ProbeStage
 
         return ProbeStage(params)
+    if name == "caption":
+        from vidcap.stages.caption import CaptionStage
+
+        return CaptionStage(params)
     if name == "motion":
         from vidcap.stages.motion import MotionStage
 
@@ -15,4 +19,4 @@ def get_stage(name: str, params: dict | None = None):
     raise ValueError(f"unknown stage {name!r}; known: {', '.join(STAGES)}")
 
 
-STAGES = ("probe", "motion")
+STAGES = ("probe", "caption", "motion")

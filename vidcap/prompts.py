@@ -1,0 +1,98 @@
+"""Prompt registry: the prompts vidcap ships, plus any the user adds in config.
+
+A prompt has a ``system`` text (may be empty), a ``user`` template and a ``kind``:
+``video`` / ``image`` (sent with frames) or ``text`` (text-only: rewrite, tags). ``{text}`` in a
+template is replaced by the row's existing ``text`` column (the "hint" prompts); a prompt that uses
+``{text}`` fails its row when the row has no text. ``prompt_hash`` identifies the exact wording for
+provenance columns.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+_NO_FRAMES_TALK = ("Describe it as one continuous video; do not narrate frame by frame and do not "
+                   "mention frames, images or 'the first frame'.")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    key: str
+    user: str
+    system: str = ""
+    kind: str = "video"  # video | image | text
+
+    @property
+    def uses_text(self) -> bool:
+        return "{text}" in self.user or "{text}" in self.system
+
+    def render(self, text: str | None = None) -> tuple[str, str]:
+        """(system, user) with ``{text}`` filled in; ValueError when a hint is needed and missing."""
+        if self.uses_text and not (text or "").strip():
+            raise ValueError(f"prompt {self.key!r} needs the row's text column, which is empty")
+        fill = (text or "").strip()
+        return self.system.replace("{text}", fill), self.user.replace("{text}", fill)
+
+    @property
+    def hash(self) -> str:
+        return prompt_hash(self)
+
+
+def prompt_hash(prompt: Prompt) -> str:
+    blob = f"{prompt.kind}\x00{prompt.system}\x00{prompt.user}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+BUILTIN: dict[str, Prompt] = {
+    p.key: p
+    for p in [
+        Prompt("image_short", kind="image",
+               user="Describe this image in one short sentence: the main subject and the setting."),
+        Prompt("video_detailed",
+               system="You write captions for a video dataset used to train video generation models.",
+               user=("Describe this video in detail in at most six sentences: the main subjects and what "
+                     "they do, the setting, the visual style, lighting and camera work. " + _NO_FRAMES_TALK)),
+        Prompt("video_short",
+               user="Describe this video in one sentence: who or what is in it and what happens."),
+        Prompt("video_detailed_fewshot",
+               system="You write captions for a video dataset used to train video generation models.",
+               user=("Describe this video in at most six sentences. " + _NO_FRAMES_TALK + "\n"
+                     "Example 1: A golden retriever runs along a wet beach at sunset, kicking up spray. "
+                     "The camera tracks it from the side at a low angle. Warm orange light reflects off "
+                     "the sand and the waves roll in behind the dog.\n"
+                     "Example 2: A chef slices green onions on a wooden board in a busy restaurant "
+                     "kitchen. Steam rises from pots in the background. The shot is a close-up under "
+                     "bright overhead light, with a shallow depth of field.\n"
+                     "Now describe the video.")),
+        Prompt("video_hint",
+               system="You write captions for a video dataset used to train video generation models.",
+               user=("A short description of this video is: \"{text}\". Using it as a hint, describe the "
+                     "video in detail in at most six sentences. " + _NO_FRAMES_TALK)),
+        Prompt("video_structured",
+               system="You write structured captions for a video dataset.",
+               user=("Describe this video in six labelled parts, one sentence each:\n"
+                     "Subject: ...\nSubject movement: ...\nScene: ...\nAtmosphere: ...\n"
+                     "Light and shadow: ...\nCamera technique: ...\n" + _NO_FRAMES_TALK)),
+        Prompt("rewrite_structured", kind="text",
+               system="You rewrite video captions into a fixed structure without adding facts.",
+               user=("Rewrite this video caption into six labelled parts, one sentence each (Subject, "
+                     "Subject movement, Scene, Atmosphere, Light and shadow, Camera technique). Use only "
+                     "what the caption says; write 'not stated' where it says nothing.\n"
+                     "Caption: {text}")),
+    ]
+}
+
+
+def get_prompt(key: str, custom: dict | None = None) -> Prompt:
+    """The prompt for ``key``: user-defined ones (config ``prompts``) first, then the built-ins.
+
+    ``custom``: ``{key: {"user": ..., "system": ..., "kind": ...}}``. KeyError lists known keys.
+    """
+    custom = custom or {}
+    if key in custom:
+        spec = custom[key]
+        return Prompt(key, user=spec["user"], system=spec.get("system", ""), kind=spec.get("kind", "video"))
+    if key in BUILTIN:
+        return BUILTIN[key]
+    known = sorted(set(BUILTIN) | set(custom))
+    raise KeyError(f"unknown prompt {key!r}; known: {', '.join(known)}")
