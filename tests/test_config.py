@@ -6,7 +6,7 @@ from vidcap.config import ConfigError, load_schema, validate_config
 def test_defaults_filled():
     cfg = validate_config({"manifest": "m.csv"})
     assert cfg["shard_size"] == 1000 and cfg["stages"]["probe"]["check"] == "ends"
-    assert cfg["stages"]["probe"]["resources"] == {"mem_mb": 2000, "runtime": 60, "threads": 1}
+    assert cfg["stages"]["probe"]["resources"] == {"mem_mb": 2000, "runtime": 60, "threads": 1, "gpu": 0}
     assert cfg["stages"]["motion"]["enabled"] is True
 
 

@@ -18,10 +18,13 @@ a clip (``read_motion_frames`` produces one) and returns a dict with exactly the
 * ``motion_reason``: ``''`` when a label was decided, else why the clip is ``unclassified``:
   ``'too few frames'``, ``'low texture'``, ``'scene cut'``, ``'inconsistent motion'``, ``'rotation'``.
 
-Method: every sampled frame is downscaled to ``short_side`` pixels, corners are tracked between consecutive
-samples with pyramidal Lucas-Kanade (forward-backward checked), a similarity transform (translation,
-uniform scale, rotation) is fitted with RANSAC so independently moving foreground objects become outliers,
-and the per-pair translation of the frame centre, log-scale and rotation are summed over the clip.
+Method: every sampled frame is downscaled to ``short_side`` pixels, corners (min-eigenvalue maxima above an
+absolute texture floor, capped per grid cell) are tracked between consecutive samples with pyramidal
+Lucas-Kanade started from the previous pair's motion (else a phase-correlation shift, else zero) and
+forward-backward checked; a similarity transform (translation, uniform scale, rotation) is fitted with
+RANSAC so independently moving foreground objects become outliers (when a second consensus exists, the
+one whose inliers cover more of the frame wins: a foreground object is compact); the per-pair translation
+of the frame centre, log-scale and rotation are summed over the clip.
 Frames are normalised to a fixed mean/contrast before tracking so brightness flicker does not move
 features; the net (summed) motion cancels hand-held jitter.
 """
@@ -47,7 +50,7 @@ DEFAULTS = {
     "num_frames": 10,
     # Working resolution: frames are downscaled (INTER_AREA) so their shorter side is at most this.
     "short_side": 160,
-    # Corners detected per frame (goodFeaturesToTrack maxCorners) and their minimum spacing in working px.
+    # Most corners tracked per frame, and their minimum spacing in working px (non-maximum suppression).
     "max_features": 150,
     "min_distance": 6,
     # Corners are spread over a grid x grid layout, each cell keeping at most max_features / grid^2.

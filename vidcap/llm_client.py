@@ -1,0 +1,553 @@
+"""A reusable chat-completions client for any OpenAI-compatible endpoint (OpenAI, vLLM, SGLang, ...).
+
+Built on the official ``openai`` package (``AsyncOpenAI``, with the package's own retries disabled so
+that every try is ours and counted). Nothing here is caption-specific: a stage hands over
+``ChatJob`` items (an id, the ``messages`` list, generation options, an estimate of its tokens) and
+gets ``(id, ChatResult | ChatError)`` pairs back as they finish. Later text stages (tags, judge) use it
+the same way.
+
+Semantics (``docs/api.md`` has the long form):
+
+* **Concurrency**: at most ``concurrency`` requests in flight (one asyncio event loop in a background
+  thread; ``map`` is an ordinary iterator for the calling thread). Jobs are pulled lazily from the
+  input iterable, a bounded number ahead, so a caller that decodes frames lazily is not drained.
+* **Limits shared by the client** (one client per job): ``requests_per_minute`` and
+  ``tokens_per_minute`` are enforced by pacing (each request reserves its slot on a schedule, so in
+  any window of W seconds at most ``rpm*W/60 + 1`` requests start and at most
+  ``tpm*W/60 + one request's tokens`` tokens are reserved). A request reserves its estimated tokens
+  (prompt estimate + max output tokens) and the reservation is corrected with the real usage.
+* **Retries**: 429, 408, 409, 5xx, timeouts, dropped connections and malformed responses are
+  retried with exponential backoff ``backoff_s * 2**(k-1)`` capped at ``max_backoff_s``, with
+  "equal jitter" (a uniform wait between half and all of that); a ``Retry-After`` /
+  ``retry-after-ms`` header replaces the computed wait (it is honoured even above
+  ``max_backoff_s``). A 429 also pauses every request of the client until its wait is over (the
+  server said the whole key is over its limit). After ``max_tries`` tries the item fails with a
+  ``ChatError`` naming the last problem.
+* **Non-retryable** 4xx (400, 413, 422, ...) fail only their item at once.
+* **Fatal**: 401/403 (authentication, permission) and 404 (wrong ``base_url`` or model) raise
+  ``ChatFatal`` (a ``RunnerFatal``) from ``map``/``complete``: nothing else can succeed, stop the job.
+* **The key** comes from the environment variable named by ``api_key_env``. A missing variable is
+  fatal and the message names the variable. The key is scrubbed from every message this module
+  produces and from log records of this package, ``openai`` and ``httpx``; it never leaves this
+  process except in the ``Authorization`` header.
+* **Usage**: ``ChatResult`` carries prompt/completion tokens, tries, seconds and cost (from
+  ``price_per_1m_input`` / ``price_per_1m_output``; None when no price is configured).
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import os
+import queue
+import random
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from vidcap.runners.base import RunnerFatal
+
+log = logging.getLogger("vidcap.llm")
+
+RETRY_STATUS = {408, 409, 425, 429}
+FATAL_STATUS = {401: "authentication failed", 403: "permission denied", 404: "not found"}
+DEFAULTS = {
+    "model": "gpt-4o-mini",
+    "base_url": None,
+    "api_key_env": "OPENAI_API_KEY",
+    "concurrency": 16,
+    "requests_per_minute": None,
+    "tokens_per_minute": None,
+    "max_tries": 6,
+    "timeout_s": 60.0,
+    "backoff_s": 1.0,
+    "max_backoff_s": 60.0,
+    "price_per_1m_input": None,
+    "price_per_1m_output": None,
+}
+
+
+class ChatFatal(RunnerFatal):
+    """No request can succeed (bad key, no permission, wrong URL/model, missing key variable)."""
+
+
+class ChatError(RuntimeError):
+    """One item failed for good (non-retryable error, or tries exhausted). ``tries``: HTTP tries made."""
+
+    def __init__(self, message: str, tries: int = 0, status: int | None = None):
+        super().__init__(message)
+        self.tries = tries
+        self.status = status
+
+
+@dataclass
+class ChatJob:
+    key: object                       # the caller's id, returned with the result
+    messages: list                    # chat-completions messages
+    options: dict = field(default_factory=dict)   # extra create() arguments (max_tokens, ...)
+    est_tokens: int = 0               # prompt-token estimate for the TPM limiter
+
+
+@dataclass
+class ChatResult:
+    text: str
+    finish_reason: str                # as the server said: stop, length, content_filter, ...
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    tries: int
+    seconds: float                    # first try sent -> result, waits included
+    cost_usd: float | None
+    model: str = ""                   # the model the server says answered
+
+
+@dataclass
+class ClientStats:
+    """Counters over the life of a client (and, in ``PROCESS_STATS``, of every client in the process)."""
+
+    items_ok: int = 0
+    items_failed: int = 0
+    tries: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    request_seconds: list = field(default_factory=list)   # per successful try, send -> answer
+    item_seconds: list = field(default_factory=list)      # per finished item, first send -> result
+    limiter_wait_s: float = 0.0
+    max_in_flight: int = 0
+
+    def add_ok(self, res: ChatResult) -> None:
+        self.items_ok += 1
+        self.prompt_tokens += res.prompt_tokens or 0
+        self.completion_tokens += res.completion_tokens or 0
+        self.cost_usd += res.cost_usd or 0.0
+        self.item_seconds.append(res.seconds)
+
+
+PROCESS_STATS = ClientStats()
+_STATS_LOCK = threading.Lock()
+
+
+# ----------------------------------------------------------------------------------------- secrets
+
+
+_SECRETS: set[str] = set()
+_PATTERNS = [re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")]
+
+
+def register_secret(value: str) -> None:
+    """Scrub ``value`` from every message and log record from now on (short values are ignored)."""
+    if value and len(value) >= 6:
+        _SECRETS.add(value)
+        _install_log_filter()
+
+
+def scrub(text: str) -> str:
+    """``text`` with registered secrets, ``Bearer ...`` values and ``sk-...`` keys replaced."""
+    text = str(text)
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "[REDACTED]")
+    text = _PATTERNS[0].sub(r"\1[REDACTED]", text)
+    return _PATTERNS[1].sub("sk-[REDACTED]", text)
+
+
+class _ScrubFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is not ours to fix
+            return True
+        clean = scrub(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = _ScrubFilter()
+
+
+def _install_log_filter() -> None:
+    for name in ("vidcap", "openai", "httpx", "httpx2", "httpcore", "httpcore2"):
+        lg = logging.getLogger(name)
+        if _FILTER not in lg.filters:
+            lg.addFilter(_FILTER)
+    for handler in logging.getLogger().handlers:  # records propagated from child loggers
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)
+
+
+def api_key_from_env(var: str | None, what: str = "api_key_env") -> str:
+    """The key held by environment variable ``var``; ChatFatal naming the variable when it is unset.
+
+    A variable set to the empty string means "no key" (local vLLM/SGLang servers): a placeholder
+    is sent, as those servers expect.
+    """
+    if not var:
+        raise ChatFatal(f"no API key variable configured ({what} is empty)")
+    if var not in os.environ:
+        raise ChatFatal(f"environment variable {var} is not set: it must hold the API key "
+                        f"({what} names the variable; the key itself never goes in config)")
+    value = os.environ[var].strip()
+    if not value:
+        return "EMPTY"
+    register_secret(value)
+    return value
+
+
+# ----------------------------------------------------------------------------------------- limiter
+
+
+class Pacer:
+    """Spreads units (requests or tokens) at ``per_minute / 60`` per second, first come first served.
+
+    ``reserve(n)`` returns the seconds to wait before using ``n`` units; ``adjust(delta)`` corrects an
+    earlier reservation once the real count is known. No burst: within any window of W seconds at
+    most ``rate*W`` units start, plus the units of one reservation.
+    """
+
+    def __init__(self, per_minute: float):
+        self.rate = float(per_minute) / 60.0
+        self.tat = 0.0  # when the units reserved so far are "paid for"
+
+    def reserve(self, n: float, now: float) -> float:
+        start = max(self.tat, now)
+        self.tat = start + n / self.rate
+        return start - now
+
+    def adjust(self, delta: float, now: float) -> None:
+        self.tat = max(self.tat + delta / self.rate, min(self.tat, now))
+
+
+def _retry_after(headers) -> float | None:
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(scrub(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _error_message(exc) -> str:
+    """The server's own error message when it sent one, else the exception text (scrubbed)."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return _short(str(inner["message"]))
+        if isinstance(inner, str):
+            return _short(inner)
+    return _short(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+
+
+# ------------------------------------------------------------------------------------------ client
+
+
+class ChatClient:
+    """Chat completions with concurrency, RPM/TPM limits, retries and usage; see the module docstring.
+
+    ``settings``: the keys of ``DEFAULTS`` (others are ignored). Use ``map(jobs)`` from ordinary code,
+    or ``await acomplete(job)`` from inside ``run_async``. ``close()`` when done.
+    """
+
+    def __init__(self, settings: dict):
+        s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None or k == "base_url"}}
+        self.settings = s
+        self.model = s["model"]
+        self.concurrency = int(s["concurrency"])
+        self.max_tries = max(1, int(s["max_tries"]))
+        self.timeout_s = float(s["timeout_s"])
+        self.backoff_s = float(s["backoff_s"])
+        self.max_backoff_s = float(s["max_backoff_s"])
+        self.price_in = s["price_per_1m_input"]
+        self.price_out = s["price_per_1m_output"]
+        self._rpm = Pacer(s["requests_per_minute"]) if s["requests_per_minute"] else None
+        self._tpm = Pacer(s["tokens_per_minute"]) if s["tokens_per_minute"] else None
+        self.stats = ClientStats()
+        self._api_key = api_key_from_env(s["api_key_env"])
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client = None
+        self._sem: asyncio.Semaphore | None = None
+        self._pause_until = 0.0
+        self._in_flight = 0
+        self._fatal: ChatFatal | None = None
+
+    # -- lifecycle
+    def start(self) -> None:
+        if self._loop is not None:
+            return
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def _run():
+            asyncio.set_event_loop(self._loop)
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=_run, name="vidcap-llm-loop", daemon=True)
+        self._thread.start()
+        ready.wait()
+        self.run_async(self._setup()).result()
+
+    async def _setup(self) -> None:
+        import openai
+
+        self._sem = asyncio.Semaphore(self.concurrency)
+        limits = openai.DEFAULT_CONNECTION_LIMITS
+        http = openai.DefaultAsyncHttpxClient(
+            limits=type(limits)(max_connections=max(self.concurrency * 2, 10),
+                                max_keepalive_connections=max(self.concurrency, 10),
+                                keepalive_expiry=limits.keepalive_expiry))
+        self._client = openai.AsyncOpenAI(
+            api_key=self._api_key, base_url=self.settings["base_url"] or None, max_retries=0,
+            timeout=openai.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)), http_client=http)
+
+    def run_async(self, coro):
+        """Schedule ``coro`` on the client's loop; returns a concurrent.futures.Future."""
+        if self._loop is None:
+            self.start()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        if self._client is not None:
+            try:
+                self.run_async(self._client.close()).result(timeout=10)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+        self._loop = self._thread = self._client = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- public API
+    def complete(self, messages: list, **options) -> ChatResult:
+        """One request, synchronously; raises ChatError / ChatFatal."""
+        (_, res), = list(self.map([ChatJob(0, messages, options)]))
+        if isinstance(res, BaseException):
+            raise res
+        return res
+
+    def map(self, jobs: Iterable[ChatJob], ahead: int | None = None) -> Iterator[tuple[object, ChatResult | ChatError]]:
+        """Run ``jobs`` concurrently; yield ``(key, ChatResult | ChatError)`` as each finishes.
+
+        Jobs are taken from the iterable lazily, at most ``ahead`` (default ``2 * concurrency``) beyond
+        those finished. A ``ChatFatal`` is raised as soon as one occurs; requests still in flight
+        are cancelled. An exception raised by the ``jobs`` iterable itself propagates after the
+        in-flight requests finish and their results are yielded.
+        """
+        self.start()
+        ahead = ahead or 2 * self.concurrency
+        done: queue.Queue = queue.Queue()
+        futures = set()
+        it = iter(jobs)
+        exhausted = False
+        source_error: BaseException | None = None
+        try:
+            while True:
+                while not exhausted and len(futures) < ahead:
+                    try:
+                        job = next(it)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    except Exception as exc:  # noqa: BLE001 - re-raised below, after in-flight work
+                        source_error = exc
+                        exhausted = True
+                        break
+                    fut = self.run_async(self._run_job(job))
+                    futures.add(fut)
+                    fut.add_done_callback(lambda f, j=job: done.put((j, f)))
+                if not futures:
+                    break
+                job, fut = done.get()
+                futures.discard(fut)
+                exc = fut.exception()
+                if isinstance(exc, ChatFatal):
+                    raise exc
+                if exc is not None:  # a bug of ours: fail the item, keep the job
+                    log.error("chat request %r failed unexpectedly: %s", job.key, _short(repr(exc)))
+                    yield job.key, ChatError(f"internal error: {_short(str(exc))}")
+                    continue
+                yield job.key, fut.result()
+        finally:
+            for fut in futures:
+                fut.cancel()
+        if source_error is not None:
+            raise source_error
+
+    # -- the work
+    async def _wait_limits(self, est_tokens: int) -> None:
+        loop_now = time.monotonic()
+        wait = 0.0
+        if self._rpm:
+            wait = max(wait, self._rpm.reserve(1, loop_now))
+        if self._tpm:
+            wait = max(wait, self._tpm.reserve(max(1, est_tokens), loop_now))
+        wait = max(wait, self._pause_until - loop_now)
+        if wait > 0:
+            self.stats.limiter_wait_s += wait
+            await asyncio.sleep(wait)
+        # a 429 that arrived while we slept pauses us too
+        while (left := self._pause_until - time.monotonic()) > 0:
+            await asyncio.sleep(left)
+
+    def _est_total(self, job: ChatJob) -> int:
+        opts = job.options
+        out = opts.get("max_completion_tokens") or opts.get("max_tokens") or 0
+        return int(job.est_tokens) + int(out)
+
+    def _cost(self, prompt_tokens, completion_tokens) -> float | None:
+        if self.price_in is None and self.price_out is None:
+            return None
+        return ((prompt_tokens or 0) * float(self.price_in or 0)
+                + (completion_tokens or 0) * float(self.price_out or 0)) / 1e6
+
+    async def _run_job(self, job: ChatJob) -> ChatResult | ChatError:
+        import openai
+
+        if self._fatal is not None:
+            raise self._fatal
+        t0 = time.monotonic()
+        est = self._est_total(job)
+        last = "no try made"
+        status = None
+        tries = 0
+        while tries < self.max_tries:
+            async with self._sem:
+                await self._wait_limits(est)
+                if self._fatal is not None:
+                    raise self._fatal
+                tries += 1
+                self._in_flight += 1
+                self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
+                sent = time.monotonic()
+                retry_after = None
+                try:
+                    resp = await self._client.chat.completions.create(
+                        model=self.model, messages=job.messages, **job.options)
+                    result = self._result(resp, tries, t0)
+                except openai.APIStatusError as exc:
+                    status = exc.status_code
+                    msg = _error_message(exc)
+                    if status in FATAL_STATUS:
+                        self._fatal = ChatFatal(self._fatal_message(status, msg))
+                        raise self._fatal from None
+                    if status in RETRY_STATUS or status >= 500:
+                        last = f"HTTP {status}: {msg}"
+                        retry_after = _retry_after(exc.response.headers)
+                        if status == 429:
+                            wait = retry_after if retry_after is not None else self._backoff(tries)
+                            self._pause_until = max(self._pause_until, time.monotonic() + wait)
+                    else:
+                        self._count(tries, ok=False)
+                        return ChatError(f"HTTP {status}: {msg}", tries, status)
+                except openai.APITimeoutError:
+                    status, last = None, f"timed out after {self.timeout_s:g} s"
+                except openai.APIConnectionError as exc:
+                    cause = exc.__cause__ or exc
+                    status, last = None, f"connection error: {_short(str(cause) or type(cause).__name__)}"
+                except (openai.APIResponseValidationError, ValueError, KeyError, TypeError,
+                        AttributeError, IndexError) as exc:
+                    status, last = None, f"malformed response: {_short(str(exc) or type(exc).__name__, 160)}"
+                else:
+                    self.stats.request_seconds.append(time.monotonic() - sent)
+                    used = (result.prompt_tokens or 0) + (result.completion_tokens or 0)
+                    if self._tpm and used:  # correct the reservation with the real usage
+                        self._tpm.adjust(used - max(1, est), time.monotonic())
+                    self._count(tries, ok=True, result=result)
+                    return result
+                finally:
+                    self._in_flight -= 1
+            if self._tpm:  # the failed try used no tokens: give the reservation back
+                self._tpm.adjust(-max(1, est), time.monotonic())
+            if tries >= self.max_tries:
+                break
+            wait = retry_after if retry_after is not None else self._backoff(tries)
+            log.info("chat %r: try %d/%d failed (%s); retrying in %.2f s",
+                     job.key, tries, self.max_tries, last, wait)
+            await asyncio.sleep(wait)
+        self._count(tries, ok=False)
+        return ChatError(f"gave up after {tries} tries: {last}", tries, status)
+
+    def _backoff(self, tries: int) -> float:
+        cap = min(self.max_backoff_s, self.backoff_s * (2 ** (tries - 1)))
+        return random.uniform(cap / 2, cap)
+
+    def _fatal_message(self, status: int, msg: str) -> str:
+        where = self.settings["base_url"] or "api.openai.com"
+        what = FATAL_STATUS[status]
+        hint = {401: f"check the key in environment variable {self.settings['api_key_env']}",
+                403: "the key may lack access to this model or endpoint",
+                404: f"check base_url ({where}) and model ({self.model!r})"}[status]
+        return f"API {what} (HTTP {status}) at {where}: {msg}; {hint}. Stopping: no request can succeed."
+
+    def _result(self, resp, tries: int, t0: float) -> ChatResult:
+        if not getattr(resp, "choices", None):
+            raise ValueError("no choices in the response")
+        choice = resp.choices[0]
+        text = choice.message.content
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise TypeError("message content is not text")
+        usage = getattr(resp, "usage", None)
+        pt = getattr(usage, "prompt_tokens", None) if usage is not None else None
+        ct = getattr(usage, "completion_tokens", None) if usage is not None else None
+        return ChatResult(text=text, finish_reason=str(choice.finish_reason or ""), prompt_tokens=pt,
+                          completion_tokens=ct, tries=tries, seconds=time.monotonic() - t0,
+                          cost_usd=self._cost(pt, ct), model=str(getattr(resp, "model", "") or ""))
+
+    def _count(self, tries: int, ok: bool, result: ChatResult | None = None) -> None:
+        with _STATS_LOCK:
+            for st in (self.stats, PROCESS_STATS):
+                st.tries += tries
+                st.retries += tries - 1
+                if ok:
+                    st.add_ok(result)
+                else:
+                    st.items_failed += 1
+                st.max_in_flight = max(st.max_in_flight, self.stats.max_in_flight)
+
+
+def reset_process_stats() -> ClientStats:
+    """Start ``PROCESS_STATS`` afresh (for ``vidcap estimate``); returns the new object."""
+    global PROCESS_STATS
+    with _STATS_LOCK:
+        PROCESS_STATS = ClientStats()
+    return PROCESS_STATS
+
+
+def json_dumps_safe(obj) -> str:
+    """JSON text of ``obj`` with secrets scrubbed (for logs and reports)."""
+    return scrub(json.dumps(obj, default=str))
