@@ -138,3 +138,35 @@ def test_lint_is_clean(tmp_path):
     cfg = write_config(tmp_path, manifest=str(tmp_path / "m.csv"))
     proc = run_snakemake(tmp_path, cfg, "--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_motion_labels_through_the_workflow_and_append_to_text(tmp_path):
+    sys.path.insert(0, str(REPO / "bench" / "motion"))
+    import clips
+
+    media = tmp_path / "media"
+    specs = {
+        "pan_left+tilt_up": (-0.6, 0.5, 0.0),
+        "zoom_in": (0.0, 0.0, 0.5),
+        "static": (0.0, 0.0, 0.0),
+    }
+    rows = []
+    for i, (label, (pan, tilt, zoom)) in enumerate(specs.items()):
+        spec = clips.ClipSpec(f"w{i}", label, "clean", "+" in label, pan, tilt, zoom, num_frames=40,
+                              photo=i, seed=11 + i)
+        clips.write_clip(spec, media / f"m{i}.mp4")
+        rows.append({"path": f"m{i}.mp4", "expected": label, "text": f"A clip number {i}."})
+    rows.append({"path": "m0.mp4", "expected": "pan_left+tilt_up", "text": ""})
+    write_table(pd.DataFrame(rows), media / "m.csv")
+    cfg = write_config(tmp_path, name="mo", manifest=str(media / "m.csv"),
+                       stages={"motion": {"append_to_text": True}})
+    run_snakemake(tmp_path, cfg)
+    out = read_result(tmp_path / "results" / "mo.csv")
+    assert out["cmotion"].tolist() == out["expected"].tolist()
+    assert out["text"].tolist() == [
+        "A clip number 0. The camera pans left while tilting up.",
+        "A clip number 1. The camera zooms in.",
+        "A clip number 2. The camera is static.",
+        "The camera pans left while tilting up.",
+    ]
+    assert float(out["motion_pan"][0]) < -0.25 and float(out["motion_tilt"][0]) > 0.25

@@ -279,8 +279,9 @@ class TransformersRunner(Runner):
             if not pending[key]:
                 del pending[key]
             n_pending -= len(group)
-            if len(group) < self.batch_size and exhausted:
-                # top up a short final batch with rows of other sizes (left padding handles it)
+            if len(group) < self.batch_size:
+                # input ended or the window is full without a full batch of one size: top up with
+                # rows of other sizes (left padding handles it) rather than run small batches
                 for k in list(pending):
                     while pending[k] and len(group) < self.batch_size:
                         group.append(pending[k].pop(0))
