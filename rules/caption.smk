@@ -19,5 +19,5 @@ rule caption:
     conda:
         "../envs/vidcap.yaml"
     shell:
-        "vidcap caption --shard {input.shard:q} --out {output:q} --journal {params.journal:q}"
+        "VIDCAP_GPUS_PER_JOB={resources.gpu} vidcap caption --shard {input.shard:q} --out {output:q} --journal {params.journal:q}"
         " --params {params.settings} {params.retry} > {log:q} 2>&1"

@@ -84,11 +84,45 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_cost(args) -> int:
+    from vidcap.cost import format_cost, run_cost
+
+    summary = run_cost(args.run_dir)
+    print(json.dumps(summary, indent=1) if args.json else format_cost(summary))
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    import yaml
+
+    from vidcap.config import validate_config
+    from vidcap.cost import estimate, format_estimate
+    from vidcap.runners.base import RunnerFatal
+
+    with open(args.configfile, encoding="utf-8") as fh:
+        config = validate_config(yaml.safe_load(fh))
+    try:
+        result = estimate(config, sample=args.sample, seed=args.seed, jobs=args.jobs)
+    except RunnerFatal as exc:
+        print(f"vidcap estimate: error: {exc}", file=sys.stderr)
+        return 3
+    print(json.dumps(result, indent=1, default=str) if args.json else format_estimate(result))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from vidcap.demo import make_demo
 
     manifest = make_demo(args.root)
     print(manifest)
+    return 0
+
+
+def cmd_tiny_model(args) -> int:
+    from vidcap.tiny_models import build_tiny_model
+
+    print(build_tiny_model(args.family, args.outdir, max_position_embeddings=args.max_position_embeddings,
+                           force=args.force))
     return 0
 
 
@@ -146,9 +180,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("cost", help="tokens and cost per shard and per run of the caption stage")
+    p.add_argument("run_dir", help="the run folder, results/<name>")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cost)
+
+    p = sub.add_parser("estimate", help="caption a sample for real; project cost and time of the whole manifest")
+    p.add_argument("--configfile", required=True)
+    p.add_argument("--sample", type=int, default=8, help="rows to sample (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="caption jobs that will run at the same time")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_estimate)
+
     p = sub.add_parser("demo", help="write demo clips, images, bad files and a manifest under ROOT")
     p.add_argument("root")
     p.set_defaults(func=cmd_demo)
+    from vidcap.tiny_models import FAMILIES
+
+    p = sub.add_parser("tiny-model", help="write a tiny random-weight model folder (tests, demo; no download)")
+    p.add_argument("family", choices=FAMILIES)
+    p.add_argument("outdir")
+    p.add_argument("--max-position-embeddings", type=int, default=4096, help="the text model's context")
+    p.add_argument("--force", action="store_true", help="rebuild even when the folder is up to date")
+    p.set_defaults(func=cmd_tiny_model)
     return parser
 
 

@@ -11,6 +11,7 @@ from vidcap.tables import write_table
 def make_demo(root: str | Path) -> Path:
     """Write clips under ``root/media`` and ``root/manifest.csv``; returns the manifest path.
 
+    Also builds the tiny caption model (``make_demo_model``).
     The manifest lists paths relative to its own folder, a ``text`` column, one missing file and
     one text file named .mp4, so the demo shows failed rows next to good ones.
     """
@@ -23,4 +24,19 @@ def make_demo(root: str | Path) -> Path:
     missing = {"path": "media/videos/missing.mp4", "id": "missing", "relpath": "videos/missing.mp4"}
     df.loc[len(df)] = missing
     df["text"] = [f'clip "{i}", generated; line one\nline two' for i in df["id"]]
-    return write_table(df, root / "manifest.csv")
+    manifest = write_table(df, root / "manifest.csv")
+    make_demo_model(root)
+    return manifest
+
+
+DEMO_MODEL_FAMILY = "qwen2_5_vl"
+
+
+def make_demo_model(root: str | Path) -> Path:
+    """The caption stage's demo model: a tiny random-weight model at ``root/models/tiny-<family>``.
+
+    Random weights write random text: the demo shows the pipeline and the columns, not caption quality.
+    """
+    from vidcap.tiny_models import build_tiny_model
+
+    return build_tiny_model(DEMO_MODEL_FAMILY, Path(root) / "models" / f"tiny-{DEMO_MODEL_FAMILY}")

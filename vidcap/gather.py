@@ -2,7 +2,9 @@
 
 Output: every manifest row exactly once, in manifest order; the manifest's columns first (values as
 read), then ``row_id``, then each stage's columns in stage order. A stage column named like a manifest
-column replaces it in place (as Open-Sora's ``--info`` does for ``num_frames``). Stage rows are joined
+column replaces it in place (as Open-Sora's ``--info`` does for ``num_frames``; a caption goes to
+``text``), except in rows where the stage has no value (a failed row keeps its manifest value; the
+stage's error column says it failed). Stage rows are joined
 by ``row_id``; a missing, repeated or unknown id stops the merge with a message instead of shifting rows.
 """
 from __future__ import annotations
@@ -50,9 +52,18 @@ def gather(shard_dir: str | Path, stages: dict[str, str | Path], outputs: list[s
         _check_exactly_once(stage, base[ROW_ID], part[ROW_ID])
         clash = [c for c in part.columns if c != ROW_ID and c in merged.columns]
         if clash:
-            log.warning("stage %s replaces column(s) %s", stage, ", ".join(clash))
-            merged = merged.drop(columns=clash)
+            log.warning("stage %s replaces column(s) %s where it has a value", stage, ", ".join(clash))
+            merged = merged.rename(columns={c: f"{c}\x00old" for c in clash})
         merged = merged.merge(part, on=ROW_ID, how="left", validate="one_to_one", sort=False)
+        for c in clash:
+            old = merged.pop(f"{c}\x00old")
+            new = merged[c]
+            if new.dtype != old.dtype:
+                try:
+                    old = old.astype(new.dtype)  # e.g. a CSV's "32" into the stage's int64
+                except (TypeError, ValueError, pa.ArrowInvalid):
+                    old, new = old.astype(pd.ArrowDtype(pa.string())), new.astype(pd.ArrowDtype(pa.string()))
+            merged[c] = new.where(new.notna(), old)
     merged = merged.sort_values(ROW_INDEX, kind="stable").reset_index(drop=True)
     ordered = originals + [ROW_ID]
     ordered += [c for c in merged.columns if c not in ordered and c not in (ROW_INDEX, MEDIA_PATH)]

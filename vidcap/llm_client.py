@@ -314,6 +314,11 @@ class ChatClient:
     async def _setup(self) -> None:
         import openai
 
+        for name in ("httpx", "httpx2"):  # one INFO line per HTTP request is too much at scale
+            lg = logging.getLogger(name)
+            if lg.level == logging.NOTSET:
+                lg.setLevel(logging.WARNING)
+
         self._sem = asyncio.Semaphore(self.concurrency)
         limits = openai.DEFAULT_CONNECTION_LIMITS
         http = openai.DefaultAsyncHttpxClient(
@@ -481,7 +486,10 @@ class ChatClient:
                         AttributeError, IndexError) as exc:
                     status, last = None, f"malformed response: {_short(str(exc) or type(exc).__name__, 160)}"
                 else:
-                    self.stats.request_seconds.append(time.monotonic() - sent)
+                    took = time.monotonic() - sent
+                    self.stats.request_seconds.append(took)
+                    with _STATS_LOCK:
+                        PROCESS_STATS.request_seconds.append(took)
                     used = (result.prompt_tokens or 0) + (result.completion_tokens or 0)
                     if self._tpm and used:  # correct the reservation with the real usage
                         self._tpm.adjust(used - max(1, est), time.monotonic())

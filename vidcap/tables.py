@@ -104,7 +104,8 @@ def write_table(df: pd.DataFrame | pa.Table, path: str | Path) -> Path:
             frame.to_csv(tmp, index=False)
         else:
             table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
-            pq.write_table(table, tmp)
+            # no pandas metadata: Arrow-backed dtypes in it (list<...>[pyarrow]) break plain readers
+            pq.write_table(table.replace_schema_metadata(None), tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -138,7 +138,12 @@ def _build_qwen(family: str, max_pos: int, size: str):
     config = Config(text_config=text, vision_config=vision,
                     image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
                     vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
-    pixels = dict(min_pixels=28 * 28, max_pixels=(448 * 448 if size == "7b" else 56 * 56))
+    if size == "7b":  # the released checkpoint's processor settings are the classes' defaults
+        processor = Processor(image_processor=Qwen2VLImageProcessor(),
+                              tokenizer=tok, video_processor=Qwen2VLVideoProcessor(cap_pixels_per_frame=True),
+                              chat_template=_QWEN_TEMPLATE)
+        return Model, config, processor
+    pixels = dict(min_pixels=28 * 28, max_pixels=56 * 56)
     image_proc = Qwen2VLImageProcessor(size={"shortest_edge": pixels["min_pixels"],
                                              "longest_edge": pixels["max_pixels"]},
                                        patch_size=14, merge_size=2, temporal_patch_size=2)
@@ -248,7 +253,9 @@ def build_tiny_model(family: str, outdir: str | Path, *, max_position_embeddings
         except (OSError, json.JSONDecodeError):
             pass
     import torch
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     if family in ("qwen2_vl", "qwen2_5_vl"):
         model_cls, config, processor = _build_qwen(family, max_position_embeddings, size)
     elif family == "llava":

@@ -116,12 +116,7 @@ class TransformersRunner(Runner):
             kwargs["attn_implementation"] = self.settings["attn_implementation"]
         if self.settings.get("device_map"):
             kwargs["device_map"] = self.settings["device_map"]
-        from transformers import AutoModelForImageTextToText
-
-        try:
-            self.model = AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise RunnerFatal(f"cannot load model {model_id!r}: {exc}") from None
+        self.model = self._load_model(model_id, kwargs)
         if not self.settings.get("device_map"):
             self.model.to(self.device)
         self.model.eval()
@@ -131,6 +126,15 @@ class TransformersRunner(Runner):
             set_seed(int(self.generation["seed"]))
         log.info("loaded %s (%s) on %s, dtype %s, attention %s", model_id, self.family, self.device,
                  torch_dtype, kwargs.get("attn_implementation", "default"))
+
+    def _load_model(self, model_id: str, kwargs: dict):
+        """The weights (``from_pretrained``); benchmarks override this to use random weights."""
+        from transformers import AutoModelForImageTextToText
+
+        try:
+            return AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise RunnerFatal(f"cannot load model {model_id!r}: {exc}") from None
 
     def provenance(self) -> dict:
         rev = self.settings.get("revision") or ""

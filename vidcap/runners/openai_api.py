@@ -7,7 +7,8 @@ are text-only (the ``rewrite_structured`` prompt). Concurrency, limits, retries,
 handled by ``vidcap.llm_client.ChatClient``; this module only turns ``Request`` into messages and
 answers into ``Generation``.
 
-Settings (the stage's ``openai`` block merged with its ``generation`` block):
+Settings (the stage's ``openai`` block merged with its ``generation`` block, flat or nested under
+``generation``):
 ``model base_url api_key_env detail max_image_side jpeg_quality prompt_role concurrency
 requests_per_minute tokens_per_minute max_tries timeout_s backoff_s max_backoff_s
 price_per_1m_input price_per_1m_output token_limit_param extra_sampling`` and ``max_new_tokens
@@ -85,7 +86,10 @@ class OpenAIRunner(Runner):
     name = "openai"
 
     def __init__(self, settings: dict):
-        super().__init__({**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}})
+        gen = settings.get("generation") or {}   # the stage passes its generation block nested
+        flat = {k: v for k, v in settings.items() if k != "generation"}
+        super().__init__({**DEFAULTS, **{k: v for k, v in gen.items() if v is not None},
+                          **{k: v for k, v in flat.items() if v is not None}})
         s = self.settings
         if s["detail"] not in ("low", "high", "auto"):
             raise RunnerFatal(f"openai.detail must be low, high or auto; got {s['detail']!r}")

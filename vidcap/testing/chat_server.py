@@ -23,6 +23,7 @@ Actions (a string, ``name[:arg]``):
 * ``slow[:seconds]`` - sleep (default 30 s) before answering, i.e. past the client's timeout.
 * ``malformed`` - status 200 with a body that is not JSON.
 * ``close`` - close the connection without answering.
+* ``echo`` - 400 whose message repeats the request's ``Authorization`` header (tests key scrubbing).
 
 ``records``: one dict per request: ``t`` (arrival, ``time.monotonic()``), ``t_end``, ``path``,
 ``auth`` (the Authorization header), ``body`` (parsed JSON), ``action``, ``in_flight`` (concurrent
@@ -245,6 +246,9 @@ class ChatServer:
                     return
                 if name == "401":
                     return self._error(401, "Incorrect API key provided.", "invalid_request_error")
+                if name == "echo":  # a 400 whose message repeats the Authorization header (scrub test)
+                    return self._error(400, f"bad request with {self.headers.get('Authorization', '')}",
+                                       "invalid_request_error")
                 if name == "429":
                     headers = {"Retry-After": arg} if arg else None
                     return self._error(429, "Rate limit reached for requests.", "requests", headers)

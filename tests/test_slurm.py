@@ -1,0 +1,287 @@
+"""The workflow through `profiles/slurm` on a real SLURM (scripts/slurm_cluster.sh starts one).
+
+Skipped when no cluster answers, unless VIDCAP_REQUIRE_SLURM=1 (CI: scripts/ci_slurm.sh), where a
+missing cluster is a failure. Asserts that jobs really went through SLURM (sacct), that the GPU rule
+got --gpus and a CUDA_VISIBLE_DEVICES from SLURM's gres, that the merged table equals a local run's,
+and that a job cancelled with scancel mid-shard is rerun without losing or repeating rows.
+Every Snakemake call runs under `timeout -s INT` (Snakemake ignores SIGTERM while polling).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO, read_result, run_snakemake, write_config
+from vidcap import synth
+from vidcap.tables import write_table
+
+REQUIRE = os.environ.get("VIDCAP_REQUIRE_SLURM") == "1"
+PROFILE = REPO / "profiles" / "slurm"
+TOOLS = ("sbatch", "squeue", "sacct", "scancel", "sinfo", "scontrol", "timeout")
+
+
+def _cluster_problem() -> str | None:
+    """Why the SLURM tests cannot run here, or None when a cluster answers."""
+    for tool in TOOLS:
+        if shutil.which(tool) is None:
+            return f"`{tool}` not found"
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "snakemake-executor-plugin-slurm is not installed in this environment"
+    try:
+        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, timeout=20)
+        acct = subprocess.run(["sacct", "-n", "-X", "-S", "now-1minutes"], capture_output=True, text=True,
+                              timeout=20)
+    except subprocess.TimeoutExpired:
+        return "sinfo/sacct did not answer within 20 s"
+    if nodes.returncode or not re.search(r"^(idle|mix|alloc)", nodes.stdout, re.M):
+        return f"no usable SLURM node (sinfo: {(nodes.stdout + nodes.stderr).strip()[:200]!r})"
+    if acct.returncode:
+        return f"sacct fails (accounting not running?): {acct.stderr.strip()[:200]}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm() -> dict:
+    problem = _cluster_problem()
+    if problem:
+        msg = f"no SLURM cluster: {problem}. Start one with `sudo scripts/slurm_cluster.sh start`."
+        if REQUIRE:
+            pytest.fail(f"VIDCAP_REQUIRE_SLURM=1 but {msg}")
+        pytest.skip(msg)
+    cpus = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True).stdout.split()
+    gres = subprocess.run(["sinfo", "-h", "-o", "%G"], capture_output=True, text=True).stdout
+    return {"cpus": max(int(re.sub(r"\D", "", c) or 1) for c in cpus), "gpus": "gpu:" in gres}
+
+
+def _caption_ready() -> str | None:
+    """None when the caption stage (tiny model on CPU) can run, else why not."""
+    try:
+        from vidcap.stages import get_stage  # noqa: F401
+        import vidcap.stages.caption  # noqa: F401
+        import vidcap.tiny_models  # noqa: F401
+        import vidcap.runners.hf  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not ready"
+        return f"caption stage not importable: {exc}"
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    if not demo.get("stages", {}).get("caption", {}).get("enabled"):
+        return "config/demo.yaml does not enable caption"
+    return None
+
+
+def slurm_cmd(workdir: Path, configfile: Path, cpus: int, *extra: str, timeout: int) -> list[str]:
+    # Test-only overrides of the profile: poll soon after submitting (short jobs), and group jobs as
+    # wide as the test node (the profile's 8 cores would never fit a 2-CPU node).
+    return ["timeout", "-s", "INT", "-k", "20", str(timeout),
+            sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(configfile), "--profile", str(PROFILE),
+            "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "10",
+            "--cores", str(min(cpus, 2)), "--slurm-keep-successful-logs", *extra]
+
+
+def run_slurm(workdir: Path, configfile: Path, cpus: int, *extra: str, env: dict | None = None,
+              timeout: int = 240, check: bool = True) -> str:
+    log = workdir / f"snakemake-slurm-{time.time_ns()}.log"
+    with open(log, "w") as fh:
+        proc = subprocess.run(slurm_cmd(workdir, configfile, cpus, *extra, timeout=timeout), stdout=fh,
+                              stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    text = log.read_text()
+    if check and proc.returncode:
+        raise AssertionError(f"snakemake through SLURM failed ({proc.returncode}):\n{text[-6000:]}")
+    return text
+
+
+def run_id(log_text: str) -> str:
+    m = re.search(r"SLURM run ID: (\S+)", log_text)
+    assert m, "the SLURM executor ran (its run ID is in the log)"
+    return m.group(1)
+
+
+def sacct_jobs(run: str) -> list[dict]:
+    """This run's SLURM jobs (allocations, not steps) as sacct records them."""
+    fields = ["JobID", "JobName", "State", "Comment", "AllocTRES", "SubmitLine"]
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", "now-3hours", f"--name={run}",
+                          "-o", ",".join(f + "%2000" for f in fields)], capture_output=True, text=True,
+                         check=True).stdout
+    return [dict(zip(fields, line.split("|", len(fields) - 1))) for line in out.splitlines() if line.strip()]
+
+
+def journal(run_dir: Path, stage: str) -> dict[str, list[str]]:
+    rows = {}
+    for j in sorted((run_dir / "journal" / stage).glob("*.jsonl")):
+        ids = []
+        for line in j.read_text().splitlines()[1:]:
+            try:
+                ids.append(json.loads(line)["row_id"])
+            except (json.JSONDecodeError, KeyError):
+                pass  # a line cut by the kill
+        rows[j.stem] = ids
+    return rows
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("slurm_demo")
+    subprocess.run([sys.executable, "-m", "vidcap", "demo", str(root / "demo")], check=True, cwd=REPO,
+                   capture_output=True, timeout=300)
+    return root
+
+
+def demo_config(workdir: Path, demo: Path, with_caption: bool) -> Path:
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    cfg["manifest"] = str(demo / "demo" / "manifest.csv")
+    stages = cfg.setdefault("stages", {})
+    if with_caption:
+        cap = stages["caption"]
+        model = cap.get("transformers", {}).get("model")
+        if model and not os.path.isabs(model):
+            cap["transformers"]["model"] = str(demo / model)
+        cap.setdefault("resources", {})["gpu"] = 1  # -> sbatch --gpus=1
+    else:
+        stages.setdefault("caption", {})["enabled"] = False
+    return write_config(workdir, **cfg)
+
+
+@pytest.mark.parametrize("with_caption", [False, True], ids=["probe_motion", "caption_gpu"])
+def test_demo_through_slurm_equals_local_run(tmp_path, slurm, demo_dir, with_caption):
+    if with_caption:
+        why = _caption_ready()
+        if why:
+            pytest.skip(f"caption part of the SLURM test waits for the caption stage: {why}")
+        if not slurm["gpus"]:
+            pytest.fail("the SLURM node has no gpu gres (scripts/slurm_cluster.sh declares fake GPUs)")
+    local, remote = tmp_path / "local", tmp_path / "slurm"
+    local.mkdir()
+    remote.mkdir()
+    run_snakemake(local, demo_config(local, demo_dir, with_caption), timeout=600)
+    log = run_slurm(remote, demo_config(remote, demo_dir, with_caption), slurm["cpus"], timeout=420)
+
+    # Jobs really went through SLURM, every one completed: shard, grouped probe+motion, caption, gather.
+    jobs = sacct_jobs(run_id(log))
+    comments = sorted(j["Comment"] for j in jobs)
+    assert all(j["State"] == "COMPLETED" for j in jobs), jobs
+    assert "rule_shard" in comments and "rule_gather" in comments, comments
+    n_shards = len(list((remote / "results" / "demo" / "shards").glob("0*.parquet")))
+    groups = [c for c in comments if c.startswith("rule_cpu_stages")]
+    assert len(groups) == -(-2 * n_shards // 40), ("probe+motion packed by the profile's groups", comments)
+    assert not any(c in ("rule_probe", "rule_motion") for c in comments), "small stages are grouped"
+    assert "localrule" not in log.replace("localrule all", ""), "no workflow job ran on the submit host"
+
+    if with_caption:
+        caption_jobs = [j for j in jobs if j["Comment"] == "rule_caption"]
+        assert len(caption_jobs) == n_shards, comments
+        for j in caption_jobs:
+            assert "--gpus=1" in j["SubmitLine"] or "--gres=gpu" in j["SubmitLine"], j["SubmitLine"]
+            assert "gres/gpu=1" in j["AllocTRES"], j["AllocTRES"]
+        # Inside the job, SLURM set CUDA_VISIBLE_DEVICES and vidcap.gpu used it as it was.
+        logs = list((remote / "results" / "demo" / "logs" / "caption").glob("*.log"))
+        assert len(logs) == n_shards
+        for p in logs:
+            m = re.search(r"CUDA_VISIBLE_DEVICES='([^']*)' assigned by SLURM", p.read_text())
+            assert m and m.group(1) != "", f"{p.name}: {p.read_text()[-1500:]}"
+    else:
+        assert not any(c == "rule_caption" for c in comments)
+
+    # Same merged table as the local run, cell for cell.
+    a = read_result(local / "results" / "demo.csv")
+    b = read_result(remote / "results" / "demo.csv")
+    if with_caption:
+        assert (b["text"].str.len() > 0).sum() == (a["text"].str.len() > 0).sum()
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(pd.read_parquet(local / "results" / "demo.parquet"),
+                                  pd.read_parquet(remote / "results" / "demo.parquet"))
+
+
+def _wait_running(run_dir: Path, stage: str, log: Path, comment: str, min_rows: int, deadline: float):
+    """(run id, SLURM job id) of this run's RUNNING `comment` job once `min_rows` rows are journaled."""
+    while time.time() < deadline:
+        text = log.read_text() if log.exists() else ""
+        m = re.search(r"SLURM run ID: (\S+)", text)
+        done = sum(len(v) for v in journal(run_dir, stage).values()) if (run_dir / "journal").exists() else 0
+        if m and done >= min_rows:
+            out = subprocess.run(["squeue", "-h", f"--name={m.group(1)}", "-t", "RUNNING", "-o", "%i|%k"],
+                                 capture_output=True, text=True).stdout
+            ids = [ln.split("|")[0] for ln in out.splitlines() if ln.split("|")[-1] == comment]
+            if ids:
+                return m.group(1), ids[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no running {comment} job with {min_rows} journaled rows in time:\n"
+                         f"{log.read_text()[-3000:] if log.exists() else ''}")
+
+
+def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm):
+    """scancel the running job mid-shard; the profile's retries resubmit it and the resubmitted job
+    processes only the rows its journal lacks (the caption job when the caption stage exists, else the
+    grouped probe job)."""
+    caption = _caption_ready() is None
+    stage = "caption" if caption else "probe"
+    comment = "rule_caption" if caption else "rule_cpu_stages_probe"
+    media = tmp_path / "media"
+    n, shard_size = 16, 8
+    for i in range(n):
+        synth.write_video(media / f"c{i:02d}.mp4", num_frames=8, width=64, height=48, seed=i)
+    write_table(pd.DataFrame({"path": [f"c{i:02d}.mp4" for i in range(n)], "k": range(n)}), media / "m.csv")
+    stages = {"probe": {"enabled": True}, "motion": {"enabled": False}, "caption": {"enabled": False}}
+    if caption:
+        demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["stages"]["caption"]
+        from vidcap.tiny_models import tiny_model
+        demo["transformers"]["model"] = str(tiny_model("qwen2_5_vl"))
+        demo["resources"] = {**demo.get("resources", {}), "gpu": 1}
+        demo["batch_size"] = 1  # journal row by row so the cancel lands mid-shard
+        stages = {"probe": {"enabled": False}, "motion": {"enabled": False}, "caption": demo}
+    cfg = write_config(tmp_path, name="cancel", manifest=str(media / "m.csv"), shard_size=shard_size,
+                       stages=stages)
+    run_dir = tmp_path / "results" / "cancel"
+    log = tmp_path / "snakemake-cancel.log"
+
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(slurm_cmd(tmp_path, cfg, slurm["cpus"], timeout=300), stdout=fh,
+                                stderr=subprocess.STDOUT, env={**os.environ, "VIDCAP_FAULT_DELAY": "0.4"})
+    try:
+        run, job = _wait_running(run_dir, stage, log, comment, min_rows=3, deadline=time.time() + 180)
+        subprocess.run(["scancel", job], check=True)
+        before = journal(run_dir, stage)
+        rc = proc.wait(timeout=330)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(2)
+            proc.wait(timeout=60)
+    text = log.read_text()
+    assert rc == 0, f"the run finished after the cancel (retries):\n{text[-5000:]}"
+    n_before = sum(len(v) for v in before.values())
+    assert 3 <= n_before < n, ("cancelled mid-run", n_before)
+
+    # SLURM saw the cancel and the resubmission.
+    states = [(j["Comment"], j["State"].split()[0]) for j in sacct_jobs(run) if j["Comment"] == comment]
+    assert ("CANCELLED" in {s for _, s in states}) and states[-1][1] == "COMPLETED", states
+    assert any(s == "COMPLETED" for c, s in states[1:]), states
+
+    # Every row once, journaled rows kept and not processed again.
+    after = journal(run_dir, stage)
+    for shard, ids in after.items():
+        assert ids[: len(before.get(shard, []))] == before.get(shard, []), "journaled rows kept"
+        assert len(ids) == len(set(ids)) == shard_size, ("no row processed twice", shard, ids)
+    logs = " ".join(p.read_text() for p in (run_dir / "logs" / stage).glob("*.log"))
+    resumed = sum(int(x) for x in re.findall(r"(\d+) already in the journal", logs))
+    assert resumed >= 1, logs[-2000:]
+    out = read_result(tmp_path / "results" / "cancel.csv")
+    assert out["k"].tolist() == [str(i) for i in range(n)]
+    assert out["row_id"].is_unique
+    if stage == "probe":
+        assert (out["probe_error"] == "").all() and (out["num_frames"] == "8").all()
+    else:
+        assert (out["caption_error"] == "").all(), out["caption_error"].tolist()
+
+    # A further run has nothing to do.
+    text = run_slurm(tmp_path, cfg, slurm["cpus"], "-n", timeout=120)
+    assert "Nothing to be done" in text

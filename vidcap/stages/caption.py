@@ -1,0 +1,277 @@
+"""Caption stage: one caption per row from any ``Runner`` (local transformers model or an API).
+
+Pipeline (``process_stream``): rows → frames decoded in ``decode_workers`` background processes
+(at most ``prefetch`` rows ahead; 0 workers = inline) → ``Request``s → ``runner.run`` → results
+yielded as they arrive (any order, keyed by row id). ``kind: text`` prompts (caption rewrite) send
+no frames: the prompt's ``{text}`` is the row's existing ``output_column`` value. A row whose
+frames cannot be decoded (``FrameError`` ...) or whose prompt cannot be rendered gets its error at
+once; no substitute frames, no caption.
+
+Columns (fixed contract; ``<output_column>`` defaults to ``text``): see ``CaptionStage.columns``.
+``caption_tries`` / ``caption_cost_usd`` come from ``Generation.extra["tries"]`` / ``["cost_usd"]``
+(API runners), null otherwise.
+
+``params`` (the journal fingerprint) holds only result-changing settings: runner, prompt key and
+wording hash, output column, strip_openings, frames, generation and the runner's model settings; not
+batch_size, decode_workers, prefetch, concurrency, rate limits, retries or prices.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import logging
+import multiprocessing
+import time
+
+import pyarrow as pa
+
+from vidcap.prompts import get_prompt
+from vidcap.runners.base import Request
+from vidcap.shards import MEDIA_PATH, ROW_ID
+from vidcap.stage import Stage
+from vidcap.text import clean_caption
+
+log = logging.getLogger("vidcap.stages.caption")
+
+# Runner settings that do not change results (left out of the fingerprint).
+_NOT_RESULT = {
+    "transformers": {"attn_implementation", "device_map"},
+    "openai": {"api_key_env", "concurrency", "requests_per_minute", "tokens_per_minute", "max_tries",
+               "timeout_s", "backoff_s", "max_backoff_s", "price_per_1m_input", "price_per_1m_output"},
+}
+PIPELINE_KEYS = ("batch_size", "decode_workers", "prefetch")
+
+
+def _defaults(params: dict) -> dict:
+    from vidcap.config import fill_defaults, load_schema
+
+    schema = load_schema()
+    block = schema["properties"]["stages"]["properties"]["caption"]
+    return fill_defaults(params, block, schema)
+
+
+def _decode(path: str, frames: dict):
+    """Worker entry point: ``sample_frames`` with the stage's frame settings (exceptions travel back)."""
+    from vidcap.frames import sample_frames
+
+    return sample_frames(path, int(frames["num_frames"]), frames["policy"], single=frames["single"],
+                         resize_short=frames["resize_short"], decoder=frames["decoder"])
+
+
+def _warm(_):
+    import vidcap.frames  # noqa: F401 - import decoders once per worker
+
+    return None
+
+
+class CaptionStage(Stage):
+    name = "caption"
+    version = "1"
+
+    def __init__(self, params: dict | None = None):
+        raw = dict(params or {})
+        spec = raw.pop("prompt_spec", None)
+        s = _defaults({k: v for k, v in raw.items() if k not in ("enabled", "resources")})
+        self.settings = s
+        self.output_column = s["output_column"]
+        self.prompt = get_prompt(s["prompt"], {s["prompt"]: spec} if spec else None)
+        self.runner_name = s["runner"]
+        self.batch_size = int(s["batch_size"])
+        self.decode_workers = int(s["decode_workers"])
+        self.prefetch = max(1, int(s["prefetch"]))
+        self.frames = dict(s["frames"])
+        self.columns = {
+            self.output_column: pa.string(),
+            "finish_reason": pa.string(),
+            "output_tokens": pa.int64(),
+            "prompt_tokens": pa.int64(),
+            "caption_model": pa.string(),
+            "caption_revision": pa.string(),
+            "caption_prompt": pa.string(),
+            "caption_prompt_hash": pa.string(),
+            "caption_frame_indices": pa.list_(pa.int64()),
+            "caption_frame_times": pa.list_(pa.float64()),
+            "caption_tries": pa.int64(),
+            "caption_cost_usd": pa.float64(),
+        }
+        self.input_columns = (ROW_ID, MEDIA_PATH, self.output_column)
+        block = {k: v for k, v in s.get(self.runner_name, {}).items()
+                 if k not in _NOT_RESULT.get(self.runner_name, set())}
+        super().__init__({
+            "runner": self.runner_name, self.runner_name: block,
+            "prompt": self.prompt.key, "prompt_hash": self.prompt.hash, "prompt_kind": self.prompt.kind,
+            "output_column": self.output_column, "strip_openings": bool(s["strip_openings"]),
+            "frames": self.frames if self.prompt.kind != "text" else None,
+            "generation": dict(s["generation"]),
+        })
+        self.runner = None
+        self._pool = None
+        self.provenance: dict = {}
+        self.stats = {"wall_s": 0.0, "wait_s": 0.0, "rows": 0, "decode_s": 0.0}
+
+    def runner_settings(self) -> dict:
+        """What the runner gets: its config block plus generation, frames, batch size and the prompt."""
+        s = self.settings
+        return {**s.get(self.runner_name, {}), "generation": dict(s["generation"]), "frames": dict(self.frames),
+                "batch_size": self.batch_size, "prompt_kind": self.prompt.kind,
+                "prompt_user": self.prompt.user, "prompt_system": self.prompt.system}
+
+    def setup(self) -> None:
+        """Start the decode workers, then create and load the runner once (only when rows remain).
+
+        Workers are forked before the model loads (no CUDA context or model threads to inherit);
+        ``spawn`` would re-run the ``vidcap`` command line in each worker.
+        """
+        from vidcap.runners import get_runner
+
+        if self.decode_workers > 0 and self.prompt.kind != "text" and self._pool is None:
+            ctx = multiprocessing.get_context("fork")
+            self._pool = cf.ProcessPoolExecutor(max_workers=self.decode_workers, mp_context=ctx)
+            list(self._pool.map(_warm, range(self.decode_workers)))  # fork them all now
+
+        if self.runner is None:  # a runner set beforehand (benchmarks, tests) is used as given
+            self.runner = get_runner(self.runner_name, self.runner_settings())
+        self.runner.load()
+        adjusted = getattr(self.runner, "frames", None)
+        if isinstance(adjusted, dict) and adjusted and self.prompt.kind != "text":
+            changed = {k: v for k, v in adjusted.items() if self.frames.get(k) != v}
+            if changed:
+                log.warning("caption: the runner changed frame settings to fit the model: %s", changed)
+                self.frames.update(changed)
+        self.provenance = self.runner.provenance()
+        log.info("caption: runner %s, model %s (revision %s), prompt %s (%s), %d decode workers",
+                 self.runner_name, self.provenance.get("model"), self.provenance.get("revision") or "-",
+                 self.prompt.key, self.prompt.hash, self.decode_workers)
+
+    # ------------------------------------------------------------------------------------ stream
+
+    def _render(self, row: dict) -> tuple[str, str]:
+        return self.prompt.render(row.get(self.output_column))
+
+    def _frame_settings(self) -> dict:
+        if self.prompt.kind == "image":
+            return {**self.frames, "num_frames": 1, "policy": "single", "single": "middle"}
+        return self.frames
+
+    def process_stream(self, rows: list[dict]):
+        """Yield ``(row_id, result)`` for every row (see the module docstring)."""
+        if self.runner is None or not self.provenance:
+            self.setup()
+        failed: list[tuple[str, BaseException]] = []  # rows failed before the model: yielded at once
+        meta: dict[str, tuple[list[int], list[float]]] = {}
+        t0 = time.perf_counter()
+        self.stats = {"wall_s": 0.0, "wait_s": 0.0, "rows": 0, "decode_s": 0.0}
+        requests = self._requests(rows, failed, meta)
+        try:
+            for row_id, result in self.runner.run(requests):
+                while failed:
+                    yield failed.pop(0)
+                yield row_id, self._result(row_id, result, meta)
+                self.stats["rows"] += 1
+            while failed:
+                yield failed.pop(0)
+        finally:
+            requests.close()
+            self.stats["wall_s"] = time.perf_counter() - t0
+            w = self.stats
+            if w["rows"]:
+                log.info("caption: %d rows in %.1f s; the model waited %.1f s (%.0f%%) for input",
+                         w["rows"], w["wall_s"], w["wait_s"], 100 * w["wait_s"] / max(w["wall_s"], 1e-9))
+
+    def _requests(self, rows, failed, meta):
+        """Requests for the runner; rows that fail before it go to ``failed``. Time blocked is ``wait_s``."""
+        need_frames = self.prompt.kind != "text"
+        rendered = []
+        for row in rows:
+            try:
+                system, user = self._render(row)
+            except (ValueError, KeyError) as exc:
+                failed.append((row[ROW_ID], exc))
+                continue
+            rendered.append((row, system, user))
+        if not need_frames:
+            for row, system, user in rendered:
+                yield Request(row[ROW_ID], user=user, system=system)
+            return
+        frames = self._frame_settings()
+        if self.decode_workers <= 0:
+            for row, system, user in rendered:
+                t = time.perf_counter()
+                try:
+                    fr = _decode(row[MEDIA_PATH], frames)
+                except Exception as exc:  # noqa: BLE001 - FrameError etc.: the row's own failure
+                    failed.append((row[ROW_ID], exc))
+                    fr = None
+                dt = time.perf_counter() - t
+                self.stats["wait_s"] += dt
+                self.stats["decode_s"] += dt
+                if fr is not None:
+                    yield self._request(row, system, user, fr, meta)
+            return
+        pool = self._pool
+        todo = iter(rendered)
+        inflight: dict[cf.Future, tuple] = {}
+        try:
+            def top_up():
+                while len(inflight) < self.prefetch:
+                    item = next(todo, None)
+                    if item is None:
+                        return
+                    inflight[pool.submit(_decode, item[0][MEDIA_PATH], frames)] = item
+
+            top_up()
+            while inflight:
+                t = time.perf_counter()
+                done, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
+                self.stats["wait_s"] += time.perf_counter() - t
+                ready = []
+                for fut in done:
+                    row, system, user = inflight.pop(fut)
+                    try:
+                        ready.append(self._request(row, system, user, fut.result(), meta))
+                    except Exception as exc:  # noqa: BLE001 - decode failure of this row only
+                        failed.append((row[ROW_ID], exc))
+                top_up()
+                yield from ready
+        finally:
+            for fut in inflight:
+                fut.cancel()
+
+    def _request(self, row, system, user, fr, meta) -> Request:
+        if fr.media_type == "image" and len(fr.indices) > 1:
+            fr = dataclasses.replace(fr, frames=fr.frames[:1], indices=fr.indices[:1], timestamps=fr.timestamps[:1])
+        if self.prompt.kind == "image" and fr.media_type != "image":
+            fr = dataclasses.replace(fr, media_type="image")  # one frame of a video, sent as an image
+        meta[row[ROW_ID]] = (list(map(int, fr.indices)), list(map(float, fr.timestamps)))
+        return Request(row[ROW_ID], user=user, system=system, frames=fr,
+                       meta={"path": row[MEDIA_PATH]})
+
+    def _result(self, row_id: str, gen, meta) -> dict | BaseException:
+        if isinstance(gen, BaseException):
+            return gen
+        if gen is None:
+            return RuntimeError("runner returned no result for this row")
+        extra = gen.extra or {}
+        indices, times = meta.pop(row_id, (None, None))
+        tries, cost = extra.get("tries"), extra.get("cost_usd")
+        return {
+            self.output_column: clean_caption(gen.text, bool(self.settings["strip_openings"])),
+            "finish_reason": gen.finish_reason,
+            "output_tokens": int(gen.output_tokens),
+            "prompt_tokens": None if gen.prompt_tokens is None else int(gen.prompt_tokens),
+            "caption_model": self.provenance.get("model") or "",
+            "caption_revision": self.provenance.get("revision") or "",
+            "caption_prompt": self.prompt.key,
+            "caption_prompt_hash": self.prompt.hash,
+            "caption_frame_indices": indices,
+            "caption_frame_times": times,
+            "caption_tries": None if tries is None else int(tries),
+            "caption_cost_usd": None if cost is None else float(cost),
+        }
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        if self.runner is not None:
+            self.runner.close()
