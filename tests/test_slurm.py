@@ -174,11 +174,11 @@ def test_demo_through_slurm_equals_local_run(tmp_path, slurm, demo_dir, with_cap
     n_shards = len(list((remote / "results" / "demo" / "shards").glob("0*.parquet")))
     groups = [c for c in comments if c.startswith("rule_cpu_stages")]
     assert len(groups) == -(-2 * n_shards // 40), ("probe+motion packed by the profile's groups", comments)
-    assert not any(c in ("rule_probe", "rule_motion") for c in comments), "small stages are grouped"
+    assert not any(c.startswith(("rule_probe", "rule_motion")) for c in comments), "small stages are grouped"
     assert "localrule" not in log.replace("localrule all", ""), "no workflow job ran on the submit host"
 
     if with_caption:
-        caption_jobs = [j for j in jobs if j["Comment"] == "rule_caption"]
+        caption_jobs = [j for j in jobs if j["Comment"].startswith("rule_caption")]
         assert len(caption_jobs) == n_shards, comments
         for j in caption_jobs:
             assert "--gpus=1" in j["SubmitLine"] or "--gres=gpu" in j["SubmitLine"], j["SubmitLine"]
@@ -190,7 +190,7 @@ def test_demo_through_slurm_equals_local_run(tmp_path, slurm, demo_dir, with_cap
             m = re.search(r"CUDA_VISIBLE_DEVICES='([^']*)' assigned by SLURM", p.read_text())
             assert m and m.group(1) != "", f"{p.name}: {p.read_text()[-1500:]}"
     else:
-        assert not any(c == "rule_caption" for c in comments)
+        assert not any(c.startswith("rule_caption") for c in comments)
 
     # Same merged table as the local run, cell for cell.
     a = read_result(local / "results" / "demo.csv")
@@ -211,7 +211,7 @@ def _wait_running(run_dir: Path, stage: str, log: Path, comment: str, min_rows: 
         if m and done >= min_rows:
             out = subprocess.run(["squeue", "-h", f"--name={m.group(1)}", "-t", "RUNNING", "-o", "%i|%k"],
                                  capture_output=True, text=True).stdout
-            ids = [ln.split("|")[0] for ln in out.splitlines() if ln.split("|")[-1] == comment]
+            ids = [ln.split("|")[0] for ln in out.splitlines() if ln.split("|")[-1].startswith(comment)]
             if ids:
                 return m.group(1), ids[0]
         time.sleep(0.2)
@@ -246,7 +246,7 @@ def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm)
 
     with open(log, "w") as fh:
         proc = subprocess.Popen(slurm_cmd(tmp_path, cfg, slurm["cpus"], timeout=300), stdout=fh,
-                                stderr=subprocess.STDOUT, env={**os.environ, "VIDCAP_FAULT_DELAY": "0.4"})
+                                stderr=subprocess.STDOUT, env={**os.environ, "VIDCAP_FAULT_DELAY": "1.0"})
     try:
         run, job = _wait_running(run_dir, stage, log, comment, min_rows=3, deadline=time.time() + 180)
         subprocess.run(["scancel", job], check=True)
@@ -262,9 +262,11 @@ def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm)
     assert 3 <= n_before < n, ("cancelled mid-run", n_before)
 
     # SLURM saw the cancel and the resubmission.
-    states = [(j["Comment"], j["State"].split()[0]) for j in sacct_jobs(run) if j["Comment"] == comment]
-    assert ("CANCELLED" in {s for _, s in states}) and states[-1][1] == "COMPLETED", states
-    assert any(s == "COMPLETED" for c, s in states[1:]), states
+    records = sacct_jobs(run)
+    cancelled = next(j for j in records if j["JobID"] == job)
+    assert cancelled["State"].startswith("CANCELLED"), cancelled
+    again = [j for j in records if j["Comment"] == cancelled["Comment"] and int(j["JobID"]) > int(job)]
+    assert again and again[-1]["State"] == "COMPLETED", ("the same job resubmitted and completed", records)
 
     # Every row once, journaled rows kept and not processed again.
     after = journal(run_dir, stage)
