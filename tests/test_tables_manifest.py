@@ -78,3 +78,10 @@ def test_cli_manifest_merge_diff(tmp_path):
     bad = subprocess.run(vc + ["diff", str(tmp_path / "nope.csv"), str(tmp_path / "all.csv"), "-o",
                                str(tmp_path / "x.csv")], capture_output=True, text=True)
     assert bad.returncode == 2 and "table not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_list_cells_are_json_in_csv(tmp_path):
+    import pyarrow as pa
+
+    write_table(pa.table({"path": ["a", "b"], "idx": [[0, 8, 15], None]}), tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text() == 'path,idx\na,"[0, 8, 15]"\nb,\n'

@@ -135,16 +135,56 @@ def write_image(path: str | Path, width: int = 160, height: int = 120, seed: int
     return path
 
 
+def texture(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A (H, W, 3) uint8 texture with corners everywhere: random grey blocks of several sizes."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((height, width), np.float32)
+    for cell in (4, 11, 29):
+        blocks = rng.random((height // cell + 1, width // cell + 1)).astype(np.float32)
+        out += np.kron(blocks, np.ones((cell, cell), np.float32))[:height, :width]
+    grey = (out / 3 * 255).astype(np.uint8)
+    return np.stack([grey, np.roll(grey, 7, axis=1), np.roll(grey, 13, axis=0)], axis=-1)
+
+
+def camera_frames(width: int, height: int, num_frames: int, pan: float = 0.0, tilt: float = 0.0,
+                  zoom: float = 1.0, seed: int = 0):
+    """``i -> frame`` of a virtual camera over a texture: over the clip it pans by ``pan`` and tilts by
+    ``tilt`` (fractions of the shorter side; + = pan right / tilt up, i.e. the scene moves left / down)
+    and magnifies by ``zoom`` (> 1 = zoom in)."""
+    import cv2
+
+    short = min(width, height)
+    big = texture(3 * height, 3 * width, seed)
+    cx0, cy0 = 1.5 * width, 1.5 * height
+
+    def frame(i: int) -> np.ndarray:
+        t = i / max(num_frames - 1, 1)
+        cx = cx0 + pan * short * t
+        cy = cy0 - tilt * short * t
+        scale = zoom ** t
+        m = np.array([[scale, 0, width / 2 - scale * cx], [0, scale, height / 2 - scale * cy]], np.float32)
+        return cv2.warpAffine(big, m, (width, height), flags=cv2.INTER_LINEAR)
+
+    return frame
+
+
+# demo clips: (codec, camera motion (pan, tilt, zoom))
+DEMO_MOTIONS = [("h264", (0.5, 0.0, 1.0)), ("vp9", (0.0, 0.4, 1.0)), ("mjpeg", (0.0, 0.0, 1.5)),
+                ("h264", (0.0, 0.0, 1.0)), ("vp9", (-0.5, -0.4, 1.0)), ("mjpeg", (0.0, 0.0, 0.7))]
+
+
 def write_demo_set(root: str | Path, n_videos: int = 6, n_images: int = 2) -> list[Path]:
-    """A small folder of clips for the demo: H.264, VP9 and MJPEG videos in sub-folders, and images."""
+    """A small folder for the demo: H.264, VP9 and MJPEG clips in sub-folders, with a virtual camera
+    panning, tilting, zooming or standing still (``DEMO_MOTIONS``), and still images."""
     root = Path(root)
     made = []
-    codecs = ["h264", "vp9", "mjpeg"]
     for k in range(n_videos):
-        codec = codecs[k % len(codecs)]
+        codec, (pan, tilt, zoom) = DEMO_MOTIONS[k % len(DEMO_MOTIONS)]
         ext = CODECS[codec][0]
-        made.append(write_video(root / f"videos/part{k % 2}/clip{k:03d}.{ext}", num_frames=24 + 8 * k,
-                                codec=codec, seed=k))
+        n = 24 + 8 * k
+        made.append(write_video(root / f"videos/part{k % 2}/clip{k:03d}.{ext}", num_frames=n, width=192,
+                                height=144, codec=codec, seed=k,
+                                frames=camera_frames(192, 144, n, pan, tilt, zoom, seed=k)))
     for k in range(n_images):
         made.append(write_image(root / f"images/still{k:03d}.png", seed=k))
     return made

@@ -6,10 +6,12 @@ same folder, then ``os.replace``; a reader never sees a half-written table.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -101,7 +103,7 @@ def write_table(df: pd.DataFrame | pa.Table, path: str | Path) -> Path:
     try:
         if fmt == "csv":
             frame = df.to_pandas() if isinstance(df, pa.Table) else df
-            frame.to_csv(tmp, index=False)
+            _lists_as_json(frame).to_csv(tmp, index=False)
         else:
             table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
             # no pandas metadata: Arrow-backed dtypes in it (list<...>[pyarrow]) break plain readers
@@ -111,6 +113,19 @@ def write_table(df: pd.DataFrame | pa.Table, path: str | Path) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _lists_as_json(df: pd.DataFrame) -> pd.DataFrame:
+    """List-valued cells (frame indices, tags) as JSON text, e.g. ``[0, 8, 15]``; others unchanged."""
+    out = df
+    for col in df.columns:
+        sample = df[col].dropna()
+        if len(sample) and isinstance(sample.iloc[0], (list, tuple, np.ndarray)):
+            if out is df:
+                out = df.copy()
+            out[col] = [None if v is None or (not isinstance(v, (list, tuple, np.ndarray)) and pd.isna(v))
+                        else json.dumps(np.asarray(v).tolist(), ensure_ascii=False) for v in df[col]]
+    return out
 
 
 def write_text(path: str | Path, text: str) -> Path:

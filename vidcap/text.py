@@ -1,6 +1,6 @@
 """Caption text clean-up shared by caption-producing stages.
 
-``clean_caption(text, strip_openings)``: newlines/tabs become spaces, runs of whitespace collapse to
+``clean_caption(text, strip_openings)``: control characters are dropped, newlines/tabs become spaces, runs of whitespace collapse to
 one space, ends are trimmed; with ``strip_openings`` a boilerplate opening ("The video shows",
 "In this video,", "This clip depicts", ...) is removed and the first letter re-capitalised. A caption
 that would be empty after stripping keeps its opening. Pure function, no model names.
@@ -22,11 +22,12 @@ OPENINGS = [
                re.I),
 ]
 _WS = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def normalize_whitespace(text: str) -> str:
-    """Newlines and tabs to spaces, whitespace runs collapsed, ends trimmed."""
-    return _WS.sub(" ", text or "").strip()
+    """Control characters dropped, newlines and tabs to spaces, whitespace runs collapsed, ends trimmed."""
+    return _WS.sub(" ", _CONTROL.sub("", text or "")).strip()
 
 
 def strip_opening(text: str) -> str:
