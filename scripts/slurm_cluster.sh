@@ -52,9 +52,9 @@ install_packages() {
         [[ -e /usr/sbin/policy-rc.d ]] && had_policy=1
         if ((!had_policy)); then printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi
         if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then apt-get update -q >/dev/null; fi
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
             || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-                 --no-install-recommends "${missing[@]}" >/dev/null; }
+                 "${missing[@]}" >/dev/null; }
         ((had_policy)) || rm -f /usr/sbin/policy-rc.d
     fi
 }
