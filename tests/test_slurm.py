@@ -1,6 +1,6 @@
 """The workflow through `profiles/slurm` on a real SLURM (scripts/slurm_cluster.sh starts one).
 
-Skipped when no cluster answers, unless VIDCAP_REQUIRE_SLURM=1 (CI: scripts/ci_slurm.sh), where a
+Skipped when no cluster answers, unless VIDCAP_REQUIRE_SLURM=1 (CI: scripts/with_slurm.sh make test), where a
 missing cluster is a failure. Asserts that jobs really went through SLURM (sacct), that the GPU rule
 got --gpus and a CUDA_VISIBLE_DEVICES from SLURM's gres, that the merged table equals a local run's,
 and that a job cancelled with scancel mid-shard is rerun without losing or repeating rows.
