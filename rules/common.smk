@@ -68,6 +68,32 @@ def journal_path(stage):
     return lambda wildcards: run_path("journal", stage, f"{wildcards.shard}.jsonl")
 
 
+def upstream_outputs(*stages):
+    """Input function: this shard's outputs of the enabled ``stages`` a rule reads (use with unpack)."""
+
+    def inputs(wildcards):
+        return {
+            s: run_path("stages", s, f"{wildcards.shard}.parquet")
+            for s in stages
+            if config["stages"][s]["enabled"]
+        }
+
+    return inputs
+
+
+def upstream_flags(*stages):
+    """Params function: ``--upstream NAME=PATH`` for each enabled upstream stage of the rule."""
+
+    def flags(wildcards, input):
+        return " ".join(
+            f"--upstream {s}={shlex.quote(input[s])}"
+            for s in stages
+            if config["stages"][s]["enabled"]
+        )
+
+    return flags
+
+
 def retry_flag():
     return "--retry-failed" if config["retry_failed"] else ""
 

@@ -113,3 +113,42 @@ def test_journal_ignores_other_fingerprint(tmp_path):
     j.close()
     assert set(Journal(tmp_path / "j.jsonl", "abc", "s").load()) == {"r1"}
     assert Journal(tmp_path / "j.jsonl", "xyz", "s").load() == {}
+
+
+class Shout(RowStage):
+    """Reads an upstream stage's ``text`` column."""
+
+    name = "shout"
+    columns = {"loud": pa.string()}
+    input_columns = ("row_id", "_media_path", "text")
+
+    def __init__(self, params=None):
+        super().__init__(params)
+        self.seen = []
+
+    def process_row(self, row):
+        self.seen.append(row["row_id"])
+        return {"loud": (row["text"] or "").upper()}
+
+
+def test_upstream_columns_joined_by_id_and_changed_inputs_rerun(tmp_path, shard):
+    src = pq.read_table(shard).to_pandas()
+    up = pa.table({"row_id": list(reversed(src["row_id"])), "text": [f"t{i}" for i in range(10)]})
+    pq.write_table(up, tmp_path / "up.parquet")
+    first = Shout()
+    out = run_stage(first, shard, tmp_path / "o.parquet", tmp_path / "j.jsonl",
+                    upstream={"caption": tmp_path / "up.parquet"}).to_pandas()
+    want = dict(zip(up.column("row_id").to_pylist(), up.column("text").to_pylist()))
+    assert out["loud"].tolist() == [want[i].upper() for i in src["row_id"]]
+    texts = up.column("text").to_pylist()
+    texts[3] = "changed"
+    pq.write_table(up.set_column(1, "text", pa.array(texts)), tmp_path / "up.parquet")
+    second = Shout()
+    out = run_stage(second, shard, tmp_path / "o.parquet", tmp_path / "j.jsonl",
+                    upstream={"caption": tmp_path / "up.parquet"}).to_pandas()
+    assert second.seen == [up.column("row_id")[3].as_py()]
+    assert "CHANGED" in out["loud"].tolist()
+    pq.write_table(up.slice(0, 9), tmp_path / "short.parquet")
+    with pytest.raises(ValueError, match="exactly once"):
+        run_stage(Shout(), shard, tmp_path / "o2.parquet", tmp_path / "j2.jsonl",
+                  upstream={"caption": tmp_path / "short.parquet"})

@@ -60,7 +60,9 @@ def cmd_stage(args) -> int:
 
     params = json.loads(args.params) if args.params else {}
     stage = get_stage(args.command, params)
-    table = run_stage(stage, args.shard, args.out, args.journal, retry_failed=args.retry_failed)
+    upstream = dict(item.split("=", 1) for item in args.upstream)
+    table = run_stage(stage, args.shard, args.out, args.journal, retry_failed=args.retry_failed,
+                      upstream=upstream)
     failed = sum(1 for e in table.column(stage.error_column).to_pylist() if e)
     logging.info("%s: wrote %d rows (%d failed) to %s", stage.name, table.num_rows, failed, args.out)
     return 0
@@ -166,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--journal", required=True)
         p.add_argument("--params", default="", help="stage settings as a JSON object")
         p.add_argument("--retry-failed", action="store_true")
+        p.add_argument("--upstream", action="append", default=[], metavar="STAGE=PATH",
+                       help="another stage's output for this shard, whose columns this stage reads")
         p.set_defaults(func=cmd_stage)
 
     p = sub.add_parser("gather", help="merge shards and stage outputs into the final table")

@@ -10,9 +10,13 @@ Every stage (probe, caption, motion, tags, ...) turns one shard into one output 
   shard goes on. No substitute results (no captions of black frames).
 * **Journaled.** Each finished row is appended to a JSON-lines journal (kept outside Snakemake's
   outputs, so it survives a failed or killed job) and flushed at once, fsynced at least every
-  ``FSYNC_SECONDS``. A rerun reads the journal and processes only rows not in it. The journal's
-  first line holds a fingerprint of the stage's name, version and result-changing parameters; a
-  journal with another fingerprint is set aside (``.stale``) and the shard starts over.
+  ``FSYNC_SECONDS``. A rerun reads the journal and processes only rows not in it (or whose inputs —
+  media path, upstream columns such as the caption — changed since). The journal's first line
+  holds a fingerprint of the stage's name, version and result-changing parameters; a journal with
+  another fingerprint is set aside (``.stale``) and the shard starts over.
+* **Upstream stages.** A stage that reads another stage's columns lists them in ``input_columns``;
+  its rule passes that stage's per-shard output (``--upstream NAME=PATH``) and ``read_rows`` joins
+  it by ``row_id``.
 * **Atomic output.** The Parquet output is written to a temporary file and renamed into place.
 
 Write a stage as a ``Stage`` subclass: ``name``, ``version``, ``columns`` (output column → Arrow
@@ -43,6 +47,7 @@ from vidcap.tables import write_table
 log = logging.getLogger("vidcap.stage")
 
 FSYNC_SECONDS = 1.0
+_INPUT_HASH = "_in"  # journal field: hash of the row's inputs (``input_hash``)
 PROGRESS_SECONDS = 10.0
 
 
@@ -206,22 +211,50 @@ def _json_default(value):
     return str(value)
 
 
-def run_stage(stage: Stage, shard_path: str | Path, out_path: str | Path, journal_path: str | Path,
-              retry_failed: bool = False) -> pa.Table:
-    """Run ``stage`` over one shard under the contract above; returns the table written to ``out_path``.
-
-    ``retry_failed``: rows journaled with an error are processed again.
+def read_rows(stage: Stage, shard_path: str | Path, upstream: dict[str, str | Path] | None = None) -> list[dict]:
+    """The shard's rows with the columns ``stage.input_columns`` names, from the shard and from upstream
+    stage outputs (joined by ``row_id``; an upstream value replaces a shard value of the same name
+    unless it is null, as in the merged table). An upstream table must hold every shard row once.
     """
     shard = pq.read_table(shard_path)
-    wanted = [c for c in dict.fromkeys((ROW_ID, MEDIA_PATH) + tuple(stage.input_columns))
-              if c in shard.column_names]
-    rows = shard.select(wanted).to_pylist()
+    wanted = list(dict.fromkeys((ROW_ID, MEDIA_PATH) + tuple(stage.input_columns)))
+    rows = shard.select([c for c in wanted if c in shard.column_names]).to_pylist()
     ids = [r[ROW_ID] for r in rows]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{shard_path}: repeated row ids in a shard")
+    for name, path in (upstream or {}).items():
+        table = pq.read_table(path)
+        cols = [c for c in wanted if c in table.column_names and c != ROW_ID]
+        values = {r[ROW_ID]: r for r in table.select([ROW_ID, *cols]).to_pylist()}
+        if len(values) != table.num_rows or set(values) != set(ids):
+            raise ValueError(f"upstream {name} ({path}) does not hold this shard's rows exactly once")
+        for row in rows:
+            for c in cols:
+                if values[row[ROW_ID]][c] is not None or c not in row:
+                    row[c] = values[row[ROW_ID]][c]
+    return rows
+
+
+def input_hash(row: dict) -> str:
+    """Short hash of a row's inputs: a journaled result is reused only while its inputs are unchanged."""
+    blob = json.dumps(row, sort_keys=True, default=_json_default)
+    return hashlib.blake2b(blob.encode(), digest_size=6).hexdigest()
+
+
+def run_stage(stage: Stage, shard_path: str | Path, out_path: str | Path, journal_path: str | Path,
+              retry_failed: bool = False, upstream: dict[str, str | Path] | None = None) -> pa.Table:
+    """Run ``stage`` over one shard under the contract above; returns the table written to ``out_path``.
+
+    ``retry_failed``: rows journaled with an error are processed again.
+    ``upstream``: stage name → that stage's output for this shard, for stages that read other stages'
+    columns (e.g. tags read the caption); rows whose inputs changed since they were journaled rerun.
+    """
+    rows = read_rows(stage, shard_path, upstream)
+    ids = [r[ROW_ID] for r in rows]
+    hashes = {r[ROW_ID]: input_hash(r) for r in rows}
     journal = Journal(journal_path, stage.fingerprint(), stage.name)
     done = journal.load()
-    done = {k: v for k, v in done.items() if k in set(ids)}
+    done = {k: v for k, v in done.items() if k in hashes and v.get(_INPUT_HASH) == hashes[k]}
     if retry_failed:
         done = {k: v for k, v in done.items() if not v.get(stage.error_column)}
     todo = [r for r in rows if r[ROW_ID] not in done]
@@ -241,6 +274,7 @@ def run_stage(stage: Stage, shard_path: str | Path, out_path: str | Path, journa
                                    "pending (unknown or repeated)")
             pending.discard(row_id)
             rec = _record(stage, row_id, result)
+            rec[_INPUT_HASH] = hashes[row_id]
             journal.append(rec)
             done[row_id] = rec
             progress.update(bool(rec.get(stage.error_column)))
@@ -248,6 +282,7 @@ def run_stage(stage: Stage, shard_path: str | Path, out_path: str | Path, journa
                 time.sleep(delay)
         for row_id in [r[ROW_ID] for r in todo if r[ROW_ID] in pending]:
             rec = _record(stage, row_id, None)  # the stage skipped it: fail the row, keep the shard
+            rec[_INPUT_HASH] = hashes[row_id]
             journal.append(rec)
             done[row_id] = rec
             progress.update(True)
