@@ -83,5 +83,21 @@ def bad_inputs(tmp_path) -> tuple[Path, dict[str, str]]:
     return root, make_bad_inputs(root)
 
 
+def journal_ids(run: Path, stage: str) -> dict[str, list[str]]:
+    """Row ids in each journal of ``stage`` under a run folder, in file order (repeats kept)."""
+    import json
+
+    out = {}
+    for j in sorted((run / "journal" / stage).glob("*.jsonl")):
+        ids = []
+        for line in j.read_text().splitlines()[1:]:
+            try:
+                ids.append(json.loads(line)["row_id"])
+            except (json.JSONDecodeError, KeyError):
+                pass
+        out[j.stem] = ids
+    return out
+
+
 def read_result(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)

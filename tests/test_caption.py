@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO, run_snakemake, snakemake_cmd, write_config
+from tests.conftest import REPO, journal_ids, run_snakemake, snakemake_cmd, write_config
 from vidcap import synth
 from vidcap.prompts import Prompt, prompt_hash
 from vidcap.runners.base import RunnerFatal
@@ -197,19 +197,6 @@ def test_two_jobs_take_two_different_gpu_slots(tmp_path):
     assert slurm.stdout.strip() == "3" and "assigned by SLURM" in slurm.stderr
 
 
-def _journal_ids(run: Path) -> dict[str, list[str]]:
-    out = {}
-    for j in sorted((run / "journal" / "caption").glob("*.jsonl")):
-        ids = []
-        for line in j.read_text().splitlines()[1:]:
-            try:
-                ids.append(json.loads(line)["row_id"])
-            except (json.JSONDecodeError, KeyError):
-                pass
-        out[j.stem] = ids
-    return out
-
-
 def test_snakemake_user_prompt_kill_mid_shard_then_resume(tmp_path):
     """Real Snakemake: a user prompt from config, kill -9 mid-shard, resume: every row once."""
     media = tmp_path / "media"
@@ -231,19 +218,19 @@ def test_snakemake_user_prompt_kill_mid_shard_then_resume(tmp_path):
                             env={**os.environ, "VIDCAP_FAULT_DELAY": "0.4"}, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline:
-        done = sum(map(len, _journal_ids(run).values())) if (run / "journal").exists() else 0
+        done = sum(map(len, journal_ids(run, "caption").values())) if (run / "journal").exists() else 0
         if done >= 4:
             break
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = _journal_ids(run)
+    before = journal_ids(run, "caption")
     n_before = sum(map(len, before.values()))
     assert 4 <= n_before < n, "killed mid-run"
 
     run_snakemake(tmp_path, cfg, "--unlock")
     run_snakemake(tmp_path, cfg, "--rerun-incomplete")
-    after = _journal_ids(run)
+    after = journal_ids(run, "caption")
     for shard, ids in after.items():
         assert ids[: len(before.get(shard, []))] == before.get(shard, []), "journaled rows kept"
         assert len(ids) == len(set(ids)) == 6, "no row captioned twice"

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO, read_result, run_snakemake, write_config
+from tests.conftest import REPO, journal_ids, read_result, run_snakemake, write_config
 from vidcap import synth
 from vidcap.tables import write_table
 
@@ -116,19 +116,6 @@ def sacct_jobs(run: str) -> list[dict]:
     return [dict(zip(fields, line.split("|", len(fields) - 1))) for line in out.splitlines() if line.strip()]
 
 
-def journal(run_dir: Path, stage: str) -> dict[str, list[str]]:
-    rows = {}
-    for j in sorted((run_dir / "journal" / stage).glob("*.jsonl")):
-        ids = []
-        for line in j.read_text().splitlines()[1:]:
-            try:
-                ids.append(json.loads(line)["row_id"])
-            except (json.JSONDecodeError, KeyError):
-                pass  # a line cut by the kill
-        rows[j.stem] = ids
-    return rows
-
-
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("slurm_demo")
@@ -207,7 +194,7 @@ def _wait_running(run_dir: Path, stage: str, log: Path, comment: str, min_rows: 
     while time.time() < deadline:
         text = log.read_text() if log.exists() else ""
         m = re.search(r"SLURM run ID: (\S+)", text)
-        done = sum(len(v) for v in journal(run_dir, stage).values()) if (run_dir / "journal").exists() else 0
+        done = sum(len(v) for v in journal_ids(run_dir, stage).values()) if (run_dir / "journal").exists() else 0
         if m and done >= min_rows:
             out = subprocess.run(["squeue", "-h", f"--name={m.group(1)}", "-t", "RUNNING", "-o", "%i|%k"],
                                  capture_output=True, text=True).stdout
@@ -250,7 +237,7 @@ def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm)
     try:
         run, job = _wait_running(run_dir, stage, log, comment, min_rows=3, deadline=time.time() + 180)
         subprocess.run(["scancel", job], check=True)
-        before = journal(run_dir, stage)
+        before = journal_ids(run_dir, stage)
         rc = proc.wait(timeout=330)
     finally:
         if proc.poll() is None:
@@ -269,7 +256,7 @@ def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm)
     assert again and again[-1]["State"] == "COMPLETED", ("the same job resubmitted and completed", records)
 
     # Every row once, journaled rows kept and not processed again.
-    after = journal(run_dir, stage)
+    after = journal_ids(run_dir, stage)
     for shard, ids in after.items():
         assert ids[: len(before.get(shard, []))] == before.get(shard, []), "journaled rows kept"
         assert len(ids) == len(set(ids)) == shard_size, ("no row processed twice", shard, ids)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import BAD, REPO, read_result, run_snakemake, snakemake_cmd, write_config
+from tests.conftest import BAD, REPO, journal_ids, read_result, run_snakemake, snakemake_cmd, write_config
 from vidcap import synth
 from vidcap.tables import write_table
 
@@ -78,19 +78,6 @@ def test_bad_config_names_key_and_allowed_values(tmp_path, override, expect):
     assert expect in proc.stderr + proc.stdout
 
 
-def _journal_rows(run: Path) -> dict[str, list[str]]:
-    rows = {}
-    for j in sorted((run / "journal" / "probe").glob("*.jsonl")):
-        ids = []
-        for line in j.read_text().splitlines()[1:]:
-            try:
-                ids.append(json.loads(line)["row_id"])
-            except (json.JSONDecodeError, KeyError):
-                pass
-        rows[j.stem] = ids
-    return rows
-
-
 def test_kill_mid_shard_then_resume_loses_and_repeats_nothing(tmp_path):
     media = tmp_path / "media"
     n = 24
@@ -105,13 +92,13 @@ def test_kill_mid_shard_then_resume_loses_and_repeats_nothing(tmp_path):
                             env={**os.environ, "VIDCAP_FAULT_DELAY": "0.25"}, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline:
-        done = sum(len(v) for v in _journal_rows(run).values()) if (run / "journal").exists() else 0
+        done = sum(len(v) for v in journal_ids(run, "probe").values()) if (run / "journal").exists() else 0
         if done >= 8:
             break
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = _journal_rows(run)
+    before = journal_ids(run, "probe")
     n_before = sum(len(v) for v in before.values())
     assert 8 <= n_before < n, "killed mid-run"
     assert not (tmp_path / "results" / "kill.csv").exists()
@@ -119,7 +106,7 @@ def test_kill_mid_shard_then_resume_loses_and_repeats_nothing(tmp_path):
     # Rerun: finishes, every row once, and only the rows not journaled were processed.
     run_snakemake(tmp_path, cfg, "--unlock")
     run_snakemake(tmp_path, cfg, "--rerun-incomplete")
-    after = _journal_rows(run)
+    after = journal_ids(run, "probe")
     for shard, ids in after.items():
         assert ids[: len(before.get(shard, []))] == before.get(shard, []), "journaled rows kept"
         assert len(ids) == len(set(ids)) == 12, "no row processed twice"

@@ -23,26 +23,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from vidcap.shards import ROW_ID
+from vidcap.stage import read_journal
 
 STAGE = "caption"
 COLS = ("prompt_tokens", "output_tokens", "caption_cost_usd", "caption_tries", "caption_error")
-
-
-def _journal_records(path: Path) -> dict[str, dict]:
-    recs: dict[str, dict] = {}
-    with open(path, encoding="utf-8") as fh:
-        fh.readline()  # header (stage, fingerprint)
-        for line in fh:
-            if not line.endswith("\n"):
-                break
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if ROW_ID in rec:
-                recs[rec[ROW_ID]] = rec
-    return recs
 
 
 def _summ(df: pd.DataFrame) -> dict:
@@ -77,7 +61,7 @@ def run_cost(run_dir: str | Path, stage: str = STAGE) -> dict:
             df = pq.read_table(out, columns=[c for c in COLS if c in schema_names]).to_pandas()
             source = "output"
         elif journal.exists():
-            df = pd.DataFrame(list(_journal_records(journal).values()))
+            df = pd.DataFrame(list(read_journal(journal)[1].values()))
             source = "journal"
         else:
             df, source = pd.DataFrame(), "-"
@@ -90,7 +74,7 @@ def run_cost(run_dir: str | Path, stage: str = STAGE) -> dict:
     stale_sum = None
     if stale:
         stale_sum = {"shard": "set aside (.stale)", "rows": None, "source": f"{len(stale)} journals",
-                     **_summ(pd.DataFrame([r for p in stale for r in _journal_records(p).values()]))}
+                     **_summ(pd.DataFrame([r for p in stale for r in read_journal(p)[1].values()]))}
     return {"shards": shards, "total": total, "stale": stale_sum}
 
 

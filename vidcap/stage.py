@@ -130,6 +130,27 @@ def describe_error(exc: BaseException) -> str:
     return msg if name in ("FrameError", "MediaError", "StageRowError") else f"{name}: {msg}"
 
 
+def read_journal(path: str | Path) -> tuple[dict, dict[str, dict]]:
+    """(header, ``{row_id: record}``) of a journal file; last record of a row wins, unreadable lines
+    (a torn write of a killed job) are skipped."""
+    records: dict[str, dict] = {}
+    with open(path, encoding="utf-8") as fh:
+        try:
+            header = json.loads(fh.readline())
+        except json.JSONDecodeError:
+            header = {}
+        for line in fh:
+            if not line.endswith("\n"):
+                break
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and ROW_ID in rec:
+                records[rec[ROW_ID]] = rec
+    return header, records
+
+
 class Journal:
     """Append-only JSON-lines record of finished rows for one (stage, shard)."""
 
@@ -147,27 +168,12 @@ class Journal:
         """
         if not self.path.exists():
             return {}
-        records: dict[str, dict] = {}
-        with open(self.path, encoding="utf-8") as fh:
-            header_line = fh.readline()
-            try:
-                header = json.loads(header_line)
-            except json.JSONDecodeError:
-                header = {}
-            if header.get("fingerprint") != self.fingerprint:
-                log.warning("journal %s was written with other settings (%s != %s); starting over",
-                            self.path, header.get("fingerprint"), self.fingerprint)
-                fh.close()
-                os.replace(self.path, self.path.with_name(self.path.name + ".stale"))
-                return {}
-            for line in fh:
-                if not line.endswith("\n"):
-                    break  # torn write of a killed job
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                records[rec[ROW_ID]] = rec
+        header, records = read_journal(self.path)
+        if header.get("fingerprint") != self.fingerprint:
+            log.warning("journal %s was written with other settings (%s != %s); starting over",
+                        self.path, header.get("fingerprint"), self.fingerprint)
+            os.replace(self.path, self.path.with_name(self.path.name + ".stale"))
+            return {}
         return records
 
     def open(self) -> None:

@@ -11,22 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from vidcap.shards import ROW_ID
-
-
-def _journal_counts(path: Path, error_column: str) -> tuple[int, Counter]:
-    seen: dict[str, str | None] = {}
-    with open(path, encoding="utf-8") as fh:
-        fh.readline()
-        for line in fh:
-            if not line.endswith("\n"):
-                break
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            seen[rec[ROW_ID]] = rec.get(error_column)
-    return len(seen), Counter(e for e in seen.values() if e)
+from vidcap.stage import read_journal
 
 
 def run_status(run_dir: str | Path) -> dict:
@@ -53,9 +38,9 @@ def run_status(run_dir: str | Path) -> dict:
                 errors.update(e for e in col if e)
                 finished += 1
             elif journal.exists():
-                n, errs = _journal_counts(journal, err_col)
-                done += min(n, size)
-                errors.update(errs)
+                records = read_journal(journal)[1]
+                done += min(len(records), size)
+                errors.update(r.get(err_col) for r in records.values() if r.get(err_col))
         stages[stage] = {"shards_done": finished, "rows_done": done, "failed": sum(errors.values()),
                          "remaining": info["rows"] - done, "errors": errors}
     return {"rows": info["rows"], "shards": len(sizes), "stages": stages}

@@ -27,7 +27,7 @@ from vidcap.tiny_models import build_tiny_model  # noqa: E402
 OUT = REPO / "bench" / "out" / "caption"
 
 
-def make_clips(n: int, width: int, height: int, frames: int) -> list[dict]:
+def make_clips(n: int, width: int = 640, height: int = 360, frames: int = 120) -> list[dict]:
     folder = OUT / f"clips_{width}x{height}_{frames}"
     rows = []
     for i in range(n):

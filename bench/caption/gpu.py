@@ -35,6 +35,9 @@ from vidcap.runners.hf import TransformersRunner  # noqa: E402
 from vidcap.stages.caption import CaptionStage  # noqa: E402
 from vidcap.tiny_models import build_tiny_model  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu import make_clips  # noqa: E402  (same clips as the CPU bench)
+
 OUT = REPO / "bench" / "out" / "caption"
 ANCHOR = "Open-Sora LLaVA-7B (1 frame @ 336 px): ~1 video/s per GPU"
 _MODEL_CACHE: dict = {}
@@ -55,17 +58,6 @@ class RandomWeightsRunner(TransformersRunner):
                     self.config, dtype=kwargs["dtype"],
                     attn_implementation=kwargs.get("attn_implementation", "sdpa")).eval()
         return _MODEL_CACHE[key]
-
-
-def make_clips(n: int, width: int = 640, height: int = 360, frames: int = 120) -> list[dict]:
-    folder = OUT / f"clips_{width}x{height}_{frames}"
-    rows = []
-    for i in range(n):
-        p = folder / f"clip{i:03d}.mp4"
-        if not p.exists():
-            synth.write_video(p, num_frames=frames, width=width, height=height, seed=i)
-        rows.append({"row_id": f"r{i:04d}", "_media_path": str(p)})
-    return rows
 
 
 class UtilSampler(threading.Thread):
