@@ -21,7 +21,10 @@ include: "rules/shard.smk"
 include: "rules/probe.smk"
 include: "rules/caption.smk"
 include: "rules/motion.smk"
+include: "rules/clean.smk"
+include: "rules/tags.smk"
 include: "rules/gather.smk"
+include: "rules/report.smk"
 
 
 localrules:

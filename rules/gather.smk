@@ -6,6 +6,8 @@ rule gather:
     output:
         csv=final_outputs()[0],
         parquet=final_outputs()[1],
+        summary_json=summary_outputs()[0],
+        summary_csv=summary_outputs()[1],
     log:
         run_path("logs", "gather.log"),
     benchmark:
@@ -23,4 +25,5 @@ rule gather:
         "../envs/vidcap.yaml"
     shell:
         "vidcap gather --shards {params.shards:q} {params.stages} {params.options}"
-        " -o {output.csv:q} -o {output.parquet:q} > {log:q} 2>&1"
+        " -o {output.csv:q} -o {output.parquet:q}"
+        " --summary-json {output.summary_json:q} --summary-csv {output.summary_csv:q} > {log:q} 2>&1"

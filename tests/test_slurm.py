@@ -128,12 +128,12 @@ def demo_config(workdir: Path, demo: Path, with_caption: bool) -> Path:
     cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["manifest"] = str(demo / "demo" / "manifest.csv")
     stages = cfg.setdefault("stages", {})
-    if with_caption:
-        cap = stages["caption"]
-        model = cap.get("transformers", {}).get("model")
+    for stage in stages.values():  # the demo's tiny models (caption, tags) live beside its clips
+        model = (stage.get("transformers") or {}).get("model")
         if model and not os.path.isabs(model):
-            cap["transformers"]["model"] = str(demo / model)
-        cap.setdefault("resources", {})["gpu"] = 1  # -> sbatch --gpus=1
+            stage["transformers"]["model"] = str(demo / model)
+    if with_caption:
+        stages["caption"].setdefault("resources", {})["gpu"] = 1  # -> sbatch --gpus=1
     else:
         stages.setdefault("caption", {})["enabled"] = False
     return write_config(workdir, **cfg)

@@ -75,7 +75,8 @@ def cmd_gather(args) -> int:
     for item in args.stage:
         name, _, folder = item.partition("=")
         stages[name] = folder
-    gather(args.shards, stages, args.output, append_motion_to=args.append_motion_to)
+    gather(args.shards, stages, args.output, duplicates_of=args.duplicates_of, summary_json=args.summary_json,
+           summary_csv=args.summary_csv, tag_keys=args.tag_key or None, top_k=args.top_k)
     return 0
 
 
@@ -91,6 +92,26 @@ def cmd_cost(args) -> int:
 
     summary = run_cost(args.run_dir)
     print(json.dumps(summary, indent=1) if args.json else format_cost(summary))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from vidcap.report import build_report
+
+    config = None
+    if args.config_json:
+        config = json.loads(args.config_json)
+    elif args.configfile:
+        import yaml
+
+        from vidcap.config import validate_config
+
+        with open(args.configfile, encoding="utf-8") as fh:
+            config = validate_config(yaml.safe_load(fh))
+    out = build_report(args.run_dir, out=args.output, table=args.table, config=config, threads=args.threads,
+                       sample=args.sample, worst=args.worst, thumbnails=args.thumbnails,
+                       thumb_size=args.thumb_size, top_k=args.top_k, seed=args.seed)
+    print(out)
     return 0
 
 
@@ -176,8 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", required=True, help="folder of shard tables")
     p.add_argument("--stage", action="append", default=[], help="NAME=FOLDER, in column order")
     p.add_argument("-o", "--output", action="append", required=True)
-    p.add_argument("--append-motion-to", default=None, metavar="COLUMN",
-                   help="append the camera-motion sentence to this text column (made if missing)")
+    p.add_argument("--duplicates-of", default=None, metavar="COLUMN",
+                   help="mark exact duplicate captions of this column in caption_duplicate")
+    p.add_argument("--summary-json", default=None, help="write the dataset summary (vidcap.summary) as JSON")
+    p.add_argument("--summary-csv", default=None, help="... and as a long-form section,key,value,count CSV")
+    p.add_argument("--tag-key", action="append", default=[], metavar="KEY",
+                   help="tag column summarised (repeatable; default: objects, actions, other string lists)")
+    p.add_argument("--top-k", type=int, default=20, help="values per counted list in the summary")
     p.set_defaults(func=cmd_gather)
 
     p = sub.add_parser("status", help="rows done / failed / remaining per stage of a run folder")
@@ -188,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="the run folder, results/<name>")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cost)
+
+    p = sub.add_parser("report", help="self-contained HTML report of a run: gallery, distributions, "
+                                      "throughput, failures, provenance (docs/report.md)")
+    p.add_argument("run_dir", help="the run folder, results/<name>")
+    p.add_argument("-o", "--output", default=None, help="default <results_dir>/<name>.report.html")
+    p.add_argument("--table", default=None, help="merged table (default <results_dir>/<name>.parquet)")
+    p.add_argument("--configfile", default=None, help="the run's config YAML (default: RUN_DIR/config.json "
+                                                      "saved by the workflow's report rule)")
+    p.add_argument("--config-json", default=None, help=argparse.SUPPRESS)  # the report rule's validated config
+    for opt in ("sample", "worst", "thumbnails", "thumb-size", "top-k", "seed"):
+        p.add_argument(f"--{opt}", type=int, default=None, help="default: the config's report block")
+    p.add_argument("--threads", type=int, default=2, help="thumbnail decoding threads")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("estimate", help="caption a sample for real; project cost and time of the whole manifest")
     p.add_argument("--configfile", required=True)
@@ -200,10 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="write demo clips, images, bad files and a manifest under ROOT")
     p.add_argument("root")
     p.set_defaults(func=cmd_demo)
-    from vidcap.tiny_models import FAMILIES
+    from vidcap.tiny_models import FAMILIES, TEXT_FAMILIES
 
     p = sub.add_parser("tiny-model", help="write a tiny random-weight model folder (tests, demo; no download)")
-    p.add_argument("family", choices=FAMILIES)
+    p.add_argument("family", choices=FAMILIES + TEXT_FAMILIES)
     p.add_argument("outdir")
     p.add_argument("--max-position-embeddings", type=int, default=4096, help="the text model's context")
     p.add_argument("--force", action="store_true", help="rebuild even when the folder is up to date")

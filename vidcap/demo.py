@@ -11,7 +11,8 @@ from vidcap.tables import write_table
 def make_demo(root: str | Path) -> Path:
     """Write clips under ``root/media`` and ``root/manifest.csv``; returns the manifest path.
 
-    Also builds the tiny caption model (``make_demo_model``).
+    Also builds the tiny caption model (``make_demo_model``) and the tiny chat model of the tags stage
+    (``make_demo_chat_model``).
     The manifest lists paths relative to its own folder, a ``text`` column, one missing file and
     one text file named .mp4, so the demo shows failed rows next to good ones.
     """
@@ -26,6 +27,7 @@ def make_demo(root: str | Path) -> Path:
     df["text"] = [f'clip "{i}", generated; line one\nline two' for i in df["id"]]
     manifest = write_table(df, root / "manifest.csv")
     make_demo_model(root)
+    make_demo_chat_model(root)
     return manifest
 
 
@@ -40,3 +42,16 @@ def make_demo_model(root: str | Path) -> Path:
     from vidcap.tiny_models import build_tiny_model
 
     return build_tiny_model(DEMO_MODEL_FAMILY, Path(root) / "models" / f"tiny-{DEMO_MODEL_FAMILY}")
+
+
+DEMO_CHAT_FAMILY = "qwen2"
+
+
+def make_demo_chat_model(root: str | Path) -> Path:
+    """The tags stage's demo model: a tiny random-weight text chat model at ``root/models/tiny-<family>``.
+
+    Random weights answer random text: most rows get empty tag lists and a ``tags_error`` (no tag is guessed).
+    """
+    from vidcap.tiny_models import build_tiny_model
+
+    return build_tiny_model(DEMO_CHAT_FAMILY, Path(root) / "models" / f"tiny-{DEMO_CHAT_FAMILY}")

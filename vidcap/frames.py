@@ -156,13 +156,50 @@ def sample_frames(
         raise ValueError(f"unknown single {single!r}; allowed: {', '.join(SINGLE_CHOICES)}")
     if resize_short is not None and int(resize_short) < 1:
         raise ValueError(f"resize_short must be >= 1, got {resize_short}")
+    return _read(path, lambda total, fps: frame_indices(total, num_frames, policy, fps, single),
+                 resize_short, decoder, threads)
+
+
+def read_frames(
+    path,
+    indices,
+    *,
+    resize_short: int | None = None,
+    decoder: str | None = None,
+    threads: int | None = None,
+) -> Frames:
+    """Decode the given frame ``indices`` (0-based, any order, repeats allowed) of ``path``.
+
+    Same decoders, resizing and errors as ``sample_frames``; used to show exactly the frames a stage
+    recorded (e.g. ``caption_frame_indices``). An index outside the file's frames is a FrameError.
+    """
+    decoder = DEFAULT_DECODER if decoder is None else decoder
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; allowed: {', '.join(DECODERS)}")
+    want = [int(i) for i in indices]
+    if not want:
+        raise ValueError("indices must not be empty")
+    if resize_short is not None and int(resize_short) < 1:
+        raise ValueError(f"resize_short must be >= 1, got {resize_short}")
+
+    def pick(total: int, fps: float | None) -> list[int]:
+        bad = [i for i in want if not 0 <= i < total]
+        if bad:
+            raise FrameError(f"frame {bad[0]} out of range: the file has {total} frame(s)")
+        return want
+
+    return _read(path, pick, resize_short, decoder, threads)
+
+
+def _read(path, pick, resize_short: int | None, decoder: str, threads: int | None) -> Frames:
+    """Open ``path``, choose indices with ``pick(total_frames, fps)``, decode and resize them."""
     threads = DECODE_THREADS if threads is None else int(threads)
     path = _check_path(path)
 
     if media_type(path) == "image":
         frame = _read_image(path)
         h, w = frame.shape[:2]
-        indices = frame_indices(1, num_frames, policy, None, single)
+        indices = pick(1, None)
         out = _resize(frame, resize_short)
         return Frames(np.stack([out] * len(indices)), indices, [0.0] * len(indices), 1, None, w, h, "image")
 
@@ -172,7 +209,7 @@ def sample_frames(
         container = _open_av(path)
         try:
             stream, total, fps_frac, w, h = _probe(container, path)
-            indices = frame_indices(total, num_frames, policy, float(fps_frac), single)
+            indices = pick(total, float(fps_frac))
             size = _target_size(w, h, resize_short)
             got = _decode_pyav(container, stream, sorted(set(indices)), total, fps_frac, threads, size)
         except av.error.FFmpegError as e:
@@ -185,7 +222,7 @@ def sample_frames(
             stream, total, fps_frac, w, h = _probe(container, path)
         finally:
             container.close()
-        indices = frame_indices(total, num_frames, policy, float(fps_frac), single)
+        indices = pick(total, float(fps_frac))
         if decoder == "decord":
             got = _decode_decord(path, sorted(set(indices)), total, threads)
         else:

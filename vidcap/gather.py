@@ -6,6 +6,10 @@ column replaces it in place (as Open-Sora's ``--info`` does for ``num_frames``; 
 ``text``), except in rows where the stage has no value (a failed row keeps its manifest value; the
 stage's error column says it failed). Stage rows are joined
 by ``row_id``; a missing, repeated or unknown id stops the merge with a message instead of shifting rows.
+
+Finishing steps that need every shard: ``caption_duplicate`` (with ``duplicates_of``: the ``row_id`` of
+the first row, in manifest order, whose caption is exactly the same; empty for that first row, for
+unique captions and for empty captions) and the dataset summary (``vidcap.summary``).
 """
 from __future__ import annotations
 
@@ -34,13 +38,16 @@ def _read_all(paths: list[Path]) -> pd.DataFrame:
 
 
 def gather(shard_dir: str | Path, stages: dict[str, str | Path], outputs: list[str | Path],
-           append_motion_to: str | None = None) -> pd.DataFrame:
+           duplicates_of: str | None = None, summary_json: str | Path | None = None,
+           summary_csv: str | Path | None = None, tag_keys: list[str] | None = None,
+           top_k: int = 20) -> pd.DataFrame:
     """Merge ``shard_dir/<shard>.parquet`` with ``<stage dir>/<shard>.parquet`` for every stage.
 
     ``stages``: stage name → folder of its per-shard outputs, in the order columns should appear.
     ``outputs``: tables to write (CSV and/or Parquet, by extension), each atomically.
-    ``append_motion_to``: a text column that gets the camera-motion sentence of ``cmotion`` appended
-    (rows without a label are left as they are).
+    ``duplicates_of``: the caption column whose exact duplicates get ``caption_duplicate``.
+    ``summary_json`` / ``summary_csv``: where the dataset summary goes (``vidcap.summary.summarize`` with
+    ``tag_keys`` and ``top_k``). The camera-motion sentence is the clean stage's (``append_motion``).
     """
     shard_dir = Path(shard_dir)
     names = json.loads((shard_dir / "manifest.json").read_text())["shards"]
@@ -68,10 +75,14 @@ def gather(shard_dir: str | Path, stages: dict[str, str | Path], outputs: list[s
     ordered = originals + [ROW_ID]
     ordered += [c for c in merged.columns if c not in ordered and c not in (ROW_INDEX, MEDIA_PATH)]
     merged = merged[[c for c in ordered if c in merged.columns]]
-    if append_motion_to:
-        merged = _append_motion(merged, append_motion_to)
+    if duplicates_of:
+        merged["caption_duplicate"] = mark_duplicates(merged, duplicates_of)
     for out in outputs:
         write_table(merged, out)
+    if summary_json or summary_csv:
+        from vidcap.summary import summarize, write_summary
+
+        write_summary(summarize(merged, top_k=top_k, tag_keys=tag_keys), summary_json, summary_csv)
     log.info("merged %d rows, %d columns into %s", len(merged), merged.shape[1],
              ", ".join(map(str, outputs)))
     return merged
@@ -88,15 +99,22 @@ def _check_exactly_once(stage: str, want: pd.Series, got: pd.Series) -> None:
         )
 
 
-def _append_motion(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    from vidcap.motion import append_motion_to_caption
-
-    if "cmotion" not in df.columns:
-        raise GatherError("append_to_text needs the motion stage's cmotion column")
-    text = df[column] if column in df.columns else pd.Series([""] * len(df), index=df.index)
-    df = df.copy()
-    df[column] = [
-        append_motion_to_caption("" if pd.isna(t) else str(t), "" if pd.isna(m) else str(m))
-        for t, m in zip(text, df["cmotion"])
-    ]
-    return df
+def mark_duplicates(df: pd.DataFrame, column: str) -> pd.Series:
+    """Per row: the ``row_id`` of the first earlier row with exactly the same non-empty ``column`` value,
+    else null (the first row of a group, unique and empty captions)."""
+    if column not in df.columns:
+        log.warning("caption_duplicate: no column %r; nothing marked", column)
+        return pd.Series([None] * len(df), index=df.index, dtype=pd.ArrowDtype(pa.string()))
+    first: dict[str, str] = {}
+    out = []
+    for text, row_id in zip(df[column], df[ROW_ID]):
+        key = None if text is None or pd.isna(text) else str(text)
+        if not key or not key.strip():
+            out.append(None)
+            continue
+        if key in first:
+            out.append(first[key])
+        else:
+            first[key] = row_id
+            out.append(None)
+    return pd.Series(out, index=df.index, dtype=pd.ArrowDtype(pa.string()))

@@ -121,6 +121,10 @@ class RowStage(Stage):
         raise NotImplementedError
 
 
+class StageRowError(ValueError):
+    """A row a stage cannot process, with a message that says it all (written without the type name)."""
+
+
 def describe_error(exc: BaseException) -> str:
     """One readable line: the exception's message, with its type when the message alone is vague."""
     msg = " ".join(str(exc).split())

@@ -4,7 +4,8 @@
 (``AutoConfig``/``AutoProcessor``/``AutoModelForImageTextToText``), exactly as a downloaded checkpoint:
 a config object with tiny sizes, random weights, a byte-level BPE tokenizer trained in a second with
 the family's special tokens (wrapped in ``PreTrainedTokenizerFast``), small image/video processors and
-the family's chat template. Families: ``FAMILIES``. Random weights give random text: assert on counts,
+the family's chat template. Families: ``FAMILIES`` (vision-language) and ``TEXT_FAMILIES`` (text-only chat models,
+``AutoModelForCausalLM`` + ``AutoTokenizer``, for the tags stage). Random weights give random text: assert on counts,
 shapes and columns, never on wording.
 
 The folder is cached: a ``vidcap_tiny.json`` stamp holds the build spec; a folder with the same spec is
@@ -18,6 +19,8 @@ import shutil
 from pathlib import Path
 
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava_next_video", "llava_onevision", "llava")
+# Text-only chat models (``AutoModelForCausalLM`` + ``AutoTokenizer``): the tags stage's local runner.
+TEXT_FAMILIES = ("qwen2", "llama")
 STAMP = "vidcap_tiny.json"
 BUILD_VERSION = "1"
 
@@ -169,6 +172,42 @@ def _llama(vocab, ids, max_pos):
                 bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"])
 
 
+_LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "{% endif %}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+_LLAMA3_SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                   "<|eot_id|>", "<|finetune_right_pad_id|>"]
+
+
+def _build_text(family: str, max_pos: int):
+    """A text-only chat model: (model class, config, tokenizer with the family's chat template)."""
+    if family == "qwen2":
+        from transformers import Qwen2Config as Config
+        from transformers import Qwen2ForCausalLM as Model
+
+        tok = _tokenizer(_QWEN_SPECIAL[:3], eos="<|im_end|>", pad="<|endoftext|>", bos=None)
+        tok.chat_template = _QWEN_TEMPLATE
+        ids = _ids(tok, _QWEN_SPECIAL[:3])
+        bos, eos, pad = ids["<|endoftext|>"], ids["<|im_end|>"], ids["<|endoftext|>"]
+    else:
+        from transformers import LlamaConfig as Config
+        from transformers import LlamaForCausalLM as Model
+
+        tok = _tokenizer(_LLAMA3_SPECIAL, eos="<|eot_id|>", pad="<|finetune_right_pad_id|>",
+                         bos="<|begin_of_text|>")
+        tok.chat_template = _LLAMA3_TEMPLATE
+        ids = _ids(tok, _LLAMA3_SPECIAL)
+        bos, eos, pad = ids["<|begin_of_text|>"], ids["<|eot_id|>"], ids["<|finetune_right_pad_id|>"]
+    config = Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=max_pos,
+                    bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
+    return Model, config, tok
+
+
 def _build_llava(max_pos: int):
     from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
@@ -240,8 +279,8 @@ def build_tiny_model(family: str, outdir: str | Path, *, max_position_embeddings
     ``max_position_embeddings``: the text model's context (small values exercise the context check).
     Returns the folder. ValueError for an unknown family.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    if family not in FAMILIES + TEXT_FAMILIES:
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES + TEXT_FAMILIES)}")
     outdir = Path(outdir)
     spec = {"family": family, "max_position_embeddings": int(max_position_embeddings), "size": size,
             "seed": seed, "version": BUILD_VERSION}
@@ -256,7 +295,9 @@ def build_tiny_model(family: str, outdir: str | Path, *, max_position_embeddings
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    if family in ("qwen2_vl", "qwen2_5_vl"):
+    if family in TEXT_FAMILIES:
+        model_cls, config, processor = _build_text(family, max_position_embeddings)
+    elif family in ("qwen2_vl", "qwen2_5_vl"):
         model_cls, config, processor = _build_qwen(family, max_position_embeddings, size)
     elif family == "llava":
         model_cls, config, processor = _build_llava(max_position_embeddings)
@@ -274,9 +315,10 @@ def build_tiny_model(family: str, outdir: str | Path, *, max_position_embeddings
     else:
         model = model_cls(config).eval()
         gen = model.generation_config
-        gen.pad_token_id = config.text_config.pad_token_id
-        gen.eos_token_id = config.text_config.eos_token_id
-        gen.bos_token_id = config.text_config.bos_token_id
+        text_config = getattr(config, "text_config", None) or config
+        gen.pad_token_id = text_config.pad_token_id
+        gen.eos_token_id = text_config.eos_token_id
+        gen.bos_token_id = text_config.bos_token_id
         model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     (tmp / STAMP).write_text(json.dumps(spec, indent=1))

@@ -11,7 +11,7 @@ Settings (the stage's ``openai`` block merged with its ``generation`` block, fla
 ``generation``):
 ``model base_url api_key_env detail max_image_side jpeg_quality prompt_role concurrency
 requests_per_minute tokens_per_minute max_tries timeout_s backoff_s max_backoff_s
-price_per_1m_input price_per_1m_output token_limit_param extra_sampling`` and ``max_new_tokens
+price_per_1m_input price_per_1m_output token_limit_param extra_sampling response_format`` and ``max_new_tokens
 min_new_tokens temperature top_p top_k repetition_penalty seed``.
 
 Generation mapping: ``max_new_tokens`` -> ``max_tokens`` (or ``max_completion_tokens``, see
@@ -19,7 +19,8 @@ Generation mapping: ``max_new_tokens`` -> ``max_tokens`` (or ``max_completion_to
 ``repetition_penalty`` and ``min_new_tokens`` (as ``min_tokens``) have no OpenAI equivalent: they go
 in the request body for self-hosted servers (vLLM and SGLang read them) when ``extra_sampling`` is
 ``always``, or ``auto`` with a ``base_url`` that is not api.openai.com; otherwise they are left out
-(logged once). ``repetition_penalty`` is NOT mapped to ``frequency_penalty``: one multiplies logits,
+(logged once). ``response_format: json_object`` asks for a JSON object answer (OpenAI's JSON mode,
+``{"type": "json_object"}``; vLLM and SGLang accept it too; the tags stage uses it). ``repetition_penalty`` is NOT mapped to ``frequency_penalty``: one multiplies logits,
 the other subtracts a count-scaled value; they are not the same knob.
 """
 from __future__ import annotations
@@ -147,6 +148,8 @@ class OpenAIRunner(Runner):
             opts["top_p"] = float(s["top_p"])
         if s.get("seed") is not None:
             opts["seed"] = int(s["seed"])
+        if s.get("response_format") == "json_object":
+            opts["response_format"] = {"type": "json_object"}
         extra = {}
         for src, dst in (("top_k", "top_k"), ("repetition_penalty", "repetition_penalty"),
                          ("min_new_tokens", "min_tokens")):

@@ -16,7 +16,15 @@ def get_stage(name: str, params: dict | None = None):
         from vidcap.stages.motion import MotionStage
 
         return MotionStage(params)
+    if name == "clean":
+        from vidcap.stages.clean import CleanStage
+
+        return CleanStage(params)
+    if name == "tags":
+        from vidcap.stages.tags import TagsStage
+
+        return TagsStage(params)
     raise ValueError(f"unknown stage {name!r}; known: {', '.join(STAGES)}")
 
 
-STAGES = ("probe", "caption", "motion")
+STAGES = ("probe", "caption", "clean", "motion", "tags")
