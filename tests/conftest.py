@@ -28,8 +28,11 @@ def snakemake_cmd(workdir: Path, configfile: Path, *extra: str) -> list[str]:
 
 def run_snakemake(workdir: Path, configfile: Path, *extra: str, env: dict | None = None,
                   check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(snakemake_cmd(workdir, configfile, *extra), capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    """Snakemake under ``timeout -s INT``: a hung run is stopped the way Snakemake listens to (SIGINT)."""
+    cmd = ["timeout", "-s", "INT", "-k", "20", str(timeout), *snakemake_cmd(workdir, configfile, *extra)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if proc.returncode == 124:
+        raise AssertionError(f"snakemake timed out after {timeout} s:\n{proc.stderr[-5000:]}")
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
