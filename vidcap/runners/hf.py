@@ -106,6 +106,12 @@ class TransformersRunner(Runner):
         tok = getattr(self.processor, "tokenizer", self.processor)
         tok.padding_side = "left"
         self.check_context()
+        self.load_weights(model_id)
+
+    def load_weights(self, model_id: str) -> None:
+        """Weights via ``_load_model`` with the configured dtype (auto: bf16 on GPU, fp32 on CPU),
+        attention kernel and device map, in eval mode, on the GPU unless a device map places them."""
+        import torch
 
         cuda = torch.cuda.is_available()
         self.device = "cuda" if cuda else "cpu"

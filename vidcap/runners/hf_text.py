@@ -28,7 +28,6 @@ class TextTransformersRunner(TransformersRunner):
         from vidcap.gpu import acquire_gpus
 
         acquire_gpus()
-        import torch
         from transformers import AutoConfig, AutoTokenizer
 
         model_id = self.settings.get("model")
@@ -46,24 +45,7 @@ class TextTransformersRunner(TransformersRunner):
             tok.pad_token = tok.eos_token
         self.processor = tok   # the base class's helpers read the tokenizer from ``processor``
         self.family = getattr(self.config, "model_type", "")
-        cuda = torch.cuda.is_available()
-        self.device = "cuda" if cuda else "cpu"
-        dtype = self.settings.get("dtype", "auto") or "auto"
-        torch_dtype = (torch.bfloat16 if cuda else torch.float32) if dtype == "auto" else getattr(torch, dtype)
-        kwargs = dict(self._hub_kwargs(), dtype=torch_dtype)
-        if self.settings.get("attn_implementation"):
-            kwargs["attn_implementation"] = self.settings["attn_implementation"]
-        if self.settings.get("device_map"):
-            kwargs["device_map"] = self.settings["device_map"]
-        self.model = self._load_model(model_id, kwargs)
-        if not self.settings.get("device_map"):
-            self.model.to(self.device)
-        self.model.eval()
-        if self.generation.get("seed") is not None:
-            from transformers import set_seed
-
-            set_seed(int(self.generation["seed"]))
-        log.info("loaded %s (%s) on %s, dtype %s", model_id, self.family, self.device, torch_dtype)
+        self.load_weights(model_id)
 
     def _load_model(self, model_id: str, kwargs: dict):
         from transformers import AutoModelForCausalLM
