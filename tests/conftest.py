@@ -38,6 +38,28 @@ def run_snakemake(workdir: Path, configfile: Path, *extra: str, env: dict | None
     return proc
 
 
+def kill_when_journaled(workdir: Path, configfile: Path, stage: str, rows: int, env: dict | None = None,
+                        timeout: float = 120) -> dict[str, list[str]]:
+    """Start Snakemake, SIGKILL its whole process group once ``rows`` rows of ``stage`` are journaled
+    (or after ``timeout`` s), and return the journals' row ids as the kill left them."""
+    import signal
+    import time
+
+    run = workdir / "results"
+    proc = subprocess.Popen(snakemake_cmd(workdir, configfile), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}, start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        runs = [d for d in run.glob("*") if (d / "journal" / stage).is_dir()] if run.exists() else []
+        if sum(len(ids) for d in runs for ids in journal_ids(d, stage).values()) >= rows:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    runs = [d for d in run.glob("*") if (d / "journal" / stage).is_dir()]
+    return journal_ids(runs[0], stage) if runs else {}
+
+
 def make_bad_inputs(root: Path) -> dict[str, str]:
     """Files for every bad-input case of the backbone issue: name -> path as written in the manifest.
 

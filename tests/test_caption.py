@@ -4,20 +4,17 @@ Random weights write random text: the tests assert rows, columns, counts and pro
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO, journal_ids, run_snakemake, snakemake_cmd, write_config
+from tests.conftest import REPO, journal_ids, kill_when_journaled, run_snakemake, write_config
 from vidcap import synth
 from vidcap.prompts import Prompt, prompt_hash
 from vidcap.runners.base import RunnerFatal
@@ -214,17 +211,7 @@ def test_snakemake_user_prompt_kill_mid_shard_then_resume(tmp_path):
                             "generation": {"max_new_tokens": 4},
                             "transformers": {"model": str(model)}}})
     run = tmp_path / "results" / "cap"
-    proc = subprocess.Popen(snakemake_cmd(tmp_path, cfg), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "VIDCAP_FAULT_DELAY": "0.4"}, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        done = sum(map(len, journal_ids(run, "caption").values())) if (run / "journal").exists() else 0
-        if done >= 4:
-            break
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = journal_ids(run, "caption")
+    before = kill_when_journaled(tmp_path, cfg, "caption", 4, env={"VIDCAP_FAULT_DELAY": "0.4"})
     n_before = sum(map(len, before.values()))
     assert 4 <= n_before < n, "killed mid-run"
 

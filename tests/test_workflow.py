@@ -1,20 +1,15 @@
 """Real Snakemake runs of the whole workflow: bad inputs, exactly-once rows, kill -9 and resume."""
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import BAD, REPO, journal_ids, read_result, run_snakemake, snakemake_cmd, write_config
+from tests.conftest import BAD, REPO, journal_ids, kill_when_journaled, read_result, run_snakemake, write_config
 from vidcap import synth
 from vidcap.tables import write_table
 
@@ -88,17 +83,7 @@ def test_kill_mid_shard_then_resume_loses_and_repeats_nothing(tmp_path):
     run = tmp_path / "results" / "kill"
 
     # First run: slow rows (fault-injection delay), killed with SIGKILL mid-shard.
-    proc = subprocess.Popen(snakemake_cmd(tmp_path, cfg), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "VIDCAP_FAULT_DELAY": "0.25"}, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        done = sum(len(v) for v in journal_ids(run, "probe").values()) if (run / "journal").exists() else 0
-        if done >= 8:
-            break
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = journal_ids(run, "probe")
+    before = kill_when_journaled(tmp_path, cfg, "probe", 8, env={"VIDCAP_FAULT_DELAY": "0.25"})
     n_before = sum(len(v) for v in before.values())
     assert 8 <= n_before < n, "killed mid-run"
     assert not (tmp_path / "results" / "kill.csv").exists()
