@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from vidcap import synth
+from vidcap.tables import write_table
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,6 +37,14 @@ def run_snakemake(workdir: Path, configfile: Path, *extra: str, env: dict | None
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
+
+
+def small_clip_manifest(media: Path, n: int) -> Path:
+    """``n`` distinct 8-frame 64×48 clips under ``media`` and ``media/m.csv`` listing them (``path,k``)."""
+    for i in range(n):
+        synth.write_video(media / f"c{i:02d}.mp4", num_frames=8, width=64, height=48, seed=i)
+    write_table(pd.DataFrame({"path": [f"c{i:02d}.mp4" for i in range(n)], "k": range(n)}), media / "m.csv")
+    return media / "m.csv"
 
 
 def kill_when_journaled(workdir: Path, configfile: Path, stage: str, rows: int, env: dict | None = None,

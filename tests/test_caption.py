@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO, journal_ids, kill_when_journaled, run_snakemake, write_config
+from tests.conftest import REPO, journal_ids, kill_when_journaled, small_clip_manifest, run_snakemake, write_config
 from vidcap import synth
 from vidcap.prompts import Prompt, prompt_hash
 from vidcap.runners.base import RunnerFatal
@@ -198,9 +198,7 @@ def test_snakemake_user_prompt_kill_mid_shard_then_resume(tmp_path):
     """Real Snakemake: a user prompt from config, kill -9 mid-shard, resume: every row once."""
     media = tmp_path / "media"
     n = 12
-    for i in range(n):
-        synth.write_video(media / f"c{i:02d}.mp4", num_frames=8, width=64, height=48, seed=i)
-    write_table(pd.DataFrame({"path": [f"c{i:02d}.mp4" for i in range(n)], "k": range(n)}), media / "m.csv")
+    small_clip_manifest(media, n)
     model = tiny_model("qwen2_5_vl")
     mine = {"user": "Say in a few words what moves in this clip.", "system": "Be brief.", "kind": "video"}
     cfg = write_config(

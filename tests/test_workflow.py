@@ -9,8 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import BAD, REPO, journal_ids, kill_when_journaled, read_result, run_snakemake, write_config
-from vidcap import synth
+from tests.conftest import BAD, REPO, journal_ids, kill_when_journaled, small_clip_manifest, read_result, run_snakemake, write_config
 from vidcap.tables import write_table
 
 AWKWARD = ['has,comma', 'has "quotes"', 'two\nlines', 'ünïcödé 字幕', '007', 'NA', '']
@@ -76,9 +75,7 @@ def test_bad_config_names_key_and_allowed_values(tmp_path, override, expect):
 def test_kill_mid_shard_then_resume_loses_and_repeats_nothing(tmp_path):
     media = tmp_path / "media"
     n = 24
-    for i in range(n):
-        synth.write_video(media / f"c{i:02d}.mp4", num_frames=8, width=64, height=48, seed=i)
-    write_table(pd.DataFrame({"path": [f"c{i:02d}.mp4" for i in range(n)], "k": range(n)}), media / "m.csv")
+    small_clip_manifest(media, n)
     cfg = write_config(tmp_path, name="kill", manifest=str(media / "m.csv"), shard_size=12)
     run = tmp_path / "results" / "kill"
 
