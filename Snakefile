@@ -13,7 +13,7 @@ from vidcap.config import validate_config  # noqa: E402
 configfile: "config/config.yaml"
 
 
-config = validate_config(config, workflow.source_path("config/schema.yaml"))
+config = validate_config(config)  # the schema ships in the package: vidcap/schema/
 
 
 include: "rules/common.smk"

@@ -195,6 +195,6 @@ def report_output():
 
 def report_config():
     """The validated config as shell-quoted JSON for `vidcap report --config-json` (secrets scrubbed)."""
-    from vidcap.report import public_config
+    from vidcap.redact import public_config
 
     return shlex.quote(json.dumps(public_config(config), sort_keys=True))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from vidcap import synth
+from vidcap.dev import synth
 from vidcap.tables import write_table
 
 REPO = Path(__file__).resolve().parent.parent

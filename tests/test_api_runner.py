@@ -1,6 +1,6 @@
 """The ``openai`` runner and ``vidcap.llm_client`` against real HTTP servers on 127.0.0.1.
 
-Our fault-injecting server (``vidcap.testing.chat_server``) for 429/500/timeouts/malformed/closed/401,
+Our fault-injecting server (``vidcap.dev.chat_server``) for 429/500/timeouts/malformed/closed/401,
 limits and concurrency; a real Snakemake run with ``runner: openai`` whose every written file is
 searched for the key; and, when it can run here, ``transformers serve`` as an independent server.
 """
@@ -22,10 +22,12 @@ import pandas as pd
 import pytest
 
 from vidcap.frames import Frames
-from vidcap.llm_client import ChatClient, ChatError, ChatJob, Pacer, scrub
-from vidcap.runners.base import Generation, Request, RunnerFatal
+from vidcap.llm_client import ChatClient, ChatError, ChatJob, Pacer
+from vidcap.redact import scrub
+from vidcap.runners.base import Generation, Request
+from vidcap.errors import RunnerFatal
 from vidcap.runners.openai_api import OpenAIRunner
-from vidcap.testing.chat_server import ChatServer
+from vidcap.dev.chat_server import ChatServer
 
 KEY_VAR = "VIDCAP_TEST_API_KEY"
 KEY = "sk-vidcapFAKEkey-7f3a9c1e5b2d4086"   # distinctive: searched for in every file a run writes
@@ -290,7 +292,7 @@ def _caption_stage_ready() -> bool:
 @pytest.mark.skipif(not _caption_stage_ready(), reason="caption stage not registered yet")
 def test_snakemake_run_with_openai_runner_key_in_no_file(tmp_path, key_env):
     from tests.conftest import read_result, run_snakemake, write_config
-    from vidcap import synth
+    from vidcap.dev import synth
     from vidcap.tables import write_table
 
     media = tmp_path / "media"
@@ -372,7 +374,7 @@ def transformers_server(tmp_path):
     import socket
     import urllib.request
 
-    from vidcap.tiny_models import build_tiny_model
+    from vidcap.dev.tiny_models import build_tiny_model
 
     model = build_tiny_model("qwen2_vl", tmp_path / "qwen2_vl")
     with socket.socket() as s:
@@ -430,7 +432,7 @@ def test_killed_api_job_loses_nothing_already_paid_for(tmp_path, key_env):
     import signal
 
     from tests.conftest import run_snakemake, snakemake_cmd, write_config
-    from vidcap import synth
+    from vidcap.dev import synth
     from vidcap.tables import write_table
 
     media = tmp_path / "media"

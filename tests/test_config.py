@@ -1,6 +1,7 @@
 import pytest
 
-from vidcap.config import ConfigError, load_schema, validate_config
+from vidcap.config import load_schema, validate_config
+from vidcap.errors import ConfigError
 
 
 def test_defaults_filled():

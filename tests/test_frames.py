@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from vidcap import frames as F
-from vidcap import synth
-from vidcap.frames import FrameError, frame_indices, sample_frames
+from vidcap.dev import synth
+from vidcap.frames import frame_indices, sample_frames
+from vidcap.errors import FrameError
 
 W, H, N, FPS = 192, 144, 48, 24  # small clips: index blocks are 12 px
 

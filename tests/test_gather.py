@@ -2,7 +2,7 @@
 import pandas as pd
 
 from tests.conftest import read_result, run_snakemake, write_config
-from vidcap import synth
+from vidcap.dev import synth
 from vidcap.tables import write_table
 
 

@@ -68,8 +68,9 @@ def _assert_inert(html: str) -> _Doc:
 
 
 def test_read_frames_returns_the_recorded_indices(tmp_path):
-    from vidcap import synth
-    from vidcap.frames import FrameError, read_frames, sample_frames
+    from vidcap.dev import synth
+    from vidcap.frames import read_frames, sample_frames
+    from vidcap.errors import FrameError
 
     clip = synth.write_video(tmp_path / "c.mp4", num_frames=30, width=96, height=64)
     ref = sample_frames(clip, 4, "uniform", resize_short=32)
@@ -81,7 +82,7 @@ def test_read_frames_returns_the_recorded_indices(tmp_path):
 
 
 def test_public_config_scrubs_secret_looking_values():
-    from vidcap.report import public_config
+    from vidcap.redact import public_config
 
     cfg = {"stages": {"caption": {"openai": {"api_key_env": "OPENAI_API_KEY", "api_key": "abc123secret",
                                              "base_url": "https://user:pw@host/v1"}}},

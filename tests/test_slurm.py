@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, journal_ids, read_result, run_snakemake, write_config
-from vidcap import synth
+from vidcap.dev import synth
 from vidcap.tables import write_table
 
 REQUIRE = os.environ.get("VIDCAP_REQUIRE_SLURM") == "1"
@@ -69,7 +69,7 @@ def _caption_ready() -> str | None:
     try:
         from vidcap.stages import get_stage  # noqa: F401
         import vidcap.stages.caption  # noqa: F401
-        import vidcap.tiny_models  # noqa: F401
+        import vidcap.dev.tiny_models  # noqa: F401
         import vidcap.runners.hf  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - any import failure means "not ready"
         return f"caption stage not importable: {exc}"
@@ -221,7 +221,7 @@ def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm)
     stages = {"probe": {"enabled": True}, "motion": {"enabled": False}, "caption": {"enabled": False}}
     if caption:
         demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["stages"]["caption"]
-        from vidcap.tiny_models import tiny_model
+        from vidcap.dev.tiny_models import tiny_model
         demo["transformers"]["model"] = str(tiny_model("qwen2_5_vl"))
         demo["resources"] = {**demo.get("resources", {}), "gpu": 1}
         demo["batch_size"] = 1  # journal row by row so the cancel lands mid-shard

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from vidcap.manifest import difference, merge, scan
-from vidcap.tables import TableError, count_rows, read_table, write_table
+from vidcap.tables import count_rows, read_table, write_table
+from vidcap.errors import TableError
 
 AWKWARD = ['plain', 'has,comma', 'has "quotes"', 'two\nlines', 'ünïcödé 字幕 🎬', '007', 'NA', '', ' padded ']
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from vidcap.tables import TableError
+from vidcap.errors import TableError
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -120,7 +120,7 @@ def cmd_estimate(args) -> int:
 
     from vidcap.config import validate_config
     from vidcap.cost import estimate, format_estimate
-    from vidcap.runners.base import RunnerFatal
+    from vidcap.errors import RunnerFatal
 
     with open(args.configfile, encoding="utf-8") as fh:
         config = validate_config(yaml.safe_load(fh))
@@ -134,7 +134,7 @@ def cmd_estimate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from vidcap.demo import make_demo
+    from vidcap.dev.demo import make_demo
 
     manifest = make_demo(args.root)
     print(manifest)
@@ -142,7 +142,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_tiny_model(args) -> int:
-    from vidcap.tiny_models import build_tiny_model
+    from vidcap.dev.tiny_models import build_tiny_model
 
     print(build_tiny_model(args.family, args.outdir, max_position_embeddings=args.max_position_embeddings,
                            force=args.force))
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="write demo clips, images, bad files and a manifest under ROOT")
     p.add_argument("root")
     p.set_defaults(func=cmd_demo)
-    from vidcap.tiny_models import FAMILIES, TEXT_FAMILIES
+    from vidcap.dev.tiny_models import FAMILIES, TEXT_FAMILIES
 
     p = sub.add_parser("tiny-model", help="write a tiny random-weight model folder (tests, demo; no download)")
     p.add_argument("family", choices=FAMILIES + TEXT_FAMILIES)
@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    from vidcap.config import ConfigError
+    from vidcap.errors import ConfigError
 
     try:
         return args.func(args)

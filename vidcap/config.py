@@ -1,26 +1,42 @@
-"""Workflow configuration: defaults from ``config/schema.yaml`` and validation with readable messages.
+"""Workflow configuration: the schema shipped in the package, defaults and validation with readable messages.
 
-Every message names the key (dotted path) and what is allowed, e.g.
+The schema is ``vidcap/schema/config.yaml`` with one section per stage in
+``vidcap/schema/stages/<stage>.yaml`` (assembled by ``load_schema``). Every message names the key
+(dotted path) and what is allowed, e.g.
 ``config key 'shard_size': must be of type integer, got 'abc' (str)``.
+
+``stage_settings(stage, params)`` is the one way a stage gets its settings: the stage's section of the
+schema fills in every default and checks every value (errors name ``stages.<stage>.<key>``).
 """
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import yaml
 from jsonschema import Draft202012Validator
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
+from vidcap.errors import ConfigError
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
 
 
-class ConfigError(ValueError):
-    """One or more invalid configuration values; the message lists each."""
+@functools.lru_cache(maxsize=4)
+def _load_schema(path: str | None) -> dict:
+    main = Path(path) if path else SCHEMA_DIR / "config.yaml"
+    with open(main, encoding="utf-8") as fh:
+        schema = yaml.safe_load(fh)
+    stages = schema["properties"]["stages"]["properties"]
+    for part in sorted((main.parent / "stages").glob("*.yaml")):
+        with open(part, encoding="utf-8") as fh:
+            stages[part.stem] = yaml.safe_load(fh)
+    return schema
 
 
 def load_schema(path: str | Path | None = None) -> dict:
-    with open(path or SCHEMA_PATH, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    """The whole workflow schema (a fresh copy): ``config.yaml`` with ``stages/*.yaml`` in place."""
+    return copy.deepcopy(_load_schema(str(path) if path else None))
 
 
 def _resolve(schema: dict, root: dict) -> dict:
@@ -86,3 +102,33 @@ def validate_config(config: dict, schema_path: str | Path | None = None) -> dict
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e, schema) for e in errors))
     return config
+
+
+def stage_schema(stage: str) -> tuple[dict, dict]:
+    """(the stage's schema section, the whole schema it resolves ``$ref``s against); ValueError if unknown."""
+    schema = load_schema()
+    sections = schema["properties"]["stages"]["properties"]
+    if stage not in sections:
+        raise ValueError(f"no schema section for stage {stage!r}; known: {', '.join(sorted(sections))}")
+    return sections[stage], schema
+
+
+def stage_settings(stage: str, params: dict | None, passthrough: tuple[str, ...] = ()) -> dict:
+    """``params`` of ``stage`` with every schema default filled in and every value checked.
+
+    ``enabled`` and ``resources`` (workflow concerns) are dropped; ``passthrough`` keys (values the
+    workflow adds, such as a user prompt's text) are kept unchecked; every other key must be known
+    to the stage's schema section. Raises ConfigError naming ``stages.<stage>.<key>`` and what is
+    allowed.
+    """
+    section, root = stage_schema(stage)
+    raw = {k: v for k, v in (params or {}).items() if k not in ("enabled", "resources", *passthrough)}
+    extra = {k: params[k] for k in passthrough if k in (params or {})}
+    filled = fill_defaults(raw, section, root)
+    check = {**section, "$defs": root.get("$defs", {})}
+    errors = sorted(Draft202012Validator(check).iter_errors(filled), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [_describe(e, check).replace("config key '", f"config key 'stages.{stage}.", 1) for e in errors]
+        raise ConfigError("invalid stage settings:\n  " + "\n  ".join(lines))
+    filled = {k: v for k, v in filled.items() if k not in ("enabled", "resources")}
+    return {**filled, **extra}

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vidcap.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, check_file, media_type  # noqa: F401
+from vidcap.errors import FrameError, MediaError
+from vidcap.media import check_file, media_type
 
 DECODERS = ("pyav", "decord", "opencv")
 # Measured with bench/frames/run.py (full table in bench/frames/README.md), 1 core, 4 frames a clip:
@@ -54,10 +55,6 @@ PYAV_SEEK_GAP_S = 2.0
 OPENCV_SEEK_GAP_S = 2.0
 
 _OPENSORA_FRACTIONS = {1: (0.5,), 2: (0.25, 0.75), 3: (0.1, 0.5, 0.9)}
-
-
-class FrameError(MediaError):
-    """Readable reason a file's frames can't be read (missing, not a video, no video stream, decode failure...)."""
 
 
 @dataclass

@@ -21,14 +21,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vidcap.errors import GatherError
 from vidcap.shards import INTERNAL, MEDIA_PATH, ROW_ID, ROW_INDEX
 from vidcap.tables import write_table
 
 log = logging.getLogger("vidcap.gather")
-
-
-class GatherError(RuntimeError):
-    """Stage outputs that do not cover the shards exactly once."""
 
 
 def _read_all(paths: list[Path]) -> pd.DataFrame:

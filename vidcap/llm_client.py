@@ -37,18 +37,17 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import os
 import queue
 import random
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from vidcap.runners.base import RunnerFatal
+from vidcap.errors import RunnerFatal
+from vidcap.redact import register_secret, scrub
 
 log = logging.getLogger("vidcap.llm")
 
@@ -131,52 +130,7 @@ PROCESS_STATS = ClientStats()
 _STATS_LOCK = threading.Lock()
 
 
-# ----------------------------------------------------------------------------------------- secrets
-
-
-_SECRETS: set[str] = set()
-_PATTERNS = [re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")]
-
-
-def register_secret(value: str) -> None:
-    """Scrub ``value`` from every message and log record from now on (short values are ignored)."""
-    if value and len(value) >= 6:
-        _SECRETS.add(value)
-        _install_log_filter()
-
-
-def scrub(text: str) -> str:
-    """``text`` with registered secrets, ``Bearer ...`` values and ``sk-...`` keys replaced."""
-    text = str(text)
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "[REDACTED]")
-    text = _PATTERNS[0].sub(r"\1[REDACTED]", text)
-    return _PATTERNS[1].sub("sk-[REDACTED]", text)
-
-
-class _ScrubFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            msg = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken record is not ours to fix
-            return True
-        clean = scrub(msg)
-        if clean != msg:
-            record.msg, record.args = clean, None
-        return True
-
-
-_FILTER = _ScrubFilter()
-
-
-def _install_log_filter() -> None:
-    for name in ("vidcap", "openai", "httpx", "httpx2", "httpcore", "httpcore2"):
-        lg = logging.getLogger(name)
-        if _FILTER not in lg.filters:
-            lg.addFilter(_FILTER)
-    for handler in logging.getLogger().handlers:  # records propagated from child loggers
-        if _FILTER not in handler.filters:
-            handler.addFilter(_FILTER)
+# ------------------------------------------------------------------------------------------- key
 
 
 def api_key_from_env(var: str | None, what: str = "api_key_env") -> str:
@@ -554,8 +508,3 @@ def reset_process_stats() -> ClientStats:
     with _STATS_LOCK:
         PROCESS_STATS = ClientStats()
     return PROCESS_STATS
-
-
-def json_dumps_safe(obj) -> str:
-    """JSON text of ``obj`` with secrets scrubbed (for logs and reports)."""
-    return scrub(json.dumps(obj, default=str))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vidcap.errors import MediaError
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m2ts", ".webm"})
 
@@ -11,10 +13,6 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m2ts", ".webm"})
 def media_type(path: str | Path) -> str:
     """'image' for an image extension, else 'video' (unknown extensions are tried as video)."""
     return "image" if Path(str(path)).suffix.lower() in IMAGE_EXTENSIONS else "video"
-
-
-class MediaError(Exception):
-    """Readable reason a row's media can't be used (the message goes into ``<stage>_error``)."""
 
 
 def check_file(path) -> str:

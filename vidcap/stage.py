@@ -41,6 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vidcap.errors import describe_error
 from vidcap.shards import MEDIA_PATH, ROW_ID
 from vidcap.tables import write_table
 
@@ -119,19 +120,6 @@ class RowStage(Stage):
 
     def process_row(self, row: dict) -> dict:
         raise NotImplementedError
-
-
-class StageRowError(ValueError):
-    """A row a stage cannot process, with a message that says it all (written without the type name)."""
-
-
-def describe_error(exc: BaseException) -> str:
-    """One readable line: the exception's message, with its type when the message alone is vague."""
-    msg = " ".join(str(exc).split())
-    name = type(exc).__name__
-    if not msg:
-        return name
-    return msg if name in ("FrameError", "MediaError", "StageRowError") else f"{name}: {msg}"
 
 
 def read_journal(path: str | Path) -> tuple[dict, dict[str, dict]]:

@@ -16,11 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vidcap.errors import TableError
+
 FORMATS = (".csv", ".parquet", ".pq")
-
-
-class TableError(ValueError):
-    """A table that can't be used: missing, unreadable, unknown format or missing a required column."""
 
 
 def table_format(path: str | Path) -> str:

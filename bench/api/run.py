@@ -4,7 +4,7 @@
     .venv/bin/python bench/api/run.py --latency 2 --videos 128 --concurrency 1 8 32 64 --serial-videos 4
 
 Each video is a real request: 3 decoded frames of a synthetic 640x360 clip, encoded as JPEG data URLs
-(``detail: low``, longest side 512), sent to ``vidcap.testing.chat_server`` which sleeps ``--latency``
+(``detail: low``, longest side 512), sent to ``vidcap.dev.chat_server`` which sleeps ``--latency``
 seconds and answers. The serial baseline is what the original GPT-4V script does: one request at a
 time, a plain blocking ``openai.OpenAI`` call per video, no concurrency. The ratio column is
 videos/s over the serial baseline. Prints a markdown table (and writes it with ``--out``).
@@ -24,7 +24,7 @@ KEY_VAR = "VIDCAP_BENCH_KEY"
 
 
 def make_frames(tmp: Path):
-    from vidcap import synth
+    from vidcap.dev import synth
     from vidcap.frames import sample_frames
 
     clip = synth.write_video(tmp / "bench.mp4", num_frames=30, width=640, height=360)
@@ -66,7 +66,7 @@ def concurrent_run(url: str, frames, n: int, concurrency: int) -> tuple[float, i
 def main(argv=None) -> int:
     import tempfile
 
-    from vidcap.testing.chat_server import ChatServer
+    from vidcap.dev.chat_server import ChatServer
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latency", type=float, default=2.0, help="seconds the server takes a request")

@@ -2,7 +2,7 @@
 
 ``python bench/caption/gpu.py [--grid BS:FRAMES:SHORT,...] [--clips N] [--tiny]``
 
-The model is built from a config object with the 7B sizes (``vidcap.tiny_models`` ``size="7b"``:
+The model is built from a config object with the 7B sizes (``vidcap.dev.tiny_models`` ``size="7b"``:
 28 layers, hidden 3584, vocab 152064, 32-layer vision tower; tokenizer tiny-trained, config vocab kept)
 and random bf16 weights instantiated straight on the GPU. Captions run through the real pipeline
 (``CaptionStage``: PyAV decoding in background workers → ``TransformersRunner`` batching → generate)
@@ -30,10 +30,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from vidcap import synth  # noqa: E402
+from vidcap.dev import synth  # noqa: E402
 from vidcap.runners.hf import TransformersRunner  # noqa: E402
 from vidcap.stages.caption import CaptionStage  # noqa: E402
-from vidcap.tiny_models import build_tiny_model  # noqa: E402
+from vidcap.dev.tiny_models import build_tiny_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu import make_clips  # noqa: E402  (same clips as the CPU bench)

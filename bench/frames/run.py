@@ -1,6 +1,6 @@
 """Frame-sampling benchmark: videos/s per core for each decoder and policy (4 frames a clip).
 
-Clip kinds (generated once with vidcap.synth into bench/out/frames/clips, git-ignored):
+Clip kinds (generated once with vidcap.dev.synth into bench/out/frames/clips, git-ignored):
   short: 4 clips, 1280x720, 30 fps, 4 s (120 frames), H.264 ultrafast, GOP 30 (1 s)
   long:  2 clips,  640x360, 30 fps, 5 min (9000 frames), H.264 ultrafast, GOP 30 (1 s)
 (--quick: 2 short clips of 2 s and 1 long clip of 30 s at 320x240, fewer repetitions.)
@@ -29,7 +29,7 @@ import av
 import cv2
 
 from vidcap import frames as F
-from vidcap import synth
+from vidcap.dev import synth
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out" / "frames"

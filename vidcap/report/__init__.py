@@ -39,41 +39,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from vidcap.redact import public_config
+
 log = logging.getLogger("vidcap.report")
 
 TEMPLATE = "page.html.j2"
 # Options of the report (config block ``report``); schema defaults are the authority.
 OPTION_KEYS = ("sample", "worst", "thumbnails", "thumb_size", "top_k", "seed")
 SHARD_ROWS_SHOWN = 60  # per stage, slowest first, in the per-shard table
-_SECRET_KEY = re.compile(r"(?i)(api_?key|token|secret|password|passwd|credential)s?$")
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 
 
 # ------------------------------------------------------------------------------------------- config
-
-
-def public_config(config: dict) -> dict:
-    """A copy of ``config`` safe to publish: secret-looking strings scrubbed.
-
-    vidcap configs hold only the *name* of the API key's environment variable (``api_key_env``);
-    this also protects against a key pasted by mistake: values of keys named like ``*api_key``,
-    ``*token``, ``*secret``, ``*password`` (not ``*_env``), ``user:password@`` in URLs, ``Bearer ...``
-    and ``sk-...`` strings become ``[REDACTED]``.
-    """
-    from vidcap.llm_client import scrub
-
-    def walk(node, key=""):
-        if isinstance(node, dict):
-            return {k: walk(v, str(k)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v, key) for v in node]
-        if isinstance(node, str):
-            if node and _SECRET_KEY.search(key) and not key.endswith("_env"):
-                return "[REDACTED]"
-            return scrub(_URL_USERINFO.sub(r"\1[REDACTED]@", node))
-        return node
-
-    return walk(copy.deepcopy(config or {}))
 
 
 def report_options(config: dict | None, **overrides) -> dict:

@@ -14,10 +14,6 @@ from dataclasses import dataclass, field
 from vidcap.frames import Frames
 
 
-class RunnerFatal(RuntimeError):
-    """A problem no row can get past (authentication, missing model): stop the job, say why."""
-
-
 @dataclass
 class Request:
     row_id: str

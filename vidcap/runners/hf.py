@@ -33,7 +33,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from vidcap.runners.base import Generation, Request, Runner, RunnerFatal
+from vidcap.runners.base import Generation, Request, Runner
+from vidcap.errors import RunnerFatal
 
 log = logging.getLogger("vidcap.runners.hf")
 

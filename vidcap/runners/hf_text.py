@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 
-from vidcap.runners.base import Generation, Request, RunnerFatal
+from vidcap.runners.base import Generation, Request
+from vidcap.errors import RunnerFatal
 from vidcap.runners.hf import TransformersRunner
 
 log = logging.getLogger("vidcap.runners.hf_text")

@@ -33,8 +33,10 @@ from collections import deque
 
 import numpy as np
 
-from vidcap.llm_client import ChatClient, ChatError, ChatJob, ChatResult, scrub
-from vidcap.runners.base import Generation, Request, Runner, RunnerFatal
+from vidcap.llm_client import ChatClient, ChatError, ChatJob, ChatResult
+from vidcap.redact import scrub
+from vidcap.runners.base import Generation, Request, Runner
+from vidcap.errors import RunnerFatal
 
 log = logging.getLogger("vidcap.runners.openai")
 

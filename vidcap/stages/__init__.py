@@ -1,30 +1,64 @@
-"""Stages: each turns a shard into a table keyed by row id (contract in ``vidcap.stage``)."""
+"""The stage registry: the one list of stages, in the order their columns appear in the merged table.
+
+It drives everything that needs to know the stages: the rule generated per stage
+(``rules/stages.smk``), the ``vidcap <stage>`` subcommands, the config schema sections
+(``vidcap/schema/stages/<name>.yaml``), ``status`` and the report's order.
+
+Adding a stage = its module under ``vidcap/stages/`` (a ``Stage`` subclass, contract in
+``vidcap.stage``), its schema section, and one ``StageSpec`` line below. Nothing else.
+"""
 from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What the workflow must know of a stage without importing it.
+
+    ``target``: ``module:Class``. ``reads``: stages whose columns it reads, joined by row id (their
+    per-shard outputs become inputs of its job when they are enabled). ``gpu``: its jobs may hold
+    GPUs (``resources.gpu`` of its config section is exported as ``VIDCAP_GPUS_PER_JOB``).
+    ``group``: cheap per-shard jobs that a cluster profile may bundle (``profiles/slurm``).
+    """
+
+    name: str
+    target: str
+    reads: tuple[str, ...] = ()
+    gpu: bool = False
+    group: str = ""
+    help: str = ""
+
+    def load(self):
+        module, _, cls = self.target.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+REGISTRY: tuple[StageSpec, ...] = (
+    StageSpec("probe", "vidcap.stages.probe:ProbeStage", group="cpu",
+              help="container facts: frames, fps, size, codec; truncated and unreadable files"),
+    StageSpec("caption", "vidcap.stages.caption:CaptionStage", gpu=True,
+              help="a caption per row from a vision-language model (local or API)"),
+    StageSpec("clean", "vidcap.stages.clean:CleanStage", reads=("caption", "motion"),
+              help="caption hygiene: openings, whitespace, flags, word and token counts"),
+    StageSpec("motion", "vidcap.stages.motion:MotionStage", group="cpu",
+              help="camera-motion label per row"),
+    StageSpec("tags", "vidcap.stages.tags:TagsStage", reads=("caption",), gpu=True,
+              help="objects/actions/your keys as lists, from an LLM reading the caption"),
+)
+
+SPECS: dict[str, StageSpec] = {s.name: s for s in REGISTRY}
+STAGES: tuple[str, ...] = tuple(SPECS)
+
+
+def get_spec(name: str) -> StageSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown stage {name!r}; known: {', '.join(STAGES)}") from None
 
 
 def get_stage(name: str, params: dict | None = None):
     """The stage object for a name; ValueError lists the known names."""
-    if name == "probe":
-        from vidcap.stages.probe import ProbeStage
-
-        return ProbeStage(params)
-    if name == "caption":
-        from vidcap.stages.caption import CaptionStage
-
-        return CaptionStage(params)
-    if name == "motion":
-        from vidcap.stages.motion import MotionStage
-
-        return MotionStage(params)
-    if name == "clean":
-        from vidcap.stages.clean import CleanStage
-
-        return CleanStage(params)
-    if name == "tags":
-        from vidcap.stages.tags import TagsStage
-
-        return TagsStage(params)
-    raise ValueError(f"unknown stage {name!r}; known: {', '.join(STAGES)}")
-
-
-STAGES = ("probe", "caption", "clean", "motion", "tags")
+    return get_spec(name).load()(params)

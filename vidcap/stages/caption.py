@@ -25,6 +25,7 @@ import time
 
 import pyarrow as pa
 
+from vidcap.config import stage_settings
 from vidcap.prompts import get_prompt
 from vidcap.runners.base import Request
 from vidcap.shards import MEDIA_PATH, ROW_ID
@@ -41,13 +42,6 @@ _NOT_RESULT = {
 }
 PIPELINE_KEYS = ("batch_size", "decode_workers", "prefetch")
 
-
-def _defaults(params: dict) -> dict:
-    from vidcap.config import fill_defaults, load_schema
-
-    schema = load_schema()
-    block = schema["properties"]["stages"]["properties"]["caption"]
-    return fill_defaults(params, block, schema)
 
 
 def _decode(path: str, frames: dict):
@@ -69,9 +63,8 @@ class CaptionStage(Stage):
     version = "1"
 
     def __init__(self, params: dict | None = None):
-        raw = dict(params or {})
-        spec = raw.pop("prompt_spec", None)
-        s = _defaults({k: v for k, v in raw.items() if k not in ("enabled", "resources")})
+        s = stage_settings(self.name, params, passthrough=("prompt_spec",))
+        spec = s.pop("prompt_spec", None)
         self.settings = s
         self.output_column = s["output_column"]
         self.prompt = get_prompt(s["prompt"], {s["prompt"]: spec} if spec else None)

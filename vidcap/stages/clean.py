@@ -37,7 +37,9 @@ import pyarrow as pa
 
 from vidcap.motion import append_motion_to_caption
 from vidcap.shards import MEDIA_PATH, ROW_ID
-from vidcap.stage import Stage, StageRowError
+from vidcap.config import stage_settings
+from vidcap.stage import Stage
+from vidcap.errors import StageRowError
 from vidcap.text import normalize_whitespace, strip_opening
 
 log = logging.getLogger("vidcap.stages.clean")
@@ -51,13 +53,6 @@ MAX_LOOP = 8        # longest phrase (words) checked for back-to-back repetition
 SWITCHES = ("collapse_whitespace", "strip_openings", "append_motion", "flag_empty", "flag_url", "flag_repeat",
             "words", "tokens", "replace_text")
 
-
-def _defaults(params: dict) -> dict:
-    from vidcap.config import fill_defaults, load_schema
-
-    schema = load_schema()
-    block = schema["properties"]["stages"]["properties"]["clean"]
-    return fill_defaults(params, block, schema)
 
 
 def words(text: str) -> list[str]:
@@ -94,8 +89,7 @@ class CleanStage(Stage):
     batch_size = 256
 
     def __init__(self, params: dict | None = None):
-        raw = {k: v for k, v in (params or {}).items() if k not in ("enabled", "resources")}
-        s = _defaults(raw)
+        s = stage_settings(self.name, params, passthrough=("tokenizer_auto",))
         self.settings = s
         self.text_column = s.get("text_column") or "text"
         self.tokenizer_name = s.get("tokenizer") if s["tokens"] else None
@@ -129,7 +123,7 @@ class CleanStage(Stage):
             self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
         except (OSError, ValueError) as exc:
             if self.settings.get("tokenizer") != "auto" and not self.settings.get("tokenizer_auto"):
-                from vidcap.runners.base import RunnerFatal
+                from vidcap.errors import RunnerFatal
 
                 raise RunnerFatal(f"clean: cannot load tokenizer {self.tokenizer_name!r}: {exc}") from None
             log.warning("clean: tokenizer %r unavailable (%s); caption_tokens left empty",

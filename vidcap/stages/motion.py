@@ -10,6 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from vidcap import motion
+from vidcap.config import stage_settings
 from vidcap.media import check_file, media_type
 from vidcap.shards import MEDIA_PATH
 from vidcap.stage import RowStage
@@ -31,8 +32,9 @@ class MotionStage(RowStage):
     }
 
     def __init__(self, params=None):
-        knobs = {k: v for k, v in (params or {}).items() if k not in STAGE_KEYS}
-        super().__init__(motion._knobs(knobs))  # fills defaults, rejects unknown knobs
+        s = stage_settings(self.name, params)
+        knobs = {k: v for k, v in s.items() if k not in STAGE_KEYS}
+        super().__init__(motion._knobs(knobs))  # fills the classifier's defaults
 
     def process_row(self, row: dict) -> dict:
         path = row[MEDIA_PATH]

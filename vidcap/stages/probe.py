@@ -14,11 +14,11 @@ import av
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
-from vidcap.media import MediaError, check_file, media_type
+from vidcap.media import check_file, media_type
+from vidcap.config import stage_settings
+from vidcap.errors import MediaError
 from vidcap.shards import MEDIA_PATH
 from vidcap.stage import RowStage
-
-CHECKS = ("header", "first", "ends")
 
 
 def probe_image(path: str) -> dict:
@@ -135,9 +135,7 @@ class ProbeStage(RowStage):
     }
 
     def __init__(self, params=None):
-        super().__init__({"check": "ends", **(params or {})})
-        if self.params["check"] not in CHECKS:
-            raise ValueError(f"probe.check must be one of {', '.join(CHECKS)}, got {self.params['check']!r}")
+        super().__init__({"check": stage_settings(self.name, params)["check"]})
 
     def process_row(self, row: dict) -> dict:
         path = row[MEDIA_PATH]

@@ -35,9 +35,11 @@ import re
 
 import pyarrow as pa
 
+from vidcap.config import stage_settings
 from vidcap.runners.base import Request
 from vidcap.shards import MEDIA_PATH, ROW_ID
-from vidcap.stage import Stage, StageRowError
+from vidcap.stage import Stage
+from vidcap.errors import StageRowError
 from vidcap.tags_parse import parse_answer, parse_list
 from vidcap.text import normalize_whitespace
 
@@ -70,13 +72,6 @@ _NOT_RESULT = {
 _SEP = "\x1f"   # request id = row id + _SEP + key (json_mode false)
 
 
-def _defaults(params: dict) -> dict:
-    from vidcap.config import fill_defaults, load_schema
-
-    schema = load_schema()
-    block = schema["properties"]["stages"]["properties"]["tags"]
-    return fill_defaults(params, block, schema)
-
 
 def effective_keys(user_keys: dict | None) -> dict[str, str]:
     """Built-in keys updated by the user's (``None`` drops a key); ValueError for a bad name."""
@@ -99,8 +94,7 @@ class TagsStage(Stage):
     version = "1"
 
     def __init__(self, params: dict | None = None):
-        raw = {k: v for k, v in (params or {}).items() if k not in ("enabled", "resources")}
-        s = _defaults(raw)
+        s = stage_settings(self.name, params)
         self.settings = s
         self.keys = effective_keys(s.get("keys"))
         self.json_mode = bool(s["json_mode"])

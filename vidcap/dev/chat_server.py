@@ -277,7 +277,7 @@ class ChatServer:
 
 
 def main(argv=None) -> int:
-    """``python -m vidcap.testing.chat_server --port 8011 --latency 2``: serve until Ctrl-C."""
+    """``python -m vidcap.dev.chat_server --port 8011 --latency 2``: serve until Ctrl-C."""
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

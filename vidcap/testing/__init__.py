@@ -1,1 +1,0 @@
-"""Test helpers shipped with the package (a fault-injecting OpenAI-compatible server)."""
