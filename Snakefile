@@ -1,5 +1,6 @@
-# vidcap: manifest -> shards -> stages (probe, ...) -> one merged table.
-# Helpers and input functions live in rules/common.smk; one file per stage under rules/.
+# vidcap: manifest -> shards -> stages (probe, caption, ...) -> one merged table -> report.
+# Helpers and input functions live in rules/common.smk; rules/stages.smk makes one rule per
+# registered stage (vidcap/stages/__init__.py).
 import sys
 
 from snakemake.utils import min_version
@@ -18,11 +19,7 @@ config = validate_config(config)  # the schema ships in the package: vidcap/sche
 
 include: "rules/common.smk"
 include: "rules/shard.smk"
-include: "rules/probe.smk"
-include: "rules/caption.smk"
-include: "rules/motion.smk"
-include: "rules/clean.smk"
-include: "rules/tags.smk"
+include: "rules/stages.smk"
 include: "rules/gather.smk"
 include: "rules/report.smk"
 
@@ -33,4 +30,4 @@ localrules:
 
 rule all:
     input:
-        final_outputs(),
+        PLAN.final_outputs(),

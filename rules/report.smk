@@ -4,19 +4,19 @@
 
 rule report:
     input:
-        table=os.path.join(RESULTS, f"{config['name']}.parquet"),
+        table=str(RUN.table("parquet")),
     output:
         html=report(
-            report_output(),
+            str(RUN.report),
             category="vidcap",
             labels={"run": config["name"], "file": "report.html"},
         ),
     log:
-        run_path("logs", "report.log"),
+        str(RUN.log("report")),
     benchmark:
-        run_path("benchmarks", "report.tsv")
+        str(RUN.benchmark("report"))
     params:
-        run=lambda wildcards, output: os.path.join(os.path.dirname(output.html), config["name"]),
+        run=str(RUN.root),
         config=report_config(),
     threads: 2
     resources:

@@ -2,14 +2,14 @@ rule shard:
     input:
         manifest=config["manifest"],
     output:
-        shards=expand(run_path("shards", "{shard}.parquet"), shard=SHARDS),
-        info=run_path("shards", "manifest.json"),
+        shards=expand(str(RUN.shard("{shard}")), shard=SHARDS),
+        info=str(RUN.shard_info_path),
     log:
-        run_path("logs", "shard.log"),
+        str(RUN.log("shard")),
     benchmark:
-        run_path("benchmarks", "shard.tsv")
+        str(RUN.benchmark("shard"))
     params:
-        outdir=lambda wildcards, output: os.path.dirname(output.info),
+        outdir=str(RUN.shards_dir),
         shard_size=config["shard_size"],
         media_root=(
             f"--media-root {shlex.quote(config['media_root'])}" if config["media_root"] else ""

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from vidcap.dev.chat_server import ChatServer
+from vidcap.errors import RunnerFatal
 from vidcap.frames import Frames
 from vidcap.llm_client import ChatClient, ChatError, ChatJob, Pacer
 from vidcap.redact import scrub
 from vidcap.runners.base import Generation, Request
-from vidcap.errors import RunnerFatal
 from vidcap.runners.openai_api import OpenAIRunner
-from vidcap.dev.chat_server import ChatServer
 
 KEY_VAR = "VIDCAP_TEST_API_KEY"
 KEY = "sk-vidcapFAKEkey-7f3a9c1e5b2d4086"   # distinctive: searched for in every file a run writes
@@ -291,7 +291,7 @@ def _caption_stage_ready() -> bool:
 
 @pytest.mark.skipif(not _caption_stage_ready(), reason="caption stage not registered yet")
 def test_snakemake_run_with_openai_runner_key_in_no_file(tmp_path, key_env):
-    from tests.conftest import read_result, run_snakemake, write_config
+    from tests.helpers import read_result, run_snakemake, write_config
     from vidcap.dev import synth
     from vidcap.tables import write_table
 
@@ -431,7 +431,7 @@ def test_killed_api_job_loses_nothing_already_paid_for(tmp_path, key_env):
     """kill -9 mid-shard, resume: rows answered (paid) before the kill are never requested again."""
     import signal
 
-    from tests.conftest import run_snakemake, snakemake_cmd, write_config
+    from tests.helpers import run_snakemake, snakemake_cmd, write_config
     from vidcap.dev import synth
     from vidcap.tables import write_table
 

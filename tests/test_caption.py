@@ -14,16 +14,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO, journal_ids, kill_when_journaled, small_clip_manifest, run_snakemake, write_config
+from tests.helpers import REPO, journal_ids, kill_when_journaled, run_snakemake, small_clip_manifest, write_config
 from vidcap.dev import synth
-from vidcap.prompts import Prompt, prompt_hash
+from vidcap.dev.tiny_models import FAMILIES, tiny_model
 from vidcap.errors import RunnerFatal
+from vidcap.prompts import Prompt, prompt_hash
 from vidcap.shards import make_shards
 from vidcap.stage import run_stage
 from vidcap.stages.caption import CaptionStage
 from vidcap.tables import write_table
 from vidcap.text import clean_caption
-from vidcap.dev.tiny_models import FAMILIES, tiny_model
 
 COLUMNS = ["text", "finish_reason", "output_tokens", "prompt_tokens", "caption_model", "caption_revision",
            "caption_prompt", "caption_prompt_hash", "caption_frame_indices", "caption_frame_times",

@@ -5,14 +5,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from vidcap.gather import mark_duplicates
+from vidcap.dev.tiny_models import tiny_model
 from vidcap.errors import RunnerFatal
+from vidcap.gather import mark_duplicates
 from vidcap.shards import make_shards
 from vidcap.stage import run_stage
 from vidcap.stages import get_stage
 from vidcap.stages.clean import has_url, is_repetitive, words
 from vidcap.tables import write_table
-from vidcap.dev.tiny_models import tiny_model
 
 
 def _row(text, **extra):

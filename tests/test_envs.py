@@ -4,7 +4,7 @@ import tomllib
 
 import yaml
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def pins(specs):

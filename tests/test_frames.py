@@ -6,8 +6,8 @@ import pytest
 
 from vidcap import frames as F
 from vidcap.dev import synth
-from vidcap.frames import frame_indices, sample_frames
 from vidcap.errors import FrameError
+from vidcap.frames import frame_indices, sample_frames
 
 W, H, N, FPS = 192, 144, 48, 24  # small clips: index blocks are 12 px
 

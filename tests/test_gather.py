@@ -1,7 +1,7 @@
 """The final merge: manifest columns replaced by stage columns only where the stage has a value."""
 import pandas as pd
 
-from tests.conftest import read_result, run_snakemake, write_config
+from tests.helpers import read_result, run_snakemake, write_config
 from vidcap.dev import synth
 from vidcap.tables import write_table
 

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import BAD
+from tests.helpers import BAD
 from vidcap.shards import resolve_media_path
 from vidcap.stages.probe import ProbeStage
 

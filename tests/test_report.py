@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_snakemake
+from tests.helpers import REPO, run_snakemake
 from vidcap.tables import read_table, write_table
 
 SCRIPT_CAPTION = "<script>alert(1)</script>"
@@ -69,8 +69,8 @@ def _assert_inert(html: str) -> _Doc:
 
 def test_read_frames_returns_the_recorded_indices(tmp_path):
     from vidcap.dev import synth
-    from vidcap.frames import read_frames, sample_frames
     from vidcap.errors import FrameError
+    from vidcap.frames import read_frames, sample_frames
 
     clip = synth.write_video(tmp_path / "c.mp4", num_frames=30, width=96, height=64)
     ref = sample_frames(clip, 4, "uniform", resize_short=32)

@@ -9,7 +9,6 @@ Every Snakemake call runs under `timeout -s INT` (Snakemake ignores SIGTERM whil
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 import shutil
@@ -22,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO, journal_ids, read_result, run_snakemake, write_config
+from tests.helpers import REPO, journal_ids, read_result, run_snakemake, write_config
 from vidcap.dev import synth
 from vidcap.tables import write_table
 
@@ -67,10 +66,10 @@ def slurm() -> dict:
 def _caption_ready() -> str | None:
     """None when the caption stage (tiny model on CPU) can run, else why not."""
     try:
-        from vidcap.stages import get_stage  # noqa: F401
-        import vidcap.stages.caption  # noqa: F401
         import vidcap.dev.tiny_models  # noqa: F401
         import vidcap.runners.hf  # noqa: F401
+        import vidcap.stages.caption  # noqa: F401
+        from vidcap.stages import get_stage  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - any import failure means "not ready"
         return f"caption stage not importable: {exc}"
     demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())

@@ -4,9 +4,9 @@ import sys
 import pandas as pd
 import pytest
 
+from vidcap.errors import TableError
 from vidcap.manifest import difference, merge, scan
 from vidcap.tables import count_rows, read_table, write_table
-from vidcap.errors import TableError
 
 AWKWARD = ['plain', 'has,comma', 'has "quotes"', 'two\nlines', 'ünïcödé 字幕 🎬', '007', 'NA', '', ' padded ']
 

@@ -10,8 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import read_result, run_snakemake, write_config
+from tests.helpers import read_result, run_snakemake, write_config
 from vidcap.dev import synth
+from vidcap.dev.chat_server import ChatServer
+from vidcap.dev.tiny_models import tiny_model
 from vidcap.runners.base import Request
 from vidcap.shards import make_shards
 from vidcap.stage import run_stage
@@ -19,8 +21,6 @@ from vidcap.stages import get_stage
 from vidcap.stages.tags import effective_keys
 from vidcap.tables import write_table
 from vidcap.tags_parse import normalize, parse_answer, parse_list
-from vidcap.dev.chat_server import ChatServer
-from vidcap.dev.tiny_models import tiny_model
 
 # ------------------------------------------------------------------------------------- parsing corpus
 

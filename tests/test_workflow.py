@@ -9,7 +9,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import BAD, REPO, journal_ids, kill_when_journaled, small_clip_manifest, read_result, run_snakemake, write_config
+from tests.helpers import (
+    BAD,
+    REPO,
+    journal_ids,
+    kill_when_journaled,
+    read_result,
+    run_snakemake,
+    small_clip_manifest,
+    write_config,
+)
 from vidcap.tables import write_table
 
 AWKWARD = ['has,comma', 'has "quotes"', 'two\nlines', 'ünïcödé 字幕', '007', 'NA', '']

@@ -5,7 +5,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from vidcap.errors import TableError
 
@@ -62,7 +61,7 @@ def cmd_stage(args) -> int:
     stage = get_stage(args.command, params)
     upstream = dict(item.split("=", 1) for item in args.upstream)
     table = run_stage(stage, args.shard, args.out, args.journal, retry_failed=args.retry_failed,
-                      upstream=upstream)
+                      upstream=upstream, stats_path=args.stats)
     failed = sum(1 for e in table.column(stage.error_column).to_pylist() if e)
     logging.info("%s: wrote %d rows (%d failed) to %s", stage.name, table.num_rows, failed, args.out)
     return 0
@@ -70,12 +69,9 @@ def cmd_stage(args) -> int:
 
 def cmd_gather(args) -> int:
     from vidcap.gather import gather
+    from vidcap.run_dir import RunDir
 
-    stages = {}
-    for item in args.stage:
-        name, _, folder = item.partition("=")
-        stages[name] = folder
-    gather(args.shards, stages, args.output, duplicates_of=args.duplicates_of, summary_json=args.summary_json,
+    gather(RunDir.at(args.run), args.stage, args.output, duplicates_of=args.duplicates_of, summary_json=args.summary_json,
            summary_csv=args.summary_csv, tag_keys=args.tag_key or None, top_k=args.top_k)
     return 0
 
@@ -142,61 +138,69 @@ def cmd_demo(args) -> int:
 
 
 def cmd_tiny_model(args) -> int:
-    from vidcap.dev.tiny_models import build_tiny_model
+    from vidcap.dev.tiny_models import FAMILIES, TEXT_FAMILIES, build_tiny_model
 
+    if args.family not in FAMILIES + TEXT_FAMILIES:
+        print(f"vidcap tiny-model: error: unknown family {args.family!r}; known: "
+              f"{', '.join(FAMILIES + TEXT_FAMILIES)}", file=sys.stderr)
+        return 2
     print(build_tiny_model(args.family, args.outdir, max_position_embeddings=args.max_position_embeddings,
                            force=args.force))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vidcap.stages import STAGES
+    from vidcap.stages import REGISTRY
 
     parser = argparse.ArgumentParser(prog="vidcap", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("manifest", help="scan a folder recursively into a path,id,relpath table")
-    p.add_argument("root")
-    p.add_argument("-o", "--output", required=True, help=".csv or .parquet")
-    p.add_argument("--kind", choices=("video", "image", "all"), default="video")
+    p.add_argument("root", help="folder scanned recursively for media files")
+    p.add_argument("-o", "--output", required=True, help="the manifest to write: .csv or .parquet")
+    p.add_argument("--kind", choices=("video", "image", "all"), default="video",
+                   help="which files to list, told by extension (default: video)")
     p.set_defaults(func=cmd_manifest)
 
     p = sub.add_parser("merge", help="concatenate tables keyed by path (Open-Sora datautil merge)")
-    p.add_argument("tables", nargs="+")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("tables", nargs="+", help="part tables (.csv or .parquet) with a path column")
+    p.add_argument("-o", "--output", required=True, help="the merged table: .csv or .parquet")
     p.add_argument("--duplicates", choices=("keep-first", "keep-last", "keep-all", "error"),
                    default="keep-first", help="what to do with a path found more than once")
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("diff", help="rows of TABLE whose path is not in SUBTRACT (datautil --difference)")
-    p.add_argument("table")
-    p.add_argument("subtract")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("table", help="table whose rows are kept when their path is not in SUBTRACT")
+    p.add_argument("subtract", help="table of paths already done")
+    p.add_argument("-o", "--output", required=True, help="the rows left to do: .csv or .parquet")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("shard", help="split a manifest into shards with stable row ids")
-    p.add_argument("--manifest", required=True)
-    p.add_argument("--outdir", required=True)
-    p.add_argument("--shard-size", type=int, required=True)
-    p.add_argument("--media-root", default=None)
+    p.add_argument("--manifest", required=True, help="CSV/Parquet table with a path column")
+    p.add_argument("--outdir", required=True, help="folder for <shard>.parquet and manifest.json")
+    p.add_argument("--shard-size", type=int, required=True, help="rows per shard")
+    p.add_argument("--media-root", default=None,
+                   help="folder relative paths resolve against (default: the manifest's folder)")
     p.set_defaults(func=cmd_shard)
 
-    for name in STAGES:
-        p = sub.add_parser(name, help=f"run the {name} stage on one shard")
-        p.add_argument("--shard", required=True)
-        p.add_argument("--out", required=True)
-        p.add_argument("--journal", required=True)
+    for spec in REGISTRY:
+        p = sub.add_parser(spec.name, help=f"run the {spec.name} stage on one shard: {spec.help}")
+        p.add_argument("--shard", required=True, help="the shard table (.parquet) to process")
+        p.add_argument("--out", required=True, help="the stage's output table for this shard (.parquet)")
+        p.add_argument("--journal", required=True, help="the shard's journal (.jsonl): finished rows")
+        p.add_argument("--stats", default=None, help="where the job's stats go (.json)")
         p.add_argument("--params", default="", help="stage settings as a JSON object")
-        p.add_argument("--retry-failed", action="store_true")
+        p.add_argument("--retry-failed", action="store_true", help="process rows that failed before again")
         p.add_argument("--upstream", action="append", default=[], metavar="STAGE=PATH",
                        help="another stage's output for this shard, whose columns this stage reads")
         p.set_defaults(func=cmd_stage)
 
     p = sub.add_parser("gather", help="merge shards and stage outputs into the final table")
-    p.add_argument("--shards", required=True, help="folder of shard tables")
-    p.add_argument("--stage", action="append", default=[], help="NAME=FOLDER, in column order")
-    p.add_argument("-o", "--output", action="append", required=True)
+    p.add_argument("--run", required=True, help="the run folder, results/<name>")
+    p.add_argument("--stage", action="append", default=[], help="a stage to merge (repeat, in column order)")
+    p.add_argument("-o", "--output", action="append", required=True,
+                   help="table to write, .csv or .parquet (repeatable)")
     p.add_argument("--duplicates-of", default=None, metavar="COLUMN",
                    help="mark exact duplicate captions of this column in caption_duplicate")
     p.add_argument("--summary-json", default=None, help="write the dataset summary (vidcap.summary) as JSON")
@@ -207,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gather)
 
     p = sub.add_parser("status", help="rows done / failed / remaining per stage of a run folder")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="the run folder, results/<name>")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("cost", help="tokens and cost per shard and per run of the caption stage")
@@ -237,13 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("demo", help="write demo clips, images, bad files and a manifest under ROOT")
-    p.add_argument("root")
+    p.add_argument("root", help="folder to write (created; demo/ in the README)")
     p.set_defaults(func=cmd_demo)
-    from vidcap.dev.tiny_models import FAMILIES, TEXT_FAMILIES
 
     p = sub.add_parser("tiny-model", help="write a tiny random-weight model folder (tests, demo; no download)")
-    p.add_argument("family", choices=FAMILIES + TEXT_FAMILIES)
-    p.add_argument("outdir")
+    p.add_argument("family", help="model family, e.g. qwen2_5_vl, qwen2_vl, llava, qwen2 (vidcap.dev.tiny_models)")
+    p.add_argument("outdir", help="folder to write the model to")
     p.add_argument("--max-position-embeddings", type=int, default=4096, help="the text model's context")
     p.add_argument("--force", action="store_true", help="rebuild even when the folder is up to date")
     p.set_defaults(func=cmd_tiny_model)

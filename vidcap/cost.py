@@ -12,7 +12,6 @@ manifest at the configured concurrency and limits, before the big run spends any
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import statistics
@@ -23,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from vidcap.run_dir import RunDir
 from vidcap.stage import read_journal
 
 STAGE = "caption"
@@ -46,16 +46,12 @@ def _summ(df: pd.DataFrame) -> dict:
 
 def run_cost(run_dir: str | Path, stage: str = STAGE) -> dict:
     """``{"shards": [per-shard dict], "total": dict, "stale": dict | None}`` for ``run_dir``."""
-    run_dir = Path(run_dir)
-    info_path = run_dir / "shards" / "manifest.json"
-    if not info_path.exists():
-        raise FileNotFoundError(f"{run_dir}: no shards yet ({info_path} missing); has the run started?")
-    info = json.loads(info_path.read_text())
+    run = RunDir.at(run_dir)
+    info = run.shard_info()
     shards, frames = [], []
     for name in info["shards"]:
-        size = pq.ParquetFile(run_dir / "shards" / f"{name}.parquet").metadata.num_rows
-        out = run_dir / "stages" / stage / f"{name}.parquet"
-        journal = run_dir / "journal" / stage / f"{name}.jsonl"
+        size = pq.ParquetFile(run.shard(name)).metadata.num_rows
+        out, journal = run.output(stage, name), run.journal(stage, name)
         if out.exists():
             schema_names = pq.ParquetFile(out).schema_arrow.names
             df = pq.read_table(out, columns=[c for c in COLS if c in schema_names]).to_pandas()
@@ -70,7 +66,7 @@ def run_cost(run_dir: str | Path, stage: str = STAGE) -> dict:
         frames.append(df)
     total = {"shard": "total", "rows": info["rows"], "source": "",
              **_summ(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())}
-    stale = sorted((run_dir / "journal" / stage).glob("*.jsonl.stale")) if (run_dir / "journal" / stage).is_dir() else []
+    stale = run.journals(stage, stale=True)
     stale_sum = None
     if stale:
         stale_sum = {"shard": "set aside (.stale)", "rows": None, "source": f"{len(stale)} journals",

@@ -52,7 +52,9 @@ def describe_error(exc: BaseException) -> str:
 
 
 _CLASS_RULES = (
-    (re.compile(r"""(?:(?<=\s)|(?<=^)|(?<=[(:=]))(?:~|\.{1,2})?/[^\s:,;'"()]*"""), "<path>"),
+    (re.compile(r"""[^\s:,;'"()=]*/[^\s,;'"()]*"""), "<path>"),
+    (re.compile(r"\b[\w.-]+\.(?:mp4|avi|mov|mkv|webm|m2ts|jpe?g|png|ppm|bmp|pgm|tiff?|webp|gif|csv|parquet|"
+                r"jsonl?|ya?ml|log|txt)\b", re.I), "<path>"),
     (re.compile(r"\b[0-9a-f]{12,}\b"), "<id>"),
     (re.compile(r"\b\d+(?:\.\d+)?(?:e[+-]?\d+)?\b"), "<n>"),
     (re.compile(r"'[^']*'|\"[^\"]*\""), "<value>"),
@@ -66,3 +68,51 @@ def error_class(message: str) -> str:
     for pattern, token in _CLASS_RULES:
         text = pattern.sub(token, text)
     return text
+
+
+class ErrorGroups:
+    """Error messages counted by ``error_class``, with up to ``examples`` distinct messages each.
+
+    ``add(message)``, ``update(other)``; ``top(k)`` -> ``[(class, count, [examples])]`` commonest first;
+    ``to_json()`` / ``from_json()`` for stats files and summaries.
+    """
+
+    def __init__(self, examples: int = 3):
+        self.examples = examples
+        self.counts: dict[str, int] = {}
+        self.samples: dict[str, list[str]] = {}
+
+    def add(self, message, n: int = 1) -> None:
+        if not message:
+            return
+        cls = error_class(message)
+        self.counts[cls] = self.counts.get(cls, 0) + n
+        seen = self.samples.setdefault(cls, [])
+        if len(seen) < self.examples and message not in seen:
+            seen.append(str(message))
+
+    def update(self, other: ErrorGroups) -> None:
+        for cls, n in other.counts.items():
+            self.counts[cls] = self.counts.get(cls, 0) + n
+            seen = self.samples.setdefault(cls, [])
+            for msg in other.samples.get(cls, []):
+                if len(seen) < self.examples and msg not in seen:
+                    seen.append(msg)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def top(self, k: int | None = None) -> list[tuple[str, int, list[str]]]:
+        ranked = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [(cls, n, list(self.samples.get(cls, []))) for cls, n in ranked[:k]]
+
+    def to_json(self, k: int | None = None) -> list[dict]:
+        return [{"class": c, "count": n, "examples": ex} for c, n, ex in self.top(k)]
+
+    @classmethod
+    def from_json(cls, items: list[dict] | None, examples: int = 3) -> ErrorGroups:
+        groups = cls(examples)
+        for item in items or []:
+            groups.counts[item["class"]] = groups.counts.get(item["class"], 0) + int(item["count"])
+            groups.samples.setdefault(item["class"], []).extend(item.get("examples", [])[:examples])
+        return groups

@@ -19,12 +19,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
 from vidcap.errors import FrameError, MediaError
-from vidcap.media import check_file, media_type
+from vidcap.media import check_file, media_type, open_video, probe_stream, reason
 
 DECODERS = ("pyav", "decord", "opencv")
 # Measured with bench/frames/run.py (full table in bench/frames/README.md), 1 core, 4 frames a clip:
@@ -210,7 +209,7 @@ def _read(path, pick, resize_short: int | None, decoder: str, threads: int | Non
             size = _target_size(w, h, resize_short)
             got = _decode_pyav(container, stream, sorted(set(indices)), total, fps_frac, threads, size)
         except av.error.FFmpegError as e:
-            raise FrameError(f"decode failed: {_msg(e)}") from None
+            raise FrameError(f"decode failed: {reason(e)}") from None
         finally:
             container.close()
     else:
@@ -233,11 +232,6 @@ def _read(path, pick, resize_short: int | None, decoder: str, threads: int | Non
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _msg(e: BaseException) -> str:
-    text = (getattr(e, "strerror", None) or str(e)).strip() or type(e).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
 def _check_path(path) -> str:
     try:
         return check_file(path)
@@ -253,7 +247,7 @@ def _read_image(path: str) -> np.ndarray:
             im.load()
             rgb = im.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise FrameError(f"not a readable image: {path}: {_msg(e)}") from None
+        raise FrameError(f"not a readable image: {path}: {reason(e)}") from None
     return np.asarray(rgb, dtype=np.uint8)
 
 
@@ -283,40 +277,26 @@ def _resize(frame: np.ndarray, resize_short: int | None) -> np.ndarray:
 
 
 def _open_av(path: str):
-    import av
-
     try:
-        return av.open(path, metadata_errors="ignore")
-    except av.error.FFmpegError as e:
-        raise FrameError(f"not a readable video ({_msg(e)}): {path}") from None
-    except (OSError, ValueError, UnicodeDecodeError) as e:  # pragma: no cover - OS-level failures
-        raise FrameError(f"cannot open {path}: {_msg(e)}") from None
+        return open_video(path)
+    except MediaError as e:
+        raise FrameError(f"{e}: {path}") from None
 
 
 def _probe(container, path: str):
-    """(stream, total_frames, fps as Fraction, width, height) of the first video stream."""
-    if not container.streams.video:
-        if container.streams.audio:
-            raise FrameError("no video stream (audio only)")
-        raise FrameError("no video stream")
-    stream = container.streams.video[0]
-    ctx = stream.codec_context
-    w, h = int(ctx.width or 0), int(ctx.height or 0)
-    if w <= 0 or h <= 0:
+    """(stream, total_frames, fps as Fraction, width, height) of the first video stream
+    (``vidcap.media.probe_stream``); FrameError when frames cannot be sampled from it."""
+    try:
+        info = probe_stream(container)
+    except MediaError as e:
+        raise FrameError(str(e)) from None
+    if info.width <= 0 or info.height <= 0:
         raise FrameError("video stream has no frame size (undecodable stream)")
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    if not rate or rate <= 0:
+    if info.fps is None:
         raise FrameError("video stream has no frame rate")
-    fps = Fraction(rate)
-    total = int(stream.frames or 0)
-    if total <= 0:
-        # WebM/Matroska (and some others) carry no count: count video packets, no decoding.
-        total = sum(1 for pkt in container.demux(stream) if pkt.size)
-        if total:
-            container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
-    if total <= 0:
+    if info.total_frames <= 0:
         raise FrameError("video stream has no frames")
-    return stream, total, fps, w, h
+    return info.stream, info.total_frames, info.fps, info.width, info.height
 
 
 def _decode_pyav(container, stream, targets: list[int], total: int, fps: Fraction, threads: int,
@@ -394,11 +374,11 @@ def _decode_decord(path: str, targets: list[int], total: int, threads: int) -> d
     try:
         import decord
     except ImportError as e:  # pragma: no cover
-        raise FrameError(f"decord is not installed: {_msg(e)}") from None
+        raise FrameError(f"decord is not installed: {reason(e)}") from None
     try:
         vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
     except Exception as e:  # decord raises DECORDError / RuntimeError
-        raise FrameError(f"decord cannot open file: {_msg(e)}") from None
+        raise FrameError(f"decord cannot open file: {reason(e)}") from None
     n = len(vr)
     bad = [t for t in targets if t >= n]
     if bad:
@@ -406,7 +386,7 @@ def _decode_decord(path: str, targets: list[int], total: int, threads: int) -> d
     try:
         batch = vr.get_batch(targets).asnumpy()
     except Exception as e:
-        raise FrameError(f"cannot decode frames {targets} of {total}: {_msg(e)}") from None
+        raise FrameError(f"cannot decode frames {targets} of {total}: {reason(e)}") from None
     return {t: batch[k] for k, t in enumerate(targets)}
 
 

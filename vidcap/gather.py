@@ -13,7 +13,6 @@ unique captions and for empty captions) and the dataset summary (``vidcap.summar
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidcap.errors import GatherError
+from vidcap.run_dir import RunDir
 from vidcap.shards import INTERNAL, MEDIA_PATH, ROW_ID, ROW_INDEX
 from vidcap.tables import write_table
 
@@ -34,25 +34,24 @@ def _read_all(paths: list[Path]) -> pd.DataFrame:
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def gather(shard_dir: str | Path, stages: dict[str, str | Path], outputs: list[str | Path],
+def gather(run: RunDir, stages: list[str], outputs: list[str | Path],
            duplicates_of: str | None = None, summary_json: str | Path | None = None,
            summary_csv: str | Path | None = None, tag_keys: list[str] | None = None,
            top_k: int = 20) -> pd.DataFrame:
-    """Merge ``shard_dir/<shard>.parquet`` with ``<stage dir>/<shard>.parquet`` for every stage.
+    """Merge the run's shards with every stage's per-shard outputs.
 
-    ``stages``: stage name → folder of its per-shard outputs, in the order columns should appear.
+    ``stages``: stage names, in the order their columns should appear.
     ``outputs``: tables to write (CSV and/or Parquet, by extension), each atomically.
     ``duplicates_of``: the caption column whose exact duplicates get ``caption_duplicate``.
     ``summary_json`` / ``summary_csv``: where the dataset summary goes (``vidcap.summary.summarize`` with
     ``tag_keys`` and ``top_k``). The camera-motion sentence is the clean stage's (``append_motion``).
     """
-    shard_dir = Path(shard_dir)
-    names = json.loads((shard_dir / "manifest.json").read_text())["shards"]
-    base = _read_all([shard_dir / f"{n}.parquet" for n in names])
+    names = run.shard_names()
+    base = _read_all([run.shard(n) for n in names])
     originals = [c for c in base.columns if c not in INTERNAL]
     merged = base
-    for stage, folder in stages.items():
-        part = _read_all([Path(folder) / f"{n}.parquet" for n in names])
+    for stage in stages:
+        part = _read_all([run.output(stage, n) for n in names])
         _check_exactly_once(stage, base[ROW_ID], part[ROW_ID])
         clash = [c for c in part.columns if c != ROW_ID and c in merged.columns]
         if clash:

@@ -107,10 +107,3 @@ def acquire_gpus(n: int | None = None, wait_s: float | None = None) -> list[int]
         if time.monotonic() > deadline:
             raise RuntimeError(f"no {n} free GPU slot(s) of {total} after {wait_s:.0f} s (locks in {folder})")
         time.sleep(0.5)
-
-
-def release_gpus() -> None:
-    """Give the slots back (normally the process exit does it)."""
-    while _HELD:
-        _, fh = _HELD.pop()
-        fh.close()

@@ -215,6 +215,50 @@ def _error_message(exc) -> str:
     return _short(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
 
 
+# ------------------------------------------------------------------------------------ retry policy
+
+
+class TryFailed(Exception):
+    """One try that did not give a result: ``status`` (HTTP, None for timeouts, dropped connections and
+    malformed answers), ``retry_after`` (seconds the server asked for) and the server's own message."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None,
+                 server_message: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.server_message = server_message or message
+
+
+class RetryPolicy:
+    """What follows a failed try, apart from how a try is made.
+
+    ``action(status)``: ``fatal`` for 401/403/404 (no request can succeed), ``retry`` for 408, 409,
+    425, 429, 5xx and failures without a status (timeouts, dropped connections, malformed answers),
+    ``fail`` for other 4xx (only that item fails). ``wait(tries, retry_after)``: the server's
+    Retry-After when given (even above ``max_backoff_s``), else ``backoff_s * 2**(tries-1)`` capped at
+    ``max_backoff_s`` with equal jitter (uniform between half and all of it).
+    """
+
+    def __init__(self, max_tries: int = 6, backoff_s: float = 1.0, max_backoff_s: float = 60.0):
+        self.max_tries = max(1, int(max_tries))
+        self.backoff_s = float(backoff_s)
+        self.max_backoff_s = float(max_backoff_s)
+
+    def action(self, status: int | None) -> str:
+        if status in FATAL_STATUS:
+            return "fatal"
+        if status is None or status in RETRY_STATUS or status >= 500:
+            return "retry"
+        return "fail"
+
+    def wait(self, tries: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return retry_after
+        cap = min(self.max_backoff_s, self.backoff_s * (2 ** (tries - 1)))
+        return random.uniform(cap / 2, cap)
+
+
 # ------------------------------------------------------------------------------------------ client
 
 
@@ -230,10 +274,8 @@ class ChatClient:
         self.settings = s
         self.model = s["model"]
         self.concurrency = int(s["concurrency"])
-        self.max_tries = max(1, int(s["max_tries"]))
         self.timeout_s = float(s["timeout_s"])
-        self.backoff_s = float(s["backoff_s"])
-        self.max_backoff_s = float(s["max_backoff_s"])
+        self.policy = RetryPolicy(s["max_tries"], s["backoff_s"], s["max_backoff_s"])
         self.price_in = s["price_per_1m_input"]
         self.price_out = s["price_per_1m_output"]
         self._rpm = Pacer(s["requests_per_minute"]) if s["requests_per_minute"] else None
@@ -392,17 +434,37 @@ class ChatClient:
         return ((prompt_tokens or 0) * float(self.price_in or 0)
                 + (completion_tokens or 0) * float(self.price_out or 0)) / 1e6
 
-    async def _run_job(self, job: ChatJob) -> ChatResult | ChatError:
+    async def _attempt(self, job: ChatJob, tries: int, t0: float) -> ChatResult:
+        """One HTTP try. Returns the result, or raises ``TryFailed`` saying what went wrong (with the
+        status and Retry-After when the server sent them); the retry policy decides what follows."""
         import openai
 
+        try:
+            resp = await self._client.chat.completions.create(model=self.model, messages=job.messages,
+                                                              **job.options)
+            return self._result(resp, tries, t0)
+        except openai.APIStatusError as exc:
+            raise TryFailed(f"HTTP {exc.status_code}: {_error_message(exc)}", exc.status_code,
+                            _retry_after(exc.response.headers), _error_message(exc)) from None
+        except openai.APITimeoutError:
+            raise TryFailed(f"timed out after {self.timeout_s:g} s") from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise TryFailed(f"connection error: {_short(str(cause) or type(cause).__name__)}") from None
+        except (openai.APIResponseValidationError, ValueError, KeyError, TypeError,
+                AttributeError, IndexError) as exc:
+            raise TryFailed(f"malformed response: {_short(str(exc) or type(exc).__name__, 160)}") from None
+
+    async def _run_job(self, job: ChatJob) -> ChatResult | ChatError:
+        """Tries of one job under the limits and ``self.policy``: a result, or a ChatError after the last
+        try; raises ChatFatal when the policy says no request can succeed."""
         if self._fatal is not None:
             raise self._fatal
         t0 = time.monotonic()
         est = self._est_total(job)
-        last = "no try made"
-        status = None
+        failure: TryFailed | None = None
         tries = 0
-        while tries < self.max_tries:
+        while tries < self.policy.max_tries:
             async with self._sem:
                 await self._wait_limits(est)
                 if self._fatal is not None:
@@ -411,60 +473,43 @@ class ChatClient:
                 self._in_flight += 1
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
                 sent = time.monotonic()
-                retry_after = None
                 try:
-                    resp = await self._client.chat.completions.create(
-                        model=self.model, messages=job.messages, **job.options)
-                    result = self._result(resp, tries, t0)
-                except openai.APIStatusError as exc:
-                    status = exc.status_code
-                    msg = _error_message(exc)
-                    if status in FATAL_STATUS:
-                        self._fatal = ChatFatal(self._fatal_message(status, msg))
-                        raise self._fatal from None
-                    if status in RETRY_STATUS or status >= 500:
-                        last = f"HTTP {status}: {msg}"
-                        retry_after = _retry_after(exc.response.headers)
-                        if status == 429:
-                            wait = retry_after if retry_after is not None else self._backoff(tries)
-                            self._pause_until = max(self._pause_until, time.monotonic() + wait)
-                    else:
-                        self._count(tries, ok=False)
-                        return ChatError(f"HTTP {status}: {msg}", tries, status)
-                except openai.APITimeoutError:
-                    status, last = None, f"timed out after {self.timeout_s:g} s"
-                except openai.APIConnectionError as exc:
-                    cause = exc.__cause__ or exc
-                    status, last = None, f"connection error: {_short(str(cause) or type(cause).__name__)}"
-                except (openai.APIResponseValidationError, ValueError, KeyError, TypeError,
-                        AttributeError, IndexError) as exc:
-                    status, last = None, f"malformed response: {_short(str(exc) or type(exc).__name__, 160)}"
+                    result = await self._attempt(job, tries, t0)
+                except TryFailed as exc:
+                    failure = exc
                 else:
-                    took = time.monotonic() - sent
-                    self.stats.request_seconds.append(took)
-                    with _STATS_LOCK:
-                        PROCESS_STATS.request_seconds.append(took)
-                    used = (result.prompt_tokens or 0) + (result.completion_tokens or 0)
-                    if self._tpm and used:  # correct the reservation with the real usage
-                        self._tpm.adjust(used - max(1, est), time.monotonic())
-                    self._count(tries, ok=True, result=result)
+                    self._count_ok(result, time.monotonic() - sent, est)
                     return result
                 finally:
                     self._in_flight -= 1
+            action = self.policy.action(failure.status)
+            if action == "fatal":
+                self._fatal = ChatFatal(self._fatal_message(failure.status, failure.server_message))
+                raise self._fatal
+            if action == "fail":
+                self._count(tries, ok=False)
+                return ChatError(str(failure), tries, failure.status)
             if self._tpm:  # the failed try used no tokens: give the reservation back
                 self._tpm.adjust(-max(1, est), time.monotonic())
-            if tries >= self.max_tries:
+            wait = self.policy.wait(tries, failure.retry_after)
+            if failure.status == 429:  # the whole key is over its limit: pause every request
+                self._pause_until = max(self._pause_until, time.monotonic() + wait)
+            if tries >= self.policy.max_tries:
                 break
-            wait = retry_after if retry_after is not None else self._backoff(tries)
-            log.info("chat %r: try %d/%d failed (%s); retrying in %.2f s",
-                     job.key, tries, self.max_tries, last, wait)
+            log.info("chat %r: try %d/%d failed (%s); retrying in %.2f s", job.key, tries,
+                     self.policy.max_tries, failure, wait)
             await asyncio.sleep(wait)
         self._count(tries, ok=False)
-        return ChatError(f"gave up after {tries} tries: {last}", tries, status)
+        return ChatError(f"gave up after {tries} tries: {failure}", tries, failure.status if failure else None)
 
-    def _backoff(self, tries: int) -> float:
-        cap = min(self.max_backoff_s, self.backoff_s * (2 ** (tries - 1)))
-        return random.uniform(cap / 2, cap)
+    def _count_ok(self, result: ChatResult, took: float, est: int) -> None:
+        self.stats.request_seconds.append(took)
+        with _STATS_LOCK:
+            PROCESS_STATS.request_seconds.append(took)
+        used = (result.prompt_tokens or 0) + (result.completion_tokens or 0)
+        if self._tpm and used:  # correct the reservation with the real usage
+            self._tpm.adjust(used - max(1, est), time.monotonic())
+        self._count(result.tries, ok=True, result=result)
 
     def _fatal_message(self, status: int, msg: str) -> str:
         where = self.settings["base_url"] or "api.openai.com"

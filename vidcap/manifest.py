@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from vidcap.errors import TableError
 from vidcap.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from vidcap.tables import read_table
-from vidcap.errors import TableError
 
 KINDS = {"video": VIDEO_EXTENSIONS, "image": IMAGE_EXTENSIONS, "all": VIDEO_EXTENSIONS | IMAGE_EXTENSIONS}
 DUPLICATES = ("keep-first", "keep-last", "keep-all", "error")

@@ -1,7 +1,11 @@
-"""What kind of media a path holds (told by its extension, as Open-Sora does), and whether it is there."""
+"""Media files: what kind a path holds (told by its extension, as Open-Sora does), whether it is there,
+and the one PyAV probe of a video stream (``open_video`` + ``probe_stream``) that the probe stage and
+frame sampling share."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from vidcap.errors import MediaError
@@ -27,3 +31,77 @@ def check_file(path) -> str:
     if os.path.getsize(path) == 0:
         raise MediaError(f"empty file (0 bytes): {path}")
     return path
+
+
+# ----------------------------------------------------------------------------------- video probing
+
+
+@dataclass
+class VideoStream:
+    """Facts of a container's first video stream, read by ``probe_stream`` (no frame decoded).
+
+    ``header_frames``: the container's frame count (0 when it has none, e.g. WebM);
+    ``total_frames``: that count, or the video packets counted by demuxing when the header has none
+    (``counted`` then True; the container is rewound). ``fps`` is a Fraction (None if the stream has
+    no rate); ``duration`` in seconds from the stream, else the container (None if neither says).
+    """
+
+    stream: object
+    header_frames: int
+    total_frames: int
+    counted: bool
+    fps: Fraction | None
+    width: int
+    height: int
+    duration: float | None
+    codec: str
+    has_audio: bool
+
+
+def reason(exc: BaseException) -> str:
+    """FFmpeg/PyAV's reason without the file name (already in the row), at most 200 characters."""
+    text = (getattr(exc, "strerror", None) or str(exc)).strip() or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def open_video(path: str):
+    """An open PyAV container for ``path``; MediaError saying why it cannot be opened as a video."""
+    import av
+
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"not a readable video: cannot open it ({reason(exc)})") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise MediaError(f"cannot open {path}: {reason(exc)}") from None
+
+
+def probe_stream(container, count: bool = True) -> VideoStream:
+    """``VideoStream`` of the first video stream; MediaError when there is none (naming what there is).
+
+    ``count``: count packets when the header gives no frame count (a demux pass, no decoding).
+    """
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})
+        if kinds == ["audio"]:
+            raise MediaError("no video stream (audio only)")
+        raise MediaError(f"no video stream (found: {', '.join(kinds) or 'no streams'})")
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = Fraction(rate) if rate and rate > 0 else None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000  # av.time_base
+    else:
+        duration = None
+    header = int(stream.frames or 0)
+    total, counted = header, False
+    if header <= 0 and count:
+        total = sum(1 for pkt in container.demux(stream) if pkt.size)
+        counted = True
+        container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
+    ctx = stream.codec_context
+    return VideoStream(stream=stream, header_frames=header, total_frames=total, counted=counted, fps=fps,
+                       width=int(ctx.width or 0), height=int(ctx.height or 0), duration=duration,
+                       codec=ctx.name, has_audio=bool(container.streams.audio))

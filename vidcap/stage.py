@@ -18,13 +18,23 @@ Every stage (probe, caption, motion, tags, ...) turns one shard into one output 
   its rule passes that stage's per-shard output (``--upstream NAME=PATH``) and ``read_rows`` joins
   it by ``row_id``.
 * **Atomic output.** The Parquet output is written to a temporary file and renamed into place.
+* **Stats.** Each job writes what it did to a JSON file next to its output (``RunDir.stats``): rows
+  reused from the journal / processed / failed, wall and setup time, and the stage's own counters
+  (``Stage.stats``: model wait, preprocessing time, device, tokens, cost). Status, cost and the
+  report read these files, never log text.
+
+Three moments, as every stage of Cosmos-Curate and the like has them: ``setup()`` (load a model
+once; called only when rows remain), processing, and ``close()`` (free the GPU, stop worker pools
+and servers), which ``run_stage`` calls in ``finally`` whatever happened.
 
 Write a stage as a ``Stage`` subclass: ``name``, ``version``, ``columns`` (output column → Arrow
-type), ``params`` (everything that changes results), optional ``setup()`` (load a model once per
-job) and ``process(rows) -> {row_id: dict | Exception}``; ``batch_size`` rows arrive at a time.
+type), ``params`` (everything that changes results: the journal fingerprint) and
+``process(rows) -> {row_id: dict | Exception}``; ``batch_size`` rows arrive at a time. Settings come
+from ``vidcap.config.stage_settings(name, params)`` (schema defaults filled in, values checked).
 A stage that pipelines work across batches (background decoding while a GPU generates) overrides
 ``process_stream(rows)`` instead: an iterator of ``(row_id, dict | Exception)`` in any order, each
-given row exactly once; the runner journals each pair as it arrives.
+given row exactly once; the runner journals each pair as it arrives. Register the stage in
+``vidcap/stages/__init__.py`` and give it a schema section in ``vidcap/schema/stages/<name>.yaml``.
 
 Fault injection for tests: ``VIDCAP_FAULT_DELAY=<seconds>`` sleeps after each journaled row.
 """
@@ -34,16 +44,16 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vidcap.errors import describe_error
+from vidcap.errors import ErrorGroups, describe_error
 from vidcap.shards import MEDIA_PATH, ROW_ID
-from vidcap.tables import write_table
+from vidcap.tables import write_json, write_table
 
 log = logging.getLogger("vidcap.stage")
 
@@ -63,6 +73,7 @@ class Stage:
 
     def __init__(self, params: dict | None = None):
         self.params = dict(params or {})
+        self.stats: dict = {}   # the stage's own counters for the job's stats file (JSON values)
 
     @property
     def error_column(self) -> str:
@@ -81,6 +92,10 @@ class Stage:
 
     def setup(self) -> None:
         """Load what every row needs (a model); called once, only when there are rows to process."""
+
+    def close(self) -> None:
+        """Release what ``setup`` took (model, GPU memory, worker pools, servers). Called once at the
+        end of every job, also after a failure or without ``setup``; must not raise."""
 
     def process(self, rows: list[dict]) -> dict[str, dict | BaseException]:
         raise NotImplementedError
@@ -240,13 +255,18 @@ def input_hash(row: dict) -> str:
 
 
 def run_stage(stage: Stage, shard_path: str | Path, out_path: str | Path, journal_path: str | Path,
-              retry_failed: bool = False, upstream: dict[str, str | Path] | None = None) -> pa.Table:
+              retry_failed: bool = False, upstream: dict[str, str | Path] | None = None,
+              stats_path: str | Path | None = None) -> pa.Table:
     """Run ``stage`` over one shard under the contract above; returns the table written to ``out_path``.
 
     ``retry_failed``: rows journaled with an error are processed again.
     ``upstream``: stage name → that stage's output for this shard, for stages that read other stages'
     columns (e.g. tags read the caption); rows whose inputs changed since they were journaled rerun.
+    ``stats_path``: where the job's stats go (JSON, written atomically after the output).
+    ``stage.close()`` runs in ``finally``.
     """
+    t0 = time.monotonic()
+    started = time.time()
     rows = read_rows(stage, shard_path, upstream)
     ids = [r[ROW_ID] for r in rows]
     hashes = {r[ROW_ID]: input_hash(r) for r in rows}
@@ -256,14 +276,19 @@ def run_stage(stage: Stage, shard_path: str | Path, out_path: str | Path, journa
     if retry_failed:
         done = {k: v for k, v in done.items() if not v.get(stage.error_column)}
     todo = [r for r in rows if r[ROW_ID] not in done]
+    reused = len(done)
     log.info("%s: %s: %d rows, %d already in the journal, %d to process",
-             stage.name, Path(shard_path).name, len(rows), len(done), len(todo))
-    journal.open()
+             stage.name, Path(shard_path).name, len(rows), reused, len(todo))
     delay = float(os.environ.get("VIDCAP_FAULT_DELAY", "0") or 0)
+    setup_s = 0.0
+    failed_now = 0
+    journal.open()
     try:
         if todo:
+            t_setup = time.monotonic()
             stage.setup()
-        progress = _Progress(stage.name, len(rows), len(done),
+            setup_s = time.monotonic() - t_setup
+        progress = _Progress(stage.name, len(rows), reused,
                              sum(1 for v in done.values() if v.get(stage.error_column)))
         pending = {r[ROW_ID] for r in todo}
         for row_id, result in stage.process_stream(todo):
@@ -275,6 +300,7 @@ def run_stage(stage: Stage, shard_path: str | Path, out_path: str | Path, journa
             rec[_INPUT_HASH] = hashes[row_id]
             journal.append(rec)
             done[row_id] = rec
+            failed_now += bool(rec.get(stage.error_column))
             progress.update(bool(rec.get(stage.error_column)))
             if delay:
                 time.sleep(delay)
@@ -283,12 +309,29 @@ def run_stage(stage: Stage, shard_path: str | Path, out_path: str | Path, journa
             rec[_INPUT_HASH] = hashes[row_id]
             journal.append(rec)
             done[row_id] = rec
+            failed_now += 1
             progress.update(True)
         progress.finish()
     finally:
         journal.close()
+        try:
+            stage.close()
+        except Exception:  # noqa: BLE001 - closing must not hide the job's own outcome
+            log.exception("%s: close() failed", stage.name)
     table = _assemble(stage, ids, done)
     write_table(table, out_path)
+    if stats_path:
+        errors = ErrorGroups()
+        for e in table.column(stage.error_column).to_pylist():
+            errors.add(e)
+        write_json(stats_path, {
+            **stage.stats,   # the stage's own counters; the keys below are the runner's and win
+            "stage": stage.name, "shard": Path(shard_path).stem, "fingerprint": stage.fingerprint(),
+            "rows": len(rows), "reused": reused, "processed": len(todo), "failed": errors.total(),
+            "errors": errors.to_json(),
+            "failed_processed": failed_now, "wall_s": round(time.monotonic() - t0, 4),
+            "setup_s": round(setup_s, 4), "started": started, "finished": time.time(),
+            "host": socket.gethostname(), "pid": os.getpid()})
     return table
 
 
@@ -335,14 +378,16 @@ class _Progress:
             self._log(now)
 
     def _log(self, now: float) -> None:
-        rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
-        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        log.info("%s: %d/%d rows (%d failed), %.2f rows/s, ETA %.0f s",
-                 self.name, self.done, self.total, self.failed, rate, eta)
+        new = self.done - self.start_done
+        if new == 0:
+            log.info("%s: %d/%d rows (%d failed), all from the journal", self.name, self.done, self.total,
+                     self.failed)
+            return
+        rate = new / max(now - self.t0, 1e-9)
+        left = self.total - self.done
+        eta = f", ETA {left / rate:.0f} s" if left else ""
+        log.info("%s: %d/%d rows (%d failed), %.2f rows/s%s", self.name, self.done, self.total, self.failed,
+                 rate, eta)
 
     def finish(self) -> None:
         self._log(time.monotonic())
-
-
-def read_stage_output(path: str | Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()

@@ -1,47 +1,54 @@
-"""Progress of a run directory: per stage, rows done / failed / remaining, and the commonest errors.
+"""Progress of a run: per stage, rows done / failed / remaining, and the commonest kinds of error.
 
-Reads only files: shard tables, finished stage outputs and the journals of unfinished shards, so it
-works while a run is going, after a kill, and on a cluster's shared filesystem.
+Reads only files of the run folder (``vidcap.run_dir``): a finished shard's stats file (else its
+output's error column), else the journal of a shard still running or killed. So it works while a
+run is going, after a kill, and on a cluster's shared filesystem. Errors are grouped by class
+(``vidcap.errors.error_class``: paths, numbers and ids stripped), with a few examples each.
 """
 from __future__ import annotations
 
-import json
-from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from vidcap.errors import ErrorGroups
+from vidcap.run_dir import RunDir
 from vidcap.stage import read_journal
+from vidcap.stages import STAGES
+
+
+def _order(names: list[str]) -> list[str]:
+    return [s for s in STAGES if s in names] + sorted(s for s in names if s not in STAGES)
 
 
 def run_status(run_dir: str | Path) -> dict:
-    """``{"rows": N, "shards": S, "stages": {name: {...counts..., "errors": Counter}}}``."""
-    run_dir = Path(run_dir)
-    info_path = run_dir / "shards" / "manifest.json"
-    if not info_path.exists():
-        raise FileNotFoundError(f"{run_dir}: no shards yet ({info_path} missing); has the run started?")
-    info = json.loads(info_path.read_text())
-    sizes = {n: pq.ParquetFile(run_dir / "shards" / f"{n}.parquet").metadata.num_rows for n in info["shards"]}
-    names = sorted({p.name for d in ("stages", "journal") if (run_dir / d).is_dir()
-                    for p in (run_dir / d).iterdir() if p.is_dir()})
+    """``{"rows": N, "shards": S, "stages": {name: {...counts..., "errors": ErrorGroups}}}``."""
+    run = RunDir.at(run_dir)
+    info = run.shard_info()
+    sizes = {n: pq.ParquetFile(run.shard(n)).metadata.num_rows for n in info["shards"]}
     stages = {}
-    for stage in names:
+    for stage in _order(run.stage_names()):
         err_col = f"{stage}_error"
         done = finished = 0
-        errors: Counter = Counter()
+        errors = ErrorGroups()
         for shard, size in sizes.items():
-            out = run_dir / "stages" / stage / f"{shard}.parquet"
-            journal = run_dir / "journal" / stage / f"{shard}.jsonl"
-            if out.exists():
+            out, stats = run.output(stage, shard), run.read_stats(stage, shard)
+            if out.exists() and stats is not None and stats.get("rows") == size:
+                done += size
+                errors.update(ErrorGroups.from_json(stats.get("errors")))
+                finished += 1
+            elif out.exists():
                 col = pq.read_table(out, columns=[err_col]).column(err_col).to_pylist()
                 done += len(col)
-                errors.update(e for e in col if e)
+                for e in col:
+                    errors.add(e)
                 finished += 1
-            elif journal.exists():
-                records = read_journal(journal)[1]
+            elif run.journal(stage, shard).exists():
+                records = read_journal(run.journal(stage, shard))[1]
                 done += min(len(records), size)
-                errors.update(r.get(err_col) for r in records.values() if r.get(err_col))
-        stages[stage] = {"shards_done": finished, "rows_done": done, "failed": sum(errors.values()),
+                for r in records.values():
+                    errors.add(r.get(err_col))
+        stages[stage] = {"shards_done": finished, "rows_done": done, "failed": errors.total(),
                          "remaining": info["rows"] - done, "errors": errors}
     return {"rows": info["rows"], "shards": len(sizes), "stages": stages}
 
@@ -57,9 +64,12 @@ def format_status(status: dict, top_errors: int = 3) -> str:
     if not status["stages"]:
         lines.append("(no stage has started)")
     for name, s in status["stages"].items():
-        if s["errors"]:
+        if s["errors"].total():
             lines.append("")
             lines.append(f"{name}: commonest errors")
-            for msg, n in s["errors"].most_common(top_errors):
-                lines.append(f"  {n:>7} × {msg[:150]}")
+            for cls, n, examples in s["errors"].top(top_errors):
+                lines.append(f"  {n:>7} × {cls[:150]}")
+                for ex in examples[:3]:
+                    if ex != cls:
+                        lines.append(f"            e.g. {ex[:150]}")
     return "\n".join(lines)

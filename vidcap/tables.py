@@ -6,7 +6,9 @@ same folder, then ``os.replace``; a reader never sees a half-written table.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -86,19 +88,35 @@ def read_table_columns(path: str | Path, columns: list[str]) -> pd.DataFrame:
     return pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, na_filter=False)
 
 
-def _atomic_target(path: Path):
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """The one way vidcap writes a file: yields a temporary path in the same folder; when the block
+    ends without error the file is fsynced, given the usual permissions (umask applied, not
+    mkstemp's 0600) and renamed over ``path``; on error it is removed. Readers never see half a file.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    return Path(tmp)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def write_table(df: pd.DataFrame | pa.Table, path: str | Path) -> Path:
     """Write CSV or Parquet (by extension) atomically; returns the path."""
     path = Path(path)
     fmt = table_format(path)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "csv":
             frame = df.to_pandas() if isinstance(df, pa.Table) else df
             _lists_as_json(frame).to_csv(tmp, index=False)
@@ -106,10 +124,6 @@ def write_table(df: pd.DataFrame | pa.Table, path: str | Path) -> Path:
             table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
             # no pandas metadata: Arrow-backed dtypes in it (list<...>[pyarrow]) break plain readers
             pq.write_table(table.replace_schema_metadata(None), tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -127,13 +141,22 @@ def _lists_as_json(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write a small text file atomically."""
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """Write a text file (UTF-8, whatever the locale) atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | Path, obj) -> Path:
+    """Write ``obj`` as indented JSON atomically (NaN and infinities written as null)."""
+    return write_text(path, json.dumps(_finite(obj), indent=1, sort_keys=True, default=str) + "\n")
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

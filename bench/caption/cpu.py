@@ -52,7 +52,7 @@ def run(rows, model: Path, workers: int, args) -> dict:
     stage.close()
     errors = sum(isinstance(r, BaseException) for _, r in results)
     assert len(results) == len(rows) and errors == 0, f"{errors} rows failed"
-    return {"workers": workers, "wall": wall, "wait": stage.stats["wait_s"], "rows": len(rows)}
+    return {"workers": workers, "wall": wall, "wait": stage.stats["input_wait_s"], "rows": len(rows)}
 
 
 def main() -> int:

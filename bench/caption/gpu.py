@@ -116,7 +116,7 @@ def bench_point(model: Path, rows, bs: int, frames: int, short: int, tokens: int
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
     return {"bs": bs, "frames": frames, "short": short, "rows": len(results), "errors": len(errors),
             "wall": wall, "vps": len(ok) / wall, "tps": out_tokens / wall,
-            "wait": stage.stats["wait_s"] / wall, "gpu_idle": sampler.idle_share(), "peak_gb": peak,
+            "wait": stage.stats["input_wait_s"] / wall, "gpu_idle": sampler.idle_share(), "peak_gb": peak,
             "prompt_tokens": (sum(r["prompt_tokens"] for r in ok) / max(1, len(ok))),
             "first_error": str(errors[0]) if errors else ""}
 

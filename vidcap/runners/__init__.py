@@ -1,25 +1,41 @@
 """Model runners behind one interface (``vidcap.runners.base.Runner``).
 
-``get_runner(name, settings)``: ``transformers`` (in-process Hugging Face vision-language model),
-``text_transformers`` (in-process text-only chat model, ``vidcap.runners.hf_text``) or ``openai``
-(any OpenAI-compatible HTTP API, images optional). No model name is hard-coded outside a runner and the config.
+``get_runner(name, settings)``: ``transformers`` (in-process Hugging Face vision-language model,
+``vidcap.runners.hf``), ``text_transformers`` (in-process text-only chat model, ``vidcap.runners.hf_text``)
+or ``openai`` (any OpenAI-compatible HTTP API, images optional, ``vidcap.runners.openai_api``). Local
+runners share ``vidcap.runners.local.LocalRunner``. No model name is hard-coded outside a runner and the
+config.
+
+``result_settings(block, settings)``: a runner's config block without the settings that cannot change
+results (speed, limits, retries, prices), for a stage's journal fingerprint.
 """
 from __future__ import annotations
 
-RUNNERS = ("transformers", "text_transformers", "openai")
+import importlib
+
+RUNNERS = {
+    "transformers": "vidcap.runners.hf:TransformersRunner",
+    "text_transformers": "vidcap.runners.hf_text:TextTransformersRunner",
+    "openai": "vidcap.runners.openai_api:OpenAIRunner",
+}
+
+# Per config block (stages.<stage>.<block>): settings that do not change results.
+_NOT_RESULT = {
+    "transformers": {"attn_implementation", "device_map"},
+    "openai": {"api_key_env", "concurrency", "requests_per_minute", "tokens_per_minute", "max_tries",
+               "timeout_s", "backoff_s", "max_backoff_s", "price_per_1m_input", "price_per_1m_output"},
+}
 
 
 def get_runner(name: str, settings: dict):
-    if name == "transformers":
-        from vidcap.runners.hf import TransformersRunner
+    if name not in RUNNERS:
+        raise ValueError(f"unknown runner {name!r}; known: {', '.join(RUNNERS)}")
+    module, _, cls = RUNNERS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)(settings)
 
-        return TransformersRunner(settings)
-    if name == "text_transformers":
-        from vidcap.runners.hf_text import TextTransformersRunner
 
-        return TextTransformersRunner(settings)
-    if name == "openai":
-        from vidcap.runners.openai_api import OpenAIRunner
-
-        return OpenAIRunner(settings)
-    raise ValueError(f"unknown runner {name!r}; known: {', '.join(RUNNERS)}")
+def result_settings(block: str, settings: dict) -> dict:
+    """``settings`` of config block ``block`` (``transformers``, ``openai``, ...) minus those that do not
+    change results."""
+    skip = _NOT_RESULT.get(block, set())
+    return {k: v for k, v in settings.items() if k not in skip}

@@ -25,18 +25,15 @@ the other subtracts a count-scaled value; they are not the same knob.
 """
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import math
 from collections import deque
 
-import numpy as np
-
+from vidcap.errors import RunnerFatal
+from vidcap.images import jpeg_data_url
 from vidcap.llm_client import ChatClient, ChatError, ChatJob, ChatResult
 from vidcap.redact import scrub
 from vidcap.runners.base import Generation, Request, Runner
-from vidcap.errors import RunnerFatal
 
 log = logging.getLogger("vidcap.runners.openai")
 
@@ -50,20 +47,6 @@ DEFAULTS = {
     "max_new_tokens": 300,
     "temperature": 0.0,
 }
-
-
-def encode_frame(frame: np.ndarray, max_side: int, quality: int = 85) -> tuple[str, int, int]:
-    """(data URL, width, height) of an RGB uint8 frame as JPEG, longest side shrunk to ``max_side``."""
-    from PIL import Image
-
-    img = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8), "RGB")
-    w, h = img.size
-    if max(w, h) > max_side:
-        scale = max_side / max(w, h)
-        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=int(quality))
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), img.size[0], img.size[1]
 
 
 def image_tokens(width: int, height: int, detail: str) -> int:
@@ -99,6 +82,7 @@ class OpenAIRunner(Runner):
         if s["prompt_role"] not in ("system", "user"):
             raise RunnerFatal(f"openai.prompt_role must be system or user; got {s['prompt_role']!r}")
         self.client: ChatClient | None = None
+        self._stats: dict = {}
         self.served_model = ""
         self._warned: set[str] = set()
 
@@ -112,8 +96,22 @@ class OpenAIRunner(Runner):
         return {"model": self.settings.get("model", ""),
                 "revision": self.settings.get("revision") or self.served_model or ""}
 
+    @property
+    def stats(self) -> dict:
+        """Counters of this runner's client: requests, tries, tokens, cost, waits (for the job's stats)."""
+        if self.client is None:
+            return dict(self._stats)
+        st = self.client.stats
+        self._stats = {"device": f"api {self.settings.get('base_url') or 'api.openai.com'}",
+                       "requests_ok": st.items_ok, "requests_failed": st.items_failed, "tries": st.tries,
+                       "retries": st.retries, "prompt_tokens": st.prompt_tokens,
+                       "output_tokens": st.completion_tokens, "cost_usd": round(st.cost_usd, 6),
+                       "limiter_wait_s": round(st.limiter_wait_s, 3), "max_in_flight": st.max_in_flight}
+        return dict(self._stats)
+
     def close(self) -> None:
         if self.client is not None:
+            self._stats = self.stats
             self.client.close()
             self.client = None
 
@@ -179,7 +177,7 @@ class OpenAIRunner(Runner):
         images, est = [], 0
         if req.frames is not None:
             for frame in req.frames.frames:
-                url, w, h = encode_frame(frame, int(s["max_image_side"]), int(s["jpeg_quality"]))
+                url, w, h = jpeg_data_url(frame, int(s["max_image_side"]), int(s["jpeg_quality"]))
                 images.append({"type": "image_url", "image_url": {"url": url, "detail": s["detail"]}})
                 est += image_tokens(w, h, s["detail"])
         msgs = []

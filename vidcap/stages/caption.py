@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from vidcap.config import stage_settings
 from vidcap.prompts import get_prompt
+from vidcap.runners import result_settings
 from vidcap.runners.base import Request
 from vidcap.shards import MEDIA_PATH, ROW_ID
 from vidcap.stage import Stage
@@ -34,13 +35,6 @@ from vidcap.text import clean_caption
 
 log = logging.getLogger("vidcap.stages.caption")
 
-# Runner settings that do not change results (left out of the fingerprint).
-_NOT_RESULT = {
-    "transformers": {"attn_implementation", "device_map"},
-    "openai": {"api_key_env", "concurrency", "requests_per_minute", "tokens_per_minute", "max_tries",
-               "timeout_s", "backoff_s", "max_backoff_s", "price_per_1m_input", "price_per_1m_output"},
-}
-PIPELINE_KEYS = ("batch_size", "decode_workers", "prefetch")
 
 
 
@@ -88,8 +82,7 @@ class CaptionStage(Stage):
             "caption_cost_usd": pa.float64(),
         }
         self.input_columns = (ROW_ID, MEDIA_PATH, self.output_column)
-        block = {k: v for k, v in s.get(self.runner_name, {}).items()
-                 if k not in _NOT_RESULT.get(self.runner_name, set())}
+        block = result_settings(self.runner_name, s.get(self.runner_name, {}))
         super().__init__({
             "runner": self.runner_name, self.runner_name: block,
             "prompt": self.prompt.key, "prompt_hash": self.prompt.hash, "prompt_kind": self.prompt.kind,
@@ -100,7 +93,6 @@ class CaptionStage(Stage):
         self.runner = None
         self._pool = None
         self.provenance: dict = {}
-        self.stats = {"wall_s": 0.0, "wait_s": 0.0, "rows": 0, "decode_s": 0.0}
 
     def runner_settings(self) -> dict:
         """What the runner gets: its config block plus generation, frames, batch size and the prompt."""
@@ -153,23 +145,25 @@ class CaptionStage(Stage):
         failed: list[tuple[str, BaseException]] = []  # rows failed before the model: yielded at once
         meta: dict[str, tuple[list[int], list[float]]] = {}
         t0 = time.perf_counter()
-        self.stats = {"wall_s": 0.0, "wait_s": 0.0, "rows": 0, "decode_s": 0.0}
+        self.stats = {"input_wait_s": 0.0, "generated": 0}
         requests = self._requests(rows, failed, meta)
         try:
             for row_id, result in self.runner.run(requests):
                 while failed:
                     yield failed.pop(0)
                 yield row_id, self._result(row_id, result, meta)
-                self.stats["rows"] += 1
+                self.stats["generated"] += 1
             while failed:
                 yield failed.pop(0)
         finally:
             requests.close()
-            self.stats["wall_s"] = time.perf_counter() - t0
-            w = self.stats
-            if w["rows"]:
-                log.info("caption: %d rows in %.1f s; the model waited %.1f s (%.0f%%) for input",
-                         w["rows"], w["wall_s"], w["wait_s"], 100 * w["wait_s"] / max(w["wall_s"], 1e-9))
+            s = self.stats
+            s.update(getattr(self.runner, "stats", {}) or {})
+            s["stream_s"] = time.perf_counter() - t0
+            if s["generated"]:
+                log.info("caption: %d rows in %.1f s; the model waited %.1f s (%.0f%%) for decoded frames",
+                         s["generated"], s["stream_s"], s["input_wait_s"],
+                         100 * s["input_wait_s"] / max(s["stream_s"], 1e-9))
 
     def _requests(self, rows, failed, meta):
         """Requests for the runner; rows that fail before it go to ``failed``. Time blocked is ``wait_s``."""
@@ -195,9 +189,7 @@ class CaptionStage(Stage):
                 except Exception as exc:  # noqa: BLE001 - FrameError etc.: the row's own failure
                     failed.append((row[ROW_ID], exc))
                     fr = None
-                dt = time.perf_counter() - t
-                self.stats["wait_s"] += dt
-                self.stats["decode_s"] += dt
+                self.stats["input_wait_s"] += time.perf_counter() - t
                 if fr is not None:
                     yield self._request(row, system, user, fr, meta)
             return
@@ -216,7 +208,7 @@ class CaptionStage(Stage):
             while inflight:
                 t = time.perf_counter()
                 done, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
-                self.stats["wait_s"] += time.perf_counter() - t
+                self.stats["input_wait_s"] += time.perf_counter() - t
                 ready = []
                 for fut in done:
                     row, system, user = inflight.pop(fut)

@@ -35,11 +35,11 @@ import re
 
 import pyarrow as pa
 
+from vidcap.config import stage_settings
+from vidcap.errors import StageRowError
 from vidcap.motion import append_motion_to_caption
 from vidcap.shards import MEDIA_PATH, ROW_ID
-from vidcap.config import stage_settings
 from vidcap.stage import Stage
-from vidcap.errors import StageRowError
 from vidcap.text import normalize_whitespace, strip_opening
 
 log = logging.getLogger("vidcap.stages.clean")

@@ -8,15 +8,13 @@ also demuxes the last second and fails rows whose frames stop before the duratio
 """
 from __future__ import annotations
 
-import os
-
 import av
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
-from vidcap.media import check_file, media_type
 from vidcap.config import stage_settings
 from vidcap.errors import MediaError
+from vidcap.media import check_file, media_type, open_video, probe_stream, reason
 from vidcap.shards import MEDIA_PATH
 from vidcap.stage import RowStage
 
@@ -34,54 +32,29 @@ def probe_image(path: str) -> dict:
 
 
 def probe_video(path: str, check: str = "ends") -> dict:
-    try:
-        container = av.open(path, metadata_errors="ignore")
-    except av.FFmpegError as exc:
-        raise MediaError(f"cannot open as video: {_ff_reason(exc)}") from None
-    with container:
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
-            raise MediaError(f"no video stream (found: {', '.join(kinds)})")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        fps = float(rate) if rate else None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        else:
-            duration = None
-        width, height = stream.codec_context.width, stream.codec_context.height
-        codec = stream.codec_context.name
-        num_frames = stream.frames
-        if num_frames and fps and duration and num_frames > 1.1 * duration * fps + 1:
-            raise MediaError(f"truncated: header says {num_frames} frames but the stream lasts "
+    with open_video(path) as container:
+        info = probe_stream(container)
+        stream, fps = info.stream, float(info.fps) if info.fps else None
+        duration, num_frames = info.duration, info.total_frames
+        if info.header_frames and fps and duration and info.header_frames > 1.1 * duration * fps + 1:
+            raise MediaError(f"truncated: header says {info.header_frames} frames but the stream lasts "
                              f"{duration:.2f} s ({duration * fps:.0f} frames at {fps:g} fps)")
-        if not num_frames:
-            num_frames = _count_packets(container, stream)
-            has_audio = bool(container.streams.audio)  # container duration may be the audio's
-            if fps and duration and not has_audio and num_frames < 0.9 * duration * fps - 1:
-                raise MediaError(f"truncated: header says {duration:.2f} s at {fps:g} fps but only "
-                                 f"{num_frames} frames are present")
+        # without a header count the container's duration may be the audio's: only then trust it
+        if info.counted and fps and duration and not info.has_audio and num_frames < 0.9 * duration * fps - 1:
+            raise MediaError(f"truncated: header says {duration:.2f} s at {fps:g} fps but only "
+                             f"{num_frames} frames are present")
         if check in ("first", "ends"):
             _decode_one(container, stream)
         if check == "ends" and num_frames > 1 and stream.duration is not None:
             _check_tail(container, stream, duration, fps)
-    if not width or not height:
+    if not info.width or not info.height:
         raise MediaError("video stream has no frame size")
     if fps is None and duration and num_frames:
         fps = num_frames / duration
     if duration is None and fps:
         duration = num_frames / fps
-    return {"num_frames": int(num_frames), "fps": fps, "width": width, "height": height,
-            "duration": duration, "codec": codec, "media_type": "video"}
-
-
-def _count_packets(container, stream) -> int:
-    """Frames of a stream whose header gives no count (WebM, some MKV): demux, don't decode."""
-    count = sum(1 for p in container.demux(stream) if p.size)
-    container.seek(0)
-    return count
+    return {"num_frames": int(num_frames), "fps": fps, "width": info.width, "height": info.height,
+            "duration": duration, "codec": info.codec, "media_type": "video"}
 
 
 def _decode_one(container, stream) -> None:
@@ -90,7 +63,7 @@ def _decode_one(container, stream) -> None:
         for _frame in container.decode(stream):
             return
     except av.FFmpegError as exc:
-        raise MediaError(f"cannot decode first frame: {_ff_reason(exc)}") from None
+        raise MediaError(f"cannot decode first frame: {reason(exc)}") from None
     raise MediaError("no frame decodes")
 
 
@@ -108,15 +81,10 @@ def _check_tail(container, stream, duration: float, fps: float | None) -> None:
                 t = float(packet.pts * stream.time_base) - float(stream.start_time or 0) * float(stream.time_base)
                 last = t if last is None else max(last, t)
     except av.FFmpegError as exc:
-        raise MediaError(f"truncated: cannot read the end of the stream: {_ff_reason(exc)}") from None
+        raise MediaError(f"truncated: cannot read the end of the stream: {reason(exc)}") from None
     if last is None or last < duration - frame_time - max(2.5 * frame_time, 0.1):
         at = "nothing" if last is None else f"{last:.2f} s"
         raise MediaError(f"truncated: stream says {duration:.2f} s but its frames end at {at}")
-
-
-def _ff_reason(exc: Exception) -> str:
-    # PyAV messages end with the file name (already in the row); keep the reason only
-    return getattr(exc, "strerror", None) or str(exc)
 
 
 class ProbeStage(RowStage):

@@ -36,10 +36,11 @@ import re
 import pyarrow as pa
 
 from vidcap.config import stage_settings
+from vidcap.errors import StageRowError
+from vidcap.runners import result_settings
 from vidcap.runners.base import Request
 from vidcap.shards import MEDIA_PATH, ROW_ID
 from vidcap.stage import Stage
-from vidcap.errors import StageRowError
 from vidcap.tags_parse import parse_answer, parse_list
 from vidcap.text import normalize_whitespace
 
@@ -63,12 +64,6 @@ KEY_TEMPLATE = ("Caption:\n\"\"\"{text}\"\"\"\n\n"
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED = {ROW_ID, MEDIA_PATH, "path", "text", "tags_model", "tags_prompt_hash", "tags_error"}
 _RUNNERS = {"transformers": "text_transformers", "openai": "openai"}
-# Runner settings that do not change results (left out of the fingerprint).
-_NOT_RESULT = {
-    "transformers": {"attn_implementation", "device_map"},
-    "openai": {"api_key_env", "concurrency", "requests_per_minute", "tokens_per_minute", "max_tries",
-               "timeout_s", "backoff_s", "max_backoff_s", "price_per_1m_input", "price_per_1m_output"},
-}
 _SEP = "\x1f"   # request id = row id + _SEP + key (json_mode false)
 
 
@@ -107,8 +102,7 @@ class TagsStage(Stage):
         self.prompt_hash = hashlib.sha256(json.dumps(
             [SYSTEM, JOINT_TEMPLATE if self.json_mode else KEY_TEMPLATE, self.keys, self.json_mode],
             sort_keys=True).encode()).hexdigest()[:12]
-        block = {k: v for k, v in s.get(self.runner_name, {}).items()
-                 if k not in _NOT_RESULT.get(self.runner_name, set())}
+        block = result_settings(self.runner_name, s.get(self.runner_name, {}))
         if self.runner_name == "openai" and not self.json_mode:
             block.pop("response_format", None)
         super().__init__({"runner": self.runner_name, self.runner_name: block, "keys": self.keys,

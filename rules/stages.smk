@@ -1,0 +1,32 @@
+# One rule per registered stage (vidcap/stages/__init__.py: REGISTRY), one job per shard.
+# Every job reads its shard (and the outputs of the stages it reads), journals finished rows,
+# writes its output table and a stats file, and logs; resources are portable (profiles map them).
+
+
+for spec in REGISTRY:
+
+    rule:
+        name:
+            spec.name
+        input:
+            unpack(stage_inputs(spec.name)),
+        output:
+            str(RUN.output(spec.name, "{shard}")),
+        log:
+            str(RUN.log(spec.name, "{shard}")),
+        benchmark:
+            str(RUN.benchmark(spec.name, "{shard}"))
+        params:
+            journal=str(RUN.journal(spec.name, "{shard}")),
+            stats=str(RUN.stats(spec.name, "{shard}")),
+            flags=stage_flags(spec.name),
+            env=gpu_env(spec),
+        threads: PLAN.threads(spec.name)
+        resources:
+            **PLAN.resources(spec.name),
+        conda:
+            "../envs/vidcap.yaml"
+        # the shell string is evaluated when a job runs, after the loop: it must not use `spec`
+        shell:
+            "{params.env}vidcap {rule} --shard {input.shard:q} --out {output:q}"
+            " --journal {params.journal:q} --stats {params.stats:q} {params.flags} > {log:q} 2>&1"

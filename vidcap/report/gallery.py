@@ -1,0 +1,181 @@
+"""The report's gallery: which rows to show (problems first, then a random sample) and their thumbnails.
+
+Thumbnails are the frames the caption model saw (``caption_frame_indices``, evenly thinned to
+``thumbnails``), else uniform frames; each is a small base64 JPEG (``vidcap.images.jpeg_data_url``).
+A file that cannot be decoded shows its error instead of thumbnails; it never stops the report.
+"""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+
+from vidcap.images import jpeg_data_url
+
+
+def _s(v) -> str:
+    """A cell as text ('' for null)."""
+    if v is None:
+        return ""
+    try:
+        if pd.isna(v):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+def _list(v) -> list:
+    """A list cell (Arrow list, numpy array, JSON text) as a Python list."""
+    if v is None:
+        return []
+    if isinstance(v, str):
+        try:
+            v = json.loads(v) if v.strip().startswith("[") else [v]
+        except ValueError:
+            return [v]
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [x for x in (v.tolist() if isinstance(v, np.ndarray) else v) if x is not None]
+    try:
+        if pd.isna(v):
+            return []
+    except (TypeError, ValueError):
+        pass
+    return [v]
+
+
+def tag_columns(df: pd.DataFrame, keys) -> dict[str, str]:
+    """Tag key -> column holding its values (``tags_<key>`` or ``<key>``)."""
+    out = {}
+    for key in keys:
+        for col in (f"tags_{key}", key):
+            if col in df.columns:
+                out[key] = col
+                break
+    return out
+
+
+def pick_rows(df: pd.DataFrame, sample: int, worst: int, seed: int = 0) -> list[tuple[int, list[str]]]:
+    """(row position, kinds) for the gallery: up to ``worst`` problem rows, then ``sample`` random ones.
+
+    Kinds of problems: ``error`` (any ``*_error``), ``truncated`` (``finish_reason == length``),
+    ``unclassified`` (``cmotion``). Problem rows are taken round-robin over the kinds (each drawn at
+    random) so every kind shows; random rows exclude them. Cost: a few vectorised masks, any size.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(df)
+    masks: dict[str, np.ndarray] = {}
+    err = np.zeros(n, dtype=bool)
+    for col in [c for c in df.columns if c.endswith("_error")]:
+        e = df[col].astype("string").fillna("")
+        err |= (e != "").to_numpy(dtype=bool)
+    masks["error"] = err
+    if "finish_reason" in df.columns:
+        masks["truncated"] = (df["finish_reason"].astype("string").fillna("") == "length").to_numpy(dtype=bool)
+    if "cmotion" in df.columns:
+        masks["unclassified"] = (df["cmotion"].astype("string").fillna("") == "unclassified").to_numpy(dtype=bool)
+    pools = []
+    for mask in masks.values():
+        idx = np.flatnonzero(mask)
+        if len(idx) > worst:
+            idx = rng.choice(idx, size=worst, replace=False)
+        else:
+            idx = rng.permutation(idx)
+        pools.append(list(idx))
+    chosen: list[int] = []
+    seen: set[int] = set()
+    while len(chosen) < worst and any(pools):
+        for pool in pools:
+            while pool:
+                i = int(pool.pop(0))
+                if i not in seen:
+                    seen.add(i)
+                    chosen.append(i)
+                    break
+            if len(chosen) >= worst:
+                break
+    rand: list[int] = []
+    if sample and n:
+        take = rng.choice(n, size=min(n, sample + len(seen)), replace=False)
+        rand = [int(i) for i in take if int(i) not in seen][:sample]
+    out = []
+    for i in chosen:
+        out.append((i, [k for k, m in masks.items() if m[i]]))
+    for i in sorted(rand):
+        out.append((i, ["random"] + [k for k, m in masks.items() if m[i]]))
+    return out
+
+
+def thumbnails(path: str, indices: list[int] | None, count: int, size: int,
+               decoder: str | None = None) -> tuple[list[dict], str, str]:
+    """(thumbs, note, error) for one row: ``count`` of ``indices`` evenly, else ``count`` uniform frames."""
+    from vidcap.frames import read_frames, sample_frames
+
+    if count <= 0:
+        return [], "", ""
+    try:
+        if indices:
+            pos = sorted({int(round(p)) for p in np.linspace(0, len(indices) - 1, min(count, len(indices)))})
+            fr = read_frames(path, [indices[p] for p in pos], resize_short=size, decoder=decoder)
+            note = "frames the caption model saw" + (f" ({len(pos)} of {len(indices)})" if len(pos) < len(indices) else "")
+        else:
+            fr = sample_frames(path, count, "uniform", resize_short=size, decoder=decoder)
+            note = "uniform frames (no caption frames recorded)"
+    except Exception as exc:  # FrameError, ValueError, decoder errors: shown, never fatal for the report
+        return [], "", f"{type(exc).__name__}: {exc}"
+    if fr.media_type == "image":
+        fr.frames, fr.indices, fr.timestamps = fr.frames[:1], fr.indices[:1], fr.timestamps[:1]
+        note = "the image"
+    thumbs = []
+    for frame, i, t in zip(fr.frames, fr.indices, fr.timestamps):
+        label = "image" if fr.media_type == "image" else f"#{i} · {t:.2f} s"
+        thumbs.append({"src": jpeg_data_url(frame, size, quality=70, optimize=True)[0], "label": label})
+    return thumbs, note, ""
+
+
+def gallery(df: pd.DataFrame, picks, media_base: str, opts: dict, caption_column: str,
+            tag_cols: dict[str, str], decoder: str | None = None, threads: int = 2) -> list[dict]:
+    from vidcap.shards import resolve_media_path
+
+    has_caption = "caption_model" in df.columns or "caption_error" in df.columns
+    err_cols = [c for c in df.columns if c.endswith("_error")]
+    items = []
+    for pos, kinds in picks:
+        row = df.iloc[pos]
+        path = _s(row.get("path"))
+        tags = [(k, [_s(v).replace("\n", " ") for v in _list(row.get(c))]) for k, c in tag_cols.items()]
+        w, h = _s(row.get("width")), _s(row.get("height"))
+        meta = [f"row {pos}"]
+        if _s(row.get("duration")):
+            meta.append(f"{float(row['duration']):.2f} s")
+        if w and h:
+            meta.append(f"{w}×{h}")
+        for col in ("codec", "media_type"):
+            if _s(row.get(col)):
+                meta.append(_s(row.get(col)))
+        items.append({
+            "pos": pos, "kinds": kinds, "path": path, "row_id": _s(row.get("row_id")),
+            "media": resolve_media_path(path, media_base) if path else "",
+            "caption": _s(row.get(caption_column)) if (has_caption or caption_column in df.columns) else "",
+            "caption_label": caption_column if has_caption else f"{caption_column} (manifest)",
+            "caption_kept": has_caption and bool(_s(row.get("caption_error"))),
+            "finish_reason": _s(row.get("finish_reason")), "output_tokens": _s(row.get("output_tokens")),
+            "cmotion": _s(row.get("cmotion")), "motion_reason": _s(row.get("motion_reason")),
+            "tags": tags, "tag_values": sorted({v for _, vs in tags for v in vs}),
+            "errors": [(c[: -len("_error")], _s(row.get(c))) for c in err_cols if _s(row.get(c))],
+            "meta": " · ".join(meta),
+            "indices": [int(i) for i in _list(row.get("caption_frame_indices"))],
+        })
+
+    def thumbs(item):
+        if not item["media"]:
+            return [], "", "no path"
+        return thumbnails(item["media"], item["indices"], int(opts["thumbnails"]), int(opts["thumb_size"]),
+                          decoder)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for item, (th, note, err) in zip(items, pool.map(thumbs, items)):
+            item.update(thumbs=th, thumb_note=note, thumb_error=err)
+    return items
