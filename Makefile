@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
 
-.PHONY: install demo test bench-plan bench-frames
+.PHONY: install demo test test-fast lint bench-plan bench-frames
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,14 @@ demo: install
 
 test: install
 	$(VENV)/bin/pytest -q
+
+# unit and component tests only: no end-to-end Snakemake runs, no SLURM, no engine server (< 3 min)
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not e2e and not slurm and not engine"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/snakefmt --check Snakefile rules
 
 bench-plan: install
 	$(PY) bench/plan/run.py

@@ -1,6 +1,7 @@
 # Shared helpers: the plan (vidcap.workflow.Plan: run paths, shards, enabled stages, settings),
 # input and params functions, and the `vidcap` command used by every rule.
 import json
+import os
 import shlex
 
 from snakemake.settings.types import DeploymentMethod

@@ -12,15 +12,15 @@ rule gather:
         str(RUN.log("gather")),
     benchmark:
         str(RUN.benchmark("gather"))
-    params:
-        run=str(RUN.root),
-        stages=" ".join(f"--stage {s}" for s in PLAN.stages),
-        options=shlex.join(PLAN.gather_options()),
+    conda:
+        "../envs/vidcap.yaml"
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../envs/vidcap.yaml"
+    params:
+        run=lambda wildcards, input: os.path.dirname(os.path.dirname(input.info)),
+        stages=" ".join(f"--stage {s}" for s in PLAN.stages),
+        options=shlex.join(PLAN.gather_options()),
     shell:
         "vidcap gather --run {params.run:q} {params.stages} {params.options}"
         " -o {output.csv:q} -o {output.parquet:q}"

@@ -5,6 +5,7 @@
 rule report:
     input:
         table=str(RUN.table("parquet")),
+        info=str(RUN.shard_info_path),
     output:
         html=report(
             str(RUN.report),
@@ -15,15 +16,15 @@ rule report:
         str(RUN.log("report")),
     benchmark:
         str(RUN.benchmark("report"))
-    params:
-        run=str(RUN.root),
-        config=report_config(),
+    conda:
+        "../envs/vidcap.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../envs/vidcap.yaml"
+    params:
+        run=lambda wildcards, input: os.path.dirname(os.path.dirname(input.info)),
+        config=report_config(),
     shell:
         "vidcap report {params.run:q} --table {input.table:q} --config-json {params.config}"
         " --threads {threads} -o {output.html:q} > {log:q} 2>&1"

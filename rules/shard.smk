@@ -8,17 +8,17 @@ rule shard:
         str(RUN.log("shard")),
     benchmark:
         str(RUN.benchmark("shard"))
+    conda:
+        "../envs/vidcap.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
-        outdir=str(RUN.shards_dir),
+        outdir=lambda wildcards, output: os.path.dirname(output.info),
         shard_size=config["shard_size"],
         media_root=(
             f"--media-root {shlex.quote(config['media_root'])}" if config["media_root"] else ""
         ),
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../envs/vidcap.yaml"
     shell:
         "vidcap shard --manifest {input.manifest:q} --outdir {params.outdir:q}"
         " --shard-size {params.shard_size} {params.media_root} > {log:q} 2>&1"

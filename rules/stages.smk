@@ -16,17 +16,18 @@ for spec in REGISTRY:
             str(RUN.log(spec.name, "{shard}")),
         benchmark:
             str(RUN.benchmark(spec.name, "{shard}"))
+        conda:
+            "../envs/vidcap.yaml"
+        threads: PLAN.threads(spec.name)
+        resources:
+            **PLAN.resources(spec.name),
         params:
+            stage=spec.name,
             journal=str(RUN.journal(spec.name, "{shard}")),
             stats=str(RUN.stats(spec.name, "{shard}")),
             flags=stage_flags(spec.name),
             env=gpu_env(spec),
-        threads: PLAN.threads(spec.name)
-        resources:
-            **PLAN.resources(spec.name),
-        conda:
-            "../envs/vidcap.yaml"
         # the shell string is evaluated when a job runs, after the loop: it must not use `spec`
         shell:
-            "{params.env}vidcap {rule} --shard {input.shard:q} --out {output:q}"
+            "{params.env}vidcap {params.stage} --shard {input.shard:q} --out {output:q}"
             " --journal {params.journal:q} --stats {params.stats:q} {params.flags} > {log:q} 2>&1"

@@ -66,8 +66,8 @@ def slurm() -> dict:
 def _caption_ready() -> str | None:
     """None when the caption stage (tiny model on CPU) can run, else why not."""
     try:
-        import vidcap.dev.tiny_models  # noqa: F401
-        import vidcap.runners.hf  # noqa: F401
+        import vidcap.dev.tiny_models
+        import vidcap.runners.hf
         import vidcap.stages.caption  # noqa: F401
         from vidcap.stages import get_stage  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - any import failure means "not ready"

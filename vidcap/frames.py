@@ -377,7 +377,7 @@ def _decode_decord(path: str, targets: list[int], total: int, threads: int) -> d
         raise FrameError(f"decord is not installed: {reason(e)}") from None
     try:
         vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
-    except Exception as e:  # decord raises DECORDError / RuntimeError
+    except Exception as e:  # noqa: BLE001 - decord raises DECORDError, RuntimeError and others
         raise FrameError(f"decord cannot open file: {reason(e)}") from None
     n = len(vr)
     bad = [t for t in targets if t >= n]
@@ -385,7 +385,7 @@ def _decode_decord(path: str, targets: list[int], total: int, threads: int) -> d
         raise FrameError(f"cannot decode frame {bad[0]} of {total}: decord sees only {n} frames (truncated file?)")
     try:
         batch = vr.get_batch(targets).asnumpy()
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any decord failure is this row's FrameError
         raise FrameError(f"cannot decode frames {targets} of {total}: {reason(e)}") from None
     return {t: batch[k] for k, t in enumerate(targets)}
 

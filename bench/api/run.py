@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         for c in args.concurrency:
             n = max(args.videos, c) if c > 1 else args.serial_videos
             rate, peak = concurrent_run(srv.url, frames, n, c)
-            rows.append((f"vidcap openai runner", c, n, rate, peak))
+            rows.append(("vidcap openai runner", c, n, rate, peak))
             print(f"concurrency {c}: {rate:.2f} videos/s (peak in flight {peak})", file=sys.stderr)
 
     lines = [f"latency {args.latency:g} s a request, 3 frames a video (640x360 -> JPEG, detail low), "

@@ -30,10 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from vidcap.dev import synth  # noqa: E402
+from vidcap.dev.tiny_models import build_tiny_model  # noqa: E402
 from vidcap.runners.hf import TransformersRunner  # noqa: E402
 from vidcap.stages.caption import CaptionStage  # noqa: E402
-from vidcap.dev.tiny_models import build_tiny_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu import make_clips  # noqa: E402  (same clips as the CPU bench)

@@ -95,7 +95,7 @@ def slurm_table(n: int, shard_size: int, out: Path) -> None:
     print("| stages | profile | sbatch jobs | of which groups | jobs per kind | `snakemake -n` s | jobs ratio |")
     print("|---|---|---:|---:|---|---:|---:|")
     base = {}
-    for label, plabel, t, counts in rows:
+    for label, plabel, _t, counts in rows:
         total = sum(v for k, v in counts.items() if k != "all")
         base.setdefault(label, total) if plabel.startswith("one") else None
     for label, plabel, t, counts in rows:

@@ -123,7 +123,7 @@ def thumbnails(path: str, indices: list[int] | None, count: int, size: int,
         else:
             fr = sample_frames(path, count, "uniform", resize_short=size, decoder=decoder)
             note = "uniform frames (no caption frames recorded)"
-    except Exception as exc:  # FrameError, ValueError, decoder errors: shown, never fatal for the report
+    except Exception as exc:  # noqa: BLE001 - FrameError, ValueError, decoder errors: shown, never fatal
         return [], "", f"{type(exc).__name__}: {exc}"
     if fr.media_type == "image":
         fr.frames, fr.indices, fr.timestamps = fr.frames[:1], fr.indices[:1], fr.timestamps[:1]
