@@ -289,6 +289,7 @@ def _caption_stage_ready() -> bool:
     return "caption" in STAGES
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not _caption_stage_ready(), reason="caption stage not registered yet")
 def test_snakemake_run_with_openai_runner_key_in_no_file(tmp_path, key_env):
     from tests.helpers import read_result, run_snakemake, write_config
@@ -426,6 +427,7 @@ def test_runner_against_transformers_serve(transformers_server, key_env):
         assert out["three"].prompt_tokens > out["one"].prompt_tokens
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not _caption_stage_ready(), reason="caption stage not registered yet")
 def test_killed_api_job_loses_nothing_already_paid_for(tmp_path, key_env):
     """kill -9 mid-shard, resume: rows answered (paid) before the kill are never requested again."""

@@ -194,6 +194,7 @@ def test_two_jobs_take_two_different_gpu_slots(tmp_path):
     assert slurm.stdout.strip() == "3" and "assigned by SLURM" in slurm.stderr
 
 
+@pytest.mark.e2e
 def test_snakemake_user_prompt_kill_mid_shard_then_resume(tmp_path):
     """Real Snakemake: a user prompt from config, kill -9 mid-shard, resume: every row once."""
     media = tmp_path / "media"

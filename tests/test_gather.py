@@ -1,3 +1,4 @@
+import pytest
 """The final merge: manifest columns replaced by stage columns only where the stage has a value."""
 import pandas as pd
 
@@ -6,6 +7,7 @@ from vidcap.dev import synth
 from vidcap.tables import write_table
 
 
+@pytest.mark.e2e
 def test_failed_rows_keep_manifest_values_and_parquet_reads_plainly(tmp_path):
     media = tmp_path / "media"
     synth.write_video(media / "a.mp4", num_frames=12)

@@ -201,6 +201,7 @@ def demo_run(tmp_path_factory):
     return work, cfg["name"]
 
 
+@pytest.mark.e2e
 def test_demo_report_in_chromium(demo_run):
     exe = _chromium()
     work, name = demo_run
@@ -242,6 +243,7 @@ def test_demo_report_in_chromium(demo_run):
         shutil.copy(html_path, dest / "report.html")
 
 
+@pytest.mark.e2e
 def test_cli_report_reuses_the_saved_config(demo_run, tmp_path):
     work, name = demo_run
     out = tmp_path / "again.html"

@@ -25,6 +25,8 @@ from tests.helpers import REPO, journal_ids, read_result, run_snakemake, write_c
 from vidcap.dev import synth
 from vidcap.tables import write_table
 
+pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
+
 REQUIRE = os.environ.get("VIDCAP_REQUIRE_SLURM") == "1"
 PROFILE = REPO / "profiles" / "slurm"
 TOOLS = ("sbatch", "squeue", "sacct", "scancel", "sinfo", "scontrol", "timeout")

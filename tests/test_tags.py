@@ -255,6 +255,7 @@ def test_api_per_key_bracketed_lists(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------ the workflow
 
 
+@pytest.mark.e2e
 def test_snakemake_tags_and_clean_with_summary(tmp_path):
     media = tmp_path / "media"
     rows = []

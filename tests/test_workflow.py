@@ -24,6 +24,7 @@ from vidcap.tables import write_table
 AWKWARD = ['has,comma', 'has "quotes"', 'two\nlines', 'ünïcödé 字幕', '007', 'NA', '']
 
 
+@pytest.mark.e2e
 def test_bad_inputs_run_finishes_with_readable_errors(tmp_path, bad_inputs):
     root, cases = bad_inputs
     names = list(cases) + ["good_h264"]  # a duplicate row, kept and returned twice
@@ -60,6 +61,7 @@ def test_bad_inputs_run_finishes_with_readable_errors(tmp_path, bad_inputs):
                                      str(len(BAD)), "0"]
 
 
+@pytest.mark.e2e
 def test_manifest_without_path_column_fails_clearly(tmp_path):
     (tmp_path / "m.csv").write_text("file\na.mp4\n")
     cfg = write_config(tmp_path, manifest=str(tmp_path / "m.csv"))
@@ -68,6 +70,7 @@ def test_manifest_without_path_column_fails_clearly(tmp_path):
     assert "missing required column(s) path" in proc.stderr + proc.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("override, expect", [
     ({"shard_size": "ten"}, "config key 'shard_size': must be of type integer, got 'ten'"),
     ({"stages": {"probe": {"check": "deep"}}}, "config key 'stages.probe.check': must be one of 'header', 'first', 'ends'"),
@@ -81,6 +84,7 @@ def test_bad_config_names_key_and_allowed_values(tmp_path, override, expect):
     assert expect in proc.stderr + proc.stdout
 
 
+@pytest.mark.e2e
 def test_kill_mid_shard_then_resume_loses_and_repeats_nothing(tmp_path):
     media = tmp_path / "media"
     n = 24
@@ -113,6 +117,7 @@ def test_kill_mid_shard_then_resume_loses_and_repeats_nothing(tmp_path):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+@pytest.mark.e2e
 def test_lint_is_clean(tmp_path):
     write_table(pd.DataFrame({"path": ["a.mp4"]}), tmp_path / "m.csv")
     cfg = write_config(tmp_path, manifest=str(tmp_path / "m.csv"))
@@ -120,6 +125,7 @@ def test_lint_is_clean(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.e2e
 def test_motion_labels_through_the_workflow_and_append_to_text(tmp_path):
     sys.path.insert(0, str(REPO / "bench" / "motion"))
     import clips
