@@ -1,6 +1,6 @@
-import pytest
 """The final merge: manifest columns replaced by stage columns only where the stage has a value."""
 import pandas as pd
+import pytest
 
 from tests.helpers import read_result, run_snakemake, write_config
 from vidcap.dev import synth
