@@ -162,6 +162,13 @@ class TagsStage(Stage):
         return text
 
     def process_stream(self, rows: list[dict]):
+        try:
+            yield from self._stream(rows)
+        finally:
+            if self.runner is not None:
+                self.stats.update(getattr(self.runner, "stats", {}) or {})
+
+    def _stream(self, rows: list[dict]):
         todo = []
         for row in rows:
             text = self._text(row)
