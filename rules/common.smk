@@ -8,11 +8,18 @@ from snakemake.settings.types import DeploymentMethod
 
 from vidcap.redact import public_config
 from vidcap.stages import REGISTRY
+from vidcap.tables import write_text
 from vidcap.workflow import Plan
 
 PLAN = Plan(config)
 RUN = PLAN.run
 SHARDS = PLAN.shards
+PLAN.set_aside_damaged()
+
+
+onstart:
+    PLAN.lock_run()  # one Snakemake run per results folder, whatever its working directory
+
 
 # Rules call `vidcap ...`: a shell function running this checkout's package with the python of the
 # rule's conda/apptainer env when there is one, else with the interpreter running Snakemake.
@@ -24,6 +31,8 @@ _PYTHON = "python" if _IN_ENV else shlex.quote(sys.executable)
 _VIDCAP_FUNCTION = (
     f"vidcap() {{ PYTHONPATH={shlex.quote(workflow.basedir)}${{PYTHONPATH:+:$PYTHONPATH}}"
     f' {_PYTHON} -m vidcap "$@"; }}; '
+    # a failed job shows the end of its log (its last line says what went wrong) on the console
+    'vidcap_failed() { s=$?; echo "--- vidcap job failed; last lines of $1:" >&2; tail -n 12 "$1" >&2; return $s; }; '
 )
 shell.prefix(_VIDCAP_FUNCTION.replace("{", "{{").replace("}", "}}"))
 
@@ -33,10 +42,11 @@ def stage_outputs(stage):
 
 
 def stage_inputs(stage):
-    """Input function: the shard and this shard's outputs of the enabled stages ``stage`` reads."""
+    """Input function: the shard, the stage's settings file and this shard's outputs of the enabled
+    stages ``stage`` reads."""
 
     def inputs(wildcards):
-        out = {"shard": str(RUN.shard(wildcards.shard))}
+        out = {"shard": str(RUN.shard(wildcards.shard)), "settings": str(RUN.settings(stage))}
         out.update({s: str(RUN.output(s, wildcards.shard)) for s in PLAN.upstream(stage)})
         return out
 
@@ -44,10 +54,8 @@ def stage_inputs(stage):
 
 
 def stage_flags(stage):
-    """Params function: the job's settings, upstream outputs and retry flag as shell words."""
-    words = ["--params", shlex.quote(PLAN.settings_json(stage))]
-    if config["retry_failed"]:
-        words.append("--retry-failed")
+    """Params function: upstream outputs and the retry flag as shell words."""
+    words = ["--retry-failed"] if config["retry_failed"] else []
 
     def flags(wildcards, input):
         upstream = [f"--upstream {s}={shlex.quote(input[s])}" for s in PLAN.upstream(stage)]
@@ -61,8 +69,3 @@ def gpu_env(spec):
     if not spec.gpu:
         return ""
     return lambda wildcards, resources: f"VIDCAP_GPUS_PER_JOB={resources.gpu} "
-
-
-def report_config():
-    """The validated config as shell-quoted JSON for `vidcap report --config-json` (secrets scrubbed)."""
-    return shlex.quote(json.dumps(public_config(config), sort_keys=True))

@@ -24,4 +24,4 @@ rule gather:
     shell:
         "vidcap gather --run {params.run:q} {params.stages} {params.options}"
         " -o {output.csv:q} -o {output.parquet:q}"
-        " --summary-json {output.summary_json:q} --summary-csv {output.summary_csv:q} > {log:q} 2>&1"
+        " --summary-json {output.summary_json:q} --summary-csv {output.summary_csv:q} > {log:q} 2>&1 || vidcap_failed {log:q}"

@@ -2,10 +2,21 @@
 # Registered with report() so `snakemake --report report.zip` carries it too.
 
 
+rule run_config:
+    output:
+        str(RUN.config_json),
+    localrule: True
+    params:
+        config=json.dumps(public_config(config), indent=1, sort_keys=True),
+    run:
+        write_text(output[0], params.config + "\n")
+
+
 rule report:
     input:
         table=str(RUN.table("parquet")),
         info=str(RUN.shard_info_path),
+        config=str(RUN.config_json),
     output:
         html=report(
             str(RUN.report),
@@ -24,7 +35,6 @@ rule report:
         runtime=60,
     params:
         run=lambda wildcards, input: os.path.dirname(os.path.dirname(input.info)),
-        config=report_config(),
     shell:
-        "vidcap report {params.run:q} --table {input.table:q} --config-json {params.config}"
-        " --threads {threads} -o {output.html:q} > {log:q} 2>&1"
+        "vidcap report {params.run:q} --table {input.table:q}"
+        " --threads {threads} -o {output.html:q} > {log:q} 2>&1 || vidcap_failed {log:q}"

@@ -21,4 +21,4 @@ rule shard:
         ),
     shell:
         "vidcap shard --manifest {input.manifest:q} --outdir {params.outdir:q}"
-        " --shard-size {params.shard_size} {params.media_root} > {log:q} 2>&1"
+        " --shard-size {params.shard_size} {params.media_root} > {log:q} 2>&1 || vidcap_failed {log:q}"

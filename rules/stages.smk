@@ -1,6 +1,20 @@
 # One rule per registered stage (vidcap/stages/__init__.py: REGISTRY), one job per shard.
 # Every job reads its shard (and the outputs of the stages it reads), journals finished rows,
 # writes its output table and a stats file, and logs; resources are portable (profiles map them).
+# A stage's settings live in settings/<stage>.json, rewritten only when they change (params
+# trigger), which reruns the stage's jobs; the journal fingerprint then decides what is recomputed.
+
+
+rule settings:
+    output:
+        str(RUN.settings("{stage}")),
+    wildcard_constraints:
+        stage="|".join(s.name for s in REGISTRY),
+    localrule: True
+    params:
+        settings=lambda wildcards: PLAN.settings_json(wildcards.stage),
+    run:
+        write_text(output[0], params.settings + "\n")
 
 
 for spec in REGISTRY:
@@ -30,4 +44,5 @@ for spec in REGISTRY:
         # the shell string is evaluated when a job runs, after the loop: it must not use `spec`
         shell:
             "{params.env}vidcap {params.stage} --shard {input.shard:q} --out {output:q}"
-            " --journal {params.journal:q} --stats {params.stats:q} {params.flags} > {log:q} 2>&1"
+            " --journal {params.journal:q} --stats {params.stats:q} --params-file {input.settings:q}"
+            " {params.flags} > {log:q} 2>&1 || vidcap_failed {log:q}"

@@ -6,8 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from vidcap.journal import Journal
 from vidcap.shards import make_shards
-from vidcap.stage import Journal, RowStage, Stage, run_stage
+from vidcap.stage import RowStage, Stage, run_stage
 from vidcap.tables import write_table
 
 

@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from vidcap.errors import TableError
 
@@ -46,10 +47,16 @@ def cmd_diff(args) -> int:
 
 
 def cmd_shard(args) -> int:
-    from vidcap.shards import make_shards
+    from vidcap.journal import carry_journals
+    from vidcap.run_dir import RunDir
+    from vidcap.shards import make_shards, shard_members
 
     written = make_shards(args.manifest, args.outdir, args.shard_size, args.media_root)
     logging.info("%d shards in %s", len(written), args.outdir)
+    run = RunDir.at(Path(args.outdir).parent)
+    moved = carry_journals(run.root / "journal", shard_members(args.outdir))
+    for stage, n in moved.items():
+        logging.info("%s: %d journaled rows now belong to other shards: moved with them", stage, n)
     return 0
 
 
@@ -57,7 +64,10 @@ def cmd_stage(args) -> int:
     from vidcap.stage import run_stage
     from vidcap.stages import get_stage
 
-    params = json.loads(args.params) if args.params else {}
+    if args.params_file:
+        params = json.loads(Path(args.params_file).read_text())
+    else:
+        params = json.loads(args.params) if args.params else {}
     stage = get_stage(args.command, params)
     upstream = dict(item.split("=", 1) for item in args.upstream)
     table = run_stage(stage, args.shard, args.out, args.journal, retry_failed=args.retry_failed,
@@ -95,9 +105,7 @@ def cmd_report(args) -> int:
     from vidcap.report import build_report
 
     config = None
-    if args.config_json:
-        config = json.loads(args.config_json)
-    elif args.configfile:
+    if args.configfile:
         import yaml
 
         from vidcap.config import validate_config
@@ -191,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--journal", required=True, help="the shard's journal (.jsonl): finished rows")
         p.add_argument("--stats", default=None, help="where the job's stats go (.json)")
         p.add_argument("--params", default="", help="stage settings as a JSON object")
+        p.add_argument("--params-file", default=None, help="stage settings in a JSON file (the workflow's)")
         p.add_argument("--retry-failed", action="store_true", help="process rows that failed before again")
         p.add_argument("--upstream", action="append", default=[], metavar="STAGE=PATH",
                        help="another stage's output for this shard, whose columns this stage reads")
@@ -226,7 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", default=None, help="merged table (default <results_dir>/<name>.parquet)")
     p.add_argument("--configfile", default=None, help="the run's config YAML (default: RUN_DIR/config.json "
                                                       "saved by the workflow's report rule)")
-    p.add_argument("--config-json", default=None, help=argparse.SUPPRESS)  # the report rule's validated config
     for opt in ("sample", "worst", "thumbnails", "thumb-size", "top-k", "seed"):
         p.add_argument(f"--{opt}", type=int, default=None, help="default: the config's report block")
     p.add_argument("--threads", type=int, default=2, help="thumbnail decoding threads")
@@ -254,15 +262,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand. A failure ends with one line ``vidcap <command>: error: <reason>`` on stderr
+    (the last line of a job's log, which the workflow shows on the console): 2 for bad input or
+    config, 3 for a runner that cannot work (credentials, model), 1 for anything else (with its
+    traceback in the log)."""
+    import errno
+
+    from vidcap.errors import ConfigError, GatherError, RunnerFatal
+    from vidcap.locks import LockBusy
+
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    from vidcap.errors import ConfigError
+
+    def fail(message: str, code: int) -> int:
+        print(f"vidcap {args.command}: error: {message}", file=sys.stderr)
+        return code
 
     try:
         return args.func(args)
-    except (TableError, ConfigError, FileNotFoundError) as exc:
-        print(f"vidcap {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except (TableError, ConfigError, GatherError, LockBusy, FileNotFoundError) as exc:
+        return fail(str(exc), 2)
+    except RunnerFatal as exc:
+        return fail(str(exc), 3)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC or "No space left on device" in str(exc):
+            where = exc.filename or getattr(args, "out", None) or (getattr(args, "output", None) or [""])[0]
+            return fail(f"no space left on device: {where}", 1)
+        logging.exception("%s failed", args.command)
+        return fail(f"{type(exc).__name__}: {exc}", 1)
+    except Exception as exc:  # one readable last line; the traceback is logged above it
+        logging.exception("%s failed", args.command)
+        return fail(f"{type(exc).__name__}: {exc}", 1)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from vidcap.journal import read_journal
 from vidcap.run_dir import RunDir
-from vidcap.stage import read_journal
 
 STAGE = "caption"
 COLS = ("prompt_tokens", "output_tokens", "caption_cost_usd", "caption_tries", "caption_error")

@@ -134,13 +134,16 @@ def sample_frames(
     resize_short: int | None = None,
     decoder: str | None = None,
     threads: int | None = None,
+    unique: bool = False,
 ) -> Frames:
     """Decode the frames ``frame_indices`` picks from ``path`` (video or image, by extension).
 
     ``resize_short``: shrink (INTER_AREA, aspect kept) so the shorter side equals it; never upscales.
     ``decoder``: one of DECODERS (default DEFAULT_DECODER); ``threads``: decoder threads per clip
     (default DECODE_THREADS).  Images are read with PIL as one-frame videos (fps None).
-    Returns exactly ``len(indices)`` frames, in index order, duplicates repeated.
+    Returns exactly ``len(indices)`` frames, in index order, duplicates repeated (Open-Sora's index
+    math) — unless ``unique``: then each frame at most once, so a clip shorter than ``num_frames``
+    gives fewer frames (what every stage asks for: no frame is ever repeated to fill a request).
     Raises FrameError for anything unreadable (see module docstring); ValueError for bad arguments.
     """
     decoder = DEFAULT_DECODER if decoder is None else decoder
@@ -152,8 +155,11 @@ def sample_frames(
         raise ValueError(f"unknown single {single!r}; allowed: {', '.join(SINGLE_CHOICES)}")
     if resize_short is not None and int(resize_short) < 1:
         raise ValueError(f"resize_short must be >= 1, got {resize_short}")
-    return _read(path, lambda total, fps: frame_indices(total, num_frames, policy, fps, single),
-                 resize_short, decoder, threads)
+    def pick(total: int, fps: float | None) -> list[int]:
+        idx = frame_indices(total, num_frames, policy, fps, single)
+        return sorted(set(idx)) if unique else idx
+
+    return _read(path, pick, resize_short, decoder, threads)
 
 
 def read_frames(

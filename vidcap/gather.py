@@ -28,8 +28,18 @@ from vidcap.tables import write_table
 log = logging.getLogger("vidcap.gather")
 
 
+def _read(path: Path) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except FileNotFoundError:
+        raise GatherError(f"{path} is missing: rerun the workflow to make it again") from None
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise GatherError(f"{path} is damaged ({exc}): rerun the workflow; the file is set aside and "
+                          "rebuilt from its journal") from None
+
+
 def _read_all(paths: list[Path]) -> pd.DataFrame:
-    tables = [pq.read_table(p) for p in paths]
+    tables = [_read(p) for p in paths]
     table = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 

@@ -7,10 +7,12 @@ Layout of ``<results_dir>/<name>/`` (the run folder) and its siblings::
         shards/<shard>.parquet, shards/manifest.json     the manifest split, with row ids
         stages/<stage>/<shard>.parquet                    a stage's output for a shard (Snakemake's)
         journal/<stage>/<shard>.jsonl                     finished rows (survive a killed job)
+        journal/<stage>/<shard>.jsonl.lock                held by the job working on the shard
         stats/<stage>/<shard>.json                        what the job did (machine-readable)
+        settings/<stage>.json                             the stage's result-changing settings
         logs/<stage>/<shard>.log, logs/<step>.log         job logs (for people)
         benchmarks/<stage>/<shard>.tsv                    Snakemake's time and memory per job
-        locks/<stage>/<shard>.lock                        held while a job works on a shard
+        run.lock                                          held by the Snakemake run using the folder
         config.json                                       the validated config (secrets scrubbed)
 
 Any ``shard`` argument may be a Snakemake wildcard such as ``"{shard}"``: the result is then a pattern.
@@ -104,6 +106,9 @@ class RunDir:
         pattern = "*.jsonl.stale" if stale else "*.jsonl"
         return sorted(folder.glob(pattern)) if folder.is_dir() else []
 
+    def settings(self, stage: str) -> Path:
+        return self.root / "settings" / f"{stage}.json"
+
     def stats(self, stage: str, shard: str) -> Path:
         return self.root / "stats" / stage / f"{shard}.json"
 
@@ -115,7 +120,13 @@ class RunDir:
         return self.root / "benchmarks" / (f"{stage}.tsv" if shard is None else f"{stage}/{shard}.tsv")
 
     def lock(self, stage: str, shard: str) -> Path:
-        return self.root / "locks" / stage / f"{shard}.lock"
+        """Held by the job working on (stage, shard): ``vidcap.stage.run_stage`` takes it."""
+        return journal_lock(self.journal(stage, shard))
+
+    @property
+    def run_lock(self) -> Path:
+        """Held by the Snakemake process running this folder (``vidcap.workflow.Plan.lock_run``)."""
+        return self.root / "run.lock"
 
     def stage_names(self) -> list[str]:
         """Stages that have left any output, journal or stats in this run, sorted by name."""
@@ -133,3 +144,9 @@ class RunDir:
             return json.loads(path.read_text())
         except (OSError, ValueError):
             return None
+
+
+def journal_lock(journal: str | Path) -> Path:
+    """The lock file of a journal: ``<journal>.lock``."""
+    journal = Path(journal)
+    return journal.with_name(journal.name + ".lock")

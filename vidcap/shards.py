@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from vidcap.tables import read_table, write_table, write_text
 
@@ -97,3 +98,10 @@ def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,
             "shard_size": shard_size, "shards": names}
     write_text(outdir / "manifest.json", json.dumps(info, indent=1))
     return written
+
+
+def shard_members(outdir: str | Path) -> dict[str, list[str]]:
+    """Shard name → its row ids, for the shards listed in ``outdir/manifest.json``."""
+    outdir = Path(outdir)
+    names = json.loads((outdir / "manifest.json").read_text())["shards"]
+    return {n: pq.read_table(outdir / f"{n}.parquet", columns=[ROW_ID]).column(ROW_ID).to_pylist() for n in names}

@@ -52,12 +52,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidcap.errors import ErrorGroups, describe_error
+from vidcap.journal import Journal, json_default
+from vidcap.locks import FileLock, describe_holder
+from vidcap.run_dir import journal_lock
 from vidcap.shards import MEDIA_PATH, ROW_ID
 from vidcap.tables import write_json, write_table
 
 log = logging.getLogger("vidcap.stage")
 
-FSYNC_SECONDS = 1.0
 _INPUT_HASH = "_in"  # journal field: hash of the row's inputs (``input_hash``)
 PROGRESS_SECONDS = 10.0
 
@@ -137,93 +139,6 @@ class RowStage(Stage):
         raise NotImplementedError
 
 
-def read_journal(path: str | Path) -> tuple[dict, dict[str, dict]]:
-    """(header, ``{row_id: record}``) of a journal file; last record of a row wins, unreadable lines
-    (a torn write of a killed job) are skipped."""
-    records: dict[str, dict] = {}
-    with open(path, encoding="utf-8") as fh:
-        try:
-            header = json.loads(fh.readline())
-        except json.JSONDecodeError:
-            header = {}
-        for line in fh:
-            if not line.endswith("\n"):
-                break
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and ROW_ID in rec:
-                records[rec[ROW_ID]] = rec
-    return header, records
-
-
-class Journal:
-    """Append-only JSON-lines record of finished rows for one (stage, shard)."""
-
-    def __init__(self, path: str | Path, fingerprint: str, stage: str):
-        self.path = Path(path)
-        self.fingerprint = fingerprint
-        self.stage = stage
-        self._fh = None
-        self._last_sync = 0.0
-
-    def load(self) -> dict[str, dict]:
-        """Rows already finished: ``{row_id: record}`` (last record wins; a torn last line is skipped).
-
-        A journal whose header fingerprint differs is renamed to ``<name>.stale`` and ignored.
-        """
-        if not self.path.exists():
-            return {}
-        header, records = read_journal(self.path)
-        if header.get("fingerprint") != self.fingerprint:
-            log.warning("journal %s was written with other settings (%s != %s); starting over",
-                        self.path, header.get("fingerprint"), self.fingerprint)
-            os.replace(self.path, self.path.with_name(self.path.name + ".stale"))
-            return {}
-        return records
-
-    def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self._fh = open(self.path, "a", encoding="utf-8")
-        if not new:
-            # make sure a torn last line cannot glue itself to the next record
-            with open(self.path, "rb") as fh:
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    self._fh.write("\n")
-        if new:
-            self._fh.write(json.dumps({"stage": self.stage, "fingerprint": self.fingerprint}) + "\n")
-        self.sync(force=True)
-
-    def append(self, record: dict) -> None:
-        self._fh.write(json.dumps(record, default=_json_default, allow_nan=True) + "\n")
-        self._fh.flush()
-        self.sync()
-
-    def sync(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last_sync >= FSYNC_SECONDS:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._last_sync = now
-
-    def close(self) -> None:
-        if self._fh:
-            self.sync(force=True)
-            self._fh.close()
-            self._fh = None
-
-
-def _json_default(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
-
-
 def read_rows(stage: Stage, shard_path: str | Path, upstream: dict[str, str | Path] | None = None) -> list[dict]:
     """The shard's rows with the columns ``stage.input_columns`` names, from the shard and from upstream
     stage outputs (joined by ``row_id``; an upstream value replaces a shard value of the same name
@@ -250,7 +165,7 @@ def read_rows(stage: Stage, shard_path: str | Path, upstream: dict[str, str | Pa
 
 def input_hash(row: dict) -> str:
     """Short hash of a row's inputs: a journaled result is reused only while its inputs are unchanged."""
-    blob = json.dumps(row, sort_keys=True, default=_json_default)
+    blob = json.dumps(row, sort_keys=True, default=json_default)
     return hashlib.blake2b(blob.encode(), digest_size=6).hexdigest()
 
 
@@ -267,6 +182,17 @@ def run_stage(stage: Stage, shard_path: str | Path, out_path: str | Path, journa
     """
     t0 = time.monotonic()
     started = time.time()
+    lock = FileLock(journal_lock(journal_path), what=f"vidcap {stage.name} on {Path(shard_path).name}")
+    lock.acquire(wait_s=None, on_wait=lambda h: log.warning(
+        "%s: waiting: %s is held by %s", stage.name, lock.path, describe_holder(h or {})))
+    try:
+        return _run_locked(stage, shard_path, out_path, journal_path, retry_failed, upstream, stats_path, t0,
+                           started)
+    finally:
+        lock.release()
+
+
+def _run_locked(stage, shard_path, out_path, journal_path, retry_failed, upstream, stats_path, t0, started):
     rows = read_rows(stage, shard_path, upstream)
     ids = [r[ROW_ID] for r in rows]
     hashes = {r[ROW_ID]: input_hash(r) for r in rows}

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from vidcap.errors import ErrorGroups
+from vidcap.journal import read_journal
 from vidcap.run_dir import RunDir
-from vidcap.stage import read_journal
 from vidcap.stages import STAGES
 
 

@@ -160,3 +160,21 @@ def _finite(obj):
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
+
+
+def parquet_intact(path: str | Path) -> bool:
+    """Cheap check that ``path`` is a whole Parquet file: magic bytes at both ends and a footer that
+    fits (catches truncation and overwritten ends; reads 12 bytes, no parsing)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            if size < 12:
+                return False
+            fh.seek(-8, os.SEEK_END)
+            tail = fh.read(8)
+    except OSError:
+        return False
+    footer = int.from_bytes(tail[:4], "little")
+    return head == b"PAR1" and tail[4:] == b"PAR1" and footer + 12 <= size

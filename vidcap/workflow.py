@@ -19,13 +19,15 @@ unusable manifest.
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
 from vidcap.errors import ConfigError, TableError
 from vidcap.run_dir import RunDir
 from vidcap.shards import shard_names
 from vidcap.stages import REGISTRY, SPECS
-from vidcap.tables import count_rows, read_table_columns
+from vidcap.tables import count_rows, parquet_intact, read_table_columns
 
 # settings that concern the workflow, not the stage's results
 _WORKFLOW_KEYS = ("enabled", "resources", "append_to_text")
@@ -41,6 +43,20 @@ class Plan:
             raise TableError(f"config key 'manifest': {exc}") from None
         self.shards = shard_names(self.rows, config["shard_size"])
         self.text_column = self._resolve_text_stages()
+
+    def lock_run(self):
+        """Hold ``run.lock`` for the life of this process (the Snakemake run); ConfigError naming the
+        other run when another Snakemake process (any working directory, any host) holds it."""
+        from vidcap.locks import FileLock, LockBusy, describe_holder
+
+        lock = FileLock(self.run.run_lock, what=f"snakemake run of {self.run.root}")
+        try:
+            self._run_lock = lock.acquire(wait_s=0)
+        except LockBusy as busy:
+            raise ConfigError(f"{self.run.root} is in use by another snakemake run: {describe_holder(busy.holder)}. "
+                              "Wait for it to finish or stop it (its lock goes with its process); two runs "
+                              "on one results folder would process rows twice.") from None
+        return lock
 
     # ------------------------------------------------------------------------------------ stages
 
@@ -104,11 +120,29 @@ class Plan:
         return opts
 
     def final_outputs(self) -> list[str]:
+        """What ``rule all`` asks for: the merged table, summary and report, and every stage output
+        (so a stage output that went missing is always made again, even when the table exists)."""
         run = self.run
         outputs = [run.table("csv"), run.table("parquet"), run.summary_json, run.summary_csv]
         if self.config["report"]["enabled"]:
             outputs.append(run.report)
+        outputs += [run.output(stage, shard) for stage in self.stages for shard in self.shards]
         return [str(p) for p in outputs]
+
+    def set_aside_damaged(self) -> list[Path]:
+        """Rename shard tables and stage outputs that are not whole Parquet files to ``<name>.damaged``
+        (each named on stderr), so their jobs run again: a stage output is rebuilt from its journal
+        without computing any row again. Returns what was set aside."""
+        run = self.run
+        paths = [run.shard(s) for s in self.shards]
+        paths += [run.output(stage, shard) for stage in self.stages for shard in self.shards]
+        damaged = [p for p in paths if p.exists() and not parquet_intact(p)]
+        for p in damaged:
+            aside = p.with_name(p.name + ".damaged")
+            os.replace(p, aside)
+            print(f"vidcap: {p} is damaged (not a whole Parquet file): set aside as {aside.name}; "
+                  "its job runs again (a stage output is rebuilt from its journal)", file=sys.stderr)
+        return damaged
 
     # ------------------------------------------------------------------------------ cross-stage
 

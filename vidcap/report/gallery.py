@@ -121,7 +121,7 @@ def thumbnails(path: str, indices: list[int] | None, count: int, size: int,
             fr = read_frames(path, [indices[p] for p in pos], resize_short=size, decoder=decoder)
             note = "frames the caption model saw" + (f" ({len(pos)} of {len(indices)})" if len(pos) < len(indices) else "")
         else:
-            fr = sample_frames(path, count, "uniform", resize_short=size, decoder=decoder)
+            fr = sample_frames(path, count, "uniform", resize_short=size, decoder=decoder, unique=True)
             note = "uniform frames (no caption frames recorded)"
     except Exception as exc:  # noqa: BLE001 - FrameError, ValueError, decoder errors: shown, never fatal
         return [], "", f"{type(exc).__name__}: {exc}"

@@ -43,7 +43,7 @@ def _decode(path: str, frames: dict):
     from vidcap.frames import sample_frames
 
     return sample_frames(path, int(frames["num_frames"]), frames["policy"], single=frames["single"],
-                         resize_short=frames["resize_short"], decoder=frames["decoder"])
+                         resize_short=frames["resize_short"], decoder=frames["decoder"], unique=True)
 
 
 def _warm(_):
@@ -223,10 +223,9 @@ class CaptionStage(Stage):
                 fut.cancel()
 
     def _request(self, row, system, user, fr, meta) -> Request:
-        if fr.media_type == "image" and len(fr.indices) > 1:
-            fr = dataclasses.replace(fr, frames=fr.frames[:1], indices=fr.indices[:1], timestamps=fr.timestamps[:1])
-        if self.prompt.kind == "image" and fr.media_type != "image":
-            fr = dataclasses.replace(fr, media_type="image")  # one frame of a video, sent as an image
+        if self.prompt.kind == "image" or len(fr.indices) == 1:
+            # one frame (an image prompt, or a one-frame video): sent as an image, never repeated
+            fr = dataclasses.replace(fr, media_type="image")
         meta[row[ROW_ID]] = (list(map(int, fr.indices)), list(map(float, fr.timestamps)))
         return Request(row[ROW_ID], user=user, system=system, frames=fr,
                        meta={"path": row[MEDIA_PATH]})
