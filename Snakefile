@@ -8,13 +8,15 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)
-from vidcap.config import validate_config  # noqa: E402
+from vidcap.workflow import validated  # noqa: E402
 
 
 configfile: "config/config.yaml"
 
 
-config = validate_config(config)  # the schema ships in the package: vidcap/schema/
+# checked against the schema shipped in the package (vidcap/schema/); a bad value stops here with
+# one line naming the key and what is allowed
+config = validated(config)
 
 
 include: "rules/common.smk"

@@ -9,9 +9,9 @@ from snakemake.settings.types import DeploymentMethod
 from vidcap.redact import public_config
 from vidcap.stages import REGISTRY
 from vidcap.tables import write_text
-from vidcap.workflow import Plan
+from vidcap.workflow import plan
 
-PLAN = Plan(config)
+PLAN = plan(config)
 RUN = PLAN.run
 SHARDS = PLAN.shards
 PLAN.set_aside_damaged()

@@ -31,8 +31,10 @@ def _table() -> pd.DataFrame:
 
 EXPECTED = {
     "rows": 6,
-    "stages": {"probe": {"failed": 3, "top_errors": [["file not found: a", 2], ["cannot open", 1]]},
-               "caption": {"failed": 0, "top_errors": []}},
+    "stages": {"probe": {"failed": 3, "top_errors": [["file not found: a", 2], ["cannot open", 1]],
+                         "error_examples": {"file not found: a": ["file not found: a"],
+                                            "cannot open": ["cannot open"]}},
+               "caption": {"failed": 0, "top_errors": [], "error_examples": {}}},
     "tags": {"objects": [["dog", 3], ["person", 2], ["cat", 1]],
              "actions": [["run", 2], ["sit", 2], ["jump", 1]]},
     # values 10 20 30 40 0: p90 at position 0.9*4 = 3.6 -> 30 + 0.6*10 = 36; 10 bins of width 4 over 0..40
@@ -98,3 +100,15 @@ def test_long_form_csv_and_json(tmp_path):
     assert json.loads((tmp_path / "s.json").read_text()) == EXPECTED
     csv = pd.read_csv(tmp_path / "s.csv", dtype=str, keep_default_na=False)
     assert list(csv.columns) == ["section", "key", "value", "count"] and len(csv) == len(rows)
+
+
+def test_errors_are_grouped_by_class_with_three_examples():
+    """20,000 missing files are one kind of failure, not 20,000 (paths and numbers stripped)."""
+    errors = [f"file not found: /data/nonexistent/clip_{i:06d}.mp4" for i in range(20_000)]
+    errors += ["truncated: header says 120 frames but the stream lasts 2.00 s (60 frames at 30 fps)",
+               "truncated: header says 90 frames but the stream lasts 1.00 s (30 frames at 30 fps)", ""]
+    s = summarize(pd.DataFrame({"path": ["x"] * len(errors), "probe_error": errors}))["stages"]["probe"]
+    assert s["failed"] == 20_002
+    assert s["top_errors"] == [["file not found: <path>", 20_000],
+                               ["truncated: header says <n> frames but the stream lasts <n> s (<n> frames at <n> fps)", 2]]
+    assert s["error_examples"]["file not found: <path>"] == errors[:3]

@@ -3,7 +3,8 @@
 ``summarize(df, top_k=20, tag_keys=None) -> dict`` (the report reads it; ``docs/tags.md`` has the format)::
 
     {"rows": N,
-     "stages": {"probe": {"failed": n, "top_errors": [["msg", n], ...]}, ...},   # every <stage>_error column
+     "stages": {"probe": {"failed": n, "top_errors": [["class", n], ...],      # every <stage>_error column,
+                          "error_examples": {"class": ["message", ...]}}, ...}, # grouped by vidcap.errors.error_class
      "tags": {"objects": [["dog", 120], ...], "actions": [...]},                 # top_k values per key
      "caption_words": {"count": n, "mean": x, "p50": x, "p90": x, "max": x, "histogram": [[lo, hi, n], ...]},
      "cmotion": [["static", n], ...],
@@ -46,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from vidcap.errors import ErrorGroups
 
 HIST_BINS = 10
 DEFAULT_TAG_KEYS = ("objects", "actions")
@@ -140,9 +143,14 @@ def summarize(df: pd.DataFrame, top_k: int = 20, tag_keys: list[str] | None = No
     stages = {}
     for col in df.columns:
         if col.endswith("_error") and not col.startswith("_"):
-            errors = Counter(" ".join(str(v).split()) for v in df[col] if _nonempty(v))
-            stages[col[: -len("_error")]] = {"failed": int(sum(errors.values())),
-                                             "top_errors": _ranked(errors, top_k)}
+            groups = ErrorGroups()
+            for v in df[col]:
+                if _nonempty(v):
+                    groups.add(" ".join(str(v).split()))
+            top = groups.top(top_k)
+            stages[col[: -len("_error")]] = {"failed": groups.total(),
+                                             "top_errors": [[cls, n] for cls, n, _ in top],
+                                             "error_examples": {cls: ex for cls, _, ex in top}}
     out["stages"] = stages
     keys = tag_columns(df) if tag_keys is None else [k for k in tag_keys if k in df.columns]
     if keys:

@@ -40,7 +40,8 @@ class Plan:
         try:
             self.rows = count_rows(config["manifest"])
         except TableError as exc:
-            raise TableError(f"config key 'manifest': {exc}") from None
+            raise TableError(f"config key 'manifest': {exc}. Set manifest: to your table of clips (CSV or "
+                             "Parquet with a path column) in your config, or --config manifest=clips.csv") from None
         self.shards = shard_names(self.rows, config["shard_size"])
         self.text_column = self._resolve_text_stages()
 
@@ -176,3 +177,24 @@ class Plan:
             raise ConfigError(f"config key 'stages.tags': no caption to tag: switch stages.caption on or give the "
                               f"manifest a {tags['text_column'] or default!r} column (or set stages.tags.text_column)")
         return default
+
+
+def _or_exit(fn, *args):
+    try:
+        return fn(*args)
+    except (ConfigError, TableError) as exc:
+        print(f"vidcap: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+def validated(config: dict) -> dict:
+    """The Snakefile's config, defaults filled and checked against the packaged schema; a bad value
+    stops Snakemake with the message naming the key (no traceback)."""
+    from vidcap.config import validate_config
+
+    return _or_exit(validate_config, config)
+
+
+def plan(config: dict) -> Plan:
+    """``Plan(config)``, stopping Snakemake with one line (e.g. which manifest to set) when it cannot."""
+    return _or_exit(Plan, config)

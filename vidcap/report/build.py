@@ -139,7 +139,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
     for stage, s in (summary.get("stages") or {}).items():
         failures.append({"stage": stage, "failed": int(s.get("failed", 0)),
                          "share": (100.0 * s.get("failed", 0) / rows) if rows else 0.0,
-                         "top": [(str(m), int(n)) for m, n in s.get("top_errors", [])]})
+                         "top": [(str(m), int(n), (s.get("error_examples") or {}).get(m, []))
+                                 for m, n in s.get("top_errors", [])]})
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("vidcap.report", "."),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,

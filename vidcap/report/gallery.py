@@ -60,7 +60,7 @@ def tag_columns(df: pd.DataFrame, keys) -> dict[str, str]:
 def pick_rows(df: pd.DataFrame, sample: int, worst: int, seed: int = 0) -> list[tuple[int, list[str]]]:
     """(row position, kinds) for the gallery: up to ``worst`` problem rows, then ``sample`` random ones.
 
-    Kinds of problems: ``error`` (any ``*_error``), ``truncated`` (``finish_reason == length``),
+    Kinds of problems: ``error`` (any ``*_error``), ``cut`` (a caption cut at ``max_new_tokens``: ``finish_reason == length``),
     ``unclassified`` (``cmotion``). Problem rows are taken round-robin over the kinds (each drawn at
     random) so every kind shows; random rows exclude them. Cost: a few vectorised masks, any size.
     """
@@ -73,7 +73,7 @@ def pick_rows(df: pd.DataFrame, sample: int, worst: int, seed: int = 0) -> list[
         err |= (e != "").to_numpy(dtype=bool)
     masks["error"] = err
     if "finish_reason" in df.columns:
-        masks["truncated"] = (df["finish_reason"].astype("string").fillna("") == "length").to_numpy(dtype=bool)
+        masks["cut"] = (df["finish_reason"].astype("string").fillna("") == "length").to_numpy(dtype=bool)
     if "cmotion" in df.columns:
         masks["unclassified"] = (df["cmotion"].astype("string").fillna("") == "unclassified").to_numpy(dtype=bool)
     pools = []

@@ -255,7 +255,7 @@ class CaptionStage(Stage):
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)  # no half-torn-down pool at exit
             self._pool = None
         if self.runner is not None:
             self.runner.close()
