@@ -1,6 +1,7 @@
 """Real Snakemake runs of the whole workflow: bad inputs, exactly-once rows, kill -9 and resume."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -85,17 +86,21 @@ def test_bad_config_names_key_and_allowed_values(tmp_path, override, expect):
 
 
 @pytest.mark.e2e
-def test_kill_mid_shard_then_resume_loses_and_repeats_nothing(tmp_path):
+@pytest.mark.parametrize("where", ["between rows", "inside a row"])
+def test_kill_mid_shard_then_resume_loses_and_repeats_nothing(tmp_path, where):
     media = tmp_path / "media"
     n = 24
     small_clip_manifest(media, n)
     cfg = write_config(tmp_path, name="kill", manifest=str(media / "m.csv"), shard_size=12)
     run = tmp_path / "results" / "kill"
 
-    # First run: slow rows (fault-injection delay), killed with SIGKILL mid-shard.
-    before = kill_when_journaled(tmp_path, cfg, "probe", 8, env={"VIDCAP_FAULT_DELAY": "0.25"})
+    # First run: slow rows (fault injection), killed with SIGKILL mid-shard: after a row's journal
+    # write, or while a row's result waits for its journal write (that row is lost and done again).
+    fault = {"VIDCAP_FAULT_DELAY" if where == "between rows" else "VIDCAP_FAULT_ROW_DELAY": "0.25"}
+    before = kill_when_journaled(tmp_path, cfg, "probe", 8, env=fault)
     n_before = sum(len(v) for v in before.values())
     assert 8 <= n_before < n, "killed mid-run"
+    assert all(len(ids) < 12 for ids in before.values()), "every shard killed part-way"
     assert not (tmp_path / "results" / "kill.csv").exists()
 
     # Rerun: finishes, every row once, and only the rows not journaled were processed.
@@ -105,9 +110,9 @@ def test_kill_mid_shard_then_resume_loses_and_repeats_nothing(tmp_path):
     for shard, ids in after.items():
         assert ids[: len(before.get(shard, []))] == before.get(shard, []), "journaled rows kept"
         assert len(ids) == len(set(ids)) == 12, "no row processed twice"
-    logs = " ".join(p.read_text() for p in (run / "logs" / "probe").glob("*.log"))
-    assert f"{n_before} already in the journal" in logs or \
-        sum(int(x) for x in __import__("re").findall(r"(\d+) already in the journal", logs)) == n_before
+    stats = [json.loads(p.read_text()) for p in sorted((run / "stats" / "probe").glob("*.json"))]
+    assert sum(s["reused"] for s in stats) == n_before
+    assert sum(s["processed"] for s in stats) == n - n_before
     out = read_result(tmp_path / "results" / "kill.csv")
     assert out["k"].tolist() == [str(i) for i in range(n)]
     assert (out["probe_error"] == "").all() and (out["num_frames"] == "8").all()

@@ -36,7 +36,9 @@ A stage that pipelines work across batches (background decoding while a GPU gene
 given row exactly once; the runner journals each pair as it arrives. Register the stage in
 ``vidcap/stages/__init__.py`` and give it a schema section in ``vidcap/schema/stages/<name>.yaml``.
 
-Fault injection for tests: ``VIDCAP_FAULT_DELAY=<seconds>`` sleeps after each journaled row.
+Fault injection for tests: ``VIDCAP_FAULT_DELAY=<seconds>`` sleeps after each journaled row;
+``VIDCAP_FAULT_ROW_DELAY=<seconds>`` sleeps after a row's result and before its journal write (a kill
+then lands inside a row, whose result is lost and computed again on resume).
 """
 from __future__ import annotations
 
@@ -206,6 +208,7 @@ def _run_locked(stage, shard_path, out_path, journal_path, retry_failed, upstrea
     log.info("%s: %s: %d rows, %d already in the journal, %d to process",
              stage.name, Path(shard_path).name, len(rows), reused, len(todo))
     delay = float(os.environ.get("VIDCAP_FAULT_DELAY", "0") or 0)
+    row_delay = float(os.environ.get("VIDCAP_FAULT_ROW_DELAY", "0") or 0)
     setup_s = 0.0
     failed_now = 0
     journal.open()
@@ -224,6 +227,8 @@ def _run_locked(stage, shard_path, out_path, journal_path, retry_failed, upstrea
             pending.discard(row_id)
             rec = _record(stage, row_id, result)
             rec[_INPUT_HASH] = hashes[row_id]
+            if row_delay:
+                time.sleep(row_delay)
             journal.append(rec)
             done[row_id] = rec
             failed_now += bool(rec.get(stage.error_column))
