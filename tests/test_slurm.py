@@ -9,6 +9,7 @@ Every Snakemake call runs under `timeout -s INT` (Snakemake ignores SIGTERM whil
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -63,21 +64,6 @@ def slurm() -> dict:
     cpus = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True).stdout.split()
     gres = subprocess.run(["sinfo", "-h", "-o", "%G"], capture_output=True, text=True).stdout
     return {"cpus": max(int(re.sub(r"\D", "", c) or 1) for c in cpus), "gpus": "gpu:" in gres}
-
-
-def _caption_ready() -> str | None:
-    """None when the caption stage (tiny model on CPU) can run, else why not."""
-    try:
-        import vidcap.dev.tiny_models
-        import vidcap.runners.hf
-        import vidcap.stages.caption  # noqa: F401
-        from vidcap.stages import get_stage  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any import failure means "not ready"
-        return f"caption stage not importable: {exc}"
-    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    if not demo.get("stages", {}).get("caption", {}).get("enabled"):
-        return "config/demo.yaml does not enable caption"
-    return None
 
 
 def slurm_cmd(workdir: Path, configfile: Path, cpus: int, *extra: str, timeout: int) -> list[str]:
@@ -143,9 +129,6 @@ def demo_config(workdir: Path, demo: Path, with_caption: bool) -> Path:
 @pytest.mark.parametrize("with_caption", [False, True], ids=["probe_motion", "caption_gpu"])
 def test_demo_through_slurm_equals_local_run(tmp_path, slurm, demo_dir, with_caption):
     if with_caption:
-        why = _caption_ready()
-        if why:
-            pytest.skip(f"caption part of the SLURM test waits for the caption stage: {why}")
         if not slurm["gpus"]:
             pytest.fail("the SLURM node has no gpu gres (scripts/slurm_cluster.sh declares fake GPUs)")
     local, remote = tmp_path / "local", tmp_path / "slurm"
@@ -207,28 +190,43 @@ def _wait_running(run_dir: Path, stage: str, log: Path, comment: str, min_rows: 
                          f"{log.read_text()[-3000:] if log.exists() else ''}")
 
 
-def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm):
-    """scancel the running job mid-shard; the profile's retries resubmit it and the resubmitted job
-    processes only the rows its journal lacks (the caption job when the caption stage exists, else the
-    grouped probe job)."""
-    caption = _caption_ready() is None
-    stage = "caption" if caption else "probe"
-    comment = "rule_caption" if caption else "rule_cpu_stages_probe"
+def _caption_config(tmp_path: Path, n: int, shard_size: int, name: str) -> Path:
+    """``n`` distinct clips captioned by the tiny model on a (fake) GPU, one row per generate call so a
+    cancel or requeue lands mid-shard."""
+    from vidcap.dev.tiny_models import tiny_model
+
     media = tmp_path / "media"
-    n, shard_size = 16, 8
     for i in range(n):
         synth.write_video(media / f"c{i:02d}.mp4", num_frames=8, width=64, height=48, seed=i)
     write_table(pd.DataFrame({"path": [f"c{i:02d}.mp4" for i in range(n)], "k": range(n)}), media / "m.csv")
-    stages = {"probe": {"enabled": True}, "motion": {"enabled": False}, "caption": {"enabled": False}}
-    if caption:
-        demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["stages"]["caption"]
-        from vidcap.dev.tiny_models import tiny_model
-        demo["transformers"]["model"] = str(tiny_model("qwen2_5_vl"))
-        demo["resources"] = {**demo.get("resources", {}), "gpu": 1}
-        demo["batch_size"] = 1  # journal row by row so the cancel lands mid-shard
-        stages = {"probe": {"enabled": False}, "motion": {"enabled": False}, "caption": demo}
-    cfg = write_config(tmp_path, name="cancel", manifest=str(media / "m.csv"), shard_size=shard_size,
-                       stages=stages)
+    caption = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["stages"]["caption"]
+    caption["transformers"]["model"] = str(tiny_model("qwen2_5_vl"))
+    caption["resources"] = {**caption.get("resources", {}), "gpu": 1}
+    caption["batch_size"] = 1
+    stages = {"probe": {"enabled": False}, "motion": {"enabled": False}, "caption": caption}
+    return write_config(tmp_path, name=name, manifest=str(media / "m.csv"), shard_size=shard_size, stages=stages,
+                        report={"enabled": False})
+
+
+def _check_resumed(tmp_path: Path, run_dir: Path, name: str, before: dict, n: int, shard_size: int) -> None:
+    """Every row once, journaled rows kept and not computed again, table complete."""
+    after = journal_ids(run_dir, "caption")
+    for shard, ids in after.items():
+        assert ids[: len(before.get(shard, []))] == before.get(shard, []), "journaled rows kept"
+        assert len(ids) == len(set(ids)) == shard_size, ("no row processed twice", shard, ids)
+    stats = [json.loads(p.read_text()) for p in (run_dir / "stats" / "caption").glob("*.json")]
+    assert sum(s["reused"] for s in stats) >= 1 and sum(s["rows"] for s in stats) == n, stats
+    out = read_result(tmp_path / "results" / f"{name}.csv")
+    assert out["k"].tolist() == [str(i) for i in range(n)]
+    assert out["row_id"].is_unique
+    assert (out["caption_error"] == "").all(), out["caption_error"].tolist()
+
+
+def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm):
+    """scancel the running caption job mid-shard; the profile's retries resubmit it and the resubmitted
+    job processes only the rows its journal lacks."""
+    n, shard_size = 16, 8
+    cfg = _caption_config(tmp_path, n, shard_size, "cancel")
     run_dir = tmp_path / "results" / "cancel"
     log = tmp_path / "snakemake-cancel.log"
 
@@ -236,9 +234,9 @@ def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm)
         proc = subprocess.Popen(slurm_cmd(tmp_path, cfg, slurm["cpus"], timeout=300), stdout=fh,
                                 stderr=subprocess.STDOUT, env={**os.environ, "VIDCAP_FAULT_DELAY": "1.0"})
     try:
-        run, job = _wait_running(run_dir, stage, log, comment, min_rows=3, deadline=time.time() + 180)
+        run, job = _wait_running(run_dir, "caption", log, "rule_caption", min_rows=3, deadline=time.time() + 180)
         subprocess.run(["scancel", job], check=True)
-        before = journal_ids(run_dir, stage)
+        before = journal_ids(run_dir, "caption")
         rc = proc.wait(timeout=330)
     finally:
         if proc.poll() is None:
@@ -248,6 +246,7 @@ def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm)
     assert rc == 0, f"the run finished after the cancel (retries):\n{text[-5000:]}"
     n_before = sum(len(v) for v in before.values())
     assert 3 <= n_before < n, ("cancelled mid-run", n_before)
+    assert all(len(ids) < shard_size for ids in before.values()), "the cancelled shard was part-done"
 
     # SLURM saw the cancel and the resubmission.
     records = sacct_jobs(run)
@@ -255,23 +254,35 @@ def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm)
     assert cancelled["State"].startswith("CANCELLED"), cancelled
     again = [j for j in records if j["Comment"] == cancelled["Comment"] and int(j["JobID"]) > int(job)]
     assert again and again[-1]["State"] == "COMPLETED", ("the same job resubmitted and completed", records)
-
-    # Every row once, journaled rows kept and not processed again.
-    after = journal_ids(run_dir, stage)
-    for shard, ids in after.items():
-        assert ids[: len(before.get(shard, []))] == before.get(shard, []), "journaled rows kept"
-        assert len(ids) == len(set(ids)) == shard_size, ("no row processed twice", shard, ids)
-    logs = " ".join(p.read_text() for p in (run_dir / "logs" / stage).glob("*.log"))
-    resumed = sum(int(x) for x in re.findall(r"(\d+) already in the journal", logs))
-    assert resumed >= 1, logs[-2000:]
-    out = read_result(tmp_path / "results" / "cancel.csv")
-    assert out["k"].tolist() == [str(i) for i in range(n)]
-    assert out["row_id"].is_unique
-    if stage == "probe":
-        assert (out["probe_error"] == "").all() and (out["num_frames"] == "8").all()
-    else:
-        assert (out["caption_error"] == "").all(), out["caption_error"].tolist()
+    _check_resumed(tmp_path, run_dir, "cancel", before, n, shard_size)
 
     # A further run has nothing to do.
     text = run_slurm(tmp_path, cfg, slurm["cpus"], "-n", timeout=120)
     assert "Nothing to be done" in text
+
+
+def test_requeue_mid_shard_resumes_exactly_once(tmp_path, slurm):
+    """Preemption as SLURM does it: `scontrol requeue` puts the running caption job back in the queue
+    (same job id); it starts again and processes only the rows its journal lacks."""
+    n, shard_size = 8, 8
+    cfg = _caption_config(tmp_path, n, shard_size, "requeue")
+    run_dir = tmp_path / "results" / "requeue"
+    log = tmp_path / "snakemake-requeue.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(slurm_cmd(tmp_path, cfg, slurm["cpus"], timeout=300), stdout=fh,
+                                stderr=subprocess.STDOUT, env={**os.environ, "VIDCAP_FAULT_DELAY": "1.0"})
+    try:
+        run, job = _wait_running(run_dir, "caption", log, "rule_caption", min_rows=2, deadline=time.time() + 180)
+        subprocess.run(["scontrol", "requeue", job], check=True)
+        before = journal_ids(run_dir, "caption")
+        rc = proc.wait(timeout=330)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(2)
+            proc.wait(timeout=60)
+    assert rc == 0, f"the run finished after the requeue:\n{log.read_text()[-5000:]}"
+    assert 2 <= sum(len(v) for v in before.values()) < n, "requeued mid-shard"
+    restarts = subprocess.run(["sacct", "-n", "-X", "-P", "-D", "-j", job, "-o", "JobID,State"],
+                              capture_output=True, text=True, check=True).stdout
+    assert "REQUEUED" in restarts and "COMPLETED" in restarts, restarts
+    _check_resumed(tmp_path, run_dir, "requeue", before, n, shard_size)
