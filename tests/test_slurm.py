@@ -222,27 +222,34 @@ def _check_resumed(tmp_path: Path, run_dir: Path, name: str, before: dict, n: in
     assert (out["caption_error"] == "").all(), out["caption_error"].tolist()
 
 
-def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm):
-    """scancel the running caption job mid-shard; the profile's retries resubmit it and the resubmitted
-    job processes only the rows its journal lacks."""
-    n, shard_size = 16, 8
-    cfg = _caption_config(tmp_path, n, shard_size, "cancel")
-    run_dir = tmp_path / "results" / "cancel"
-    log = tmp_path / "snakemake-cancel.log"
-
+def _interrupt_mid_shard(tmp_path: Path, cfg: Path, slurm: dict, action: list[str], min_rows: int, name: str):
+    """Run through SLURM; once ``min_rows`` caption rows are journaled, run ``action + [job id]`` on the
+    running caption job; wait for the run to end. Returns (run id, job id, journals at the action, rc, log)."""
+    run_dir = tmp_path / "results" / name
+    log = tmp_path / f"snakemake-{name}.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(slurm_cmd(tmp_path, cfg, slurm["cpus"], timeout=300), stdout=fh,
                                 stderr=subprocess.STDOUT, env={**os.environ, "VIDCAP_FAULT_DELAY": "1.0"})
     try:
-        run, job = _wait_running(run_dir, "caption", log, "rule_caption", min_rows=3, deadline=time.time() + 180)
-        subprocess.run(["scancel", job], check=True)
+        run, job = _wait_running(run_dir, "caption", log, "rule_caption", min_rows=min_rows,
+                                 deadline=time.time() + 180)
+        subprocess.run([*action, job], check=True)
         before = journal_ids(run_dir, "caption")
         rc = proc.wait(timeout=330)
     finally:
         if proc.poll() is None:
             proc.send_signal(2)
             proc.wait(timeout=60)
-    text = log.read_text()
+    return run, job, before, rc, log.read_text()
+
+
+def test_scancel_mid_shard_then_rerun_loses_and_repeats_nothing(tmp_path, slurm):
+    """scancel the running caption job mid-shard; the profile's retries resubmit it and the resubmitted
+    job processes only the rows its journal lacks."""
+    n, shard_size = 16, 8
+    cfg = _caption_config(tmp_path, n, shard_size, "cancel")
+    run_dir = tmp_path / "results" / "cancel"
+    run, job, before, rc, text = _interrupt_mid_shard(tmp_path, cfg, slurm, ["scancel"], 3, "cancel")
     assert rc == 0, f"the run finished after the cancel (retries):\n{text[-5000:]}"
     n_before = sum(len(v) for v in before.values())
     assert 3 <= n_before < n, ("cancelled mid-run", n_before)
@@ -267,20 +274,8 @@ def test_requeue_mid_shard_resumes_exactly_once(tmp_path, slurm):
     n, shard_size = 8, 8
     cfg = _caption_config(tmp_path, n, shard_size, "requeue")
     run_dir = tmp_path / "results" / "requeue"
-    log = tmp_path / "snakemake-requeue.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(slurm_cmd(tmp_path, cfg, slurm["cpus"], timeout=300), stdout=fh,
-                                stderr=subprocess.STDOUT, env={**os.environ, "VIDCAP_FAULT_DELAY": "1.0"})
-    try:
-        run, job = _wait_running(run_dir, "caption", log, "rule_caption", min_rows=2, deadline=time.time() + 180)
-        subprocess.run(["scontrol", "requeue", job], check=True)
-        before = journal_ids(run_dir, "caption")
-        rc = proc.wait(timeout=330)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(2)
-            proc.wait(timeout=60)
-    assert rc == 0, f"the run finished after the requeue:\n{log.read_text()[-5000:]}"
+    _run, job, before, rc, text = _interrupt_mid_shard(tmp_path, cfg, slurm, ["scontrol", "requeue"], 2, "requeue")
+    assert rc == 0, f"the run finished after the requeue:\n{text[-5000:]}"
     assert 2 <= sum(len(v) for v in before.values()) < n, "requeued mid-shard"
     restarts = subprocess.run(["sacct", "-n", "-X", "-P", "-D", "-j", job, "-o", "JobID,State"],
                               capture_output=True, text=True, check=True).stdout
