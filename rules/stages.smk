@@ -43,6 +43,6 @@ for spec in REGISTRY:
             env=gpu_env(spec),
         # the shell string is evaluated when a job runs, after the loop: it must not use `spec`
         shell:
-            "{params.env}vidcap {params.stage} --shard {input.shard:q} --out {output:q}"
+            "{params.env}VIDCAP_JOB_LOG={log:q} vidcap {params.stage} --shard {input.shard:q} --out {output:q}"
             " --journal {params.journal:q} --stats {params.stats:q} --params-file {input.settings:q}"
             " {params.flags} > {log:q} 2>&1 || vidcap_failed {log:q}"

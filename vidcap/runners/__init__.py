@@ -17,14 +17,22 @@ RUNNERS = {
     "transformers": "vidcap.runners.hf:TransformersRunner",
     "text_transformers": "vidcap.runners.hf_text:TextTransformersRunner",
     "openai": "vidcap.runners.openai_api:OpenAIRunner",
+    "pllava": "vidcap.runners.pllava:PllavaRunner",
+    "vllm": "vidcap.runners.engine:VLLMRunner",
+    "sglang": "vidcap.runners.engine:SGLangRunner",
 }
 
 # Per config block (stages.<stage>.<block>): settings that do not change results.
 _NOT_RESULT = {
     "transformers": {"attn_implementation", "device_map"},
+    "pllava": {"attn_implementation"},
     "openai": {"api_key_env", "concurrency", "requests_per_minute", "tokens_per_minute", "max_tries",
                "timeout_s", "backoff_s", "max_backoff_s", "price_per_1m_input", "price_per_1m_output"},
 }
+# engines started per job: where they run from, how long to wait, how hard to push them
+_NOT_RESULT["vllm"] = _NOT_RESULT["sglang"] = {
+    "python", "env", "startup_timeout_s", "stop_timeout_s", "gpu_memory_utilization", "max_num_seqs",
+    "tensor_parallel_size", "concurrency", "timeout_s", "max_tries", "backoff_s", "max_backoff_s", "server_log"}
 
 
 def get_runner(name: str, settings: dict):

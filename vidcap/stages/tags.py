@@ -63,7 +63,7 @@ KEY_TEMPLATE = ("Caption:\n\"\"\"{text}\"\"\"\n\n"
                 "answer [] when the caption mentions none.")
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED = {ROW_ID, MEDIA_PATH, "path", "text", "tags_model", "tags_prompt_hash", "tags_error"}
-_RUNNERS = {"transformers": "text_transformers", "openai": "openai"}
+_RUNNERS = {"transformers": "text_transformers", "openai": "openai", "vllm": "vllm", "sglang": "sglang"}
 _SEP = "\x1f"   # request id = row id + _SEP + key (json_mode false)
 
 

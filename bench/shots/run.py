@@ -1,0 +1,157 @@
+"""Shot-detection benchmark: cut precision/recall per transition kind and CPU cost per hour of 720p video.
+
+    .venv/bin/python bench/shots/run.py           # frozen test split (28 videos, 360p) + test720 (6 videos, 720p)
+    .venv/bin/python bench/shots/run.py --quick   # first 8 test videos, first 2 test720 videos
+    .venv/bin/python bench/shots/run.py --split dev   # the split the knobs were tuned on (not for reporting)
+
+Videos are generated once into ``bench/out/shots/<split>/`` (``data.py``; the split settings and a hash of
+their ground truth are frozen in ``splits.json``). Compared in one run, each on the same files:
+
+* ``vidcap`` with its defaults (every frame decoded) and with ``decode.skip = nonref``;
+* PySceneDetect 0.7.2 as shipped: ``detect(path, AdaptiveDetector())`` and ``detect(path, ContentDetector())``
+  (PyAV backend, its automatic downscaling, no fade or dissolve handling);
+* speed baseline: decoding every frame at full resolution with PyAV (one thread) into RGB arrays,
+  detecting nothing.
+
+Matching: a detected boundary matches a true one of any kind within 2 frames (one-to-one); an unmatched
+detection counts as a false positive of the kind of the nearest true transition. CPU time is
+``time.process_time()`` of this process (all its threads) around each call; one video at a time,
+``cv2.setNumThreads(1)``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import data  # noqa: E402
+import metrics  # noqa: E402
+
+from vidcap import shots  # noqa: E402
+
+KINDS = ("cut", "fade", "dissolve")
+
+
+def run_vidcap(path, params):
+    det = shots.detect_boundaries(path, params)
+    return [b.cut for b in det.boundaries]
+
+
+def run_scenedetect(path, which):
+    from scenedetect import AdaptiveDetector, ContentDetector, detect
+
+    detector = AdaptiveDetector() if which == "adaptive" else ContentDetector()
+    scenes = detect(str(path), detector, backend="pyav")
+    return [start.frame_num for start, _ in scenes[1:]]
+
+
+def run_decode_all(path):
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.thread_count = 1
+        for frame in c.decode(s):
+            frame.to_ndarray(format="rgb24")
+    return []
+
+
+METHODS = {
+    "vidcap (defaults)": lambda p: run_vidcap(p, {}),
+    "vidcap (decode.skip = nonref)": lambda p: run_vidcap(p, {"decode": {"skip": "nonref"}}),
+    "PySceneDetect AdaptiveDetector": lambda p: run_scenedetect(p, "adaptive"),
+    "PySceneDetect ContentDetector": lambda p: run_scenedetect(p, "content"),
+    "baseline: PyAV decode every frame, full res": run_decode_all,
+}
+
+
+def evaluate(name, specs, paths, methods):
+    """{method: (totals, cpu_s)} over the split."""
+    out = {}
+    for label in methods:
+        fn = METHODS[label]
+        tot: dict = {}
+        cpu = 0.0
+        for spec, path in zip(specs, paths, strict=True):
+            t0 = time.process_time()
+            found = fn(path)
+            cpu += time.process_time() - t0
+            if "baseline" not in label:
+                metrics.add(tot, metrics.match(spec.truth(), found))
+        out[label] = (tot, cpu)
+        print(f"  {name}: {label}: {cpu:.1f} s CPU", file=sys.stderr, flush=True)
+    return out
+
+
+def fmt(p, r, tp, fp, fn):
+    return f"{p:.3f} / {r:.3f} ({tp} tp, {fp} fp, {fn} fn)"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="8 test videos, 2 test720 videos")
+    ap.add_argument("--split", default="test", choices=("test", "dev"))
+    ap.add_argument("--jobs", type=int, default=2, help="processes generating videos")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/out/shots")
+    args = ap.parse_args(argv)
+    cv2.setNumThreads(1)
+
+    split, specs, paths = data.videos(args.split, args.out, args.jobs)
+    hi_name = "test720" if args.split == "test" else None
+    if args.quick:
+        specs, paths = specs[:8], paths[:8]
+    counts = Counter(t.kind for s in specs for t in s.transitions)
+    events = Counter(e.kind for s in specs for sh in s.shots for e in sh.events)
+    frames = sum(s.num_frames for s in specs)
+    acc = evaluate(args.split, specs, paths, [m for m in METHODS if "baseline" not in m])
+
+    lines = [f"Shot-detection benchmark, split '{args.split}' ({len(specs)} videos, {split['width']}x"
+             f"{split['height']} H.264 CRF {split['crf']} {split['preset']}, {frames} frames = "
+             f"{frames / split['fps'] / 60:.1f} min; transitions: {dict(counts)}; hard negatives: "
+             f"{dict(events)}; images: {split['photo_source']}). Precision / recall, tolerance 2 frames.",
+             "", "| method | hard cut | fade | dissolve | all | FP where |", "|---|---|---|---|---|---|"]
+    for label, (tot, _cpu) in acc.items():
+        cells = [fmt(*metrics.prf(tot, k)) for k in (*KINDS, None)]
+        where = ", ".join(f"{k} {v}" for k, v in sorted(tot.get("fp_where", Counter()).items())) or "-"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {where} |")
+    tot = acc["vidcap (defaults)"][0]
+    errs = {k: dict(sorted(Counter(v).items())) for k, v in tot.get("errors", {}).items()}
+    lines += ["", f"vidcap (defaults) offsets of matched boundaries (detected - true: count): {errs}"]
+
+    if hi_name:
+        hsplit, hspecs, hpaths = data.videos(hi_name, args.out, args.jobs)
+        if args.quick:
+            hspecs, hpaths = hspecs[:2], hpaths[:2]
+        hframes = sum(s.num_frames for s in hspecs)
+        seconds = hframes / hsplit["fps"]
+        speed = evaluate(hi_name, hspecs, hpaths, list(METHODS))
+        base = speed["baseline: PyAV decode every frame, full res"][1]
+        lines += ["", f"Speed on '{hi_name}' ({len(hspecs)} videos, {hsplit['width']}x{hsplit['height']}, "
+                  f"{hframes} frames = {seconds / 60:.1f} min of video), CPU time of this process, one video "
+                  "at a time:", "",
+                  "| method | CPU s | CPU s per hour of video | x real time per core | vs baseline | "
+                  "P / R hard cut | P / R dissolve |", "|---|---|---|---|---|---|---|"]
+        for label, (htot, cpu) in speed.items():
+            if "baseline" in label:
+                pr = ["-", "-"]
+            else:
+                pr = ["%.3f / %.3f" % metrics.prf(htot, k)[:2] for k in ("cut", "dissolve")]
+            lines.append(f"| {label} | {cpu:.1f} | {cpu / seconds * 3600:.0f} | {seconds / cpu:.1f}x | "
+                         f"{base / cpu:.2f}x | {pr[0]} | {pr[1]} |")
+    text = "\n".join(lines)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"table_{args.split}{'_quick' if args.quick else ''}.md").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
