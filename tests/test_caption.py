@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import REPO, journal_ids, kill_when_journaled, run_snakemake, small_clip_manifest, write_config
 from vidcap.dev import synth
-from vidcap.dev.tiny_models import FAMILIES, tiny_model
+from vidcap.dev.tiny_models import CURRENT_FAMILIES, FAMILIES, tiny_model
 from vidcap.errors import RunnerFatal
 from vidcap.prompts import Prompt, prompt_hash
 from vidcap.shards import make_shards
@@ -65,7 +65,7 @@ def _stage(model: Path, **kw) -> CaptionStage:
     return CaptionStage(params)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", FAMILIES + CURRENT_FAMILIES)
 def test_family_mixed_batch_with_corrupt_file(tmp_path, media, family):
     names = ["v0", "img", "corrupt", "v1", "v2", "v0"]
     shard = _shard(tmp_path, [media[n] for n in names], name=names)

@@ -7,12 +7,17 @@ not decode videos itself). Batching, background encoding, generation, OOM splitt
 requests with frames becomes model inputs.
 
 Families (detected from the model config's ``model_type``, never from the name): ``FAMILIES``.
-Qwen2-VL / Qwen2.5-VL, LLaVA-NeXT-Video and LLaVA-OneVision get a video input; LLaVA 1.5 / 1.6
-(``llava``, ``llava_next``) get the frames as several images. An image row is one image everywhere.
+Qwen2-VL / Qwen2.5-VL / Qwen3-VL (dense and MoE), GLM-4.1V, InternVL3, SmolVLM2, LLaVA-NeXT-Video and
+LLaVA-OneVision get a video input (with the frames' real timestamps as ``VideoMetadata`` where the
+processor uses them); LLaVA 1.5 / 1.6 (``llava``, ``llava_next``) and Gemma 3 get the frames as several
+images. An image row is one image everywhere. ``processor_kwargs`` go to every processor call (e.g. a
+pixel budget: ``{min_pixels: ..., max_pixels: ...}`` for the Qwen families); the context check runs the
+same processor, so it counts each family's visual tokens as they will be.
 
 Settings (the stage's ``transformers`` block plus ``generation``, ``frames``, ``batch_size``):
 ``model`` (hub id or folder), ``revision``, ``dtype`` (``auto`` = bfloat16 on GPU, float32 on CPU),
-``attn_implementation``, ``device_map``, ``trust_remote_code``, ``fit_context`` (fail | reduce).
+``attn_implementation``, ``device_map``, ``trust_remote_code``, ``fit_context`` (fail | reduce),
+``insert_media_token`` (``right``: the media parts after the prompt text; else before).
 
 Context check before the weights load (config + processor only): visual + prompt + max_new_tokens
 tokens must fit ``max_position_embeddings``; ``fail`` raises ``RunnerFatal`` with the numbers,
@@ -31,8 +36,11 @@ from vidcap.runners.local import LocalRunner
 
 log = logging.getLogger("vidcap.runners.hf")
 
-VIDEO_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava_next_video", "llava_onevision")
-IMAGE_FAMILIES = ("llava", "llava_next")
+VIDEO_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "glm4v", "internvl", "smolvlm",
+                  "llava_next_video", "llava_onevision")
+IMAGE_FAMILIES = ("llava", "llava_next", "gemma3")
+# video processors that take our frames' real timestamps (fps, indices) as VideoMetadata
+_METADATA_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "glm4v", "internvl", "smolvlm")
 FAMILIES = VIDEO_FAMILIES + IMAGE_FAMILIES
 MIN_SIDE = 28               # reduce: resolution never goes below this (one 2x2 group of 14 px patches)
 ASSUMED_ASPECT = 16 / 9     # context check: frames are assumed this wide (worst common case)
@@ -87,7 +95,9 @@ class TransformersRunner(LocalRunner):
             content += [{"type": "image"}] * n_frames
         elif kind == "image":
             content.append({"type": "image"})
-        content.append({"type": "text", "text": user})
+        text = {"type": "text", "text": user}
+        # NeVA's insert_media_token: right = the media parts after the text; left / unset = before
+        content = content + [text] if self.settings.get("insert_media_token") != "right" else [text] + content
         messages = []
         if system:
             messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
@@ -168,18 +178,18 @@ class TransformersRunner(LocalRunner):
         images, videos, metas = [], [], []
         for kind, arr, fr in visuals:
             if kind == "image":
-                images.append(arr[0])
+                images.append([arr[0]])
             elif kind == "video" and self.family in VIDEO_FAMILIES:
                 videos.append(arr)
                 metas.append(_metadata(fr, arr))
             elif kind == "video":
-                images.extend(list(arr))
-        kw = {"text": texts, "padding": True, "return_tensors": "pt"}
+                images.append(list(arr))
+        kw = {"text": texts, "padding": True, "return_tensors": "pt", **(self.settings.get("processor_kwargs") or {})}
         if images:
             kw["images"] = images
         if videos:
             kw["videos"] = videos
-            if self.family in ("qwen2_vl", "qwen2_5_vl"):
+            if self.family in _METADATA_FAMILIES:
                 kw["video_metadata"] = metas
             kw["do_sample_frames"] = False
         return self.processor(**kw)
