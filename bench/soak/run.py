@@ -139,8 +139,9 @@ def main() -> int:
         before = known(run)
         subprocess.run(snakemake(work, cfg, "--unlock"), capture_output=True, env=env)
         t0 = time.time()
-        proc = subprocess.Popen(snakemake(work, cfg, "--rerun-incomplete"), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        log = open(work / f"cycle-{cycle:02d}.log", "w")
+        proc = subprocess.Popen(snakemake(work, cfg, "--rerun-incomplete"), stdout=log, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
         if last:
             rc = proc.wait()
             killed = f"finished (rc {rc})"
@@ -153,6 +154,9 @@ def main() -> int:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 killed = f"kill -9 at {delay:.1f} s"
+        log.close()
+        if last and rc:
+            print((work / f"cycle-{cycle:02d}.log").read_text()[-4000:], flush=True)
         after = journals(run)
         now = known(run)
         new = {k: n - before.get(k, 0) for k, n in now.items() if n > before.get(k, 0)}
