@@ -6,7 +6,7 @@ import pytest
 
 from vidcap import frames as F
 from vidcap.dev import synth
-from vidcap.errors import FrameError
+from vidcap.errors import FrameError, StageRowError
 from vidcap.frames import frame_indices, sample_frames
 
 W, H, N, FPS = 192, 144, 48, 24  # small clips: index blocks are 12 px
@@ -247,3 +247,17 @@ def test_truncated_webm_samples_what_demuxes(tmp_path, clips, decoder):
     r = sample_frames(cut, 4, decoder=decoder)
     assert 0 < r.total_frames < N
     assert [synth.read_index(f) for f in r.frames] == r.indices
+
+
+@pytest.mark.parametrize("decoder", F.DECODERS)
+def test_time_range_samples_inside_the_clip_only(tmp_path, decoder):
+    """A row's [start, end) (a clip of a longer file): frames come from inside it, indices stay the file's."""
+    clip = synth.write_video(tmp_path / "long.mp4", num_frames=48, width=W, height=H, fps=24)
+    r = sample_frames(str(clip), 4, "uniform", decoder=decoder, time_range=(1.0, 1.5))   # frames 24..35
+    assert r.indices == [24, 28, 31, 35]
+    assert [synth.read_index(f) for f in r.frames] == r.indices
+    assert r.timestamps[0] == pytest.approx(1.0)
+    one = sample_frames(str(clip), 4, "uniform", decoder=decoder, time_range=(1.0, 1.04), unique=True)
+    assert one.indices == [24], "a one-frame range gives one frame, never repeated"
+    with pytest.raises(StageRowError, match="after the video's end"):
+        sample_frames(str(clip), 4, "uniform", decoder=decoder, time_range=(5.0, None))

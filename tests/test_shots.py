@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import BAD, make_bad_inputs
-from vidcap import clips, shots
+from vidcap import clips, shots, timerange
 from vidcap.dev import cuts, synth
 from vidcap.errors import ConfigError, StageRowError
 from vidcap.frames import read_frames
@@ -217,12 +217,12 @@ def test_already_cut_rows_mixed_with_raw_videos(synthetic):
 
 
 def test_parse_time_and_settings_errors():
-    assert shots.parse_time("1:02:03.5") == 3723.5
-    assert shots.parse_time("02:03") == 123.0
-    assert shots.parse_time(" 7.25 ") == 7.25
-    assert shots.parse_time(float("nan")) is None and shots.parse_time("") is None
+    assert timerange.parse_time("1:02:03.5") == 3723.5
+    assert timerange.parse_time("02:03") == 123.0
+    assert timerange.parse_time(" 7.25 ") == 7.25
+    assert timerange.parse_time(float("nan")) is None and timerange.parse_time("") is None
     with pytest.raises(StageRowError, match="not a time"):
-        shots.parse_time("soon")
+        timerange.parse_time("soon")
     with pytest.raises(ConfigError, match="stages.shots.detector"):
         shots.shot_settings({"detector": "transnet"})
     with pytest.raises(ConfigError, match="stages.shots.decode.skip"):

@@ -21,13 +21,13 @@ Modes:
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from vidcap.errors import FrameError, MediaError, describe_error
 from vidcap.shots_decode import open_video
+from vidcap.tables import atomic_path
 
 MODES = ("copy", "reencode")
 
@@ -60,25 +60,15 @@ def export_clips(src: str | Path, clips: list[tuple[str, int, int]], out_dir: st
         try:
             if not 0 <= int(start) < int(end):
                 raise MediaError(f"bad frame range [{start}, {end})")
-            if mode == "copy":
-                a, b = _atomic(dst, lambda tmp, s=int(start), e=int(end): _copy(src, tmp, s, e))
-            else:
-                a, b = _atomic(dst, lambda tmp, s=int(start), e=int(end): _reencode(src, tmp, s, e, crf, preset))
+            with atomic_path(dst, suffix=dst.suffix) as tmp:
+                if mode == "copy":
+                    a, b = _copy(src, tmp, int(start), int(end))
+                else:
+                    a, b = _reencode(src, tmp, int(start), int(end), crf, preset)
             results.append(ExportResult(clip_id, str(dst), a, b))
         except Exception as exc:  # noqa: BLE001 - one clip's failure is that clip's error
             results.append(ExportResult(clip_id, None, error=describe_error(exc)))
     return results
-
-
-def _atomic(dst: Path, write):
-    tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.tmp{dst.suffix}")
-    try:
-        out = write(tmp)
-        os.replace(tmp, dst)
-        return out
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _frame_ts(info, frame: int) -> int:

@@ -22,8 +22,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from vidcap.errors import FrameError, MediaError
+from vidcap.errors import FrameError, MediaError, StageRowError
 from vidcap.media import check_file, media_type, open_video, probe_stream, reason
+from vidcap.timerange import range_frames
 
 DECODERS = ("pyav", "decord", "opencv")
 # Measured with bench/frames/run.py (full table in bench/frames/README.md), 1 core, 4 frames a clip:
@@ -135,6 +136,7 @@ def sample_frames(
     decoder: str | None = None,
     threads: int | None = None,
     unique: bool = False,
+    time_range: tuple[float | None, float | None] | None = None,
 ) -> Frames:
     """Decode the frames ``frame_indices`` picks from ``path`` (video or image, by extension).
 
@@ -144,6 +146,9 @@ def sample_frames(
     Returns exactly ``len(indices)`` frames, in index order, duplicates repeated (Open-Sora's index
     math) — unless ``unique``: then each frame at most once, so a clip shorter than ``num_frames``
     gives fewer frames (what every stage asks for: no frame is ever repeated to fill a request).
+    ``time_range``: (start, end) seconds (either None = the file's edge): frames are picked inside
+    ``[start, end)`` only, as if it were the whole clip; indices and timestamps stay the file's own.
+    A bad or empty range is a StageRowError; an image takes no range.
     Raises FrameError for anything unreadable (see module docstring); ValueError for bad arguments.
     """
     decoder = DEFAULT_DECODER if decoder is None else decoder
@@ -156,7 +161,13 @@ def sample_frames(
     if resize_short is not None and int(resize_short) < 1:
         raise ValueError(f"resize_short must be >= 1, got {resize_short}")
     def pick(total: int, fps: float | None) -> list[int]:
-        idx = frame_indices(total, num_frames, policy, fps, single)
+        start = 0
+        if time_range is not None and any(v is not None for v in time_range):
+            if fps is None:
+                raise StageRowError("an image has no time range (start/end given)")
+            start, end = range_frames(time_range[0], time_range[1], Fraction(fps).limit_denominator(100000), total)
+            total = end - start
+        idx = [start + i for i in frame_indices(total, num_frames, policy, fps, single)]
         return sorted(set(idx)) if unique else idx
 
     return _read(path, pick, resize_short, decoder, threads)

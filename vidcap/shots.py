@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -30,6 +29,7 @@ from vidcap.media import media_type
 from vidcap.shards import MEDIA_PATH, ROW_ID
 from vidcap.shots_decode import count_frames, open_video, scan, tiny
 from vidcap.shots_dissolve import DissolveDetector
+from vidcap.timerange import range_frames, row_range
 
 KINDS = ("cut", "fade", "dissolve")
 # clip row columns (besides the source row's own): name -> meaning (docs/shots.md)
@@ -366,58 +366,10 @@ def _image_shot(path) -> Shot:
 
 # ------------------------------------------------------------------------------------- row expansion
 
-_TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)$")
-
-
-def parse_time(value) -> float | None:
-    """Seconds from a manifest cell: a number, ``"12.5"``, ``"MM:SS[.fff]"`` or ``"HH:MM:SS[.fff]"``;
-    None for an empty cell. StageRowError for anything else (or a negative time)."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and math.isnan(value):
-            return None
-        if value < 0:
-            raise StageRowError(f"negative time: {value!r}")
-        return float(value)
-    text = str(value).strip()
-    if text == "" or text.lower() in ("nan", "none", "null"):
-        return None
-    m = _TIME.match(text)
-    if not m:
-        raise StageRowError(f"not a time (seconds or [HH:]MM:SS[.fff]): {text!r}")
-    a, b, sec = m.groups()
-    if a is not None and b is not None:
-        return int(a) * 3600 + int(b) * 60 + float(sec)
-    if a is not None:
-        return int(a) * 60 + float(sec)
-    return float(sec)
-
-
-def range_frames(start_s: float | None, end_s: float | None, fps: Fraction, total: int) -> tuple[int, int]:
-    """Frames ``[s, e)`` whose times ``i / fps`` lie in ``[start_s, end_s)``; StageRowError when the
-    range is empty or lies outside the video (an end up to one frame past the end is clamped)."""
-    s = 0 if start_s is None else math.ceil(start_s * fps - Fraction(1, 1000))
-    e = total if end_s is None else math.ceil(end_s * fps - Fraction(1, 1000))
-    duration = total / float(fps)
-    if s >= total:
-        raise StageRowError(f"range starts at {start_s:g} s, after the video's end ({duration:.3f} s)")
-    if e > total + 1:
-        raise StageRowError(f"range ends at {end_s:g} s, after the video's end ({duration:.3f} s)")
-    e = min(e, total)
-    if e <= s:
-        raise StageRowError(f"empty range: start {start_s} s, end {end_s} s")
-    return s, e
-
-
 def clip_row_id(source_row_id: str, start_frame: int | None, end_frame: int | None) -> str:
     """16-hex-digit id of a clip from its source row id and frame range (None, None: the error row)."""
     rng = "-" if start_frame is None else f"{int(start_frame)}:{int(end_frame)}"
     return hashlib.blake2b(f"{source_row_id}\x00{rng}".encode(), digest_size=8).hexdigest()
-
-
-def _row_range(row: dict) -> tuple[float | None, float | None]:
-    return parse_time(row.get("start")), parse_time(row.get("end"))
 
 
 def clip_rows(row: dict, settings: dict | None = None) -> list[dict]:
@@ -440,7 +392,7 @@ def clip_rows(row: dict, settings: dict | None = None) -> list[dict]:
 
 def _row_shots(row: dict, settings: dict) -> tuple[list[Shot], Fraction | None]:
     path = row.get(MEDIA_PATH) or row.get("path") or ""
-    start_s, end_s = _row_range(row)
+    start_s, end_s = row_range(row)
     if media_type(str(path)) == "image":
         if start_s not in (None, 0.0) or end_s is not None:
             raise StageRowError("an image has no time range (start/end given)")

@@ -18,6 +18,10 @@ Every stage (probe, caption, motion, tags, ...) turns one shard into one output 
   its rule passes that stage's per-shard output (``--upstream NAME=PATH``) and ``read_rows`` joins
   it by ``row_id``.
 * **Atomic output.** The Parquet output is written to a temporary file and renamed into place.
+* **Expanding stages** (``expands = True``, e.g. shots: one video in, its clips out) give each input
+  row a list of output rows, each with its own ``row_id`` and ``source_row_id``; a failed input row
+  gives exactly one row holding the error. The journal keeps one record per input row; the output
+  holds every input row's rows in input order, and output row ids must be unique.
 * **Stats.** Each job writes what it did to a JSON file next to its output (``RunDir.stats``): rows
   reused from the journal / processed / failed, wall and setup time, and the stage's own counters
   (``Stage.stats``: model wait, preprocessing time, device, tokens, cost). Status, cost and the
@@ -74,6 +78,13 @@ class Stage:
     columns: dict[str, pa.DataType] = {}
     batch_size: int = 1
     input_columns: tuple[str, ...] = (ROW_ID, MEDIA_PATH)
+    # One-to-many stages (shots: a video -> its clips) return a list of row dicts per input row, each
+    # with its own ``row_id`` and ``source_row_id``; see ``error_rows`` and the module docstring.
+    expands: bool = False
+
+    def error_rows(self, row_id: str, message: str) -> list[dict]:
+        """Expanding stages: the one output row that stands for a failed input row."""
+        raise NotImplementedError
 
     def __init__(self, params: dict | None = None):
         self.params = dict(params or {})
@@ -258,7 +269,8 @@ def _run_locked(stage, shard_path, out_path, journal_path, retry_failed, upstrea
         write_json(stats_path, {
             **stage.stats,   # the stage's own counters; the keys below are the runner's and win
             "stage": stage.name, "shard": Path(shard_path).stem, "fingerprint": stage.fingerprint(),
-            "rows": len(rows), "reused": reused, "processed": len(todo), "failed": errors.total(),
+            "rows": len(rows), "output_rows": table.num_rows, "reused": reused, "processed": len(todo),
+            "failed": errors.total(),
             "errors": errors.to_json(),
             "failed_processed": failed_now, "wall_s": round(time.monotonic() - t0, 4),
             "setup_s": round(setup_s, 4), "started": started, "finished": time.time(),
@@ -270,6 +282,21 @@ def _record(stage: Stage, row_id: str, result) -> dict:
     rec = {ROW_ID: row_id}
     if result is None:
         result = RuntimeError("stage returned no result for this row")
+    if stage.expands:
+        if isinstance(result, BaseException):
+            result = stage.error_rows(row_id, describe_error(result))
+        rows = []
+        for r in result:
+            unknown = set(r) - set(stage.columns) - {stage.error_column, ROW_ID}
+            if unknown:
+                raise RuntimeError(f"stage {stage.name} produced undeclared columns {sorted(unknown)}")
+            rows.append({ROW_ID: r[ROW_ID], **{c: r.get(c) for c in stage.columns},
+                         stage.error_column: r.get(stage.error_column) or None})
+        if not rows:
+            raise RuntimeError(f"stage {stage.name} gave no output row for input row {row_id!r}")
+        rec["rows"] = rows
+        rec[stage.error_column] = next((r[stage.error_column] for r in rows if r[stage.error_column]), None)
+        return rec
     if isinstance(result, BaseException):
         rec.update({c: None for c in stage.columns})
         rec[stage.error_column] = describe_error(result)
@@ -288,6 +315,11 @@ def _assemble(stage: Stage, ids: list[str], done: dict[str, dict]) -> pa.Table:
         raise RuntimeError(f"{len(missing)} rows have no result (first {missing[0]})")
     schema = stage.schema()
     records = [done[i] for i in ids]
+    if stage.expands:
+        records = [r for rec in records for r in rec["rows"]]
+        out_ids = [r[ROW_ID] for r in records]
+        if len(set(out_ids)) != len(out_ids):
+            raise RuntimeError(f"stage {stage.name}: output row ids are not unique")
     columns = {f.name: [r.get(f.name) for r in records] for f in schema}
     return pa.Table.from_pydict(columns, schema=schema)
 

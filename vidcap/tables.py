@@ -1,8 +1,14 @@
-"""Reading and writing tables (CSV or Parquet) without changing their values.
+"""Reading and writing tables (CSV, Parquet, or a NeVA JSONL prompt file) without changing their values.
 
 CSV cells are read as strings exactly as written (no NA guessing, no number parsing), so extra columns
 come back verbatim (quotes, commas, newlines, unicode). Every write is atomic: a temporary file in the
 same folder, then ``os.replace``; a reader never sees a half-written table.
+
+A ``.jsonl`` / ``.ndjson`` file is a NeVA prompt file (``vidcap.neva``): read line by line into one row
+per question (``path`` as written, ``media_type``, ``prompt``, ``category``, ``question_id``, other keys
+as string columns). ``bad_lines``: ``fail`` (default) raises ``vidcap.neva.PromptFileError`` (a
+``TableError``) listing every bad line by number; ``report`` skips them (listed in
+``df.attrs["bad_lines"]`` and logged). CSV and Parquet ignore ``bad_lines``.
 """
 from __future__ import annotations
 
@@ -20,25 +26,41 @@ import pyarrow.parquet as pq
 
 from vidcap.errors import TableError
 
-FORMATS = (".csv", ".parquet", ".pq")
+FORMATS = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson")
 
 
 def table_format(path: str | Path) -> str:
-    """'csv' or 'parquet' from the file name; TableError for anything else."""
+    """'csv', 'parquet' or 'jsonl' (a NeVA prompt file) from the file name; TableError for anything else."""
     suffix = Path(path).suffix.lower()
     if suffix == ".csv":
         return "csv"
     if suffix in (".parquet", ".pq"):
         return "parquet"
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
     raise TableError(f"{path}: unknown table format {suffix!r}; use one of {', '.join(FORMATS)}")
 
 
-def read_table(path: str | Path, required: tuple[str, ...] = ("path",)) -> pd.DataFrame:
-    """The whole table; CSV cells as strings. Raises TableError naming the file and what is wrong."""
+def _read_prompt_file(path: Path, bad_lines: str) -> pd.DataFrame:
+    from vidcap.neva import read_prompt_file  # lazy: vidcap.neva writes through this module
+
+    result = read_prompt_file(path, on_bad_line=bad_lines, resolve=False)
+    df = result.table
+    df.attrs["bad_lines"] = result.bad_lines
+    return df
+
+
+def read_table(path: str | Path, required: tuple[str, ...] = ("path",), bad_lines: str = "fail") -> pd.DataFrame:
+    """The whole table; CSV cells as strings. Raises TableError naming the file and what is wrong.
+    ``bad_lines``: for prompt files (module docstring)."""
     path = Path(path)
     fmt = table_format(path)
     if not path.is_file():
         raise TableError(f"table not found: {path}")
+    if fmt == "jsonl":
+        df = _read_prompt_file(path, bad_lines)
+        check_columns(df, required, path)
+        return df
     try:
         if fmt == "csv":
             df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
@@ -59,19 +81,31 @@ def check_columns(df: pd.DataFrame, required, where) -> None:
         raise TableError(f"{where}: missing required column(s) {', '.join(missing)}; columns found: {have}")
 
 
-def count_rows(path: str | Path) -> int:
-    """Number of data rows, read cheaply (Parquet metadata; CSV parses only the ``path`` column)."""
+def count_rows(path: str | Path, bad_lines: str = "fail") -> int:
+    """Number of data rows, read cheaply (Parquet metadata; CSV parses only the ``path`` column; a prompt
+    file is streamed, its good lines counted; ``bad_lines`` as for ``read_table``)."""
     path = Path(path)
-    if table_format(path) == "parquet":
-        if not path.is_file():
-            raise TableError(f"table not found: {path}")
+    fmt = table_format(path)
+    if fmt != "csv" and not path.is_file():
+        raise TableError(f"table not found: {path}")
+    if fmt == "parquet":
         return pq.ParquetFile(path).metadata.num_rows
+    if fmt == "jsonl":
+        from vidcap.neva import scan_prompt_file
+
+        return scan_prompt_file(path, bad_lines)[0]
     return len(read_table_columns(path, ["path"]))
 
 
-def read_table_columns(path: str | Path, columns: list[str]) -> pd.DataFrame:
+def read_table_columns(path: str | Path, columns: list[str], bad_lines: str = "fail") -> pd.DataFrame:
     """Only ``columns`` of a table (all must exist; TableError otherwise)."""
     path = Path(path)
+    if table_format(path) == "jsonl":
+        if not path.is_file():
+            raise TableError(f"table not found: {path}")
+        df = _read_prompt_file(path, bad_lines)
+        check_columns(df, columns, path)
+        return df[list(columns)]
     if table_format(path) == "parquet":
         if not path.is_file():
             raise TableError(f"table not found: {path}")
@@ -89,14 +123,15 @@ def read_table_columns(path: str | Path, columns: list[str]) -> pd.DataFrame:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path):
+def atomic_path(path: str | Path, suffix: str = ".tmp"):
     """The one way vidcap writes a file: yields a temporary path in the same folder; when the block
     ends without error the file is fsynced, given the usual permissions (umask applied, not
     mkstemp's 0600) and renamed over ``path``; on error it is removed. Readers never see half a file.
+    ``suffix``: the temporary name's ending (a writer that picks the format from it, e.g. ``.mp4``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -113,9 +148,15 @@ def atomic_path(path: str | Path):
 
 
 def write_table(df: pd.DataFrame | pa.Table, path: str | Path) -> Path:
-    """Write CSV or Parquet (by extension) atomically; returns the path."""
+    """Write CSV or Parquet (by extension) atomically; returns the path. ``.jsonl``: a NeVA prompt file
+    (``vidcap.neva.write_prompt_file``; needs ``path``, ``prompt`` and ``question_id``; other
+    columns become string keys)."""
     path = Path(path)
     fmt = table_format(path)
+    if fmt == "jsonl":
+        from vidcap.neva import write_prompt_file
+
+        return write_prompt_file(df.to_pandas() if isinstance(df, pa.Table) else df, path, keep_columns=True)
     with atomic_path(path) as tmp:
         if fmt == "csv":
             frame = df.to_pandas() if isinstance(df, pa.Table) else df

@@ -5,18 +5,25 @@ Columns: ``num_frames, fps, width, height, duration, aspect_ratio`` (height / wi
 With ``check`` = ``first`` a row counts as readable when its first frame decodes; ``ends`` (default)
 also demuxes the last second and fails rows whose frames stop before the duration the header gives
 (files cut short whose index survived); ``header`` reads the header only.
+
+A row with ``start``/``end`` (a clip of a longer file, e.g. from the shots stage) gets its clip's
+``num_frames`` and ``duration``; ``source_num_frames`` / ``source_duration`` are the whole file's (equal
+to them for a row without a range); fps, size and codec are the file's. The checks apply to the file.
 """
 from __future__ import annotations
+
+from fractions import Fraction
 
 import av
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
 from vidcap.config import stage_settings
-from vidcap.errors import MediaError
+from vidcap.errors import MediaError, StageRowError
 from vidcap.media import check_file, media_type, open_video, probe_stream, reason
-from vidcap.shards import MEDIA_PATH
+from vidcap.shards import MEDIA_PATH, ROW_ID
 from vidcap.stage import RowStage
+from vidcap.timerange import RANGE_COLUMNS, range_frames, row_range
 
 
 def probe_image(path: str) -> dict:
@@ -100,7 +107,10 @@ class ProbeStage(RowStage):
         "resolution": pa.int64(),
         "codec": pa.string(),
         "media_type": pa.string(),
+        "source_num_frames": pa.int64(),
+        "source_duration": pa.float64(),
     }
+    input_columns = (ROW_ID, MEDIA_PATH, *RANGE_COLUMNS)
 
     def __init__(self, params=None):
         super().__init__({"check": stage_settings(self.name, params)["check"]})
@@ -108,10 +118,18 @@ class ProbeStage(RowStage):
     def process_row(self, row: dict) -> dict:
         path = row[MEDIA_PATH]
         check_file(path)
+        start, end = row_range(row)
         if media_type(path) == "image":
+            if start is not None or end is not None:
+                raise StageRowError("an image has no time range (start/end given)")
             info = probe_image(path)
         else:
             info = probe_video(path, self.params["check"])
+        info["source_num_frames"], info["source_duration"] = info["num_frames"], info["duration"]
+        if (start is not None or end is not None) and info["fps"]:
+            # a clip of a longer file (start/end): its own frame count and duration; file facts stay
+            s, e = range_frames(start, end, Fraction(info["fps"]).limit_denominator(100000), info["num_frames"])
+            info["num_frames"], info["duration"] = e - s, (e - s) / info["fps"]
         info["aspect_ratio"] = info["height"] / info["width"]
         info["resolution"] = info["height"] * info["width"]
         return info
