@@ -4,10 +4,7 @@ rule gather:
         shards=expand(str(RUN.shard("{shard}")), shard=SHARDS),
         stages=[stage_outputs(s) for s in PLAN.stages],
     output:
-        csv=str(RUN.table("csv")),
-        parquet=str(RUN.table("parquet")),
-        summary_json=str(RUN.summary_json),
-        summary_csv=str(RUN.summary_csv),
+        **PLAN.gather_outputs(),
     log:
         str(RUN.log("gather")),
     benchmark:
@@ -25,3 +22,29 @@ rule gather:
         "vidcap gather --run {params.run:q} {params.stages} {params.options}"
         " -o {output.csv:q} -o {output.parquet:q}"
         " --summary-json {output.summary_json:q} --summary-csv {output.summary_csv:q} > {log:q} 2>&1 || vidcap_failed {log:q}"
+
+
+# The shots step (stages.shots on): every clip of every video, the manifest of the next step.
+rule clips:
+    input:
+        info=str(RUN.shard_info_path),
+        shards=expand(str(RUN.shard("{shard}")), shard=SHARDS),
+        shots=stage_outputs("shots"),
+    output:
+        parquet=str(RUN.clips("parquet")),
+        csv=str(RUN.clips("csv")),
+        failed=str(RUN.clips("failed.csv")),
+    log:
+        str(RUN.log("clips")),
+    benchmark:
+        str(RUN.benchmark("clips"))
+    conda:
+        "../envs/vidcap.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        run=lambda wildcards, input: os.path.dirname(os.path.dirname(input.info)),
+    shell:
+        "vidcap gather --run {params.run:q} --clips -o {output.parquet:q} -o {output.csv:q}"
+        " --clips-failed {output.failed:q} > {log:q} 2>&1 || vidcap_failed {log:q}"

@@ -5,11 +5,13 @@
 rule run_config:
     output:
         str(RUN.config_json),
+    log:
+        str(RUN.log("run_config")),
     localrule: True
     params:
         config=json.dumps(public_config(config), indent=1, sort_keys=True),
     run:
-        write_text(output[0], params.config + "\n")
+        write_text(output[0], f"{params.config}\n")
 
 
 rule report:

@@ -8,13 +8,15 @@
 rule settings:
     output:
         str(RUN.settings("{stage}")),
+    log:
+        str(RUN.log("settings", "{stage}")),
     wildcard_constraints:
         stage="|".join(s.name for s in REGISTRY),
     localrule: True
     params:
         settings=lambda wildcards: PLAN.settings_json(wildcards.stage),
     run:
-        write_text(output[0], params.settings + "\n")
+        write_text(output[0], f"{params.settings}\n")
 
 
 for spec in REGISTRY:

@@ -9,7 +9,12 @@ by ``row_id``; a missing, repeated or unknown id stops the merge with a message 
 
 Finishing steps that need every shard: ``caption_duplicate`` (with ``duplicates_of``: the ``row_id`` of
 the first row, in manifest order, whose caption is exactly the same; empty for that first row, for
-unique captions and for empty captions) and the dataset summary (``vidcap.summary``).
+unique captions and for empty captions) and the dataset summary (``vidcap.summary``). On request:
+the caption answers in NeVA's answer shape (``write_answers_file``: one JSON object a line,
+``question_id``, ``prompt``, ``text``, ``answer_id``, ``model_id``, ``metadata``; a failed row has
+``"text": ""`` and ``metadata.error``) and the judge's per-category table (``write_judge_table``:
+rows ``all`` and one per category; mean A, mean B, relative score 100 × mean B / mean A, n, failed and
+a seeded 95 % bootstrap interval).
 """
 from __future__ import annotations
 
@@ -47,7 +52,8 @@ def _read_all(paths: list[Path]) -> pd.DataFrame:
 def gather(run: RunDir, stages: list[str], outputs: list[str | Path],
            duplicates_of: str | None = None, summary_json: str | Path | None = None,
            summary_csv: str | Path | None = None, tag_keys: list[str] | None = None,
-           top_k: int = 20) -> pd.DataFrame:
+           top_k: int = 20, answers: dict | None = None, judge_table: str | Path | None = None,
+           drop_failed: list[str] | None = None) -> pd.DataFrame:
     """Merge the run's shards with every stage's per-shard outputs.
 
     ``stages``: stage names, in the order their columns should appear.
@@ -55,6 +61,11 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path],
     ``duplicates_of``: the caption column whose exact duplicates get ``caption_duplicate``.
     ``summary_json`` / ``summary_csv``: where the dataset summary goes (``vidcap.summary.summarize`` with
     ``tag_keys`` and ``top_k``). The camera-motion sentence is the clean stage's (``append_motion``).
+    ``answers``: ``write_answers_file`` keyword arguments (``path``, ``text_column``, ...).
+    ``judge_table``: where the judge's per-category table goes (CSV or Parquet).
+    ``drop_failed``: stages whose failed rows (non-empty ``<stage>_error``) are left out of everything written
+    here (``stages.caption.keep_failed: false``), after the exactly-once checks; the summary counts the
+    caption's as ``dropped_failed_captions``.
     """
     names = run.shard_names()
     base = _read_all([run.shard(n) for n in names])
@@ -81,17 +92,60 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path],
     ordered = originals + [ROW_ID]
     ordered += [c for c in merged.columns if c not in ordered and c not in (ROW_INDEX, MEDIA_PATH)]
     merged = merged[[c for c in ordered if c in merged.columns]]
+    dropped: dict[str, int] = {}
+    for stage in drop_failed or ():
+        errors = merged[f"{stage}_error"].astype(pd.ArrowDtype(pa.string())).fillna("").str.strip()
+        failed = (errors != "").to_numpy(dtype=bool)
+        dropped[stage] = int(failed.sum())
+        merged = merged[~failed].reset_index(drop=True)
+        log.info("left out %d rows whose %s failed (keep_failed: false)", dropped[stage], stage)
     if duplicates_of:
         merged["caption_duplicate"] = mark_duplicates(merged, duplicates_of)
     for out in outputs:
         write_table(merged, out)
+    if answers:
+        write_answers_file(merged, **answers)
+    if judge_table:
+        write_judge_table(merged, judge_table)
     if summary_json or summary_csv:
         from vidcap.summary import summarize, write_summary
 
-        write_summary(summarize(merged, top_k=top_k, tag_keys=tag_keys), summary_json, summary_csv)
+        write_summary(summarize(merged, top_k=top_k, tag_keys=tag_keys,
+                                dropped_failed_captions=dropped.get("caption")), summary_json, summary_csv)
     log.info("merged %d rows, %d columns into %s", len(merged), merged.shape[1],
              ", ".join(map(str, outputs)))
     return merged
+
+
+def write_answers_file(merged: pd.DataFrame, path: str | Path, text_column: str = "text",
+                       id_column: str = "question_id", prompt_column: str | None = None,
+                       prompt: str | None = None) -> Path:
+    """The caption stage's answers of every row, in manifest order, as NeVA answers JSONL
+    (``vidcap.neva.write_answers``; model from ``caption_model``, errors from ``caption_error``,
+    ``category`` in ``metadata`` when the manifest has one)."""
+    from vidcap.neva import write_answers
+
+    if id_column not in merged.columns:
+        raise GatherError(f"answers file: no column {id_column!r} to take question ids from")
+    out = write_answers(merged, path, model_column="caption_model", text_column=text_column,
+                        prompt_column=prompt_column, prompt=prompt or "",
+                        error_column="caption_error", id_column=id_column)
+    log.info("answers of %d rows -> %s", len(merged), out)
+    return out
+
+
+def write_judge_table(merged: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """The judge stage's per-category table (``vidcap.judge.category_table``) written to ``path``."""
+    from vidcap.judge import category_table, format_category_table, from_stage_table, order_agreement
+
+    rows = from_stage_table(merged)
+    table = category_table(rows)
+    write_table(table, path)
+    agree = order_agreement(rows)
+    log.info("judge: %d rows judged, order agreement %s -> %s\n%s", len(rows),
+             "-" if agree["share"] is None else f"{100 * agree['share']:.1f}% of {agree['pairs']}", path,
+             format_category_table(table))
+    return table
 
 
 def _check_exactly_once(stage: str, want: pd.Series, got: pd.Series) -> None:
@@ -124,3 +178,42 @@ def mark_duplicates(df: pd.DataFrame, column: str) -> pd.Series:
             first[key] = row_id
             out.append(None)
     return pd.Series(out, index=df.index, dtype=pd.ArrowDtype(pa.string()))
+
+
+def gather_clips(run: RunDir, outputs: list[str | Path], failed_output: str | Path | None = None) -> pd.DataFrame:
+    """The shots step's merge: every clip of every source row, as the manifest of the next step.
+
+    Each clip row: the source row's manifest columns with ``path`` the absolute media path (the
+    manifest's own value in ``source_path``) and ``start``/``end`` the clip's range in seconds, then
+    ``clip_id``, ``source_row_id`` and the clip columns, in source order then clip order. Every source
+    row must appear in the shots outputs (its clips, or one error row; GatherError otherwise); source
+    rows that gave no clip go to ``failed_output`` with their ``shots_error``.
+    """
+    names = run.shard_names()
+    base = _read_all([run.shard(n) for n in names])
+    originals = [c for c in base.columns if c not in INTERNAL]
+    shots = _read_all([run.output("shots", n) for n in names])
+    _check_exactly_once("shots", base[ROW_ID], shots["source_row_id"].drop_duplicates())
+    if shots[ROW_ID].duplicated().any():
+        raise GatherError("stage shots: clip ids are not unique")
+    source = base.rename(columns={ROW_ID: "source_row_id"})
+    error = shots["shots_error"].astype(pd.ArrowDtype(pa.string())).fillna("")
+    good = shots[(error == "").to_numpy(dtype=bool)].rename(columns={ROW_ID: "clip_id"})
+    clips = good.merge(source, on="source_row_id", how="left", validate="many_to_one", sort=False)
+    clips = clips.sort_values([ROW_INDEX, "clip_index"], kind="stable").reset_index(drop=True)
+    clips["source_path"] = clips["path"]
+    clips["path"] = clips[MEDIA_PATH]
+    clips["start"], clips["end"] = clips["start_s"], clips["end_s"]
+    first = [c for c in originals if c not in ("start", "end")] + ["start", "end", "source_path", "clip_id",
+                                                                    "source_row_id"]
+    rest = [c for c in good.columns if c not in first and c not in ("shots_error",)]
+    clips = clips[first + [c for c in rest if c in clips.columns]]
+    for out in outputs:
+        write_table(clips, out)
+    if failed_output is not None:
+        bad = shots[(error != "").to_numpy(dtype=bool)][["source_row_id", "shots_error"]]
+        failed = bad.merge(source[["source_row_id", *originals]], on="source_row_id", how="left")
+        write_table(failed[[*originals, "source_row_id", "shots_error"]], failed_output)
+    log.info("%d clips from %d source rows (%d gave no clip) -> %s", len(clips), len(base),
+             int((error != "").sum()), ", ".join(map(str, outputs)))
+    return clips

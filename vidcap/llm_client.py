@@ -32,6 +32,11 @@ Semantics (``docs/api.md`` has the long form):
   process except in the ``Authorization`` header.
 * **Usage**: ``ChatResult`` carries prompt/completion tokens, tries, seconds and cost (from
   ``price_per_1m_input`` / ``price_per_1m_output``; None when no price is configured).
+* **Busy time**: ``busy_seconds()`` is the client's total time with at least one HTTP try in flight
+  (sent, answer not yet in), over its life; limiter waits and retry backoffs with nothing in flight
+  do not count. For a server that only this client feeds, ``busy / wall`` bounds the server's busy
+  share from above (a request in flight may still be in transfer or preprocessing), so
+  ``1 - busy / wall`` is a lower bound of its idle share.
 """
 from __future__ import annotations
 
@@ -288,6 +293,9 @@ class ChatClient:
         self._sem: asyncio.Semaphore | None = None
         self._pause_until = 0.0
         self._in_flight = 0
+        self._busy_lock = threading.Lock()
+        self._busy_s = 0.0                       # closed intervals with >= 1 try in flight
+        self._busy_since: float | None = None    # start of the open interval, None when idle
         self._fatal: ChatFatal | None = None
 
     # -- lifecycle
@@ -350,6 +358,23 @@ class ChatClient:
 
     def __exit__(self, *exc):
         self.close()
+
+    def busy_seconds(self) -> float:
+        """Seconds with at least one try in flight so far (the interval under way included)."""
+        with self._busy_lock:
+            open_s = time.monotonic() - self._busy_since if self._busy_since is not None else 0.0
+            return self._busy_s + open_s
+
+    def _track_in_flight(self, delta: int) -> None:
+        """Count a try starting (+1) or ending (-1); opens / closes the busy interval at 0 <-> 1."""
+        with self._busy_lock:
+            self._in_flight += delta
+            now = time.monotonic()
+            if self._in_flight == 1 and delta > 0:
+                self._busy_since = now
+            elif self._in_flight == 0 and self._busy_since is not None:
+                self._busy_s += now - self._busy_since
+                self._busy_since = None
 
     # -- public API
     def complete(self, messages: list, **options) -> ChatResult:
@@ -470,7 +495,7 @@ class ChatClient:
                 if self._fatal is not None:
                     raise self._fatal
                 tries += 1
-                self._in_flight += 1
+                self._track_in_flight(+1)
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
                 sent = time.monotonic()
                 try:
@@ -481,7 +506,7 @@ class ChatClient:
                     self._count_ok(result, time.monotonic() - sent, est)
                     return result
                 finally:
-                    self._in_flight -= 1
+                    self._track_in_flight(-1)
             action = self.policy.action(failure.status)
             if action == "fatal":
                 self._fatal = ChatFatal(self._fatal_message(failure.status, failure.server_message))

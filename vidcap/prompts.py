@@ -3,8 +3,11 @@
 A prompt has a ``system`` text (may be empty), a ``user`` template and a ``kind``:
 ``video`` / ``image`` (sent with frames) or ``text`` (text-only: rewrite, tags). ``{text}`` in a
 template is replaced by the row's existing ``text`` column (the "hint" prompts); a prompt that uses
-``{text}`` fails its row when the row has no text. ``prompt_hash`` identifies the exact wording for
-provenance columns.
+``{text}`` fails its row when the row has no text. Per-row questions (``stages.caption.prompt_column``,
+a NeVA prompt file): the row's question fills ``{question}`` in the user template, or, in a template
+without ``{question}``, replaces the user text (the system text stays); a template with
+``{question}`` used without a question, or a row whose question is empty, is an error.
+``prompt_hash`` identifies the exact wording for provenance columns (the template, not the question).
 """
 from __future__ import annotations
 
@@ -26,12 +29,24 @@ class Prompt:
     def uses_text(self) -> bool:
         return "{text}" in self.user or "{text}" in self.system
 
-    def render(self, text: str | None = None) -> tuple[str, str]:
-        """(system, user) with ``{text}`` filled in; ValueError when a hint is needed and missing."""
+    @property
+    def uses_question(self) -> bool:
+        return "{question}" in self.user
+
+    def render(self, text: str | None = None, question: str | None = None) -> tuple[str, str]:
+        """(system, user) with ``{text}`` and ``{question}`` filled in (module docstring); ValueError
+        when a hint or a question is needed and missing."""
         if self.uses_text and not (text or "").strip():
             raise ValueError(f"prompt {self.key!r} needs the row's text column, which is empty")
+        if question is None and self.uses_question:
+            raise ValueError(f"prompt {self.key!r} needs a question per row (stages.caption.prompt_column)")
+        if question is not None and not question.strip():
+            raise ValueError("the row's question is empty")
         fill = (text or "").strip()
-        return self.system.replace("{text}", fill), self.user.replace("{text}", fill)
+        system, user = self.system.replace("{text}", fill), self.user.replace("{text}", fill)
+        if question is not None:
+            user = user.replace("{question}", question.strip()) if self.uses_question else question.strip()
+        return system, user
 
     @property
     def hash(self) -> str:
@@ -73,6 +88,7 @@ BUILTIN: dict[str, Prompt] = {
                user=("Describe this video in six labelled parts, one sentence each:\n"
                      "Subject: ...\nSubject movement: ...\nScene: ...\nAtmosphere: ...\n"
                      "Light and shadow: ...\nCamera technique: ...\n" + _NO_FRAMES_TALK)),
+        Prompt("question", user="{question}"),   # the row's own question as is (NeVA prompt files)
         Prompt("rewrite_structured", kind="text",
                system="You rewrite video captions into a fixed structure without adding facts.",
                user=("Rewrite this video caption into six labelled parts, one sentence each (Subject, "

@@ -3,6 +3,8 @@
 Layout of ``<results_dir>/<name>/`` (the run folder) and its siblings::
 
     <results_dir>/<name>.csv  .parquet  .summary.json  .summary.csv  .report.html
+    <results_dir>/<name>.answers.jsonl  .judge.csv                 (questions; the judge stage)
+    <results_dir>/<name>.clips.parquet  .clips.csv  .clips_failed.csv   (the shots step)
     <results_dir>/<name>/
         shards/<shard>.parquet, shards/manifest.json     the manifest split, with row ids
         stages/<stage>/<shard>.parquet                    a stage's output for a shard (Snakemake's)
@@ -60,6 +62,20 @@ class RunDir:
     @property
     def report(self) -> Path:
         return self.results / f"{self.name}.report.html"
+
+    @property
+    def answers(self) -> Path:
+        """Caption answers in NeVA's shape (a prompt-file manifest)."""
+        return self.results / f"{self.name}.answers.jsonl"
+
+    @property
+    def judge_table(self) -> Path:
+        """The judge's per-category table."""
+        return self.results / f"{self.name}.judge.csv"
+
+    def clips(self, suffix: str) -> Path:
+        """The shots step's clip table (``parquet``, ``csv``) or its failed source rows (``failed.csv``)."""
+        return self.results / (f"{self.name}.clips.{suffix}" if suffix != "failed.csv" else f"{self.name}.clips_failed.csv")
 
     @property
     def config_json(self) -> Path:

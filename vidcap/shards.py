@@ -1,8 +1,9 @@
 """Splitting a manifest into shards with stable row ids.
 
-A row's id is derived from its resolved media path and how many rows with the same path came before
-it, so the same manifest and ``media_root`` always give the same ids and shards, an edit elsewhere in
-the manifest does not change a row's id (journaled results stay usable), pointing the manifest at
+A row's id is derived from its resolved media path (and its ``start``/``end`` range when the manifest
+has one: clips of one file) and how many rows with the same path came before it, so the same manifest
+and ``media_root`` always give the same ids and shards, an edit elsewhere in the manifest does not
+change a row's id (journaled results stay usable), pointing the manifest at
 other files does, and duplicate rows stay distinct (each comes back once).
 
 A shard is a Parquet table: ``row_id``, ``_row_index`` (position in the manifest), ``_media_path``
@@ -67,22 +68,33 @@ def media_base(manifest: str | Path, media_root: str | None) -> str:
     return os.path.dirname(os.path.abspath(manifest))
 
 
+def _cells(df: pd.DataFrame, column: str) -> list[str]:
+    return ["" if pd.isna(v) else str(v) for v in df[column]] if column in df.columns else [""] * len(df)
+
+
 def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,
-                media_root: str | None = None) -> list[Path]:
+                media_root: str | None = None, bad_lines: str = "fail") -> list[Path]:
     """Write ``outdir/<name>.parquet`` for every shard and ``outdir/manifest.json`` (counts, names).
 
     A manifest column named like an internal one (``row_id``, e.g. a vidcap output fed back in) is
-    replaced by the new value.
+    replaced by the new value. ``manifest`` may be a NeVA prompt file (``.jsonl``, one row per
+    question; ``media_root`` is its ``media_base_path``); ``bad_lines``: ``fail`` stops on any bad line,
+    ``report`` skips them and lists them (line, reason) in ``manifest.json`` under ``bad_lines``.
     """
-    df = read_table(manifest)
+    df = read_table(manifest, bad_lines=bad_lines)
+    skipped = [{"line": b.line, "reason": b.reason} for b in df.attrs.get("bad_lines", [])]
     outdir = Path(outdir)
     base = media_base(manifest, media_root)
     paths = ["" if pd.isna(p) else str(p) for p in df["path"]]
     originals = df.drop(columns=[c for c in INTERNAL if c in df.columns])
     media = [resolve_media_path(p, base) for p in paths]
+    keys = media
+    if "start" in df.columns or "end" in df.columns:   # clips of one file are told apart by their range
+        starts, ends = _cells(df, "start"), _cells(df, "end")
+        keys = [f"{m}\x00{s}\x00{e}" if (s or e) else m for m, s, e in zip(media, starts, ends)]
     internal = pd.DataFrame(
         {
-            ROW_ID: row_ids(media),
+            ROW_ID: row_ids(keys),
             ROW_INDEX: pd.Series(range(len(df)), dtype="int64"),
             MEDIA_PATH: media,
         }
@@ -96,6 +108,8 @@ def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,
         written.append(write_table(table, outdir / f"{name}.parquet"))
     info = {"manifest": str(Path(manifest).resolve()), "media_base": base, "rows": len(full),
             "shard_size": shard_size, "shards": names}
+    if skipped:
+        info["bad_lines"] = skipped
     write_text(outdir / "manifest.json", json.dumps(info, indent=1))
     return written
 

@@ -10,7 +10,8 @@
      "cmotion": [["static", n], ...],
      "duration_s": {...same as caption_words...},
      "resolution": [["1920x1080", n], ...],                                        # width x height, top_k
-     "duplicates": {"duplicated_captions": n}}
+     "duplicates": {"duplicated_captions": n},
+     "dropped_failed_captions": n}                                                # only with keep_failed: false
 
 A section is absent when its column is absent (``duplicates`` needs ``caption_duplicate``; ``resolution``
 needs ``width`` and ``height``; ``duration_s`` needs ``duration``). Rules:
@@ -27,6 +28,9 @@ needs ``width`` and ``height``; ``duration_s`` needs ``duration``). Rules:
   empty histogram. Floats are rounded to 4 decimals.
 * ``duplicated_captions`` = rows whose caption repeats an earlier row's (``caption_duplicate`` non-empty),
   i.e. the rows a deduplication would drop.
+* ``dropped_failed_captions`` = rows the merge left out because their caption failed
+  (``stages.caption.keep_failed: false``); present only when the merge was asked to drop them (then also
+  when 0). ``rows`` and every other section count the rows kept.
 * ``tag_keys`` None: the columns ``objects``, ``actions`` and any other column whose values are lists of
   strings (``caption_frame_*`` excluded). List cells may be lists, arrays or JSON text (a CSV read back).
 
@@ -37,6 +41,7 @@ needs ``width`` and ``height``; ``duration_s`` needs ``duration``). Rules:
     tags,<key>,<tag>,<n>
     caption_words,<count|mean|p50|p90|max>,<x>,      caption_words,histogram,<lo>..<hi>,<n>
     cmotion,,<label>,<n>      resolution,,<WxH>,<n>      duplicates,duplicated_captions,,<n>
+    dropped_failed_captions,,,<n>
 """
 from __future__ import annotations
 
@@ -137,8 +142,12 @@ def numeric_stats(values) -> dict:
             "p90": _r(np.percentile(arr, 90)), "max": _r(hi), "histogram": hist}
 
 
-def summarize(df: pd.DataFrame, top_k: int = 20, tag_keys: list[str] | None = None) -> dict:
-    """The dataset summary of a merged table (format in the module docstring)."""
+def summarize(df: pd.DataFrame, top_k: int = 20, tag_keys: list[str] | None = None,
+              dropped_failed_captions: int | None = None) -> dict:
+    """The dataset summary of a merged table (format in the module docstring).
+
+    ``dropped_failed_captions``: rows with a failed caption the merge left out (None: it dropped none).
+    """
     out: dict = {"rows": int(len(df))}
     stages = {}
     for col in df.columns:
@@ -176,6 +185,8 @@ def summarize(df: pd.DataFrame, top_k: int = 20, tag_keys: list[str] | None = No
         out["resolution"] = _ranked(res, top_k)
     if "caption_duplicate" in df.columns:
         out["duplicates"] = {"duplicated_captions": int(sum(1 for v in df["caption_duplicate"] if _nonempty(v)))}
+    if dropped_failed_captions is not None:
+        out["dropped_failed_captions"] = int(dropped_failed_captions)
     return out
 
 
@@ -213,6 +224,8 @@ def summary_rows(summary: dict) -> list[dict]:
             add(section, "", value, n)
     if "duplicates" in summary:
         add("duplicates", "duplicated_captions", "", summary["duplicates"]["duplicated_captions"])
+    if "dropped_failed_captions" in summary:
+        add("dropped_failed_captions", "", "", summary["dropped_failed_captions"])
     return rows
 
 

@@ -9,9 +9,17 @@ here, in one place:
   else from the manifest's ``text`` (or their own ``text_column``); clean without any text to clean
   is switched off with a note, tags without text is a config error;
 * ``stages.motion.append_to_text`` is an alias of ``stages.clean.append_motion`` + ``replace_text``;
-* clean's ``tokenizer: auto`` is the caption model's when captioning with the transformers runner;
+* clean's ``tokenizer: auto`` is the caption model's when captioning with the transformers runner (the
+  pllava runner: its ``repo_id``, else ``weight_dir``);
 * a user-defined prompt's text travels with the caption settings (``prompt_spec``), so editing the
-  wording reruns the stage.
+  wording reruns the stage;
+* the judge compares answer A (a column or ``reference_answers``) with answer B, by default the caption
+  stage's output (then ``caption_error`` fails a row before any request); its question is the caption
+  stage's ``prompt_column`` (else the manifest's ``prompt``), else the caption prompt's wording;
+* a NeVA prompt-file manifest (``.jsonl``): its bad lines stop the run here, listed by number, or with
+  ``prompt_file_bad_lines: report`` are skipped and listed (the shard rule passes the mode on); the merge writes ``<name>.answers.jsonl`` (NeVA's answer shape) when the
+  caption stage's ``answers_file`` says so, and ``<name>.judge.csv`` (per-category scores) when the
+  judge is on.
 
 Raises ``ConfigError`` naming the key for a combination that cannot work, and ``TableError`` for an
 unusable manifest.
@@ -27,10 +35,10 @@ from vidcap.errors import ConfigError, TableError
 from vidcap.run_dir import RunDir
 from vidcap.shards import shard_names
 from vidcap.stages import REGISTRY, SPECS
-from vidcap.tables import count_rows, parquet_intact, read_table_columns
+from vidcap.tables import count_rows, parquet_intact, read_table, read_table_columns
 
 # settings that concern the workflow, not the stage's results
-_WORKFLOW_KEYS = ("enabled", "resources", "append_to_text")
+_WORKFLOW_KEYS = ("enabled", "resources", "append_to_text", "answers_file", "keep_failed")
 
 
 class Plan:
@@ -38,12 +46,43 @@ class Plan:
         self.config = config
         self.run = RunDir(config["results_dir"], config["name"])
         try:
-            self.rows = count_rows(config["manifest"])
+            self.rows = self._count_manifest()
         except TableError as exc:
             raise TableError(f"config key 'manifest': {exc}. Set manifest: to your table of clips (CSV or "
                              "Parquet with a path column) in your config, or --config manifest=clips.csv") from None
         self.shards = shard_names(self.rows, config["shard_size"])
+        # stages.shots on: this run is the shots step (videos -> clip table); the other stages run on
+        # the clip table in the next step (README "From raw videos to clips"; `vidcap run` does both)
+        self.clip_step = bool(config["stages"]["shots"]["enabled"])
+        if self.clip_step and any(config["stages"][s.name]["enabled"] for s in REGISTRY if s.name != "shots"):
+            print(f"vidcap: stages.shots is on: this run cuts the videos into clips ({self.run.clips('parquet')}); "
+                  "the other stages run on the clips in the next step (`vidcap run` does both)", file=sys.stderr)
         self.text_column = self._resolve_text_stages()
+        self._check_questions_and_judge()
+
+    def _count_manifest(self) -> int:
+        """Rows of the manifest; a prompt file's bad lines fail here or, with ``prompt_file_bad_lines:
+        report``, are listed on stderr (the shard rule passes the mode to the shard step)."""
+        from vidcap.neva import is_prompt_file, scan_prompt_file
+
+        manifest, mode = self.config["manifest"], self.config.get("prompt_file_bad_lines", "fail")
+        if not is_prompt_file(manifest):
+            return count_rows(manifest)
+        rows, bad = scan_prompt_file(manifest, mode)
+        if bad:
+            shown = "; ".join(f"line {b.line}: {b.reason}" for b in bad[:5])
+            more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+            print(f"vidcap: manifest {manifest}: {len(bad)} bad line(s) skipped (prompt_file_bad_lines: report): "
+                  f"{shown}{more}", file=sys.stderr)
+        return rows
+
+    @property
+    def answers_path(self) -> Path:
+        return self.run.answers
+
+    @property
+    def judge_table_path(self) -> Path:
+        return self.run.judge_table
 
     def lock_run(self):
         """Hold ``run.lock`` for the life of this process (the Snakemake run); ConfigError naming the
@@ -63,8 +102,11 @@ class Plan:
 
     @property
     def stages(self) -> list[str]:
-        """Enabled stages, in registry (= merged column) order."""
-        return [s.name for s in REGISTRY if self.config["stages"][s.name]["enabled"]]
+        """Stages this run runs, in registry (= merged column) order: ``shots`` alone in the shots step,
+        else every enabled stage."""
+        if self.clip_step:
+            return ["shots"]
+        return [s.name for s in REGISTRY if s.name != "shots" and self.config["stages"][s.name]["enabled"]]
 
     def upstream(self, stage: str) -> list[str]:
         """Enabled stages whose columns ``stage`` reads (their outputs are inputs of its jobs)."""
@@ -89,9 +131,16 @@ class Plan:
             settings["text_column"] = self.text_column
         if stage == "clean" and settings.get("tokenizer") == "auto":
             caption = stages["caption"]
-            on = caption["enabled"] and caption["runner"] == "transformers"
-            settings["tokenizer"] = caption["transformers"]["model"] if on else None
+            on = caption["enabled"] and caption["runner"] in ("transformers", "pllava")
+            if on and caption["runner"] == "pllava":  # the tokenizer lives with the config (repo_id)
+                settings["tokenizer"] = caption["pllava"]["repo_id"] or caption["pllava"]["weight_dir"]
+            else:
+                settings["tokenizer"] = caption["transformers"]["model"] if on else None
             settings["tokenizer_auto"] = True  # unavailable -> caption_tokens null instead of a failed job
+        if stage == "judge":
+            settings.update(self._judge_settings(settings))
+        if stage == "shots" and settings["export"]["enabled"] and not settings["export"]["dir"]:
+            settings["export"] = {**settings["export"], "dir": str(self.run.root / "clips")}
         prompt = settings.get("prompt")
         if prompt in self.config["prompts"]:
             settings["prompt_spec"] = self.config["prompts"][prompt]  # a user-defined prompt travels along
@@ -118,15 +167,50 @@ class Plan:
             for key in effective_keys(stages["tags"]["keys"]):
                 opts += ["--tag-key", key]
         opts += ["--top-k", str(int(self.config["report"]["top_k"]))]
+        if stages["caption"]["enabled"] and not stages["caption"]["keep_failed"]:
+            opts += ["--drop-failed", "caption"]
+        opts += self._answer_and_judge_options()
+        return opts
+
+    def gather_outputs(self) -> dict[str, str]:
+        """Files the merge writes: table, summary, and the answers file and judge table when on."""
+        run = self.run
+        out = {"csv": run.table("csv"), "parquet": run.table("parquet"), "summary_json": run.summary_json,
+               "summary_csv": run.summary_csv}
+        opts = self._answer_and_judge_options()
+        if "--answers" in opts:
+            out["answers"] = run.answers
+        if "--judge-table" in opts:
+            out["judge"] = run.judge_table
+        return {k: str(v) for k, v in out.items()}
+
+    def _answer_and_judge_options(self) -> list[str]:
+        from vidcap.neva import is_prompt_file
+
+        stages = self.config["stages"]
+        caption, opts = stages["caption"], []
+        want = caption["answers_file"]
+        if caption["enabled"] and (want == "always" or (want == "auto" and is_prompt_file(self.config["manifest"]))):
+            opts += ["--answers", str(self.answers_path), "--answers-text-column", caption["output_column"],
+                     "--answers-id-column", "question_id" if self._has_column("question_id") else "row_id"]
+            if caption["prompt_column"]:
+                opts += ["--answers-prompt-column", caption["prompt_column"]]
+            else:
+                opts += ["--answers-prompt", self._caption_prompt_text()]
+        if stages["judge"]["enabled"]:
+            opts += ["--judge-table", str(self.judge_table_path)]
         return opts
 
     def final_outputs(self) -> list[str]:
         """What ``rule all`` asks for: the merged table, summary and report, and every stage output
         (so a stage output that went missing is always made again, even when the table exists)."""
         run = self.run
-        outputs = [run.table("csv"), run.table("parquet"), run.summary_json, run.summary_csv]
-        if self.config["report"]["enabled"]:
-            outputs.append(run.report)
+        if self.clip_step:
+            outputs = [run.clips("parquet"), run.clips("csv"), run.clips("failed.csv")]
+        else:
+            outputs = list(self.gather_outputs().values())
+            if self.config["report"]["enabled"]:
+                outputs.append(run.report)
         outputs += [run.output(stage, shard) for stage in self.stages for shard in self.shards]
         return [str(p) for p in outputs]
 
@@ -151,11 +235,71 @@ class Plan:
         caption = self.config["stages"]["caption"]
         if caption["enabled"] and column == caption["output_column"]:
             return True
+        from vidcap.neva import is_prompt_file
+
+        if is_prompt_file(self.config["manifest"]):   # no header to peek at: read once
+            if not hasattr(self, "_prompt_columns"):
+                mode = self.config.get("prompt_file_bad_lines", "fail")
+                self._prompt_columns = set(read_table(self.config["manifest"], required=(), bad_lines=mode).columns)
+            return column in self._prompt_columns
         try:
             read_table_columns(self.config["manifest"], [column])
             return True
         except TableError:
             return False
+
+    def _caption_prompt_text(self) -> str:
+        from vidcap.prompts import get_prompt
+
+        caption = self.config["stages"]["caption"]
+        return get_prompt(caption["prompt"], self.config["prompts"]).user
+
+    def _judge_settings(self, settings: dict) -> dict:
+        """The judge's defaults that depend on other stages (module docstring)."""
+        caption = self.config["stages"]["caption"]
+        on = caption["enabled"]
+        out = {}
+        b = settings.get("answer_b_column") or (caption["output_column"] if on else "text")
+        out["answer_b_column"] = b
+        errors = list(settings.get("error_columns") or [])
+        if on and b == caption["output_column"] and "caption_error" not in errors:
+            errors.append("caption_error")
+        out["error_columns"] = errors
+        if not settings.get("question_column"):
+            out["question_column"] = (caption["prompt_column"] if on and caption["prompt_column"]
+                                      else "prompt" if self._has_column("prompt") else None)
+        if not settings.get("question") and on:
+            text = self._caption_prompt_text()
+            if "{" not in text:   # a template with {question}/{text} is not a question
+                out["question"] = text
+        return out
+
+    def _check_questions_and_judge(self) -> None:
+        stages = self.config["stages"]
+        caption, judge = stages["caption"], stages["judge"]
+        if caption["enabled"] and caption["neva_inference"]:   # a typo in NeVA's block stops the run here
+            from vidcap.neva import apply_neva_inference
+
+            apply_neva_inference(caption["generation"], caption["neva_inference"], caption["insert_media_token"])
+        if caption["enabled"] and caption["prompt_column"] and not self._has_column(caption["prompt_column"]):
+            raise ConfigError(f"config key 'stages.caption.prompt_column': the manifest has no column "
+                              f"{caption['prompt_column']!r}")
+        if not judge["enabled"]:
+            return
+        resolved = {**judge, **self._judge_settings(judge)}
+        if resolved["reference_answers"]:
+            if not Path(resolved["reference_answers"]).is_file():
+                raise ConfigError(f"config key 'stages.judge.reference_answers': no file {resolved['reference_answers']}")
+            if not self._has_column(resolved["key_column"]):
+                raise ConfigError(f"config key 'stages.judge.key_column': the manifest has no column "
+                                  f"{resolved['key_column']!r} to find reference answers by")
+        elif not resolved["answer_a_column"]:
+            raise ConfigError("config key 'stages.judge': give answer A: answer_a_column or reference_answers")
+        for key in ("answer_a_column", "answer_b_column"):
+            col = resolved[key]
+            if col and not self._has_column(col):
+                raise ConfigError(f"config key 'stages.judge.{key}': no column {col!r} in the manifest"
+                                  + ("" if caption["enabled"] else " (and the caption stage is off)"))
 
     def _resolve_text_stages(self) -> str:
         stages = self.config["stages"]
@@ -198,3 +342,18 @@ def validated(config: dict) -> dict:
 def plan(config: dict) -> Plan:
     """``Plan(config)``, stopping Snakemake with one line (e.g. which manifest to set) when it cannot."""
     return _or_exit(Plan, config)
+
+
+def clip_step_config(user: dict, config: dict, workdir: Path | None = None) -> dict:
+    """The config of the second step after the shots step: the user's config (as written) with the clip
+    table as manifest, run name ``<name>_clips``, paths already absolute (no ``media_root``) and the
+    shots stage off."""
+    import copy
+
+    out = copy.deepcopy(user)
+    run = RunDir(Path(workdir or Path.cwd()) / config["results_dir"], config["name"])
+    out["manifest"] = str(run.clips("parquet").resolve())
+    out["name"] = f"{config['name']}_clips"
+    out["media_root"] = None
+    out.setdefault("stages", {}).setdefault("shots", {})["enabled"] = False
+    return out

@@ -9,8 +9,11 @@ and random bf16 weights instantiated straight on the GPU. Captions run through t
 (``CaptionStage``: PyAV decoding in background workers → ``TransformersRunner`` batching → generate)
 on synthetic H.264 clips (640x360, 120 frames), with the output length fixed at 128 tokens
 (min = max new tokens). Per grid point: videos/s per GPU, output tokens/s, the share of wall time
-the generate loop waited for input (``CaptionStage.stats``), GPU utilisation sampled every 0.1 s
-(``torch.cuda.utilization``, when NVML is available) and peak GPU memory.
+the generate loop waited for input (``CaptionStage.stats``), the GPU idle share = 1 - (time ``generate`` ran
+÷ wall) (the runner's ``generate_s`` over the pass; host work inside ``generate`` counts as busy, so the true
+idle share is at least this), NVML's mean GPU utilisation sampled every 0.1 s (``monitor.py``; needs
+``nvidia-ml-py``) and peak GPU memory. ``run.py`` is the transformers-vs-vLLM comparison on mixed 720p/1080p
+clips; this script is the batch / frames / resolution grid and the PLLaVA rows.
 
 Anchor: Open-Sora reports LLaVA-7B at ~1 video/s per GPU (1 frame, 336 px; 8 videos/s on 8 GPUs).
 Target: >= 4 videos/s per H100 at 4 frames @ 336 px, 128 tokens, idle < 10 %.
@@ -33,7 +36,6 @@ import argparse
 import logging
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -48,6 +50,7 @@ from vidcap.stages.caption import CaptionStage  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu import make_clips  # noqa: E402  (same clips as the CPU bench)
+from monitor import Monitor, nvml_status  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "caption"
 ANCHOR = "Open-Sora LLaVA-7B (1 frame @ 336 px): ~1 video/s per GPU"
@@ -90,30 +93,6 @@ class RandomWeightsPllavaRunner(PllavaRunner):
         return _MODEL_CACHE[key]
 
 
-class UtilSampler(threading.Thread):
-    """Samples ``torch.cuda.utilization()`` every 0.1 s (None when NVML is missing or no GPU)."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.samples: list[int] = []
-        self.stop = threading.Event()
-
-    def run(self):
-        import torch
-
-        if not torch.cuda.is_available():
-            return
-        while not self.stop.is_set():
-            try:
-                self.samples.append(int(torch.cuda.utilization()))
-            except Exception:  # noqa: BLE001 - no NVML: report n/a
-                return
-            time.sleep(0.1)
-
-    def idle_share(self):
-        return None if not self.samples else sum(1 for s in self.samples if s == 0) / len(self.samples)
-
-
 def bench_point(model: Path, rows, bs: int, frames: int, short: int, tokens: int, workers: int) -> dict:
     stage = CaptionStage({
         "transformers": {"model": str(model), "attn_implementation": os.environ.get("VIDCAP_ATTN", "sdpa")},
@@ -152,15 +131,16 @@ def measure(stage: CaptionStage, rows, bs: int) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     stage.provenance = stage.runner.provenance()
-    sampler = UtilSampler()
-    sampler.start()
+    busy0 = stage.runner.stats["generate_s"]
+    monitor = Monitor(include_children=False)
+    monitor.start()
     t0 = time.perf_counter()
     results = list(stage.process_stream(rows))
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0
-    sampler.stop.set()
-    sampler.join()
+    util = monitor.stop()["nvml_util"]
+    busy = stage.runner.stats["generate_s"] - busy0
     stage.close()
     ok = [r for _, r in results if not isinstance(r, BaseException)]
     errors = [r for _, r in results if isinstance(r, BaseException)]
@@ -169,7 +149,8 @@ def measure(stage: CaptionStage, rows, bs: int) -> dict:
     return {"bs": bs, "rows": len(results), "errors": len(errors), "load_s": load_s,
             "fit": dict(getattr(stage.runner, "fit_report", {}) or {}),
             "wall": wall, "vps": len(ok) / wall, "tps": out_tokens / wall,
-            "wait": stage.stats["input_wait_s"] / wall, "gpu_idle": sampler.idle_share(), "peak_gb": peak,
+            "wait": stage.stats["input_wait_s"] / wall, "gpu_idle": max(0.0, 1 - busy / wall), "util": util,
+            "peak_gb": peak,
             "prompt_tokens": (sum(r["prompt_tokens"] for r in ok) / max(1, len(ok))),
             "first_error": str(errors[0]) if errors else ""}
 
@@ -215,16 +196,16 @@ def main() -> int:
         print(f"Qwen2.5-VL-7B configuration, random bf16 weights, {'tiny config ' if args.tiny else ''}"
               f"on {device}; {args.tokens} new tokens a clip (fixed); H.264 clips {clip_size[0]}x{clip_size[1]}, "
               f"{args.workers} decode workers; anchor: {ANCHOR}; target >= 4 videos/s at 4 frames @ 336 px, "
-              "idle < 10%\n")
+              f"idle < 10%; GPU utilisation: {nvml_status()}\n")
         print("| batch | frames | short side | prompt tokens/clip | videos/s/GPU | output tokens/s | "
-              "input wait share | GPU idle (sampled) | peak GPU GiB | failed rows |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "input wait share | idle = 1 - generate/wall | NVML util | peak GPU GiB | failed rows |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for bs, frames, short in grid:
         n = args.clips or 4 * bs
         r = bench_point(model, rows[:n], bs, frames, short, args.tokens, args.workers)
         baseline = baseline or (r["vps"], f"{bs}:{frames}:{short}")
         print(f"| {bs} | {frames} | {short} | {r['prompt_tokens']:.0f} | {r['vps']:.2f} | {r['tps']:.0f} | "
-              f"{100 * r['wait']:.0f}% | {_idle(r)} | {r['peak_gb']:.1f} | {r['errors']} |", flush=True)
+              f"{100 * r['wait']:.0f}% | {_idle(r)} | {_util(r)} | {r['peak_gb']:.1f} | {r['errors']} |", flush=True)
         if r["errors"]:
             print(f"  first failure: {r['first_error']}", flush=True)
     _MODEL_CACHE.clear()
@@ -234,14 +215,15 @@ def main() -> int:
         print(f"\n{what} on {device}; segment frames at short side 672; {args.tokens} new tokens a clip (short captions, "
               f"fixed); same clips, {args.workers} decode workers; vs Qwen = {vs}\n")
         print("| batch | frames | pooling | visual tokens | prompt tokens/clip | videos/s/GPU | vs Qwen | "
-              "output tokens/s | input wait share | GPU idle (sampled) | peak GPU GiB | load s | failed rows |")
-        print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "output tokens/s | input wait share | idle = 1 - generate/wall | NVML util | peak GPU GiB | load s | "
+              "failed rows |")
+        print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for bs, frames in pgrid:
         n = args.clips or 4 * bs
         r = bench_pllava_point(pllava, rows[:n], bs, frames, args.tokens, args.workers, args.tiny)
         ratio = f"{r['vps'] / baseline[0]:.2f}x" if baseline else "n/a"
         print(f"| {bs} | {frames} | {r['pooling']} | {r['visual']} | {r['prompt_tokens']:.0f} | {r['vps']:.2f} | "
-              f"{ratio} | {r['tps']:.0f} | {100 * r['wait']:.0f}% | {_idle(r)} | {r['peak_gb']:.1f} | "
+              f"{ratio} | {r['tps']:.0f} | {100 * r['wait']:.0f}% | {_idle(r)} | {_util(r)} | {r['peak_gb']:.1f} | "
               f"{r['load_s']:.1f} | {r['errors']} |", flush=True)
         if r["errors"]:
             print(f"  first failure: {r['first_error']}", flush=True)
@@ -249,7 +231,11 @@ def main() -> int:
 
 
 def _idle(r: dict) -> str:
-    return "n/a" if r["gpu_idle"] is None else f"{100 * r['gpu_idle']:.0f}%"
+    return f"{100 * r['gpu_idle']:.0f}%"
+
+
+def _util(r: dict) -> str:
+    return "n/a (no NVML)" if r["util"] is None else f"{r['util']:.0f}%"
 
 
 if __name__ == "__main__":

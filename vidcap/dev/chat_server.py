@@ -25,6 +25,13 @@ Actions (a string, ``name[:arg]``):
 * ``close`` - close the connection without answering.
 * ``echo`` - 400 whose message repeats the request's ``Authorization`` header (tests key scrubbing).
 
+Scripted answers (judge tests): ``srv.answer("q-7", ["not a score", "7 and 8"])`` - requests whose
+text contains ``"q-7"`` and that are answered (action ``ok``, after any ``script`` actions) get these
+answer texts, one per answered request, in order, verbatim (newlines kept; cut to ``max_tokens`` words
+like any answer); once they are used up, ``reply(body)`` answers again. Without ``answer`` calls
+nothing changes. ``ChatServer(verbatim=True)`` sends ``reply``'s text as written too (by default its
+whitespace is collapsed).
+
 ``records``: one dict per request: ``t`` (arrival, ``time.monotonic()``), ``t_end``, ``path``,
 ``auth`` (the Authorization header), ``body`` (parsed JSON), ``action``, ``in_flight`` (concurrent
 requests at arrival, this one included).
@@ -76,8 +83,9 @@ class ChatServer:
     """See the module docstring. ``url`` is the base URL to give a client (ends with ``/v1``)."""
 
     def __init__(self, latency: float = 0.0, api_key: str | None = None, reply=default_reply,
-                 model: str = "vidcap-test-model", port: int = 0):
+                 model: str = "vidcap-test-model", port: int = 0, verbatim: bool = False):
         self.latency = float(latency)
+        self.verbatim = verbatim
         self.api_key = api_key
         self.reply = reply
         self.model = model
@@ -86,6 +94,7 @@ class ChatServer:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._scripts: dict[str, deque] = {}
+        self._answers: dict[str, deque] = {}
         self._first: deque = deque()
         self._default = "ok"
         self._httpd = _Server(("127.0.0.1", port), self._handler())
@@ -96,6 +105,11 @@ class ChatServer:
         """Requests whose text contains ``marker`` get ``actions`` one per try, then ``ok``."""
         with self._lock:
             self._scripts[marker] = deque(actions)
+
+    def answer(self, marker: str, texts: list[str]) -> None:
+        """Answered requests whose text contains ``marker`` get ``texts`` one each, then ``reply``."""
+        with self._lock:
+            self._answers[marker] = deque(texts)
 
     def fail_first(self, action: str, n: int) -> None:
         """The next ``n`` requests (whatever they are) get ``action``."""
@@ -111,6 +125,7 @@ class ChatServer:
         with self._lock:
             self.records.clear()
             self._scripts.clear()
+            self._answers.clear()
             self._first.clear()
             self._default = "ok"
             self.max_in_flight = 0
@@ -158,6 +173,15 @@ class ChatServer:
             if self._first:
                 return self._first.popleft()
             return self._default
+
+    def _scripted_answer(self, body: dict) -> str | None:
+        """The next scripted answer for this request (see ``answer``), else None."""
+        text = _texts(body)
+        with self._lock:
+            for marker, texts in self._answers.items():
+                if marker in text and texts:
+                    return texts.popleft()
+        return None
 
     def _handler(self):
         server = self
@@ -257,18 +281,21 @@ class ChatServer:
                 return self._error(500, f"unknown test action {action!r}", "server_error")
 
             def _ok(self, body: dict) -> None:
-                text = server.reply(body)
+                scripted = server._scripted_answer(body)
+                text = server.reply(body) if scripted is None else scripted
                 words = text.split()
                 limit = body.get("max_completion_tokens") or body.get("max_tokens")
                 finish = "stop"
                 if limit is not None and len(words) > int(limit):
                     words, finish = words[: int(limit)], "length"
+                whole = scripted is not None or server.verbatim
+                content = text if whole and finish == "stop" else " ".join(words)
                 prompt_tokens = (len(_texts(body)) + 3) // 4 + 85 * len(_images(body))
                 self._send(200, {
                     "id": f"chatcmpl-{len(server.records)}", "object": "chat.completion",
                     "created": int(time.time()), "model": body.get("model") or server.model,
                     "choices": [{"index": 0, "finish_reason": finish,
-                                 "message": {"role": "assistant", "content": " ".join(words)}}],
+                                 "message": {"role": "assistant", "content": content}}],
                     "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
                               "total_tokens": prompt_tokens + len(words)},
                 })

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from vidcap.redact import public_config
 from vidcap.report.gallery import gallery, pick_rows, tag_columns
+from vidcap.report.judge import judge_section
 from vidcap.report.plots import bar_plot, hist_plot, throughput_plot
 from vidcap.report.provenance import provenance
 from vidcap.report.throughput import throughput
@@ -118,6 +119,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
     picks = pick_rows(df, int(opts["sample"]), int(opts["worst"]), int(opts["seed"]))
     items = gallery(df, picks, info.get("media_base") or str(table.parent), opts, caption_column, tag_cols,
                     decoder, threads)
+    judge = judge_section(df, info.get("media_base") or str(table.parent), opts, config, decoder, threads)
     motions = Counter(it["cmotion"] for it in items if it["cmotion"])
     tag_counts = Counter(v for it in items for v in it["tag_values"])
 
@@ -156,7 +158,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
         opts=opts, items=items, motions=motions.most_common(), tags=tag_counts.most_common(200),
         n_problem=sum(1 for it in items if "random" not in it["kinds"]),
         plots=plots, stats=stats, summary=summary, tp=tp, tp_plot=tp_plot, failures=failures,
-        prov=provenance(df, config), has_config=config is not None,
+        prov=provenance(df, config), has_config=config is not None, judge=judge,
     )
     write_text(out, html)
     log.info("report of %d rows (%d in the gallery) -> %s (%.0f kB)", rows, len(items), out, len(html) / 1024)

@@ -27,6 +27,9 @@ frame_format jpeg_quality max_image_side`` (null = frames as decoded), ``num_fra
 ``limit_mm_per_prompt`` for image lists when that is not set), ``server_log`` (path of the server log;
 default: a file in the temp folder) and the generation block (as the ``openai`` runner maps it; top_k,
 repetition_penalty and min_new_tokens are always sent).
+
+``stats`` adds ``busy_s`` to the ``openai`` runner's counters: the client's time with at least one request
+in flight, so ``1 - busy_s / wall`` is a lower bound of the engine's idle share over a run.
 """
 from __future__ import annotations
 
@@ -176,7 +179,11 @@ class EngineRunner(OpenAIRunner):
 
     @property
     def stats(self) -> dict:
+        """The ``openai`` runner's counters, plus ``busy_s`` (seconds with at least one request in flight:
+        ``ChatClient.busy_seconds``; kept after ``close``), the engine's address and start-up time."""
         out = dict(super().stats)
+        if self.client is not None:
+            out["busy_s"] = round(self.client.busy_seconds(), 3)
         if self.server is not None:
             out["device"] = f"{self.name} {self.server.base_url}"
             out["engine_startup_s"] = round(self.server.startup_s or 0.0, 2)

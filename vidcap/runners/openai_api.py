@@ -11,8 +11,12 @@ Settings (the stage's ``openai`` block merged with its ``generation`` block, fla
 ``generation``):
 ``model base_url api_key_env detail max_image_side jpeg_quality prompt_role concurrency
 requests_per_minute tokens_per_minute max_tries timeout_s backoff_s max_backoff_s
-price_per_1m_input price_per_1m_output token_limit_param extra_sampling response_format`` and ``max_new_tokens
-min_new_tokens temperature top_p top_k repetition_penalty seed``.
+price_per_1m_input price_per_1m_output token_limit_param extra_sampling response_format insert_media_token`` and
+``max_new_tokens min_new_tokens temperature top_p top_k repetition_penalty seed``.
+
+``insert_media_token`` (NeVA's): ``left`` = the images before the prompt text in the user message,
+``right`` = after; either puts the text in the user message whatever ``prompt_role`` says (the system
+text stays the system message). Unset: as ``prompt_role`` says (``user``: text, then images).
 
 Generation mapping: ``max_new_tokens`` -> ``max_tokens`` (or ``max_completion_tokens``, see
 ``token_limit_param``); ``temperature``, ``top_p``, ``seed`` as they are. ``top_k``,
@@ -181,7 +185,8 @@ class OpenAIRunner(Runner):
                 images.append({"type": "image_url", "image_url": {"url": url, "detail": s["detail"]}})
                 est += image_tokens(w, h, s["detail"])
         msgs = []
-        if images and s["prompt_role"] == "system":
+        where = s.get("insert_media_token")   # NeVA's: left = images before the text, right = after
+        if images and s["prompt_role"] == "system" and where is None:
             instruction = "\n\n".join(t for t in (req.system, req.user) if t)
             if instruction:
                 msgs.append({"role": "system", "content": instruction})
@@ -190,7 +195,8 @@ class OpenAIRunner(Runner):
             if req.system:
                 msgs.append({"role": "system", "content": req.system})
             if images:
-                msgs.append({"role": "user", "content": [{"type": "text", "text": req.user}] + images})
+                text = [{"type": "text", "text": req.user}]
+                msgs.append({"role": "user", "content": images + text if where == "left" else text + images})
             else:
                 msgs.append({"role": "user", "content": req.user})
         est += text_tokens(req.system) + text_tokens(req.user) + 4 * len(msgs)

@@ -36,6 +36,8 @@ class StageSpec:
 
 
 REGISTRY: tuple[StageSpec, ...] = (
+    StageSpec("shots", "vidcap.stages.shots:ShotsStage",
+              help="cut each video into shots: one row per clip (the shots step; docs/shots.md)"),
     StageSpec("probe", "vidcap.stages.probe:ProbeStage", group="cpu",
               help="container facts: frames, fps, size, codec; truncated and unreadable files"),
     StageSpec("caption", "vidcap.stages.caption:CaptionStage", gpu=True,
@@ -46,6 +48,8 @@ REGISTRY: tuple[StageSpec, ...] = (
               help="camera-motion label per row"),
     StageSpec("tags", "vidcap.stages.tags:TagsStage", reads=("caption",), gpu=True,
               help="objects/actions/your keys as lists, from an LLM reading the caption"),
+    StageSpec("judge", "vidcap.stages.judge:JudgeStage", reads=("caption", "motion"), gpu=True,
+              help="an LLM judge scores two answers per row (reference vs caption): docs/judge.md"),
 )
 
 SPECS: dict[str, StageSpec] = {s.name: s for s in REGISTRY}

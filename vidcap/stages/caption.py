@@ -7,9 +7,17 @@ no frames: the prompt's ``{text}`` is the row's existing ``output_column`` value
 frames cannot be decoded (``FrameError`` ...) or whose prompt cannot be rendered gets its error at
 once; no substitute frames, no caption.
 
+Per-row questions (``prompt_column``, e.g. a NeVA prompt file read as the manifest): the row's
+question fills the prompt's ``{question}`` or replaces its user text (``vidcap.prompts``). Rows with
+the same media path are one clip: within a job its frames are decoded once and shared by all its
+questions (``stats["decodes"]`` counts decodes). ``insert_media_token`` (left | right) goes to the
+runner (media parts before or after the text); ``neva_inference`` (NeVA's sampling block) is mapped
+onto ``generation`` by ``vidcap.neva.neva_generation``.
+
 Columns (fixed contract; ``<output_column>`` defaults to ``text``): see ``CaptionStage.columns``.
 ``caption_tries`` / ``caption_cost_usd`` come from ``Generation.extra["tries"]`` / ``["cost_usd"]``
-(API runners), null otherwise.
+(API runners), null otherwise; ``caption_prompt`` / ``caption_prompt_hash`` from ``extra["prompt"]`` /
+``["prompt_hash"]`` when the runner chose the row's prompt itself (``pllava``), else the stage's prompt.
 
 ``params`` (the journal fingerprint) holds only result-changing settings: runner, prompt key and
 wording hash, output column, strip_openings, frames, generation and the runner's model settings; not
@@ -26,24 +34,30 @@ import time
 import pyarrow as pa
 
 from vidcap.config import stage_settings
+from vidcap.errors import ConfigError, StageRowError
+from vidcap.neva import apply_neva_inference
 from vidcap.prompts import get_prompt
 from vidcap.runners import result_settings
 from vidcap.runners.base import Request
 from vidcap.shards import MEDIA_PATH, ROW_ID
 from vidcap.stage import Stage
 from vidcap.text import clean_caption
+from vidcap.timerange import RANGE_COLUMNS, row_range
 
 log = logging.getLogger("vidcap.stages.caption")
 
 
 
 
-def _decode(path: str, frames: dict):
-    """Worker entry point: ``sample_frames`` with the stage's frame settings (exceptions travel back)."""
+def _decode(clip: tuple, frames: dict):
+    """Worker entry point: ``sample_frames`` of ``clip`` = (path, start, end) with the stage's frame
+    settings, inside the row's time range (exceptions travel back)."""
     from vidcap.frames import sample_frames
 
+    path, start, end = clip
     return sample_frames(path, int(frames["num_frames"]), frames["policy"], single=frames["single"],
-                         resize_short=frames["resize_short"], decoder=frames["decoder"], unique=True)
+                         resize_short=frames["resize_short"], decoder=frames["decoder"], unique=True,
+                         time_range=(start, end))
 
 
 def _warm(_):
@@ -67,6 +81,14 @@ class CaptionStage(Stage):
         self.decode_workers = int(s["decode_workers"])
         self.prefetch = max(1, int(s["prefetch"]))
         self.frames = dict(s["frames"])
+        self.prompt_column = s.get("prompt_column") or None
+        s["generation"], self.insert_media_token, notes = apply_neva_inference(
+            s["generation"], s.get("neva_inference"), s.get("insert_media_token"))
+        for key, note in sorted(notes.items()):
+            log.info("caption: NeVA %s -> %s", key, note)
+        if self.prompt.uses_question and not self.prompt_column:
+            raise ConfigError(f"config key 'stages.caption.prompt': prompt {self.prompt.key!r} asks each row's "
+                              "question ({question}): set stages.caption.prompt_column")
         self.columns = {
             self.output_column: pa.string(),
             "finish_reason": pa.string(),
@@ -81,15 +103,21 @@ class CaptionStage(Stage):
             "caption_tries": pa.int64(),
             "caption_cost_usd": pa.float64(),
         }
-        self.input_columns = (ROW_ID, MEDIA_PATH, self.output_column)
+        self.input_columns = (ROW_ID, MEDIA_PATH, *RANGE_COLUMNS, self.output_column) + (
+            (self.prompt_column,) if self.prompt_column else ())
         block = result_settings(self.runner_name, s.get(self.runner_name, {}))
-        super().__init__({
+        params = {
             "runner": self.runner_name, self.runner_name: block,
             "prompt": self.prompt.key, "prompt_hash": self.prompt.hash, "prompt_kind": self.prompt.kind,
             "output_column": self.output_column, "strip_openings": bool(s["strip_openings"]),
             "frames": self.frames if self.prompt.kind != "text" else None,
             "generation": dict(s["generation"]),
-        })
+        }
+        if self.prompt_column:   # only when set: runs without them keep their fingerprints
+            params["prompt_column"] = self.prompt_column
+        if self.insert_media_token:
+            params["insert_media_token"] = self.insert_media_token
+        super().__init__(params)
         self.runner = None
         self._pool = None
         self.provenance: dict = {}
@@ -99,7 +127,8 @@ class CaptionStage(Stage):
         s = self.settings
         return {**s.get(self.runner_name, {}), "generation": dict(s["generation"]), "frames": dict(self.frames),
                 "batch_size": self.batch_size, "prompt_kind": self.prompt.kind,
-                "prompt_user": self.prompt.user, "prompt_system": self.prompt.system}
+                "prompt_user": self.prompt.user, "prompt_system": self.prompt.system,
+                "insert_media_token": self.insert_media_token}
 
     def setup(self) -> None:
         """Start the decode workers, then create and load the runner once (only when rows remain).
@@ -131,7 +160,13 @@ class CaptionStage(Stage):
     # ------------------------------------------------------------------------------------ stream
 
     def _render(self, row: dict) -> tuple[str, str]:
-        return self.prompt.render(row.get(self.output_column))
+        question = None
+        if self.prompt_column:
+            question = row.get(self.prompt_column)
+            if question is None or not str(question).strip():
+                raise ValueError(f"no question: column {self.prompt_column!r} is empty")
+            question = str(question)
+        return self.prompt.render(row.get(self.output_column), question)
 
     def _frame_settings(self) -> dict:
         if self.prompt.kind == "image":
@@ -145,7 +180,7 @@ class CaptionStage(Stage):
         failed: list[tuple[str, BaseException]] = []  # rows failed before the model: yielded at once
         meta: dict[str, tuple[list[int], list[float]]] = {}
         t0 = time.perf_counter()
-        self.stats = {"input_wait_s": 0.0, "generated": 0}
+        self.stats = {"input_wait_s": 0.0, "generated": 0, "decodes": 0}
         requests = self._requests(rows, failed, meta)
         try:
             for row_id, result in self.runner.run(requests):
@@ -181,43 +216,60 @@ class CaptionStage(Stage):
                 yield Request(row[ROW_ID], user=user, system=system)
             return
         frames = self._frame_settings()
+        clips: dict[tuple, list[tuple]] = {}   # (path, start, end) -> its rows: one decode serves every question
+        for item in rendered:
+            try:
+                clip = (item[0][MEDIA_PATH], *row_range(item[0]))
+            except StageRowError as exc:
+                failed.append((item[0][ROW_ID], exc))
+                continue
+            clips.setdefault(clip, []).append(item)
+
+        def ready(group, fr):
+            return [self._request(row, system, user, fr, meta) for row, system, user in group]
+
+        def fail(group, exc):
+            failed.extend((row[ROW_ID], exc) for row, _, _ in group)
+
         if self.decode_workers <= 0:
-            for row, system, user in rendered:
+            for path, group in clips.items():
                 t = time.perf_counter()
+                self.stats["decodes"] += 1
                 try:
-                    fr = _decode(row[MEDIA_PATH], frames)
-                except Exception as exc:  # noqa: BLE001 - FrameError etc.: the row's own failure
-                    failed.append((row[ROW_ID], exc))
+                    fr = _decode(path, frames)
+                except Exception as exc:  # noqa: BLE001 - FrameError etc.: the clip's rows fail
+                    fail(group, exc)
                     fr = None
                 self.stats["input_wait_s"] += time.perf_counter() - t
                 if fr is not None:
-                    yield self._request(row, system, user, fr, meta)
+                    yield from ready(group, fr)
             return
         pool = self._pool
-        todo = iter(rendered)
-        inflight: dict[cf.Future, tuple] = {}
+        todo = iter(clips.items())
+        inflight: dict[cf.Future, list] = {}
         try:
             def top_up():
                 while len(inflight) < self.prefetch:
                     item = next(todo, None)
                     if item is None:
                         return
-                    inflight[pool.submit(_decode, item[0][MEDIA_PATH], frames)] = item
+                    self.stats["decodes"] += 1
+                    inflight[pool.submit(_decode, item[0], frames)] = item[1]
 
             top_up()
             while inflight:
                 t = time.perf_counter()
                 done, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
                 self.stats["input_wait_s"] += time.perf_counter() - t
-                ready = []
+                out = []
                 for fut in done:
-                    row, system, user = inflight.pop(fut)
+                    group = inflight.pop(fut)
                     try:
-                        ready.append(self._request(row, system, user, fut.result(), meta))
-                    except Exception as exc:  # noqa: BLE001 - decode failure of this row only
-                        failed.append((row[ROW_ID], exc))
+                        out += ready(group, fut.result())
+                    except Exception as exc:  # noqa: BLE001 - decode failure of this clip only
+                        fail(group, exc)
                 top_up()
-                yield from ready
+                yield from out
         finally:
             for fut in inflight:
                 fut.cancel()
@@ -245,8 +297,9 @@ class CaptionStage(Stage):
             "prompt_tokens": None if gen.prompt_tokens is None else int(gen.prompt_tokens),
             "caption_model": self.provenance.get("model") or "",
             "caption_revision": self.provenance.get("revision") or "",
-            "caption_prompt": self.prompt.key,
-            "caption_prompt_hash": self.prompt.hash,
+            # a runner that picks each row's prompt itself (pllava) names it in extra
+            "caption_prompt": extra.get("prompt") or self.prompt.key,
+            "caption_prompt_hash": extra.get("prompt_hash") or self.prompt.hash,
             "caption_frame_indices": indices,
             "caption_frame_times": times,
             "caption_tries": None if tries is None else int(tries),
