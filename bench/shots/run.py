@@ -143,7 +143,7 @@ def main(argv=None) -> int:
             if "baseline" in label:
                 pr = ["-", "-"]
             else:
-                pr = ["%.3f / %.3f" % metrics.prf(htot, k)[:2] for k in ("cut", "dissolve")]
+                pr = ["{:.3f} / {:.3f}".format(*metrics.prf(htot, k)[:2]) for k in ("cut", "dissolve")]
             lines.append(f"| {label} | {cpu:.1f} | {cpu / seconds * 3600:.0f} | {seconds / cpu:.1f}x | "
                          f"{base / cpu:.2f}x | {pr[0]} | {pr[1]} |")
     text = "\n".join(lines)
