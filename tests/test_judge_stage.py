@@ -170,7 +170,11 @@ def test_plan_prompt_file_bad_lines_and_judge_wiring(tmp_path, capsys):
     plan = Plan(config)
     assert plan.rows == 1
     assert "2 bad line(s) skipped" in capsys.readouterr().err
-    assert json.loads(plan.run.settings("shard").read_text()) == {"prompt_file_bad_lines": "report"}
+    from vidcap.shards import make_shards   # the shard rule passes the mode on (--bad-lines)
+
+    make_shards(bad, tmp_path / "shards", 10, bad_lines="report")
+    info = json.loads((tmp_path / "shards" / "manifest.json").read_text())
+    assert info["rows"] == 1 and [b["line"] for b in info["bad_lines"]] == [2, 3]
 
     good = prompt_file(tmp_path / "good.jsonl", [{"video": "a.mp4", "text": "Q0?", "question_id": 0, "category": "c"}])
     write_answers(pd.DataFrame({"question_id": ["0"], "text": ["r"]}), tmp_path / "ref.jsonl", model_id="m")

@@ -51,10 +51,11 @@ def load_config(path: str | Path) -> dict:
 
 def caption_params(config: dict) -> dict:
     """The caption stage's settings of a validated config, as the workflow passes them."""
-    params = {k: v for k, v in config["stages"]["caption"].items() if k not in ("enabled", "resources", "answers_file")}
-    if params.get("prompt") in config.get("prompts", {}):
-        params["prompt_spec"] = config["prompts"][params["prompt"]]
-    return params
+    from vidcap.prompts import with_user_prompts
+
+    params = {k: v for k, v in config["stages"]["caption"].items()
+              if k not in ("enabled", "resources", "answers_file", "keep_failed")}
+    return with_user_prompts(params, config.get("prompts"))
 
 
 def sample_manifest(config: dict, n: int, seed: int = 0) -> pd.DataFrame:

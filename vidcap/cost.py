@@ -108,14 +108,6 @@ def format_cost(summary: dict) -> str:
 # ---------------------------------------------------------------------------------------- estimate
 
 
-def _stage_params(config: dict) -> dict:
-    """The caption stage's --params, as rules/common.smk builds them."""
-    params = {k: v for k, v in config["stages"][STAGE].items() if k not in ("enabled", "resources")}
-    if params.get("prompt") in config.get("prompts", {}):
-        params["prompt_spec"] = config["prompts"][params["prompt"]]
-    return params
-
-
 def estimate(config: dict, sample: int = 8, seed: int = 0, jobs: int = 1, workdir: str | None = None) -> dict:
     """Run ``sample`` random manifest rows through the caption stage; project the whole manifest.
 
@@ -139,7 +131,9 @@ def estimate(config: dict, sample: int = 8, seed: int = 0, jobs: int = 1, workdi
     part = df.iloc[picked].copy()
     base = media_base(manifest, config.get("media_root"))
     part["path"] = ["" if pd.isna(p) else resolve_media_path(str(p), base) for p in part["path"]]
-    params = _stage_params(config)
+    from vidcap.compare import caption_params
+
+    params = caption_params(config)
     runner = params.get("runner", "transformers")
     with tempfile.TemporaryDirectory(prefix="vidcap-estimate-", dir=workdir) as tmp:
         tmp = Path(tmp)

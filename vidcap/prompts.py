@@ -95,6 +95,16 @@ BUILTIN: dict[str, Prompt] = {
                      "Subject movement, Scene, Atmosphere, Light and shadow, Camera technique). Use only "
                      "what the caption says; write 'not stated' where it says nothing.\n"
                      "Caption: {text}")),
+        # windowed captions (stages.caption.windows.summary): {text} = the clip's length and one
+        # "[start-end s] caption" line per window (vidcap.caption_windows.summary_input)
+        Prompt("window_summary", kind="text",
+               system="You write captions for a video dataset used to train video generation models.",
+               user=("Below are captions of consecutive parts of one video, each after its time span in "
+                     "seconds.\n{text}\n\n"
+                     "Write one caption for the whole video in at most six sentences: the main subjects and "
+                     "what they do, in the order it happens, the setting, the visual style and the camera "
+                     "work. Use only what the part captions say; do not mention parts, time spans or "
+                     "captions.")),
     ]
 }
 
@@ -112,3 +122,17 @@ def get_prompt(key: str, custom: dict | None = None) -> Prompt:
         return BUILTIN[key]
     known = sorted(set(BUILTIN) | set(custom))
     raise KeyError(f"unknown prompt {key!r}; known: {', '.join(known)}")
+
+
+def with_user_prompts(settings: dict, prompts: dict | None) -> dict:
+    """A stage's settings with the wording of the user-defined prompts it names (the config's top-level
+    ``prompts:``) attached, so they travel to the job and a changed wording changes the fingerprint:
+    ``prompt`` -> ``prompt_spec``, ``windows.summary.prompt`` -> ``summary_prompt_spec``."""
+    prompts = prompts or {}
+    out = dict(settings)
+    if out.get("prompt") in prompts:
+        out["prompt_spec"] = prompts[out["prompt"]]
+    summary = ((out.get("windows") or {}).get("summary") or {}).get("prompt")
+    if summary in prompts:
+        out["summary_prompt_spec"] = prompts[summary]
+    return out

@@ -141,10 +141,9 @@ class Plan:
             settings.update(self._judge_settings(settings))
         if stage == "shots" and settings["export"]["enabled"] and not settings["export"]["dir"]:
             settings["export"] = {**settings["export"], "dir": str(self.run.root / "clips")}
-        prompt = settings.get("prompt")
-        if prompt in self.config["prompts"]:
-            settings["prompt_spec"] = self.config["prompts"][prompt]  # a user-defined prompt travels along
-        return settings
+        from vidcap.prompts import with_user_prompts
+
+        return with_user_prompts(settings, self.config["prompts"])  # a user-defined prompt travels along
 
     def settings_json(self, stage: str) -> str:
         return json.dumps(self.settings(stage), sort_keys=True)

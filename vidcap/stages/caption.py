@@ -19,9 +19,18 @@ Columns (fixed contract; ``<output_column>`` defaults to ``text``): see ``Captio
 (API runners), null otherwise; ``caption_prompt`` / ``caption_prompt_hash`` from ``extra["prompt"]`` /
 ``["prompt_hash"]`` when the runner chose the row's prompt itself (``pllava``), else the stage's prompt.
 
+Windowed captions (``windows.seconds`` set; ``vidcap.caption_windows``): a row whose clip is longer
+than a window is decoded once into its windows' frames and sent as one request per window (request id
+= row id + ``SEP`` + window number); when every window has answered, the row's result holds
+``caption_windows`` and, in the output column, the timed window captions joined — or, with
+``windows.summary``, the caption a text model (``Summarizer``) writes from them, run on batches of
+``summary.batch_size`` finished rows. A window or a summary that fails fails the whole row. Images and
+clips that make one window are captioned whole, as without windows (``caption_windows`` null).
+
 ``params`` (the journal fingerprint) holds only result-changing settings: runner, prompt key and
-wording hash, output column, strip_openings, frames, generation and the runner's model settings; not
-batch_size, decode_workers, prefetch, concurrency, rate limits, retries or prices.
+wording hash, output column, strip_openings, frames, generation and the runner's model settings, and
+the windows block when windows are on; not batch_size, decode_workers, prefetch, concurrency, rate
+limits, retries or prices.
 """
 from __future__ import annotations
 
@@ -33,8 +42,9 @@ import time
 
 import pyarrow as pa
 
+from vidcap import caption_windows as cw
 from vidcap.config import stage_settings
-from vidcap.errors import ConfigError, StageRowError
+from vidcap.errors import ConfigError, StageRowError, describe_error
 from vidcap.neva import apply_neva_inference
 from vidcap.prompts import get_prompt
 from vidcap.runners import result_settings
@@ -47,14 +57,17 @@ from vidcap.timerange import RANGE_COLUMNS, row_range
 log = logging.getLogger("vidcap.stages.caption")
 
 
-
-
-def _decode(clip: tuple, frames: dict):
+def _decode(clip: tuple, frames: dict, windows: dict | None = None):
     """Worker entry point: ``sample_frames`` of ``clip`` = (path, start, end) with the stage's frame
-    settings, inside the row's time range (exceptions travel back)."""
+    settings, inside the row's time range (exceptions travel back). ``windows`` (seconds, min_seconds,
+    num_frames): a list of ``caption_windows.Window`` when the clip makes several windows."""
     from vidcap.frames import sample_frames
 
     path, start, end = clip
+    if windows:
+        got = cw.decode_windows(path, (start, end), frames, **windows)
+        if got is not None:
+            return got
     return sample_frames(path, int(frames["num_frames"]), frames["policy"], single=frames["single"],
                          resize_short=frames["resize_short"], decoder=frames["decoder"], unique=True,
                          time_range=(start, end))
@@ -71,8 +84,9 @@ class CaptionStage(Stage):
     version = "1"
 
     def __init__(self, params: dict | None = None):
-        s = stage_settings(self.name, params, passthrough=("prompt_spec",))
+        s = stage_settings(self.name, params, passthrough=("prompt_spec", "summary_prompt_spec"))
         spec = s.pop("prompt_spec", None)
+        summary_spec = s.pop("summary_prompt_spec", None)
         self.settings = s
         self.output_column = s["output_column"]
         self.prompt = get_prompt(s["prompt"], {s["prompt"]: spec} if spec else None)
@@ -117,18 +131,54 @@ class CaptionStage(Stage):
             params["prompt_column"] = self.prompt_column
         if self.insert_media_token:
             params["insert_media_token"] = self.insert_media_token
+        self.windows = self._window_setup(s["windows"], summary_spec)
+        if self.windows is not None:   # only when on: runs without windows keep their fingerprints
+            params["windows"] = self.windows
         super().__init__(params)
         self.runner = None
         self._pool = None
         self.provenance: dict = {}
+        self._frames_cap: int | None = None          # per-window frames, when the runner lowered num_frames
+        self._windowed: dict[str, dict] = {}         # row id -> its windows in flight
+        self._to_summarize: list[tuple[str, dict, str]] = []   # (row id, result, summary input)
+
+    def _window_setup(self, w: dict, summary_spec: dict | None) -> dict | None:
+        """Windows settings (columns, summarizer) and their fingerprint; None when windows are off."""
+        self.summarizer = None
+        if w.get("seconds") is None:
+            return None
+        if self.prompt.kind == "text":
+            raise ConfigError("config key 'stages.caption.windows.seconds': windows need frames; prompt "
+                              f"{self.prompt.key!r} is kind text")
+        self.min_window = cw.min_window(float(w["seconds"]), w.get("min_seconds"))
+        if self.min_window > float(w["seconds"]):
+            raise ConfigError("config key 'stages.caption.windows.min_seconds': must not exceed windows.seconds "
+                              f"({w['seconds']}); got {w['min_seconds']}")
+        self.columns["caption_windows"] = cw.WINDOWS_TYPE
+        out = {"seconds": float(w["seconds"]), "min_seconds": self.min_window,
+               "frames_per_window": w.get("frames_per_window"), "summary": None}
+        summary = w["summary"]
+        if summary["enabled"]:
+            key = summary["prompt"]
+            self.summarizer = cw.Summarizer(summary, get_prompt(key, {key: summary_spec} if summary_spec else None))
+            self.columns.update(cw.SUMMARY_COLUMNS)
+            out["summary"] = self.summarizer.params()
+        return out
 
     def runner_settings(self) -> dict:
         """What the runner gets: its config block plus generation, frames, batch size and the prompt."""
         s = self.settings
-        return {**s.get(self.runner_name, {}), "generation": dict(s["generation"]), "frames": dict(self.frames),
+        return {**s.get(self.runner_name, {}), "generation": dict(s["generation"]), "frames": self._runner_frames(),
                 "batch_size": self.batch_size, "prompt_kind": self.prompt.kind,
                 "prompt_user": self.prompt.user, "prompt_system": self.prompt.system,
                 "insert_media_token": self.insert_media_token}
+
+    def _runner_frames(self) -> dict:
+        """Frame settings the runner checks its context with: the most frames one request can have."""
+        frames = dict(self.frames)
+        if self.windows is not None and self.windows["frames_per_window"]:
+            frames["num_frames"] = max(int(frames["num_frames"]), int(self.windows["frames_per_window"]))
+        return frames
 
     def setup(self) -> None:
         """Start the decode workers, then create and load the runner once (only when rows remain).
@@ -148,10 +198,17 @@ class CaptionStage(Stage):
         self.runner.load()
         adjusted = getattr(self.runner, "frames", None)
         if isinstance(adjusted, dict) and adjusted and self.prompt.kind != "text":
-            changed = {k: v for k, v in adjusted.items() if self.frames.get(k) != v}
+            given = self._runner_frames()
+            changed = {k: v for k, v in adjusted.items() if given.get(k) != v}
             if changed:
                 log.warning("caption: the runner changed frame settings to fit the model: %s", changed)
+                if "num_frames" in changed and self.windows is not None:
+                    self._frames_cap = int(changed["num_frames"])   # no request gets more frames than that
+                    if given["num_frames"] != self.frames["num_frames"]:   # it was fitted to frames_per_window
+                        changed["num_frames"] = min(int(self.frames["num_frames"]), self._frames_cap)
                 self.frames.update(changed)
+        if self.summarizer is not None:
+            self.summarizer.load()
         self.provenance = self.runner.provenance()
         log.info("caption: runner %s, model %s (revision %s), prompt %s (%s), %d decode workers",
                  self.runner_name, self.provenance.get("model"), self.provenance.get("revision") or "-",
@@ -181,19 +238,27 @@ class CaptionStage(Stage):
         meta: dict[str, tuple[list[int], list[float]]] = {}
         t0 = time.perf_counter()
         self.stats = {"input_wait_s": 0.0, "generated": 0, "decodes": 0}
+        self._windowed, self._to_summarize = {}, []
         requests = self._requests(rows, failed, meta)
         try:
             for row_id, result in self.runner.run(requests):
                 while failed:
                     yield failed.pop(0)
-                yield row_id, self._result(row_id, result, meta)
+                if self.windows is not None and cw.SEP in row_id:
+                    yield from self._window_answer(row_id, result, meta)
+                else:
+                    yield row_id, self._result(row_id, result, meta)
                 self.stats["generated"] += 1
             while failed:
                 yield failed.pop(0)
+            if self.windows is not None:
+                yield from self._windows_finish(meta)
         finally:
             requests.close()
             s = self.stats
             s.update(getattr(self.runner, "stats", {}) or {})
+            if self.summarizer is not None and self.summarizer.runner is not None:
+                s.update({f"summary_{k}": v for k, v in (getattr(self.summarizer.runner, "stats", {}) or {}).items()})
             s["stream_s"] = time.perf_counter() - t0
             if s["generated"]:
                 log.info("caption: %d rows in %.1f s; the model waited %.1f s (%.0f%%) for decoded frames",
@@ -226,7 +291,11 @@ class CaptionStage(Stage):
             clips.setdefault(clip, []).append(item)
 
         def ready(group, fr):
+            if isinstance(fr, list):   # a windowed clip: one request per window and row
+                return [r for row, system, user in group for r in self._window_requests(row, system, user, fr, meta)]
             return [self._request(row, system, user, fr, meta) for row, system, user in group]
+
+        wargs = self._window_args()
 
         def fail(group, exc):
             failed.extend((row[ROW_ID], exc) for row, _, _ in group)
@@ -236,7 +305,7 @@ class CaptionStage(Stage):
                 t = time.perf_counter()
                 self.stats["decodes"] += 1
                 try:
-                    fr = _decode(path, frames)
+                    fr = _decode(path, frames, wargs)
                 except Exception as exc:  # noqa: BLE001 - FrameError etc.: the clip's rows fail
                     fail(group, exc)
                     fr = None
@@ -254,7 +323,7 @@ class CaptionStage(Stage):
                     if item is None:
                         return
                     self.stats["decodes"] += 1
-                    inflight[pool.submit(_decode, item[0], frames)] = item[1]
+                    inflight[pool.submit(_decode, item[0], frames, wargs)] = item[1]
 
             top_up()
             while inflight:
@@ -306,7 +375,93 @@ class CaptionStage(Stage):
             "caption_cost_usd": None if cost is None else float(cost),
         }
 
+    # ------------------------------------------------------------------------------------ windows
+
+    def _window_args(self) -> dict | None:
+        """What a decode worker needs to cut a clip into windows; None when windows are off."""
+        if self.windows is None:
+            return None
+        n = self.windows["frames_per_window"] or self.frames["num_frames"]
+        if self._frames_cap is not None:
+            n = min(int(n), self._frames_cap)
+        if self.prompt.kind == "image":
+            n = 1
+        return {"seconds": self.windows["seconds"], "min_seconds": self.windows["min_seconds"], "num_frames": int(n)}
+
+    def _window_requests(self, row, system, user, windows: list, meta) -> list[Request]:
+        row_id = row[ROW_ID]
+        spans = [(w.start, w.end) for w in windows]
+        self._windowed[row_id] = {"spans": spans, "origin": spans[0][0], "answers": [None] * len(windows),
+                                  "left": len(windows)}
+        meta[row_id] = ([int(i) for w in windows for i in w.frames.indices],
+                        [float(t) for w in windows for t in w.frames.timestamps])
+        out = []
+        for k, w in enumerate(windows):
+            fr = w.frames
+            if self.prompt.kind == "image" or len(fr.indices) == 1:
+                fr = dataclasses.replace(fr, media_type="image")
+            out.append(Request(f"{row_id}{cw.SEP}{k}", user=user, system=system, frames=fr,
+                               meta={"path": row[MEDIA_PATH], "window": k}))
+        return out
+
+    def _window_answer(self, req_id: str, gen, meta):
+        """Keep a window's answer; when the row has them all, yield its result (or queue its summary)."""
+        row_id, _, k = req_id.partition(cw.SEP)
+        state = self._windowed.get(row_id)
+        if state is None or state["answers"][int(k)] is not None:
+            raise RuntimeError(f"caption: runner answered window {req_id!r} that was not pending")
+        state["answers"][int(k)] = RuntimeError("runner returned no result") if gen is None else gen
+        state["left"] -= 1
+        if state["left"] == 0:
+            yield from self._window_row(row_id, meta)
+
+    def _window_row(self, row_id: str, meta):
+        state = self._windowed.pop(row_id)
+        error = cw.window_failure(state["answers"], state["spans"], state["origin"])
+        if error is not None:
+            meta.pop(row_id, None)
+            yield row_id, error
+            return
+        windows, total = cw.combine(state["answers"], state["spans"], self._clean)
+        out = self._result(row_id, total, meta)
+        out[self.output_column] = cw.timed_text(windows, state["origin"])
+        out["caption_windows"] = windows
+        if self.summarizer is None:
+            yield row_id, out
+            return
+        self._to_summarize.append((row_id, out, cw.summary_input(windows, state["origin"])))
+        if len(self._to_summarize) >= int(self.settings["windows"]["summary"]["batch_size"]):
+            yield from self._summarize()
+
+    def _summarize(self):
+        """Summaries of the rows waiting for one; a failed summary fails its row."""
+        batch, self._to_summarize = self._to_summarize, []
+        if not batch:
+            return
+        results = {row_id: out for row_id, out, _ in batch}
+        for row_id, gen in self.summarizer.run([(row_id, text) for row_id, _, text in batch]):
+            if isinstance(gen, BaseException):
+                yield row_id, StageRowError(f"summary: {describe_error(gen)}")
+                continue
+            out = results[row_id]
+            out[self.output_column] = self._clean(gen.text)
+            out.update(self.summarizer.columns(gen))
+            if gen.finish_reason == "length":
+                out["finish_reason"] = "length"
+            yield row_id, out
+
+    def _clean(self, text: str | None) -> str:
+        return clean_caption(text, bool(self.settings["strip_openings"]))
+
+    def _windows_finish(self, meta):
+        """End of the stream: summaries still waiting, then rows whose windows did not all come back."""
+        yield from self._summarize()
+        for row_id in list(self._windowed):
+            yield from self._window_row(row_id, meta)
+
     def close(self) -> None:
+        if self.summarizer is not None:
+            self.summarizer.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)  # no half-torn-down pool at exit
             self._pool = None
