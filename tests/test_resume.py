@@ -170,3 +170,31 @@ def test_one_and_two_frame_videos_in_every_stage(tmp_path):
     assert (out["caption_error"] == "").all() and (out["text"] != "").all()
     assert out.loc["one.mp4", "cmotion"] == "unclassified" and out.loc["one.mp4", "motion_reason"] == "too few frames"
     assert "camera" not in out.loc["one.mp4", "clean_text"].lower(), "no motion sentence for an unclassified clip"
+
+
+def test_full_disk_fails_the_job_clearly_and_a_rerun_after_freeing_space_loses_nothing(tmp_path):
+    """A real full disk: the results folder on a small tmpfs (CI runs as root). The failed job's console
+    output ends with `no space left on device: <path>`; after freeing space a plain rerun finishes."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], capture_output=True,
+                             text=True)
+    assert mounted.returncode == 0, f"this test mounts a tmpfs (needs root, as in CI): {mounted.stderr}"
+    try:
+        media = tmp_path / "media"
+        names = _clips(media, 6)
+        write_table(pd.DataFrame({"path": names}), media / "m.csv")
+        cfg = _config(tmp_path, media / "m.csv", results_dir=str(disk / "results"))
+        filler = disk / "filler"
+        with open(filler, "wb") as fh:   # leave about 40 kB: the shards fit, the stage outputs do not
+            fh.write(b"\0" * (512 * 1024 - 40 * 1024))
+        proc = run_snakemake(tmp_path, cfg, check=False)
+        assert proc.returncode != 0
+        assert "error: no space left on device: " in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+        filler.unlink()
+        run_snakemake(tmp_path, cfg, "--rerun-incomplete")
+        out = read_result(disk / "results" / "r.csv")
+        assert len(out) == 6 and (out["probe_error"] == "").all()
+        assert _journal_dups(disk / "results" / "r") == 0
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
