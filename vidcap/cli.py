@@ -287,14 +287,14 @@ def cmd_demo(args) -> int:
 
 
 def cmd_tiny_model(args) -> int:
-    from vidcap.dev.tiny_models import FAMILIES, TEXT_FAMILIES, build_tiny_model
+    from vidcap.dev.tiny_models import CURRENT_FAMILIES, FAMILIES, TEXT_FAMILIES, build_tiny_model
 
-    if args.family not in FAMILIES + TEXT_FAMILIES:
-        print(f"vidcap tiny-model: error: unknown family {args.family!r}; known: "
-              f"{', '.join(FAMILIES + TEXT_FAMILIES)}", file=sys.stderr)
+    known = FAMILIES + CURRENT_FAMILIES + TEXT_FAMILIES
+    if args.family not in known:
+        print(f"vidcap tiny-model: error: unknown family {args.family!r}; known: {', '.join(known)}", file=sys.stderr)
         return 2
     print(build_tiny_model(args.family, args.outdir, max_position_embeddings=args.max_position_embeddings,
-                           force=args.force))
+                           force=args.force, size=args.size))
     return 0
 
 
@@ -464,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outdir", help="folder to write the model to")
     p.add_argument("--max-position-embeddings", type=int, default=4096, help="the text model's context")
     p.add_argument("--force", action="store_true", help="rebuild even when the folder is up to date")
+    p.add_argument("--size", choices=("tiny", "engine", "7b"), default="tiny",
+                   help="tiny (tests), engine (head_dim 32: runs under vLLM's CPU build), 7b (benchmarks, random)")
     p.set_defaults(func=cmd_tiny_model)
     return parser
 
