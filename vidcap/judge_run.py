@@ -30,6 +30,7 @@ import pandas as pd
 from vidcap.errors import TableError
 from vidcap.run_dir import RunDir
 from vidcap.shards import MEDIA_PATH, ROW_ID, media_base, resolve_media_path
+from vidcap.tables import cell_text
 
 log = logging.getLogger("vidcap.judge_run")
 
@@ -37,15 +38,6 @@ PAIR_COLUMNS = ("path", "question_id", "question", "category", "answer_a", "answ
 SHARD = "00000"
 
 
-def _text(v) -> str:
-    if v is None:
-        return ""
-    try:
-        if pd.isna(v):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    return str(v)
 
 
 def _pairs(rows: list[dict]) -> pd.DataFrame:
@@ -85,7 +77,7 @@ def pairs_from_table(table: str | Path | pd.DataFrame, column_a: str, column_b: 
                      error_a: str | None = None, error_b: str | None = None, media_root: str | None = None) -> pd.DataFrame:
     """Pairs from two columns of one table (CSV, Parquet, prompt file or a DataFrame); relative media
     paths resolve against ``media_root`` or the table's folder."""
-    from vidcap.tables import read_table
+    from vidcap.tables import cell_text, read_table
 
     if isinstance(table, pd.DataFrame):
         df, base = table, media_root or ""
@@ -96,13 +88,13 @@ def pairs_from_table(table: str | Path | pd.DataFrame, column_a: str, column_b: 
             raise TableError(f"{'table' if isinstance(table, pd.DataFrame) else table}: no column {col!r}")
     rows = []
     for i, r in enumerate(df.to_dict("records")):
-        path = _text(r.get("path"))
+        path = cell_text(r.get("path"))
         rows.append({"path": resolve_media_path(path, base) if path and base else path,
-                     "question_id": _text(r.get(key_column)) if key_column else str(i),
-                     "question": _text(r.get(question_column)) if question_column else "",
-                     "category": _text(r.get(category_column)), "answer_a": _text(r.get(column_a)),
-                     "answer_b": _text(r.get(column_b)),
-                     "error_a": _text(r.get(error_a)) if error_a else "", "error_b": _text(r.get(error_b)) if error_b else ""})
+                     "question_id": cell_text(r.get(key_column)) if key_column else str(i),
+                     "question": cell_text(r.get(question_column)) if question_column else "",
+                     "category": cell_text(r.get(category_column)), "answer_a": cell_text(r.get(column_a)),
+                     "answer_b": cell_text(r.get(column_b)),
+                     "error_a": cell_text(r.get(error_a)) if error_a else "", "error_b": cell_text(r.get(error_b)) if error_b else ""})
     return _pairs(rows)
 
 
@@ -128,17 +120,17 @@ def pairs_from_runs(run_a: str | Path, run_b: str | Path, column: str = "text", 
     for name, df in (("A", a), ("B", b)):
         if column not in df.columns:
             raise TableError(f"run {name}: no column {column!r}")
-    by_b = {_text(r[key]): r for r in b.to_dict("records")}
+    by_b = {cell_text(r[key]): r for r in b.to_dict("records")}
     rows = []
     for r in a.to_dict("records"):
-        k = _text(r[key])
+        k = cell_text(r[key])
         rb = by_b.get(k)
-        path = _text(r.get("path"))
+        path = cell_text(r.get("path"))
         rows.append({"path": resolve_media_path(path, base) if path and base else path, "question_id": k,
-                     "question": _text(r.get(question_column)), "category": _text(r.get("category")),
-                     "answer_a": _text(r.get(column)), "answer_b": _text(rb.get(column)) if rb else "",
-                     "error_a": _text(r.get("caption_error")) and f"run A caption failed: {_text(r.get('caption_error'))}",
-                     "error_b": (_text(rb.get("caption_error")) and f"run B caption failed: {_text(rb.get('caption_error'))}")
+                     "question": cell_text(r.get(question_column)), "category": cell_text(r.get("category")),
+                     "answer_a": cell_text(r.get(column)), "answer_b": cell_text(rb.get(column)) if rb else "",
+                     "error_a": cell_text(r.get("caption_error")) and f"run A caption failed: {cell_text(r.get('caption_error'))}",
+                     "error_b": (cell_text(rb.get("caption_error")) and f"run B caption failed: {cell_text(rb.get('caption_error'))}")
                      if rb else f"no row {k} in run B"})
     return _pairs(rows)
 
@@ -155,16 +147,16 @@ def pairs_from_run(run: str | Path, reference: str | Path, column: str = "text",
     ref = {r["question_id"]: r for r in read_answers(reference, on_bad_line).table.to_dict("records")}
     rows = []
     for r in df.to_dict("records"):
-        qid = _text(r["question_id"])
+        qid = cell_text(r["question_id"])
         ra = ref.get(qid)
-        path = _text(r.get("path"))
+        path = cell_text(r.get("path"))
         rows.append({"path": resolve_media_path(path, base) if path and base else path, "question_id": qid,
-                     "question": _text(r.get(question_column)) or (ra["prompt"] if ra else ""),
-                     "category": _text(r.get("category")) or (ra["category"] if ra else ""),
-                     "answer_a": ra["text"] if ra else "", "answer_b": _text(r.get(column)),
+                     "question": cell_text(r.get(question_column)) or (ra["prompt"] if ra else ""),
+                     "category": cell_text(r.get("category")) or (ra["category"] if ra else ""),
+                     "answer_a": ra["text"] if ra else "", "answer_b": cell_text(r.get(column)),
                      "error_a": (ra["error"] and f"reference answer failed: {ra['error']}") if ra
                      else f"no reference answer for {qid}",
-                     "error_b": _text(r.get("caption_error")) and f"caption failed: {_text(r.get('caption_error'))}"})
+                     "error_b": cell_text(r.get("caption_error")) and f"caption failed: {cell_text(r.get('caption_error'))}"})
     return _pairs(rows)
 
 

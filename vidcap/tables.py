@@ -74,6 +74,18 @@ def read_table(path: str | Path, required: tuple[str, ...] = ("path",), bad_line
     return df
 
 
+def cell_text(value) -> str:
+    """A table cell as text: '' for null (None, NaN, pd.NA), else ``str(value)``."""
+    if value is None:
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):   # list-like cells
+        pass
+    return str(value)
+
+
 def check_columns(df: pd.DataFrame, required, where) -> None:
     missing = [c for c in required if c not in df.columns]
     if missing:

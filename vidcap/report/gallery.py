@@ -13,18 +13,7 @@ import numpy as np
 import pandas as pd
 
 from vidcap.images import jpeg_data_url
-
-
-def _s(v) -> str:
-    """A cell as text ('' for null)."""
-    if v is None:
-        return ""
-    try:
-        if pd.isna(v):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    return str(v)
+from vidcap.tables import cell_text
 
 
 def _list(v) -> list:
@@ -144,27 +133,27 @@ def gallery(df: pd.DataFrame, picks, media_base: str, opts: dict, caption_column
     items = []
     for pos, kinds in picks:
         row = df.iloc[pos]
-        path = _s(row.get("path"))
-        tags = [(k, [_s(v).replace("\n", " ") for v in _list(row.get(c))]) for k, c in tag_cols.items()]
-        w, h = _s(row.get("width")), _s(row.get("height"))
+        path = cell_text(row.get("path"))
+        tags = [(k, [cell_text(v).replace("\n", " ") for v in _list(row.get(c))]) for k, c in tag_cols.items()]
+        w, h = cell_text(row.get("width")), cell_text(row.get("height"))
         meta = [f"row {pos}"]
-        if _s(row.get("duration")):
+        if cell_text(row.get("duration")):
             meta.append(f"{float(row['duration']):.2f} s")
         if w and h:
             meta.append(f"{w}×{h}")
         for col in ("codec", "media_type"):
-            if _s(row.get(col)):
-                meta.append(_s(row.get(col)))
+            if cell_text(row.get(col)):
+                meta.append(cell_text(row.get(col)))
         items.append({
-            "pos": pos, "kinds": kinds, "path": path, "row_id": _s(row.get("row_id")),
+            "pos": pos, "kinds": kinds, "path": path, "row_id": cell_text(row.get("row_id")),
             "media": resolve_media_path(path, media_base) if path else "",
-            "caption": _s(row.get(caption_column)) if (has_caption or caption_column in df.columns) else "",
+            "caption": cell_text(row.get(caption_column)) if (has_caption or caption_column in df.columns) else "",
             "caption_label": caption_column if has_caption else f"{caption_column} (manifest)",
-            "caption_kept": has_caption and bool(_s(row.get("caption_error"))),
-            "finish_reason": _s(row.get("finish_reason")), "output_tokens": _s(row.get("output_tokens")),
-            "cmotion": _s(row.get("cmotion")), "motion_reason": _s(row.get("motion_reason")),
+            "caption_kept": has_caption and bool(cell_text(row.get("caption_error"))),
+            "finish_reason": cell_text(row.get("finish_reason")), "output_tokens": cell_text(row.get("output_tokens")),
+            "cmotion": cell_text(row.get("cmotion")), "motion_reason": cell_text(row.get("motion_reason")),
             "tags": tags, "tag_values": sorted({v for _, vs in tags for v in vs}),
-            "errors": [(c[: -len("_error")], _s(row.get(c))) for c in err_cols if _s(row.get(c))],
+            "errors": [(c[: -len("_error")], cell_text(row.get(c))) for c in err_cols if cell_text(row.get(c))],
             "meta": " · ".join(meta),
             "indices": [int(i) for i in _list(row.get("caption_frame_indices"))],
         })

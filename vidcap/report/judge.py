@@ -14,7 +14,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from vidcap.report.gallery import _list, _s, thumbnails
+from vidcap.report.gallery import _list, thumbnails
+from vidcap.tables import cell_text
 
 
 def _labels(config: dict | None) -> tuple[str, str]:
@@ -51,7 +52,7 @@ def _num(v) -> float | None:
 
 
 def _criteria(cell) -> list[tuple[str, str, str]]:
-    text = _s(cell)
+    text = cell_text(cell)
     if not text:
         return []
     try:
@@ -82,15 +83,15 @@ def judge_section(df: pd.DataFrame, media_base: str, opts: dict, config: dict | 
     items = []
     for pos in _pick(df, min(count, max(1, int(opts.get("sample", count)))), int(opts.get("seed", 0))):
         row = df.iloc[pos]
-        path = _s(row.get("path"))
+        path = cell_text(row.get("path"))
         items.append({
             "pos": pos, "path": path, "media": resolve_media_path(path, media_base) if path else "",
-            "question": _s(row.get("prompt")), "category": _s(row.get("judge_category")),
-            "a": _s(row.get("judge_answer_a")), "b": _s(row.get("judge_answer_b")),
+            "question": cell_text(row.get("prompt")), "category": cell_text(row.get("judge_category")),
+            "a": cell_text(row.get("judge_answer_a")), "b": cell_text(row.get("judge_answer_b")),
             "score_a": _num(row.get("judge_score_a")), "score_b": _num(row.get("judge_score_b")),
-            "winner": _s(row.get("judge_winner")), "error": _s(row.get("judge_error")),
-            "agree": _s(row.get("judge_order_agree")),
-            "reasons": [r for r in (_s(row.get("judge_reason_ab")), _s(row.get("judge_reason_ba"))) if r],
+            "winner": cell_text(row.get("judge_winner")), "error": cell_text(row.get("judge_error")),
+            "agree": cell_text(row.get("judge_order_agree")),
+            "reasons": [r for r in (cell_text(row.get("judge_reason_ab")), cell_text(row.get("judge_reason_ba"))) if r],
             "criteria": _criteria(row.get("judge_criteria")),
             "indices": [int(i) for i in _list(row.get("caption_frame_indices"))],
         })
