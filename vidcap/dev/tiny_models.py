@@ -538,6 +538,14 @@ _CURRENT_BUILDERS = {
 # ------------------------------------------------------------------------------------------------ API
 
 
+def built_alike(outdir: Path, spec: dict) -> bool:
+    """A model folder already built with exactly ``spec`` (its STAMP file says so)."""
+    try:
+        return json.loads((Path(outdir) / STAMP).read_text()) == spec
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def build_tiny_model(family: str, outdir: str | Path, *, max_position_embeddings: int = 4096,
                      size: str = "tiny", seed: int = 0, force: bool = False) -> Path:
     """Write a random-weight ``family`` model folder at ``outdir`` (reused when already built alike).
@@ -556,13 +564,8 @@ def build_tiny_model(family: str, outdir: str | Path, *, max_position_embeddings
     outdir = Path(outdir)
     spec = {"family": family, "max_position_embeddings": int(max_position_embeddings), "size": size,
             "seed": seed, "version": BUILD_VERSION}
-    stamp = outdir / STAMP
-    if not force and stamp.exists():
-        try:
-            if json.loads(stamp.read_text()) == spec:
-                return outdir
-        except (OSError, json.JSONDecodeError):
-            pass
+    if not force and built_alike(outdir, spec):
+        return outdir
     import torch
     from transformers.utils import logging as hf_logging
 

@@ -20,7 +20,7 @@ import json
 import shutil
 from pathlib import Path
 
-from vidcap.dev.tiny_models import _VICUNA_SPECIAL, STAMP, _ids, _tokenizer, default_cache_dir
+from vidcap.dev.tiny_models import _VICUNA_SPECIAL, STAMP, _ids, _tokenizer, built_alike, default_cache_dir
 
 BUILD_VERSION = "1"
 LORA_TARGETS = ("q_proj", "v_proj")
@@ -38,13 +38,8 @@ def build_tiny_pllava(outdir, *, num_frames: int = 4, pooling_shape=None, lora_r
             "pooling_shape": None if pooling_shape is None else list(pooling_shape), "lora_r": int(lora_r),
             "shards": int(shards), "max_position_embeddings": int(max_position_embeddings), "seed": int(seed),
             "version": BUILD_VERSION}
-    stamp = outdir / STAMP
-    if not force and stamp.exists():
-        try:
-            if json.loads(stamp.read_text()) == spec:
-                return outdir
-        except (OSError, json.JSONDecodeError):
-            pass
+    if not force and built_alike(outdir, spec):
+        return outdir
     import torch
     from transformers import CLIPImageProcessor
 
