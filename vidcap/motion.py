@@ -1,77 +1,90 @@
-"""Camera-motion classification: pan / tilt / zoom from a few sampled frames.
+"""Camera-motion classification: pan / tilt / zoom labels from sampled frames.
 
 Contract
 --------
-``classify_frames(frames, **knobs)`` takes an ``(N, H, W, 3)`` uint8 RGB array of frames evenly spaced over
-a clip (``read_motion_frames`` produces one) and returns a dict with exactly the keys of ``OUTPUT_COLUMNS``:
+``classify_path(path, **knobs)`` reads frames of a video through ``vidcap.frames`` (``num_frames`` evenly
+spaced, then more where the camera moves fast; never a repeated frame) and returns a dict with exactly
+the keys of ``OUTPUT_COLUMNS``; ``classify_frames(frames, **knobs)`` does the same for an ``(N, H, W, 3)``
+uint8 RGB array of distinct frames in clip order (no frames can be added). Keys:
 
 * ``cmotion``: ``static``, ``unclassified``, or a ``+``-joined, sorted set of ``pan_left``/``pan_right``,
   ``tilt_up``/``tilt_down``, ``zoom_in``/``zoom_out`` (at most one per axis), e.g. ``pan_left+tilt_up``.
-* ``motion_pan``: signed accumulated horizontal camera motion as a fraction of the frame's shorter side;
-  ``+`` = pan right (the scene moves LEFT in the frame).
+* ``motion_pan``: net horizontal camera motion over the clip, as a fraction of the frame's shorter side
+  (the summed shift of the dominant background at the frame centre); ``+`` = pan right (the scene moves
+  LEFT in the frame).
 * ``motion_tilt``: same for the vertical axis; ``+`` = tilt up (the scene moves DOWN in the frame).
-* ``motion_zoom``: ``ln(total magnification) * half_diagonal / shorter_side``; ``+`` = zoom in (the scene
-  grows from the centre). To first order this is how far a point in the frame's corner moves radially, as a
-  fraction of the shorter side, so the same ``threshold`` applies to all three axes.
-* ``motion_fit``: 0..1, median over frame pairs of the fraction of detected corners that were tracked and
-  agree with the fitted camera model (1 = every feature explained by pan/tilt/zoom).
+* ``motion_zoom``: ``ln(total magnification)`` of the dominant background; ``+`` = zoom in. 0.0953 =
+  1.10x, -0.0953 = 1/1.10x.
+* ``motion_fit``: 0..1, median over frame pairs of the share of detected corners that were tracked and
+  agree with the fitted camera motion (1 = every feature explained by pan/tilt/zoom).
 * ``motion_reason``: ``''`` when a label was decided, else why the clip is ``unclassified``:
-  ``'too few frames'``, ``'low texture'``, ``'scene cut'``, ``'inconsistent motion'``, ``'rotation'``.
+  ``'too few frames'`` (fewer than 3 distinct frames), ``'low texture'``, ``'scene cut'`` (a cut, a
+  dissolve or a dip to black), ``'inconsistent motion'``, ``'rotation'``.
 
-Method: every sampled frame is downscaled to ``short_side`` pixels, corners (min-eigenvalue maxima above an
-absolute texture floor, capped per grid cell) are tracked between consecutive samples with pyramidal
-Lucas-Kanade started from the previous pair's motion (else a phase-correlation shift, else zero) and
-forward-backward checked; a similarity transform (translation, uniform scale, rotation) is fitted with
-RANSAC so independently moving foreground objects become outliers (when a second consensus exists, the
-one whose inliers cover more of the frame wins: a foreground object is compact); the per-pair translation
-of the frame centre, log-scale and rotation are summed over the clip.
-Frames are normalised to a fixed mean/contrast before tracking so brightness flicker does not move
-features; the net (summed) motion cancels hand-held jitter.
+An axis moves when ``|motion_pan|`` or ``|motion_tilt|`` reaches ``threshold`` (0.25 of the shorter side)
+or the magnification reaches ``1 + zoom_threshold`` (1.10x) or ``1 / (1 + zoom_threshold)``.
+Never raises on content; unreadable files raise ``vidcap.errors.FrameError`` (from ``vidcap.frames``).
+Method and knobs: ``docs/motion.md``; tracking core: ``vidcap.motion_track``.
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
+
+from vidcap import motion_track as mt
 
 MOTION_LABELS = (
     "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "static", "unclassified",
 )
 DIRECTION_LABELS = MOTION_LABELS[:6]
 OUTPUT_COLUMNS = ("cmotion", "motion_pan", "motion_tilt", "motion_zoom", "motion_fit", "motion_reason")
+# Fewer distinct frames than this cannot show a cut from a camera move: 'too few frames'.
+MIN_FRAMES = 3
+# Content score (vidcap.motion_track.content_score) of two views of the same, registered content.
+CONTENT_SAME = 0.8
 
 DEFAULTS = {
-    # Accumulated motion over the sampled span, as a fraction of the frame's shorter side, that counts as
-    # camera motion (Open-Sora's default). Applies to |motion_pan|, |motion_tilt| and |motion_zoom|.
+    # Net pan / tilt over the clip, as a fraction of the frame's shorter side, that counts (Open-Sora's 0.25).
     "threshold": 0.25,
-    # Frames sampled evenly over the clip by read_motion_frames (the classifier uses whatever it is given).
+    # Total scale change that counts as a zoom: magnification >= 1 + this (in) or <= 1 / (1 + this) (out).
+    "zoom_threshold": 0.10,
+    # Frames first sampled evenly over the clip (first and last included); at least 4.
     "num_frames": 10,
+    # Most frames read per clip, counting the frames added where the camera moves fast.
+    "max_frames": 40,
+    # A frame pair whose fitted motion moves a frame corner by more than this fraction of the shorter side
+    # (or that no camera motion explains) gets the frame halfway between them, while max_frames allows.
+    "max_step": 0.2,
     # Working resolution: frames are downscaled (INTER_AREA) so their shorter side is at most this.
-    "short_side": 160,
+    "short_side": 128,
     # Most corners tracked per frame, and their minimum spacing in working px (non-maximum suppression).
-    "max_features": 150,
+    "max_features": 120,
     "min_distance": 6,
     # Corners are spread over a grid x grid layout, each cell keeping at most max_features / grid^2.
     "grid": 4,
-    # Absolute texture floor: a corner counts only if its min-eigenvalue response (cv2.cornerMinEigenVal,
-    # blockSize 3, on the un-normalised grey frame) is at least this. Guards against tracking noise.
-    "min_corner_strength": 0.0004,
-    # A frame with fewer corners above the floor than this makes the clip 'low texture' (unclassified).
-    "min_features": 20,
+    # Texture floor relative to noise: on the contrast-normalised frame a corner counts when its
+    # min-eigenvalue response is at least this many times the largest that noise of the frame's level
+    # produces (pure noise of std s reaches 4.4e-5 * s^2); the level is the larger of the measured noise
+    # and the 8-bit quantisation error (0.3 grey levels) amplified by the normalisation.
+    "texture_snr": 3.0,
+    # A frame with fewer corners than this is low texture (a clip whose frames are, is unclassified).
+    "min_features": 8,
     # Forward-backward LK check: a track is kept when it returns within this many working px.
     "fb_max_error": 1.0,
     # RANSAC inlier threshold for the similarity fit, in working px.
     "ransac_reproj": 1.5,
-    # A frame pair is explained when inliers / detected corners >= this (and >= min_inliers inliers);
-    # an unexplained pair means a cut or non-rigid chaos -> unclassified.
+    # A frame pair is explained when inliers / detected corners >= this (and >= min_inliers inliers).
     "min_inlier_ratio": 0.15,
     "min_inliers": 6,
-    # Accumulated |rotation| in degrees above which the clip is 'rotation' (unclassified).
+    # The last frame compared with the earliest frame it overlaps must look like it moved (75th percentile
+    # of local correlations >= this); less, while each stretch of the clip agrees with itself, means the
+    # content was replaced: a dissolve.
+    "min_content": 0.35,
+    # Net roll in degrees above which the clip is 'rotation' (unclassified).
     "max_rotation": 8.0,
-    # Motion that goes both ways along an axis by at least this fraction of `threshold` in each direction
-    # (e.g. a fast pan right then left) is 'inconsistent motion' rather than a net label.
+    # Motion both ways along one axis, each at least this times its threshold -> 'inconsistent motion'.
     "max_reversal": 1.0,
 }
 
@@ -83,7 +96,10 @@ def _knobs(overrides: dict) -> dict:
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown motion knob(s): {sorted(unknown)}")
-    return {**DEFAULTS, **overrides}
+    k = {**DEFAULTS, **overrides}
+    if int(k["num_frames"]) < 4:
+        raise ValueError(f"num_frames must be >= 4, got {k['num_frames']}")
+    return k
 
 
 def _result(label: str, pan=0.0, tilt=0.0, zoom=0.0, fit=0.0, reason="") -> dict:
@@ -91,196 +107,208 @@ def _result(label: str, pan=0.0, tilt=0.0, zoom=0.0, fit=0.0, reason="") -> dict
             "motion_fit": float(fit), "motion_reason": reason}
 
 
-def _to_gray_small(frame: np.ndarray, short_side: int) -> np.ndarray:
-    gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
-    h, w = gray.shape
-    short = min(h, w)
-    if short > short_side:
-        f = short_side / short
-        gray = cv2.resize(gray, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    return gray
+# ------------------------------------------------------------------------------------------- reading
+
+def read_motion_frames(path, num_frames: int = DEFAULTS["num_frames"],
+                       short_side: int = DEFAULTS["short_side"]) -> np.ndarray:
+    """Up to ``num_frames`` distinct frames evenly spaced over the clip at ``path`` (first and last
+    included; fewer when the clip has fewer frames), downscaled so the shorter side is ``short_side`` (never
+    upscaled): (N, H, W, 3) uint8 RGB. Raises ``FrameError`` on unreadable input."""
+    from vidcap import frames as vf
+
+    got = vf.sample_frames(path, num_frames=max(4, int(num_frames)), policy="uniform", resize_short=short_side,
+                           unique=True)
+    return np.asarray(got.frames)
 
 
-def _normalise(gray: np.ndarray) -> np.ndarray:
-    """Fixed mean 128 / std 40 so gain and offset flicker between frames does not bias LK."""
-    mean, std = cv2.meanStdDev(gray)
-    scale = 40.0 / max(float(std[0, 0]), 1.0)
-    return cv2.convertScaleAbs(gray, alpha=scale, beta=128.0 - scale * float(mean[0, 0]))
+def classify_path(path, **knobs) -> dict:
+    """Classify the clip at ``path`` (see the module docstring). Frames come from ``vidcap.frames``:
+    ``num_frames`` evenly spaced first, then, round by round, the frame halfway between any two samples
+    whose motion is large or unexplained, up to ``max_frames`` in all."""
+    from vidcap import frames as vf
 
+    k = _knobs(knobs)
+    size = int(k["short_side"])
+    got = vf.sample_frames(path, num_frames=int(k["num_frames"]), policy="uniform", resize_short=size, unique=True)
+    idx, frames = list(got.indices), list(got.frames)
 
-def _corners(gray: np.ndarray, k: dict) -> np.ndarray:
-    """Corners (local maxima of the min-eigenvalue response, cv2.cornerMinEigenVal blockSize 3, at least
-    min_distance apart) above the absolute texture floor, spread over a grid x grid layout: each cell keeps
-    at most max_features / grid^2, strongest first, so a textured foreground object cannot dominate.
-    Returns (M, 1, 2) float32 (x, y)."""
-    eig = cv2.cornerMinEigenVal(gray, 3, 3)
-    d = 2 * int(k["min_distance"]) + 1
-    peaks = (eig >= cv2.dilate(eig, np.ones((d, d), np.uint8))) & (eig >= k["min_corner_strength"])
-    border = 4
-    peaks[:border] = peaks[-border:] = False
-    peaks[:, :border] = peaks[:, -border:] = False
-    ys, xs = np.nonzero(peaks)
-    if len(xs) == 0:
-        return np.zeros((0, 1, 2), np.float32)
-    h, w = gray.shape
-    g = max(1, int(k["grid"]))
-    cell = (ys * g // h) * g + (xs * g // w)
-    order = np.lexsort((-eig[ys, xs], cell))          # by cell, strongest first within a cell
-    sorted_cells = cell[order]
-    rank = np.arange(len(order)) - np.searchsorted(sorted_cells, sorted_cells, side="left")
-    sel = order[rank < max(1, int(k["max_features"]) // (g * g))]
-    return np.stack([xs[sel], ys[sel]], axis=1).astype(np.float32).reshape(-1, 1, 2)
+    def more(want: list[int]) -> list[np.ndarray]:
+        return list(vf.read_frames(path, want, resize_short=size).frames)
 
-
-_LK = {"winSize": (11, 11), "maxLevel": 3,
-       "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
-
-
-def _phase_prior(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-    """Global translation prev->next by phase correlation at half resolution, as a 2x3 matrix."""
-    a = cv2.resize(prev, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA).astype(np.float32)
-    b = cv2.resize(nxt, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA).astype(np.float32)
-    win = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
-    (sx, sy), _ = cv2.phaseCorrelate(a, b, win)
-    return np.array([[1.0, 0.0, 2 * sx], [0.0, 1.0, 2 * sy]])
-
-
-def _track_fit(prev, nxt, pts, prior, k):
-    """LK from ``prior``-predicted positions, forward-backward check, RANSAC similarity.
-
-    Returns (matrix or None, (cells covered by inliers, inliers))."""
-    shape = prev.shape
-    guess = cv2.transform(pts, prior).astype(np.float32)
-    fwd, st1, _ = cv2.calcOpticalFlowPyrLK(prev, nxt, pts, guess.copy(),
-                                           flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK)
-    bwd, st2, _ = cv2.calcOpticalFlowPyrLK(nxt, prev, fwd, pts.copy(),
-                                           flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK)
-    fb = np.linalg.norm((bwd - pts).reshape(-1, 2), axis=1)
-    ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < k["fb_max_error"])
-    if ok.sum() < max(3, k["min_inliers"]):
-        return None, (0, 0)
-    src, dst = pts[ok].reshape(-1, 2), fwd[ok].reshape(-1, 2)
-    best, best_key = None, (-1, -1)
-    # Largest consensus first; then the largest consensus among the rest. A big textured foreground object
-    # can out-number the background's corners, but its inliers are compact: the model whose inliers cover
-    # more of the frame (cells of an 8x8 grid) is the camera.
-    for _ in range(2):
-        if len(src) < max(3, k["min_inliers"]):
-            break
-        m, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
-                                             ransacReprojThreshold=k["ransac_reproj"], maxIters=500,
-                                             confidence=0.995, refineIters=10)
-        if m is None or inl is None:
-            break
-        mask = inl.ravel().astype(bool)
-        h, w = shape
-        cells = np.unique((src[mask, 1] * 8 // h).astype(int) * 8 + (src[mask, 0] * 8 // w).astype(int))
-        key = (len(cells), int(mask.sum()))
-        if key > best_key:
-            best, best_key = m, key
-        src, dst = src[~mask], dst[~mask]
-    if best is None:
-        return None, (0, 0)
-    return best, best_key
-
-
-def _pair_motion(prev, nxt, pts: np.ndarray, last, k: dict):
-    """Similarity prev->next fitted on tracked corners: (matrix or None, inliers, detected).
-
-    Tracking starts from the previous pair's motion (``last``, smooth camera paths), then from a
-    phase-correlation translation and from no motion when that does not explain the pair well."""
-    n = len(pts)
-    if n == 0:
-        return None, 0, 0
-    good = max(k["min_inliers"], 0.6 * n)
-    best, best_key = None, (-1, -1)
-    priors = ([last] if last is not None else []) + ["phase", np.eye(2, 3)]
-    for prior in priors:
-        if isinstance(prior, str):
-            prior = _phase_prior(prev, nxt)
-        m, key = _track_fit(prev, nxt, pts, prior, k)
-        if key > best_key:
-            best, best_key = m, key
-        if best_key[1] >= good:
-            break
-    return best, max(best_key[1], 0), n
+    return _classify(idx, frames, more, k)
 
 
 def classify_frames(frames: np.ndarray, **knobs) -> dict:
-    """Classify the camera motion of ``frames`` ((N, H, W, 3) uint8 RGB, evenly spaced over one clip).
-
-    Returns a dict with the keys of ``OUTPUT_COLUMNS`` (see the module docstring). ``knobs`` override
-    ``DEFAULTS`` (unknown names raise TypeError). Never raises on content: degenerate input gives
-    ``unclassified`` with a reason.
-    """
+    """Classify ``frames`` ((N, H, W, 3) or (N, H, W) uint8, distinct frames in clip order); no frames can
+    be added between them, so a pair that moves too far for tracking stays unexplained."""
     k = _knobs(knobs)
     frames = np.asarray(frames)
-    if frames.ndim == 3:
-        frames = frames[..., None]
-    if frames.ndim != 4 or len(frames) < 2 or min(frames.shape[1:3]) < 8:
+    if frames.ndim not in (3, 4) or len(frames) < MIN_FRAMES or min(frames.shape[1:3]) < 8:
         return _result("unclassified", reason="too few frames")
     if frames.dtype != np.uint8:
         frames = np.clip(frames, 0, 255).astype(np.uint8)
-    if frames.shape[-1] == 1:
+    if frames.ndim == 4 and frames.shape[-1] == 1:
         frames = frames[..., 0]
-    grays = [_to_gray_small(f, int(k["short_side"])) for f in frames]
-    h, w = grays[0].shape
-    short = float(min(h, w))
-    half_diag = 0.5 * math.hypot(h, w)
-    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0, 1.0])
+    return _classify(list(range(len(frames))), list(frames), None, k)
 
-    corners = [_corners(g, k) for g in grays]
-    if min(len(c) for c in corners) < k["min_features"]:
-        return _result("unclassified", reason="low texture")
-    norm = [_normalise(g) for g in grays]
 
-    dx, dy, dlog, drot, ratios = [], [], [], [], []
-    failed = 0
-    last = None
-    for i in range(len(grays) - 1):
-        m, inliers, detected = _pair_motion(norm[i], norm[i + 1], corners[i], last, k)
-        last = m
-        ratio = inliers / detected if detected else 0.0
-        ratios.append(ratio)
-        if m is None or inliers < k["min_inliers"] or ratio < k["min_inlier_ratio"]:
-            failed += 1
+# ---------------------------------------------------------------------------------------- classification
+
+def _usable(order: list[int], preps: dict, k: dict) -> list[int] | str:
+    """The frames to measure: leading/trailing frames without texture are dropped when they are blank or
+    look like the nearest textured frame (a fade from/to black), else the content changed ('scene cut');
+    a blank frame between textured ones is a dip to black ('scene cut'), a low-texture one 'low texture'."""
+    ok = [not preps[i].blank and preps[i].textured for i in order]
+    if not any(ok):
+        return "low texture"
+    first, last = ok.index(True), len(ok) - 1 - ok[::-1].index(True)
+    inner = order[first:last + 1]
+    for i, good in zip(inner, ok[first:last + 1], strict=True):
+        if not good:
+            return "scene cut" if preps[i].blank else "low texture"
+    if len(inner) < MIN_FRAMES or inner[-1] - inner[0] < 0.5 * (order[-1] - order[0]):
+        return "low texture"
+    for edge, nearest in ((first - 1, order[first]), (last + 1, order[last])):
+        if 0 <= edge < len(order) and not preps[order[edge]].blank:
+            a, b = preps[nearest], preps[order[edge]]
+            scores = [mt.content_score(a, b, m) for m in (np.eye(3), mt.phase_prior(a.gray, b.gray))]
+            if max((x for x in scores if x is not None), default=-1.0) < float(k["min_content"]):
+                return "scene cut"
+    return inner
+
+
+def _overlap(m: np.ndarray, shape) -> float:
+    """Share of the frame covered by the frame moved by ``m``."""
+    h, w = shape
+    rect = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    moved = cv2.perspectiveTransform(rect.reshape(-1, 1, 2), m).reshape(-1, 2).astype(np.float32)
+    area, _ = cv2.intersectConvexConvex(rect, moved)
+    return float(area) / float(w * h)
+
+
+def _earliest_score(jp: int, use: list[int], preps: dict, cum: list[np.ndarray]) -> float | None:
+    """Content score of frame ``use[jp]`` against the earliest non-adjacent earlier frame that overlaps it
+    by half or more at a similar scale (None when there is none)."""
+    shape = preps[use[0]].gray.shape
+    inv_j = cum[jp]
+    for ip in range(jp - 1):
+        m = inv_j @ np.linalg.inv(cum[ip])
+        ls, _ = mt.decompose(m)
+        if abs(ls) > math.log(2.0) or _overlap(m, shape) < 0.5:
             continue
-        moved = m @ centre
+        score = mt.content_score(preps[use[ip]], preps[use[jp]], m)
+        if score is not None:
+            return score
+    return None
+
+
+def _content_changed(use: list[int], preps: dict, cum: list[np.ndarray], k: dict) -> bool:
+    """A dissolve (or a cut the pairs missed): the last frame agrees with the frame two samples before it
+    (its content is stable and registered) and the early frames agreed with the first, but the last frame
+    disagrees with the earliest frame it overlaps (< ``min_content``): the content was replaced."""
+    n = len(use)
+    if n < 4:
+        return False
+    last = n - 1
+    local = mt.content_score(preps[use[last - 2]], preps[use[last]], cum[last] @ np.linalg.inv(cum[last - 2]))
+    if local is None or local < CONTENT_SAME:
+        return False
+    far = _earliest_score(last, use, preps, cum)
+    if far is None or far >= float(k["min_content"]):
+        return False
+    early = _earliest_score(2, use, preps, cum)
+    return early is not None and early >= CONTENT_SAME
+
+
+def _classify(indices: list[int], frames: list[np.ndarray], more, k: dict) -> dict:
+    if len(indices) < MIN_FRAMES:
+        return _result("unclassified", reason="too few frames")
+    preps = {}
+
+    def add(idx, frs):
+        for i, f in zip(idx, frs, strict=True):
+            preps[i] = mt.prepare(f, i, k)
+
+    add(indices, frames)
+    fits: dict[tuple[int, int], mt.PairFit] = {}
+    short = float(min(preps[indices[0]].gray.shape))
+    max_step = float(k["max_step"]) * short
+    first = set(indices)
+    while True:
+        use = _usable(sorted(preps), preps, k)
+        if isinstance(use, str):
+            return _result("unclassified", reason=use)
+        steps = []
+        prior, prior_gap = None, 1
+        for a, b in zip(use[:-1], use[1:], strict=True):
+            fit = fits.get((a, b))
+            if fit is None:
+                guess = None if prior is None else mt.power(prior, (b - a) / prior_gap)
+                fit = fits[(a, b)] = mt.pair_motion(preps[a], preps[b], guess, k)
+            if fit.matrix is not None:
+                prior, prior_gap = fit.matrix, b - a
+                steps.append(mt.corner_step(fit.matrix, preps[a].gray.shape))
+            else:
+                steps.append(math.inf)
+        # Split a pair that moves too far; split an unexplained pair once, and again only while a pair
+        # next to it moves fast (a fast pan), not when its neighbours are calm (a cut).
+        need = []
+        for p, (a, b) in enumerate(zip(use[:-1], use[1:], strict=True)):
+            if b - a < 2 or steps[p] <= max_step:
+                continue
+            if math.isinf(steps[p]) and not (a in first and b in first):
+                near = [steps[q] for q in (p - 1, p + 1) if 0 <= q < len(steps) and not math.isinf(steps[q])]
+                if max(near, default=0.0) <= 0.5 * max_step:
+                    continue
+            need.append((-steps[p], (a + b) // 2))
+        room = int(k["max_frames"]) - len(preps)
+        if not need or more is None or room <= 0:
+            break
+        want = sorted({mid for _, mid in sorted(need)[:room]} - set(preps))
+        if not want:
+            break
+        add(want, more(want))
+
+    pairs = [fits[(a, b)] for a, b in zip(use[:-1], use[1:], strict=True)]
+    fit_q = float(np.median([p.ratio for p in pairs]))
+    broken = sum(p.matrix is None for p in pairs)
+    if broken:
+        # one or a few unexplained pairs among good ones: a cut; mostly unexplained: chaos
+        reason = "scene cut" if broken <= max(1, len(pairs) // 4) else "inconsistent motion"
+        return _result("unclassified", fit=fit_q, reason=reason)
+
+    frames_used = [preps[i] for i in use]
+    cum, _ = mt.chain(frames_used, [p.matrix for p in pairs], k)
+    h, w = frames_used[0].gray.shape
+    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0, 1.0])
+    dx, dy, dlog, drot = [], [], [], []
+    for j in range(1, len(cum)):
+        d = cum[j] @ np.linalg.inv(cum[j - 1])
+        moved = d @ centre
         dx.append(moved[0] - centre[0])
         dy.append(moved[1] - centre[1])
-        dlog.append(math.log(max(math.hypot(m[0, 0], m[1, 0]), 1e-6)))
-        drot.append(math.degrees(math.atan2(m[1, 0], m[0, 0])))
-    fit = float(np.median(ratios)) if ratios else 0.0
-
-    pairs = len(grays) - 1
-    if failed:
-        # One or a few broken pairs among good ones look like a cut; mostly broken means chaos.
-        reason = "scene cut" if failed <= max(1, pairs // 4) else "inconsistent motion"
-        return _result("unclassified", fit=fit, reason=reason)
-
+        ls, rot = mt.decompose(d)
+        dlog.append(ls)
+        drot.append(rot)
     dx, dy, dlog = np.array(dx), np.array(dy), np.array(dlog)
-    pan = -dx.sum() / short
-    tilt = dy.sum() / short
-    zoom = dlog.sum() * half_diag / short
-    rot = float(np.sum(drot))
+    pan, tilt, zoom = -dx.sum() / short, dy.sum() / short, float(dlog.sum())
+    if _content_changed(use, preps, cum, k):
+        return _result("unclassified", pan, tilt, zoom, fit_q, "scene cut")
+    if abs(float(np.sum(drot))) > float(k["max_rotation"]):
+        return _result("unclassified", pan, tilt, zoom, fit_q, "rotation")
     thr = float(k["threshold"])
-    if abs(rot) > k["max_rotation"]:
-        return _result("unclassified", pan, tilt, zoom, fit, "rotation")
-    rev = k["max_reversal"] * thr
-    for steps in (-dx / short, dy / short, dlog * half_diag / short):
-        if min(steps[steps > 0].sum(), -steps[steps < 0].sum()) >= rev:
-            return _result("unclassified", pan, tilt, zoom, fit, "inconsistent motion")
-
-    values = {"motion_pan": pan, "motion_tilt": tilt, "motion_zoom": zoom}
+    zthr = math.log1p(float(k["zoom_threshold"]))
+    rev = float(k["max_reversal"])
+    for steps, t in ((-dx / short, thr), (dy / short, thr), (dlog, zthr)):
+        if min(steps[steps > 0].sum(), -steps[steps < 0].sum()) >= rev * t:
+            return _result("unclassified", pan, tilt, zoom, fit_q, "inconsistent motion")
     parts = []
-    for key, plus, minus in _AXES:
-        v = values[key]
-        if v >= thr:
+    for (_, plus, minus), v, t in zip(_AXES, (pan, tilt, zoom), (thr, thr, zthr), strict=True):
+        if v >= t:
             parts.append(plus)
-        elif v <= -thr:
+        elif v <= -t:
             parts.append(minus)
-    label = "+".join(sorted(parts)) if parts else "static"
-    return _result(label, pan, tilt, zoom, fit)
+    return _result("+".join(sorted(parts)) if parts else "static", pan, tilt, zoom, fit_q)
 
 
 # ----------------------------------------------------------------------------------------------- captions
@@ -323,84 +351,3 @@ def append_motion_to_caption(text: str, cmotion: str) -> str:
     return f"{stripped} {phrase}" if stripped else phrase
 
 
-# ----------------------------------------------------------------------------------------------- frames
-
-def read_motion_frames(path, num_frames: int = DEFAULTS["num_frames"],
-                       short_side: int = DEFAULTS["short_side"]) -> np.ndarray:
-    """``num_frames`` frames evenly spaced over the clip at ``path`` (first and last included), downscaled so
-    the shorter side is ``short_side`` (never upscaled): (N, H, W, 3) uint8 RGB.
-
-    Uses ``vidcap.frames.sample_frames(policy="uniform")`` when that module provides it, else a built-in
-    single-threaded PyAV reader. Raises ``vidcap.frames.FrameError`` (or ``ValueError`` with the built-in
-    reader) on unreadable input or a file without video.
-    """
-    try:
-        from vidcap import frames as _frames  # teammate's module; optional
-        sample = getattr(_frames, "sample_frames", None)
-    except ImportError:
-        sample = None
-    if sample is not None:
-        return np.asarray(sample(path, num_frames=num_frames, policy="uniform", resize_short=short_side).frames)
-    return _pyav_uniform_frames(path, num_frames, short_side)
-
-
-def _pyav_uniform_frames(path, num_frames: int, short_side: int) -> np.ndarray:
-    import av
-
-    path = Path(path)
-    try:
-        container = av.open(str(path))
-    except Exception as exc:  # av raises many error types
-        raise ValueError(f"cannot open {path}: {exc}") from exc
-    with container:
-        if not container.streams.video:
-            raise ValueError(f"no video stream in {path}")
-        stream = container.streams.video[0]
-        total = int(stream.frames or 0)
-        if total <= 0:  # container does not say: count packets (demux only, no decoding)
-            total = sum(1 for p in container.demux(stream) if p.size)
-            container.seek(0)
-        stream.thread_type = "NONE"
-        stream.codec_context.thread_count = 1
-        n = max(1, min(int(num_frames), max(total, 1)))
-        targets = np.unique(np.round(np.linspace(0, max(total - 1, 0), n)).astype(int))
-        want = {int(t): j for j, t in enumerate(targets)}
-        out: list = [None] * len(targets)
-        last = None
-        size = None
-        try:
-            for i, frame in enumerate(container.decode(stream)):
-                last = frame
-                if size is None:
-                    size = _small_size(frame.width, frame.height, short_side)
-                j = want.get(i)
-                if j is not None:
-                    out[j] = frame.reformat(width=size[0], height=size[1], format="rgb24",
-                                            interpolation="AREA").to_ndarray()
-                    if j == len(targets) - 1:
-                        break
-        except av.error.FFmpegError as exc:
-            if last is None:
-                raise ValueError(f"cannot decode {path}: {exc}") from exc
-        if last is None:
-            raise ValueError(f"no decodable frames in {path}")
-        got = [f for f in out if f is not None]
-        if len(got) < len(out):  # header over-counted frames: close with the last decoded one
-            got.append(last.reformat(width=size[0], height=size[1], format="rgb24",
-                                     interpolation="AREA").to_ndarray())
-        return np.stack(got)
-
-
-def _small_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    short = min(width, height)
-    if short <= short_side:
-        return width, height
-    f = short_side / short
-    return max(2, round(width * f)), max(2, round(height * f))
-
-
-def classify_path(path, **knobs) -> dict:
-    """Read ``knobs['num_frames']`` frames of ``path`` at ``knobs['short_side']`` and classify them."""
-    k = _knobs(knobs)
-    frames = read_motion_frames(path, k["num_frames"], k["short_side"])
-    return classify_frames(frames, **knobs)

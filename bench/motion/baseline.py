@@ -8,8 +8,11 @@ larger than the median tangential motion; otherwise the median angle picks one o
 directions. One label per clip, so it can never output a combination (nor ``unclassified``, except for
 clips too short to form a pair).
 
-Thresholds are put on the same footing as ``vidcap.motion``: per-pair motion (px/frame) extrapolated to
-the whole clip ``(num_frames - 1) * px_per_frame`` must reach ``threshold * short_side``.
+Thresholds are put on the same footing as the bench's ground truth: per-pair motion (px/frame)
+extrapolated to the whole clip ``(num_frames - 1) * px_per_frame`` must reach ``threshold * short_side``
+for pan/tilt; for zoom, the per-pair log-scale (median radial flow / median radius) extrapolated the same
+way must reach ``zoom_threshold`` (ln of the total magnification; the old corner-displacement rule when
+it is None).
 """
 from __future__ import annotations
 
@@ -42,7 +45,8 @@ def read_pairs(path) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
     return pairs, n
 
 
-def classify_pair(prev: np.ndarray, nxt: np.ndarray, num_frames: int, threshold: float) -> str:
+def classify_pair(prev: np.ndarray, nxt: np.ndarray, num_frames: int, threshold: float,
+                  zoom_threshold: float | None = None) -> str:
     flow = cv2.calcOpticalFlowFarneback(prev, nxt, None, 0.5, 3, 15, 3, 5, 1.2, 0)
     h, w = prev.shape
     mag, ang = cv2.cartToPolar(flow[..., 0], flow[..., 1])
@@ -57,7 +61,11 @@ def classify_pair(prev: np.ndarray, nxt: np.ndarray, num_frames: int, threshold:
     half_diag = 0.5 * math.hypot(w, h)
     zoom_px = med_radial / float(np.median(rn)) * half_diag   # radial px/frame at the frame corner
     med_dx, med_dy = float(np.median(flow[..., 0])), float(np.median(flow[..., 1]))
-    if abs(zoom_px) >= need and abs(med_radial) > math.hypot(med_dx, med_dy):
+    if zoom_threshold is not None:
+        zoom_big = abs(med_radial / float(np.median(rn))) * max(num_frames - 1, 1) >= zoom_threshold
+    else:
+        zoom_big = abs(zoom_px) >= need
+    if zoom_big and abs(med_radial) > math.hypot(med_dx, med_dy):
         return "zoom_in" if med_radial > 0 else "zoom_out"
     if med_mag < need:
         return "static"
@@ -71,9 +79,9 @@ def classify_pair(prev: np.ndarray, nxt: np.ndarray, num_frames: int, threshold:
     return "tilt_down"           # scene moves up
 
 
-def classify_path(path, threshold: float = 0.25) -> str:
+def classify_path(path, threshold: float = 0.25, zoom_threshold: float | None = None) -> str:
     pairs, n = read_pairs(path)
     if not pairs:
         return "unclassified"
-    votes = Counter(classify_pair(a, b, n, threshold) for a, b in pairs)
+    votes = Counter(classify_pair(a, b, n, threshold, zoom_threshold) for a, b in pairs)
     return votes.most_common(1)[0][0]

