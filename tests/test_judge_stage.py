@@ -170,7 +170,7 @@ def test_plan_prompt_file_bad_lines_and_judge_wiring(tmp_path, capsys):
     plan = Plan(config)
     assert plan.rows == 1
     assert "2 bad line(s) skipped" in capsys.readouterr().err
-    from vidcap.shards import make_shards   # the shard rule passes the mode on (--bad-lines)
+    from vidcap.shards import make_shards  # the shard rule passes the mode on (--bad-lines)
 
     make_shards(bad, tmp_path / "shards", 10, bad_lines="report")
     info = json.loads((tmp_path / "shards" / "manifest.json").read_text())

@@ -66,7 +66,7 @@ def photos() -> list[np.ndarray]:
                 im = np.repeat(im[..., None], 3, axis=2)
             imgs.append(np.ascontiguousarray(im[..., :3]).astype(np.uint8))
         SOURCE = f"scikit-image {skimage.__version__} data photographs ({len(imgs)})"
-    except Exception:  # scikit-image missing or a photo not bundled: procedural stand-ins
+    except Exception:  # noqa: BLE001 - scikit-image missing or a photo not bundled: procedural stand-ins
         imgs = [_procedural(i) for i in range(len(PHOTO_NAMES))]
         SOURCE = f"procedural textures ({len(imgs)}; scikit-image not available)"
     out = []
