@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -262,7 +263,9 @@ def test_snakemake_tags_and_clean_with_summary(tmp_path):
     captions = ["The video shows a dog running on the beach.", "A cat sleeps on a sofa.",
                 "The video shows a dog running on the beach.", "", "In this clip, a man waves at www.example.com"]
     for i, text in enumerate(captions):
-        synth.write_video(media / f"c{i}.mp4", num_frames=12, width=64, height=48, seed=i)
+        # flat grey frames (no texture): the motion stage must say 'unclassified' and append nothing
+        synth.write_video(media / f"c{i}.mp4", num_frames=12, width=64, height=48,
+                          frames=lambda _, v=40 + 30 * i: np.full((48, 64, 3), v, np.uint8))
         rows.append({"path": f"c{i}.mp4", "text": text})
     write_table(pd.DataFrame(rows), media / "m.csv")
 
