@@ -3,6 +3,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
+# pytest-xdist workers for `make test` (tests/conftest.py: SLURM and engine tests run as serial groups)
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test test-fast lint bench-plan bench-frames
 
@@ -20,7 +22,7 @@ demo: install
 	@echo "merged table: results/demo.csv and results/demo.parquet"
 
 test: install
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # unit and component tests only: no end-to-end Snakemake runs, no SLURM, no engine server (< 3 min)
 test-fast: install

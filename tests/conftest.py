@@ -24,24 +24,57 @@ def bad_inputs(tmp_path):
     return root, make_bad_inputs(root)
 
 
+# Tests that must not run beside their own kind, with the order they start in. `make test` runs pytest
+# with two workers (pytest-xdist, --dist loadgroup): the SLURM tests, which mostly wait on the
+# scheduler, go first as one group on one worker while the other worker runs the rest; the engine
+# tests share one vLLM model folder and look for leftover engine processes, so they run one at a time.
+SERIAL_GROUPS = ("slurm", "engine")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    config._vidcap_allowed = {item.nodeid for item in items
-                              if any(item.get_closest_marker(m) for m in ALLOWED_SKIPS)}
+    rank = {}
+    for item in items:
+        group = next((g for g in SERIAL_GROUPS if item.get_closest_marker(g)), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+        rank[item.nodeid] = SERIAL_GROUPS.index(group) if group else len(SERIAL_GROUPS)
+    items.sort(key=lambda item: rank[item.nodeid])  # stable: file order within each rank
+
+
+def _bad_skips(config) -> list:
+    return config.__dict__.setdefault("_vidcap_bad_skips", [])
+
+
+def pytest_runtest_logreport(report):
+    """Collect skips outside ALLOWED_SKIPS (on pytest-xdist's controller too: it gets every worker's
+    reports through this hook; a report's keywords hold its test's marks)."""
+    if report.skipped and os.environ.get("VIDCAP_NO_SKIP") == "1":
+        if not any(mark in report.keywords for mark in ALLOWED_SKIPS):
+            _bad_skips(_CONFIG[0]).append(report)
+
+
+_CONFIG: list = []
+
+
+def pytest_configure(config):
+    _CONFIG[:] = [config]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run (exit status 1) when a test skipped that CI must run; pytest-xdist workers leave
+    it to the controller."""
+    if hasattr(session.config, "workerinput"):
+        return
+    if _bad_skips(session.config) and session.exitstatus == 0:
+        session.exitstatus = 1
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if os.environ.get("VIDCAP_NO_SKIP") != "1":
-        return
-    allowed = getattr(config, "_vidcap_allowed", set())
-    bad = [r for r in terminalreporter.stats.get("skipped", []) if r.nodeid not in allowed]
+    bad = _bad_skips(config)
     if bad:
         terminalreporter.write_sep("=", f"{len(bad)} test(s) skipped that CI must run (VIDCAP_NO_SKIP=1)", red=True)
         for r in bad:
             reason = r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr)
             terminalreporter.write_line(f"SKIPPED {r.nodeid}: {reason}")
-        config._vidcap_bad_skips = len(bad)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    if getattr(session.config, "_vidcap_bad_skips", 0) and session.exitstatus == 0:
-        session.exitstatus = 1

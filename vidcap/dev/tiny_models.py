@@ -611,9 +611,23 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("VIDCAP_TINY_CACHE") or Path.home() / ".cache" / "vidcap" / "tiny")
 
 
+def build_cached(outdir: Path, build) -> Path:
+    """``build()`` under a lock beside ``outdir`` in the shared cache, so that processes building the
+    same model at once (parallel test workers, concurrent jobs) never write or replace one another's
+    folder; the second one waits, then reuses the folder the first one built."""
+    from vidcap.locks import FileLock
+
+    lock = FileLock(outdir.with_name(outdir.name + ".lock"), "building a tiny model").acquire(wait_s=1800)
+    try:
+        return build()
+    finally:
+        lock.release()
+
+
 def tiny_model(family: str, **kwargs) -> Path:
     """``build_tiny_model`` into the cache folder (one folder per family, size and context size)."""
     mp = kwargs.get("max_position_embeddings", 4096)
     size = kwargs.get("size", "tiny")
     name = f"{family}-ctx{mp}" if size == "tiny" else f"{family}-{size}-ctx{mp}"
-    return build_tiny_model(family, default_cache_dir() / name, **kwargs)
+    outdir = default_cache_dir() / name
+    return build_cached(outdir, lambda: build_tiny_model(family, outdir, **kwargs))

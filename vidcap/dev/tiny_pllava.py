@@ -20,7 +20,15 @@ import json
 import shutil
 from pathlib import Path
 
-from vidcap.dev.tiny_models import _VICUNA_SPECIAL, STAMP, _ids, _tokenizer, built_alike, default_cache_dir
+from vidcap.dev.tiny_models import (
+    _VICUNA_SPECIAL,
+    STAMP,
+    _ids,
+    _tokenizer,
+    build_cached,
+    built_alike,
+    default_cache_dir,
+)
 
 BUILD_VERSION = "1"
 LORA_TARGETS = ("q_proj", "v_proj")
@@ -75,5 +83,5 @@ def build_tiny_pllava(outdir, *, num_frames: int = 4, pooling_shape=None, lora_r
 
 def tiny_pllava(**kwargs) -> Path:
     """``build_tiny_pllava`` into the tiny-model cache folder (one folder per size and frame count)."""
-    name = f"pllava-{kwargs.get('size', 'tiny')}-f{kwargs.get('num_frames', 4)}"
-    return build_tiny_pllava(default_cache_dir() / name, **kwargs)
+    outdir = default_cache_dir() / f"pllava-{kwargs.get('size', 'tiny')}-f{kwargs.get('num_frames', 4)}"
+    return build_cached(outdir, lambda: build_tiny_pllava(outdir, **kwargs))
