@@ -163,6 +163,21 @@ def test_cut_and_dissolve_are_unclassified(tmp_path):
     assert (res["cmotion"], res["motion_reason"]) == ("unclassified", "scene cut"), res
 
 
+def test_row_time_range_classifies_each_shot_of_a_cut_video(tmp_path):
+    """A pan right, a hard cut at 1.0 s, then a pan left: the whole file is a scene cut; rows with
+    start/end (clips of it, as the shots stage writes them) get each shot's own label."""
+    cut = spec(pan=1.2, frames=48, source="coffee", seed=101, group="cut", at=0.5, second=("brick", "texture"),
+               vals2={"pan": -1.2, "tilt": 0.0, "zoom": 0.0})
+    path = str(gen.write_clip(cut, tmp_path / "two_shots.mp4"))
+    stage = MotionStage({})
+    whole = stage.process_row({ROW_ID: "r", MEDIA_PATH: path})
+    assert (whole["cmotion"], whole["motion_reason"]) == ("unclassified", "scene cut"), whole
+    first = stage.process_row({ROW_ID: "a", MEDIA_PATH: path, "start": "0", "end": "1.0"})
+    second = stage.process_row({ROW_ID: "b", MEDIA_PATH: path, "start": 1.0, "end": None})
+    assert first["cmotion"] == "pan_right" and first["motion_pan"] == pytest.approx(0.6, abs=0.1), first
+    assert second["cmotion"] == "pan_left" and second["motion_pan"] == pytest.approx(-0.6, abs=0.1), second
+
+
 def test_low_texture_and_rotation_are_unclassified(tmp_path):
     res = classify(spec(pan=0.6, nuisances=("low_texture",), source="coffee", seed=111, flat="flat"), tmp_path)
     assert (res["cmotion"], res["motion_reason"]) == ("unclassified", "low texture"), res

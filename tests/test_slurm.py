@@ -111,7 +111,7 @@ def demo_dir(tmp_path_factory) -> Path:
     return root
 
 
-def demo_config(workdir: Path, demo: Path, with_caption: bool) -> Path:
+def demo_config(workdir: Path, demo: Path) -> Path:
     cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["manifest"] = str(demo / "demo" / "manifest.csv")
     stages = cfg.setdefault("stages", {})
@@ -119,23 +119,19 @@ def demo_config(workdir: Path, demo: Path, with_caption: bool) -> Path:
         model = (stage.get("transformers") or {}).get("model")
         if model and not os.path.isabs(model):
             stage["transformers"]["model"] = str(demo / model)
-    if with_caption:
-        stages["caption"].setdefault("resources", {})["gpu"] = 1  # -> sbatch --gpus=1
-    else:
-        stages.setdefault("caption", {})["enabled"] = False
+    stages["caption"].setdefault("resources", {})["gpu"] = 1  # -> sbatch --gpus=1
     return write_config(workdir, **cfg)
 
 
-@pytest.mark.parametrize("with_caption", [False, True], ids=["probe_motion", "caption_gpu"])
-def test_demo_through_slurm_equals_local_run(tmp_path, slurm, demo_dir, with_caption):
-    if with_caption:
-        if not slurm["gpus"]:
-            pytest.fail("the SLURM node has no gpu gres (scripts/slurm_cluster.sh declares fake GPUs)")
+def test_demo_through_slurm_equals_local_run(tmp_path, slurm, demo_dir):
+    """The demo (probe, caption on a GPU, clean, motion) through SLURM and locally: same tables."""
+    if not slurm["gpus"]:
+        pytest.fail("the SLURM node has no gpu gres (scripts/slurm_cluster.sh declares fake GPUs)")
     local, remote = tmp_path / "local", tmp_path / "slurm"
     local.mkdir()
     remote.mkdir()
-    run_snakemake(local, demo_config(local, demo_dir, with_caption), timeout=600)
-    log = run_slurm(remote, demo_config(remote, demo_dir, with_caption), slurm["cpus"], timeout=420)
+    run_snakemake(local, demo_config(local, demo_dir), timeout=600)
+    log = run_slurm(remote, demo_config(remote, demo_dir), slurm["cpus"], timeout=420)
 
     # Jobs really went through SLURM, every one completed: shard, grouped probe+motion, caption, gather.
     jobs = sacct_jobs(run_id(log))
@@ -150,26 +146,22 @@ def test_demo_through_slurm_equals_local_run(tmp_path, slurm, demo_dir, with_cap
     on_host = set(re.findall(r"^localrule (\w+):", log, re.M))
     assert on_host <= {"all", "settings", "run_config"}, ("no workflow job ran on the submit host", on_host)
 
-    if with_caption:
-        caption_jobs = [j for j in jobs if j["Comment"].startswith("rule_caption")]
-        assert len(caption_jobs) == n_shards, comments
-        for j in caption_jobs:
-            assert "--gpus=1" in j["SubmitLine"] or "--gres=gpu" in j["SubmitLine"], j["SubmitLine"]
-            assert "gres/gpu=1" in j["AllocTRES"], j["AllocTRES"]
-        # Inside the job, SLURM set CUDA_VISIBLE_DEVICES and vidcap.gpu used it as it was.
-        logs = list((remote / "results" / "demo" / "logs" / "caption").glob("*.log"))
-        assert len(logs) == n_shards
-        for p in logs:
-            m = re.search(r"CUDA_VISIBLE_DEVICES='([^']*)' assigned by SLURM", p.read_text())
-            assert m and m.group(1) != "", f"{p.name}: {p.read_text()[-1500:]}"
-    else:
-        assert not any(c.startswith("rule_caption") for c in comments)
+    caption_jobs = [j for j in jobs if j["Comment"].startswith("rule_caption")]
+    assert len(caption_jobs) == n_shards, comments
+    for j in caption_jobs:
+        assert "--gpus=1" in j["SubmitLine"] or "--gres=gpu" in j["SubmitLine"], j["SubmitLine"]
+        assert "gres/gpu=1" in j["AllocTRES"], j["AllocTRES"]
+    # Inside the job, SLURM set CUDA_VISIBLE_DEVICES and vidcap.gpu used it as it was.
+    logs = list((remote / "results" / "demo" / "logs" / "caption").glob("*.log"))
+    assert len(logs) == n_shards
+    for p in logs:
+        m = re.search(r"CUDA_VISIBLE_DEVICES='([^']*)' assigned by SLURM", p.read_text())
+        assert m and m.group(1) != "", f"{p.name}: {p.read_text()[-1500:]}"
 
     # Same merged table as the local run, cell for cell.
     a = read_result(local / "results" / "demo.csv")
     b = read_result(remote / "results" / "demo.csv")
-    if with_caption:
-        assert (b["text"].str.len() > 0).sum() == (a["text"].str.len() > 0).sum()
+    assert (b["text"].str.len() > 0).sum() == (a["text"].str.len() > 0).sum()
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(pd.read_parquet(local / "results" / "demo.parquet"),
                                   pd.read_parquet(remote / "results" / "demo.parquet"))

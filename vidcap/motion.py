@@ -121,15 +121,17 @@ def read_motion_frames(path, num_frames: int = DEFAULTS["num_frames"],
     return np.asarray(got.frames)
 
 
-def classify_path(path, **knobs) -> dict:
+def classify_path(path, time_range: tuple[float | None, float | None] | None = None, **knobs) -> dict:
     """Classify the clip at ``path`` (see the module docstring). Frames come from ``vidcap.frames``:
     ``num_frames`` evenly spaced first, then, round by round, the frame halfway between any two samples
-    whose motion is large or unexplained, up to ``max_frames`` in all."""
+    whose motion is large or unexplained, up to ``max_frames`` in all. ``time_range``: (start, end)
+    seconds (either None = the file's edge): only frames inside ``[start, end)`` are looked at."""
     from vidcap import frames as vf
 
     k = _knobs(knobs)
     size = int(k["short_side"])
-    got = vf.sample_frames(path, num_frames=int(k["num_frames"]), policy="uniform", resize_short=size, unique=True)
+    got = vf.sample_frames(path, num_frames=int(k["num_frames"]), policy="uniform", resize_short=size, unique=True,
+                           time_range=time_range)
     idx, frames = list(got.indices), list(got.frames)
 
     def more(want: list[int]) -> list[np.ndarray]:

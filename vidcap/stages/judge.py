@@ -35,12 +35,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from vidcap.config import stage_settings
-from vidcap.errors import ConfigError, describe_error
+from vidcap.errors import ConfigError, StageRowError, describe_error
 from vidcap.judge import JudgeItem, iter_judge, to_stage_row
 from vidcap.judge_rules import load_rules
 from vidcap.runners import result_settings
 from vidcap.shards import MEDIA_PATH, ROW_ID
 from vidcap.stage import Stage
+from vidcap.timerange import row_range
 
 log = logging.getLogger("vidcap.stages.judge")
 
@@ -67,7 +68,7 @@ def _file_hash(path: str | None, what: str) -> str | None:
 
 class JudgeStage(Stage):
     name = "judge"
-    version = "1"
+    version = "2"
 
     def __init__(self, params: dict | None = None):
         from vidcap.judge import STAGE_COLUMNS
@@ -224,14 +225,20 @@ class JudgeStage(Stage):
             if item.error:
                 continue
             path = row.get(MEDIA_PATH) or ""
-            if path not in cache:
+            try:
+                span = row_range(row)  # a clip of a longer file: frames inside [start, end) only
+            except StageRowError as exc:
+                item.error = f"frames: {exc}"
+                continue
+            key = (path, *span)
+            if key not in cache:
                 self.stats["decodes"] = self.stats.get("decodes", 0) + 1
                 try:
-                    cache[path] = sample_frames(path, int(f["num_frames"]), f["policy"], resize_short=f["resize_short"],
-                                                unique=True)
+                    cache[key] = sample_frames(path, int(f["num_frames"]), f["policy"], resize_short=f["resize_short"],
+                                               unique=True, time_range=span)
                 except Exception as exc:  # noqa: BLE001 - FrameError etc.: this row's own failure
-                    cache[path] = exc
-            got = cache[path]
+                    cache[key] = exc
+            got = cache[key]
             if isinstance(got, BaseException):
                 item.error = f"frames: {describe_error(got)}"
             else:

@@ -5,6 +5,7 @@ Columns: ``cmotion`` (``+``-joined sorted pan/tilt/zoom labels, ``static`` or ``
 (ln of the total magnification), ``motion_fit`` (0..1 fit quality), ``motion_reason`` (why unclassified)
 and ``motion_error`` (unreadable rows). Images are one frame: ``unclassified``, reason
 ``image (one frame)``; videos of fewer than 3 distinct frames: ``unclassified``, ``too few frames``.
+A row with ``start`` / ``end`` (a clip of a longer file) is classified from frames inside that range only.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from vidcap.config import stage_settings
 from vidcap.media import check_file, media_type
 from vidcap.shards import MEDIA_PATH
 from vidcap.stage import RowStage
+from vidcap.timerange import row_range
 
 # Settings of the stage that are not classifier knobs.
 STAGE_KEYS = ("append_to_text",)
@@ -22,7 +24,7 @@ STAGE_KEYS = ("append_to_text",)
 
 class MotionStage(RowStage):
     name = "motion"
-    version = "2"
+    version = "3"
     columns = {
         "cmotion": pa.string(),
         "motion_pan": pa.float64(),
@@ -43,4 +45,4 @@ class MotionStage(RowStage):
         if media_type(path) == "image":
             return {"cmotion": "unclassified", "motion_pan": 0.0, "motion_tilt": 0.0, "motion_zoom": 0.0,
                     "motion_fit": 0.0, "motion_reason": "image (one frame)"}
-        return motion.classify_path(path, **self.params)
+        return motion.classify_path(path, time_range=row_range(row), **self.params)
