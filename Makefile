@@ -3,8 +3,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
-# pytest-xdist workers for `make test` (tests/conftest.py: SLURM and engine tests run as serial groups)
-TEST_WORKERS ?= 2
+# pytest-xdist workers for `make test` (tests/conftest.py: the SLURM and engine tests run as serial
+# groups; the SLURM one mostly waits on the scheduler, so 3 workers fit a 2-core machine)
+TEST_WORKERS ?= 3
 
 .PHONY: install demo test test-fast lint bench-plan bench-frames
 

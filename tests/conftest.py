@@ -25,8 +25,8 @@ def bad_inputs(tmp_path):
 
 
 # Tests that must not run beside their own kind, with the order they start in. `make test` runs pytest
-# with two workers (pytest-xdist, --dist loadgroup): the SLURM tests, which mostly wait on the
-# scheduler, go first as one group on one worker while the other worker runs the rest; the engine
+# with three workers (pytest-xdist, --dist loadgroup): the SLURM tests, which mostly wait on the
+# scheduler, go first as one group on one worker while the other workers run the rest; the engine
 # tests share one vLLM model folder and look for leftover engine processes, so they run one at a time.
 SERIAL_GROUPS = ("slurm", "engine")
 
