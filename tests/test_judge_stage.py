@@ -381,3 +381,23 @@ def test_pairs_from_a_table_two_runs_and_a_run_against_a_reference(tmp_path):
     assert t["answer_a"].tolist() == ["h0", "h1"] and t["answer_b"].tolist() == ["m0", "m1"]
     with pytest.raises(TableError, match="no column 'nope'"):
         judge_run.pairs_from_table(tmp_path / "t.csv", "human", "nope")
+
+
+def test_vision_judge_frames_come_from_the_row_time_range(tmp_path):
+    """Rows that are clips of one file (start/end) get frames from inside their own range, one decode per
+    range; a range outside the video fails its row only."""
+    from vidcap.judge import JudgeItem
+    from vidcap.shards import MEDIA_PATH
+
+    path = str(synth.write_video(tmp_path / "long.mp4", num_frames=48, width=64, height=48, fps=24))
+    stage = JudgeStage({"answer_a_column": "x", "attach_frames": True,
+                        "frames": {"num_frames": 2, "resize_short": 32}})
+    rows = [{MEDIA_PATH: path, "start": "0", "end": "1.0"}, {MEDIA_PATH: path, "start": 1.0, "end": None},
+            {MEDIA_PATH: path, "start": "0", "end": "1.0"}, {MEDIA_PATH: path, "start": "9", "end": None}]
+    items = [JudgeItem(key=str(i), question="q", answer_a="a", answer_b="b") for i in range(len(rows))]
+    stage._attach(items, rows)
+    first, second, again, outside = items
+    assert all(0 <= i < 24 for i in first.frames.indices) and first.frames.indices == again.frames.indices
+    assert all(24 <= i < 48 for i in second.frames.indices), second.frames.indices
+    assert outside.frames is None and outside.error.startswith("frames: range starts at 9 s"), outside.error
+    assert stage.stats["decodes"] == 3, "one decode per (file, range)"
