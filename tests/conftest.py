@@ -43,22 +43,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _bad_skips(config) -> list:
-    return config.__dict__.setdefault("_vidcap_bad_skips", [])
-
-
-def pytest_runtest_logreport(report):
-    """Collect skips outside ALLOWED_SKIPS (on pytest-xdist's controller too: it gets every worker's
-    reports through this hook; a report's keywords hold its test's marks)."""
-    if report.skipped and os.environ.get("VIDCAP_NO_SKIP") == "1":
-        if not any(mark in report.keywords for mark in ALLOWED_SKIPS):
-            _bad_skips(_CONFIG[0]).append(report)
-
-
-_CONFIG: list = []
-
-
-def pytest_configure(config):
-    _CONFIG[:] = [config]
+    """Skipped tests outside ALLOWED_SKIPS, from the terminal reporter's reports (on pytest-xdist's
+    controller these include every worker's; a report's keywords hold its test's marks)."""
+    if os.environ.get("VIDCAP_NO_SKIP") != "1":
+        return []
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    return [r for r in skipped if not any(mark in getattr(r, "keywords", {}) for mark in ALLOWED_SKIPS)]
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -69,6 +69,21 @@ def kill_when_journaled(workdir: Path, configfile: Path, stage: str, rows: int, 
     return journal_ids(runs[0], stage) if runs else {}
 
 
+def write_corrupt_mp4(path: Path) -> Path:
+    """An .mp4 that starts like one (an ``ftyp`` box) followed by garbage: found, but not decodable."""
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
+    return path
+
+
+def one_shard(tmp_path: Path, paths: list[str], **columns) -> Path:
+    """Write ``tmp_path/m.csv`` (``path`` plus ``columns``) and cut it into one shard; the shard's path."""
+    from vidcap.shards import make_shards
+
+    write_table(pd.DataFrame({"path": paths, **columns}), tmp_path / "m.csv")
+    make_shards(tmp_path / "m.csv", tmp_path / "shards", 1000)
+    return tmp_path / "shards" / "00000.parquet"
+
+
 def make_bad_inputs(root: Path) -> dict[str, str]:
     """Files for every bad-input case of the backbone issue: name -> path as written in the manifest.
 

@@ -14,15 +14,22 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import REPO, journal_ids, kill_when_journaled, run_snakemake, small_clip_manifest, write_config
+from tests.helpers import (
+    REPO,
+    journal_ids,
+    kill_when_journaled,
+    one_shard,
+    run_snakemake,
+    small_clip_manifest,
+    write_config,
+    write_corrupt_mp4,
+)
 from vidcap.dev import synth
 from vidcap.dev.tiny_models import CURRENT_FAMILIES, FAMILIES, tiny_model
 from vidcap.errors import RunnerFatal
 from vidcap.prompts import Prompt, prompt_hash
-from vidcap.shards import make_shards
 from vidcap.stage import run_stage
 from vidcap.stages.caption import CaptionStage
-from vidcap.tables import write_table
 from vidcap.text import clean_caption
 
 COLUMNS = ["text", "finish_reason", "output_tokens", "prompt_tokens", "caption_model", "caption_revision",
@@ -40,15 +47,8 @@ def media(tmp_path_factory) -> dict[str, str]:
         "v2": synth.write_video(root / "v2.webm", num_frames=20, width=64, height=96, codec="vp9", seed=2),
         "img": synth.write_image(root / "still.png", width=80, height=60),
     }
-    (root / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
-    files["corrupt"] = root / "corrupt.mp4"
+    files["corrupt"] = write_corrupt_mp4(root / "corrupt.mp4")
     return {k: str(v) for k, v in files.items()}
-
-
-def _shard(tmp_path: Path, paths: list[str], **extra) -> Path:
-    write_table(pd.DataFrame({"path": paths, **extra}), tmp_path / "m.csv")
-    make_shards(tmp_path / "m.csv", tmp_path / "shards", 1000)
-    return tmp_path / "shards" / "00000.parquet"
 
 
 def _run(tmp_path: Path, stage: CaptionStage, shard: Path) -> pd.DataFrame:
@@ -68,7 +68,7 @@ def _stage(model: Path, **kw) -> CaptionStage:
 @pytest.mark.parametrize("family", FAMILIES + CURRENT_FAMILIES)
 def test_family_mixed_batch_with_corrupt_file(tmp_path, media, family):
     names = ["v0", "img", "corrupt", "v1", "v2", "v0"]
-    shard = _shard(tmp_path, [media[n] for n in names], name=names)
+    shard = one_shard(tmp_path, [media[n] for n in names], name=names)
     model = tiny_model(family)
     workers = 1 if family == "qwen2_5_vl" else 0  # background decoding once, inline for the others
     df = _run(tmp_path, _stage(model, decode_workers=workers), shard)
@@ -97,7 +97,7 @@ def test_family_mixed_batch_with_corrupt_file(tmp_path, media, family):
 
 def test_injected_oom_splits_batch_and_loses_no_row(tmp_path, media, monkeypatch, caplog):
     names = ["v0", "v1", "v0", "v1"]
-    shard = _shard(tmp_path, [media[n] for n in names])
+    shard = one_shard(tmp_path, [media[n] for n in names])
     monkeypatch.setenv("VIDCAP_FAULT_OOM", "1")
     with caplog.at_level(logging.WARNING, logger="vidcap.runners.hf"):
         df = _run(tmp_path, _stage(tiny_model("qwen2_vl"), batch_size=4), shard)
@@ -107,7 +107,7 @@ def test_injected_oom_splits_batch_and_loses_no_row(tmp_path, media, monkeypatch
 
 def test_context_check_fails_clearly_then_reduce_fits(tmp_path, media):
     model = tiny_model("qwen2_5_vl", max_position_embeddings=128)
-    shard = _shard(tmp_path, [media["v1"], media["v0"]])
+    shard = one_shard(tmp_path, [media["v1"], media["v0"]])
     big = {"frames": {"num_frames": 16}, "generation": {"max_new_tokens": 64}, "prompt": "video_short"}
     with pytest.raises(RunnerFatal) as err:
         run_stage(_stage(model, **big), shard, tmp_path / "out.parquet", tmp_path / "j.jsonl")
@@ -126,7 +126,7 @@ def test_context_check_fails_clearly_then_reduce_fits(tmp_path, media):
 
 def test_text_prompt_rewrites_existing_caption_without_frames(tmp_path, media):
     texts = ["The video shows a dog on a beach.", "", "A red car drives\nat night."]
-    shard = _shard(tmp_path, [media["v0"], media["v1"], media["corrupt"]], text=texts)
+    shard = one_shard(tmp_path, [media["v0"], media["v1"], media["corrupt"]], text=texts)
     stage = _stage(tiny_model("llava_onevision"), prompt="rewrite_structured", decode_workers=2)
     df = _run(tmp_path, stage, shard)
     assert df["caption_error"].isna().tolist() == [True, False, True], "empty hint fails; corrupt file unread"

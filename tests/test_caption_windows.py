@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, one_shard, write_corrupt_mp4
 from vidcap import caption_windows as cw
 from vidcap.dev import synth
 from vidcap.dev.chat_server import ChatServer, _texts
@@ -29,7 +29,6 @@ from vidcap.errors import ConfigError, FrameError
 from vidcap.frames import sample_frames
 from vidcap.prompts import BUILTIN, prompt_hash
 from vidcap.runners.hf_text import TextTransformersRunner
-from vidcap.shards import make_shards
 from vidcap.stage import run_stage
 from vidcap.stages.caption import CaptionStage
 from vidcap.tables import write_table
@@ -51,15 +50,8 @@ def media(tmp_path_factory) -> dict[str, str]:
         "img": synth.write_image(root / "still.png", width=64, height=48),
         "sparse": synth.write_video(root / "sparse.mp4", num_frames=10, width=64, height=48, fps=1, seed=5),
     }
-    (root / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
-    files["corrupt"] = root / "corrupt.mp4"
+    files["corrupt"] = write_corrupt_mp4(root / "corrupt.mp4")
     return {k: str(v) for k, v in files.items()}
-
-
-def _shard(tmp_path: Path, paths: list[str], **extra) -> Path:
-    write_table(pd.DataFrame({"path": paths, **extra}), tmp_path / "m.csv")
-    make_shards(tmp_path / "m.csv", tmp_path / "shards", 1000)
-    return tmp_path / "shards" / "00000.parquet"
 
 
 def _vlm_params(windows: dict, **over) -> dict:
@@ -165,7 +157,7 @@ def test_config_checks_and_fingerprint():
 def test_windowed_rows_with_tiny_vlm(tmp_path, media):
     """A 12 s clip in 5 s windows, the same clip's 2-9 s range, a short clip, an image, a corrupt file."""
     names = ["long", "short", "img", "corrupt", "long"]
-    shard = _shard(tmp_path, [media[n] for n in names], start=["", "", "", "", "2"], end=["", "", "", "", "9"])
+    shard = one_shard(tmp_path, [media[n] for n in names], start=["", "", "", "", "2"], end=["", "", "", "", "9"])
     stage = CaptionStage(_vlm_params({"seconds": 5, "min_seconds": 1}, decode_workers=1))
     table = run_stage(stage, shard, tmp_path / "out.parquet", tmp_path / "j.jsonl")
     df = table.to_pandas()
@@ -215,7 +207,7 @@ class RecordingTextRunner(TextTransformersRunner):
 
 def test_summary_by_tiny_text_model(tmp_path, media):
     names = ["long", "long", "short", "img"]
-    shard = _shard(tmp_path, [media[n] for n in names], start=["", "2", "", ""], end=["", "9", "", ""])
+    shard = one_shard(tmp_path, [media[n] for n in names], start=["", "2", "", ""], end=["", "9", "", ""])
     text_model = str(tiny_model("qwen2"))
     summary = {"enabled": True, "batch_size": 2, "transformers": {"model": text_model},
                "generation": {"max_new_tokens": 5}}
@@ -248,7 +240,7 @@ def test_summary_by_tiny_text_model(tmp_path, media):
 def test_failed_window_or_summary_fails_its_row_api(tmp_path, media, monkeypatch):
     """Rows: the clip (its first window gets a 400), the 2-9 s range (its summary gets a 400), the clip."""
     monkeypatch.setenv(KEY_VAR, KEY)
-    shard = _shard(tmp_path, [media["long"]] * 3, start=["", "2", ""], end=["", "9", ""])
+    shard = one_shard(tmp_path, [media["long"]] * 3, start=["", "2", ""], end=["", "9", ""])
     with ChatServer(latency=0.01, api_key=KEY) as srv:
         srv.fail_first("400", 1)                       # the first request: row 0's first window
         srv.script("Video length: 7.0 s", ["400"])      # the ranged row's summary
@@ -290,7 +282,7 @@ def test_kill_then_resume_recaptions_no_finished_row(tmp_path, media, monkeypatc
     rest (3 windows + 1 summary each) and the output holds every row once."""
     monkeypatch.setenv(KEY_VAR, KEY)
     n = 5
-    shard = _shard(tmp_path, [media["long"]] * n, k=[str(i) for i in range(n)])
+    shard = one_shard(tmp_path, [media["long"]] * n, k=[str(i) for i in range(n)])
     journal, out = tmp_path / "j.jsonl", tmp_path / "out.parquet"
     with ChatServer(latency=0.01, api_key=KEY) as srv:
         params = _api_params(srv, {"seconds": 5, "min_seconds": 1, "summary": _summary_api(srv)})

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.helpers import write_corrupt_mp4
 from vidcap.config import stage_settings
 from vidcap.errors import ConfigError
 from vidcap.neva import (
@@ -286,7 +287,7 @@ def clips(tmp_path_factory) -> Path:
     synth.write_video(root / "v0.mp4", num_frames=16, width=96, height=64, seed=0)
     synth.write_video(root / "v1.mp4", num_frames=12, width=64, height=96, seed=1)
     synth.write_image(root / "still.png", width=80, height=60)
-    (root / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 3000)
+    write_corrupt_mp4(root / "corrupt.mp4")
     asks = [("v0.mp4", "What moves?"), ("corrupt.mp4", "Is it dark?"),
             ("v0.mp4", "Describe in great detail every object, its colour, its position and what it does in "
                        "the clip, then say how the camera moves and what the lighting is like."),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +17,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import journal_ids, kill_when_journaled, run_snakemake, small_clip_manifest, write_config
+from tests.helpers import (
+    journal_ids,
+    kill_when_journaled,
+    one_shard,
+    run_snakemake,
+    small_clip_manifest,
+    write_config,
+    write_corrupt_mp4,
+)
 from vidcap.dev import synth
 from vidcap.dev.tiny_pllava import build_tiny_pllava
 from vidcap.errors import RunnerFatal
@@ -26,11 +33,9 @@ from vidcap.frames import frame_indices, sample_frames
 from vidcap.models.pllava import generate_captions, stretch_positions
 from vidcap.models.pllava_checkpoint import load_pllava
 from vidcap.models.pllava_prompts import pllava_prompt, row_fraction
-from vidcap.shards import make_shards
 from vidcap.stage import run_stage
 from vidcap.stages.caption import CaptionStage
 from vidcap.summary import summarize, summary_rows
-from vidcap.tables import write_table
 from vidcap.text import clean_caption
 
 LIMITS = {"long": 12, "short": 5}
@@ -50,14 +55,12 @@ def media(tmp_path_factory) -> Path:
     synth.write_video(root / "short.mp4", num_frames=3, width=96, height=64, seed=2)
     synth.write_image(root / "still.png", width=80, height=60, seed=3)
     synth.write_image(root / "still2.jpg", width=50, height=90, seed=4)
-    (root / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
+    write_corrupt_mp4(root / "corrupt.mp4")
     return root
 
 
 def _shard(tmp_path: Path, media: Path, names: list[str]) -> Path:
-    write_table(pd.DataFrame({"path": [str(media / n) for n in names], "name": names}), tmp_path / "m.csv")
-    make_shards(tmp_path / "m.csv", tmp_path / "shards", 1000)
-    return tmp_path / "shards" / "00000.parquet"
+    return one_shard(tmp_path, [str(media / n) for n in names], name=names)
 
 
 def _half_short(ids: list[str]) -> float:

@@ -133,19 +133,19 @@ def test_lint_is_clean(tmp_path):
 @pytest.mark.e2e
 def test_motion_labels_through_the_workflow_and_append_to_text(tmp_path):
     sys.path.insert(0, str(REPO / "bench" / "motion"))
-    import clips
+    import gen  # the motion bench's generator: a virtual camera over a photograph
 
     media = tmp_path / "media"
-    specs = {
-        "pan_left+tilt_up": (-0.6, 0.5, 0.0),
-        "zoom_in": (0.0, 0.0, 0.5),
-        "static": (0.0, 0.0, 0.0),
+    specs = {  # pan/tilt in short sides, zoom as ln(magnification)
+        "pan_left+tilt_up": (-0.6, 0.5, 0.0, "astronaut"),
+        "zoom_in": (0.0, 0.0, 0.5, "coffee"),
+        "static": (0.0, 0.0, 0.0, "chelsea"),
     }
     rows = []
-    for i, (label, (pan, tilt, zoom)) in enumerate(specs.items()):
-        spec = clips.ClipSpec(f"w{i}", label, "clean", "+" in label, pan, tilt, zoom, num_frames=40,
-                              photo=i, seed=11 + i)
-        clips.write_clip(spec, media / f"m{i}.mp4")
+    for i, (label, (pan, tilt, zoom, source)) in enumerate(specs.items()):
+        spec = gen.Spec(f"w{i}", "dev", "workflow", label, pan, tilt, zoom, frames=40, width=288, height=160,
+                        source=source, seed=11 + i, params={"profile": "linear", "crf": 20, "gop": 30, "view": 0.5})
+        gen.write_clip(spec, media / f"m{i}.mp4")
         rows.append({"path": f"m{i}.mp4", "expected": label, "text": f"A clip number {i}."})
     rows.append({"path": "m0.mp4", "expected": "pan_left+tilt_up", "text": ""})
     write_table(pd.DataFrame(rows), media / "m.csv")

@@ -38,7 +38,6 @@ from vidcap import motion_track as mt
 MOTION_LABELS = (
     "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "static", "unclassified",
 )
-DIRECTION_LABELS = MOTION_LABELS[:6]
 OUTPUT_COLUMNS = ("cmotion", "motion_pan", "motion_tilt", "motion_zoom", "motion_fit", "motion_reason")
 # Fewer distinct frames than this cannot show a cut from a camera move: 'too few frames'.
 MIN_FRAMES = 3
