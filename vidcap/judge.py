@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import statistics
 import time
@@ -45,6 +44,7 @@ from vidcap.frames import Frames
 from vidcap.judge_parse import JudgeParseError, Verdict, parse_verdict
 from vidcap.judge_rules import RULES, STRICT_FORMAT, SYSTEM, answer_format, rule_for
 from vidcap.runners.base import Request
+from vidcap.tables import cell_text
 
 TEMPLATE_VERSION = "1"
 ORDERS = ("ab", "ba")
@@ -312,10 +312,6 @@ def from_stage_table(df: pd.DataFrame, key_column: str = "row_id") -> pd.DataFra
 # ------------------------------------------------------------------------------------ building items
 
 
-def _text(v) -> str:
-    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-
-
 def items_from_answers(questions: pd.DataFrame, answers_a: pd.DataFrame, answers_b: pd.DataFrame,
                        contexts: dict[str, str] | None = None, question_column: str = "prompt",
                        context_key: str = "path") -> list[JudgeItem]:
@@ -333,12 +329,12 @@ def items_from_answers(questions: pd.DataFrame, answers_a: pd.DataFrame, answers
             ans = table.get(qid)
             if ans is None:
                 errs.append(f"no answer {name} for question_id {qid}")
-            elif _text(ans.get("error")):
-                errs.append(f"answer {name} failed: {_text(ans.get('error'))}")
+            elif cell_text(ans.get("error")):
+                errs.append(f"answer {name} failed: {cell_text(ans.get('error'))}")
         items.append(JudgeItem(
-            key=qid, question=_text(q.get(question_column)), category=_text(q.get("category")),
-            answer_a=_text(a.get(qid, {}).get("text")), answer_b=_text(b.get(qid, {}).get("text")),
-            context=(contexts or {}).get(_text(q.get(context_key)), ""), error="; ".join(errs)))
+            key=qid, question=cell_text(q.get(question_column)), category=cell_text(q.get("category")),
+            answer_a=cell_text(a.get(qid, {}).get("text")), answer_b=cell_text(b.get(qid, {}).get("text")),
+            context=(contexts or {}).get(cell_text(q.get(context_key)), ""), error="; ".join(errs)))
     return items
 
 
@@ -355,15 +351,15 @@ def items_from_columns(df: pd.DataFrame, column_a: str, column_b: str, key_colum
         raise ValueError("give exactly one of question and question_column")
     items = []
     for r in df.to_dict("records"):
-        errs = [f"{c}: {_text(r.get(c))}" for c in error_columns if _text(r.get(c))]
+        errs = [f"{c}: {cell_text(r.get(c))}" for c in error_columns if cell_text(r.get(c))]
         for name, col in (("A", column_a), ("B", column_b)):
-            if not _text(r.get(col)).strip() and not errs:
+            if not cell_text(r.get(col)).strip() and not errs:
                 errs.append(f"answer {name} ({col}) is empty")
-        ctx = "\n".join(f"{c}: {_text(r.get(c))}" for c in context_columns if _text(r.get(c)))
+        ctx = "\n".join(f"{c}: {cell_text(r.get(c))}" for c in context_columns if cell_text(r.get(c)))
         items.append(JudgeItem(
-            key=_text(r[key_column]), question=question if question is not None else _text(r.get(question_column)),
-            answer_a=_text(r.get(column_a)), answer_b=_text(r.get(column_b)),
-            category=_text(r.get(category_column)) if category_column else category, context=ctx,
+            key=cell_text(r[key_column]), question=question if question is not None else cell_text(r.get(question_column)),
+            answer_a=cell_text(r.get(column_a)), answer_b=cell_text(r.get(column_b)),
+            category=cell_text(r.get(category_column)) if category_column else category, context=ctx,
             error="; ".join(errs)))
     return items
 

@@ -76,14 +76,6 @@ class Plan:
                   f"{shown}{more}", file=sys.stderr)
         return rows
 
-    @property
-    def answers_path(self) -> Path:
-        return self.run.answers
-
-    @property
-    def judge_table_path(self) -> Path:
-        return self.run.judge_table
-
     def lock_run(self):
         """Hold ``run.lock`` for the life of this process (the Snakemake run); ConfigError naming the
         other run when another Snakemake process (any working directory, any host) holds it."""
@@ -190,14 +182,14 @@ class Plan:
         caption, opts = stages["caption"], []
         want = caption["answers_file"]
         if caption["enabled"] and (want == "always" or (want == "auto" and is_prompt_file(self.config["manifest"]))):
-            opts += ["--answers", str(self.answers_path), "--answers-text-column", caption["output_column"],
+            opts += ["--answers", str(self.run.answers), "--answers-text-column", caption["output_column"],
                      "--answers-id-column", "question_id" if self._has_column("question_id") else "row_id"]
             if caption["prompt_column"]:
                 opts += ["--answers-prompt-column", caption["prompt_column"]]
             else:
                 opts += ["--answers-prompt", self._caption_prompt_text()]
         if stages["judge"]["enabled"]:
-            opts += ["--judge-table", str(self.judge_table_path)]
+            opts += ["--judge-table", str(self.run.judge_table)]
         return opts
 
     def final_outputs(self) -> list[str]:

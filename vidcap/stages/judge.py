@@ -41,6 +41,7 @@ from vidcap.judge_rules import load_rules
 from vidcap.runners import result_settings
 from vidcap.shards import MEDIA_PATH, ROW_ID
 from vidcap.stage import Stage
+from vidcap.tables import cell_text
 from vidcap.timerange import row_range
 
 log = logging.getLogger("vidcap.stages.judge")
@@ -49,12 +50,6 @@ DEFAULT_QUESTION = "Describe this video."
 _FLOAT = ("judge_score_a", "judge_score_b", "judge_score_a_ab", "judge_score_b_ab", "judge_score_a_ba",
           "judge_score_b_ba", "judge_cost_usd")
 _INT = ("judge_requests", "judge_strict_retries", "judge_prompt_tokens", "judge_output_tokens")
-
-
-def _text(v) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""
-    return str(v)
 
 
 def _file_hash(path: str | None, what: str) -> str | None:
@@ -179,24 +174,24 @@ class JudgeStage(Stage):
     def _context(self, row: dict) -> str:
         lines = []
         if self.contexts:
-            path = _text(row.get("path"))
+            path = cell_text(row.get("path"))
             ctx = self.contexts.get(path) or self.contexts.get(Path(path).name) if path else None
             if ctx:
                 lines.append(ctx)
-        lines += [f"{c}: {_text(row.get(c))}" for c in self.context_columns if _text(row.get(c))]
+        lines += [f"{c}: {cell_text(row.get(c))}" for c in self.context_columns if cell_text(row.get(c))]
         return "\n".join(lines)
 
     def item(self, row: dict) -> JudgeItem:
         """The pair to judge for one row; ``error`` says why it cannot be judged (no request then)."""
-        errs = [f"{c}: {_text(row.get(c))}" for c in self.error_columns if _text(row.get(c))]
+        errs = [f"{c}: {cell_text(row.get(c))}" for c in self.error_columns if cell_text(row.get(c))]
         if self.a_column:
             if self.a_column not in row:
                 errs.append(f"no column {self.a_column!r} (answer A)")
-            a = _text(row.get(self.a_column))
+            a = cell_text(row.get(self.a_column))
         else:
-            key = _text(row.get(self.key_column))
+            key = cell_text(row.get(self.key_column))
             ref = self.load_reference().get(key) if key else None
-            a = _text(ref["text"]) if ref else ""
+            a = cell_text(ref["text"]) if ref else ""
             if not key:
                 errs.append(f"no {self.key_column} to find the reference answer by")
             elif ref is None:
@@ -205,12 +200,12 @@ class JudgeStage(Stage):
                 errs.append(f"reference answer failed: {ref['error']}")
         if self.b_column not in row:
             errs.append(f"no column {self.b_column!r} (answer B)")
-        b = _text(row.get(self.b_column))
+        b = cell_text(row.get(self.b_column))
         for name, col, text in (("A", self.a_column or "reference", a), ("B", self.b_column, b)):
             if not text.strip() and not errs:
                 errs.append(f"answer {name} ({col}) is empty")
-        question = _text(row.get(self.question_column)) if self.question_column else ""
-        category = _text(row.get(self.category_column)) or self.settings["category"]
+        question = cell_text(row.get(self.question_column)) if self.question_column else ""
+        category = cell_text(row.get(self.category_column)) or self.settings["category"]
         return JudgeItem(key=row[ROW_ID], question=question.strip() or self.question, answer_a=a, answer_b=b,
                          category=category, context=self._context(row), error="; ".join(errs),
                          rule=self.settings["rule"] or "")
