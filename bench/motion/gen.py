@@ -38,7 +38,7 @@ REF_PAN = 0.25
 REF_ZOOM = 0.10
 ZOOM_LN = math.log(1.0 + REF_ZOOM)
 
-SPLIT_SEEDS = {"dev": 20261, "test": 70717}
+SPLIT_SEEDS = {"dev": 20261, "test": 70717, "test2": 90523}
 
 # (name, kind). Disjoint between the splits; "proc:<family>:<seed>" are procedural images.
 SOURCES = {
@@ -50,6 +50,12 @@ SOURCES = {
              ("coins", "texture"), ("hubble_deep_field", "astronomy"), ("retina", "medical"),
              ("immunohistochemistry", "medical"), ("text", "document"), ("proc:clouds:201", "procedural"),
              ("proc:shapes:202", "procedural"), ("proc:stars:203", "dark"), ("proc:blobs:204", "procedural")],
+    # Second test split, added 2026-11-22 09:25 UTC after the first test run had been seen: the test
+    # photographs with a new seed and new procedural images; frozen before any further tuning.
+    "test2": [("chelsea", "photo"), ("rocket", "photo"), ("motorcycle", "photo"), ("gravel", "texture"),
+              ("coins", "texture"), ("hubble_deep_field", "astronomy"), ("retina", "medical"),
+              ("immunohistochemistry", "medical"), ("text", "document"), ("proc:clouds:301", "procedural"),
+              ("proc:shapes:302", "procedural"), ("proc:stars:303", "dark"), ("proc:blobs:304", "procedural")],
 }
 
 SHAPES = ((512, 288), (512, 288), (480, 360), (288, 512), (384, 384))

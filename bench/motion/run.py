@@ -261,7 +261,7 @@ def plot_curves(rows, folder: Path) -> list[Path]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", choices=("dev", "test"), default="test")
+    ap.add_argument("--split", choices=("dev", "test", "test2"), default="test")
     ap.add_argument("--group", action="append", help="only these groups (repeatable; dev loops)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for clip generation")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/motion")
