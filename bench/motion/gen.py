@@ -50,7 +50,7 @@ SOURCES = {
              ("coins", "texture"), ("hubble_deep_field", "astronomy"), ("retina", "medical"),
              ("immunohistochemistry", "medical"), ("text", "document"), ("proc:clouds:201", "procedural"),
              ("proc:shapes:202", "procedural"), ("proc:stars:203", "dark"), ("proc:blobs:204", "procedural")],
-    # Second test split, added 2026-11-22 09:25 UTC after the first test run had been seen: the test
+    # Second test split, added 2026-11-22 09:13 UTC after the first test run had been seen: the test
     # photographs with a new seed and new procedural images; frozen before any further tuning.
     "test2": [("chelsea", "photo"), ("rocket", "photo"), ("motorcycle", "photo"), ("gravel", "texture"),
               ("coins", "texture"), ("hubble_deep_field", "astronomy"), ("retina", "medical"),
