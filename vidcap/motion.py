@@ -67,11 +67,11 @@ DEFAULTS = {
     # min-eigenvalue response is at least this many times the largest that noise of the frame's level
     # produces (pure noise of std s reaches 4.4e-5 * s^2); the level is the larger of the measured noise
     # and the 8-bit quantisation error (0.3 grey levels) amplified by the normalisation.
-    "texture_snr": 3.0,
+    "texture_snr": 2.5,
     # A frame with fewer corners than this is low texture (a clip whose frames are, is unclassified).
     "min_features": 8,
     # Forward-backward LK check: a track is kept when it returns within this many working px.
-    "fb_max_error": 1.0,
+    "fb_max_error": 1.5,
     # RANSAC inlier threshold for the similarity fit, in working px.
     "ransac_reproj": 1.5,
     # A frame pair is explained when inliers / detected corners >= this (and >= min_inliers inliers).

@@ -24,8 +24,9 @@ import numpy as np
 # Pure sensor noise of std s gives cv2.cornerMinEigenVal (blockSize 3, ksize 3) local maxima up to
 # about NOISE_EIG * s**2 (measured: 3.5e-5 at the 99th percentile, 4.4e-5 at the maximum).
 NOISE_EIG = 4.4e-5
-# A frame whose grey levels vary less than this (std, 0-255) is blank: black, white or flat.
-BLANK_STD = 1.5
+# A frame whose grey levels vary less than this (std, 0-255, working resolution) is blank: black, white
+# or flat. Night footage can vary by only 1-2 grey levels and still track after normalisation.
+BLANK_STD = 0.5
 # Corner floor on the normalised frame (std 40) whatever the noise.
 MIN_EIG = 3e-5
 NORM_STD = 40.0

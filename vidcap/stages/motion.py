@@ -24,7 +24,7 @@ STAGE_KEYS = ("append_to_text",)
 
 class MotionStage(RowStage):
     name = "motion"
-    version = "3"
+    version = "4"
     columns = {
         "cmotion": pa.string(),
         "motion_pan": pa.float64(),
