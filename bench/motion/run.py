@@ -257,6 +257,32 @@ def plot_curves(rows, folder: Path) -> list[Path]:
     return paths
 
 
+def targets_line(name: str, syn) -> str:
+    """One row of the issue's targets for the synthetic rows ``syn`` (each row once)."""
+    zl = math.log(1.15)
+    big_zoom = [r for r in syn if abs(float(r["zoom"])) >= zl and r["expected"] != "unclassified"]
+    zrec = sum(axis_detected(r["cmotion"], "zoom", float(r["zoom"])) for r in big_zoom)
+    pred_static = [r for r in syn if r["cmotion"] == "static"]
+    combos = [r for r in syn if "+" in r["expected"]]
+    return (f"| {name} | {len(syn)} | {pct(sum(r['cmotion'] == r['expected'] for r in syn), len(syn))} | "
+            f"{pct(sum(r['cmotion'] == r['expected'] for r in combos), len(combos))} | {pct(zrec, len(big_zoom))} | "
+            f"{pct(sum(r['expected'] == 'static' for r in pred_static), len(pred_static))} |")
+
+
+def pooled_table(splits, out: Path) -> str:
+    """The targets per split (from each split's results.csv) and over all their synthetic clips."""
+    lines = ["| split | clips | exact match | combinations | zoom recall >= 1.15x | static precision |",
+             "|---|---|---|---|---|---|"]
+    union = []
+    for split in splits:
+        with open(out / split / "results.csv", newline="") as fh:
+            syn = [r for r in csv.DictReader(fh) if r["group"] != "real"]
+        union += syn
+        lines.append(targets_line(split, syn))
+    lines.append(targets_line("all of them", union))
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 def main(argv=None) -> int:
@@ -270,7 +296,13 @@ def main(argv=None) -> int:
     ap.add_argument("--generate-only", action="store_true")
     ap.add_argument("--save-curves", action="store_true", help="copy the sensitivity PNGs to bench/motion/")
     ap.add_argument("--replot", action="store_true", help="only redraw the curves from the split's results.csv")
+    ap.add_argument("--pool", action="append", metavar="SPLIT",
+                    help="only print the targets of these splits' results.csv and of their union (repeatable)")
     args = ap.parse_args(argv)
+
+    if args.pool:
+        print(pooled_table(args.pool, args.out))
+        return 0
 
     if args.replot:
         with open(args.out / args.split / "results.csv", newline="") as fh:
