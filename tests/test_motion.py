@@ -141,6 +141,24 @@ def test_dim_night_scene_tracks(tmp_path):
     assert res["cmotion"] == "pan_right", res
 
 
+def test_night_frames_of_one_or_two_grey_levels_track():
+    """A pan over a scene whose grey levels spread by about 1.3 levels (std) is tracked on the
+    contrast-normalised frames, not taken for blank frames (a dip to black)."""
+    rng = np.random.default_rng(5)
+    img = cv2.cvtColor(gen.source_image("astronaut"), cv2.COLOR_RGB2GRAY).astype(np.float64)
+    img = (img - img.mean()) / img.std()
+    frames = []
+    for i in range(10):
+        x = 40 + 8 * i                       # 72 px of 160: 0.45 short sides, pan right
+        crop = img[100:260, x:x + 288]
+        frames.append(np.clip(np.round(8.0 + 1.35 * crop + rng.normal(0, 0.2, crop.shape)), 0, 255).astype(np.uint8))
+    frames = np.stack(frames)
+    assert 1.0 < float(frames[0].std()) < 1.5
+    res = motion.classify_frames(frames)
+    assert res["cmotion"] == "pan_right", res
+    assert 0.35 < res["motion_pan"] < 0.55, res
+
+
 def test_long_fast_pan_is_sampled_adaptively(tmp_path):
     """A tilt of six short sides in 300 frames: ten evenly spaced frames do not overlap (unclassified),
     classify_path reads frames in between and labels it."""
