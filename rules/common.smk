@@ -8,7 +8,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from vidcap.redact import public_config
 from vidcap.stages import REGISTRY
-from vidcap.tables import write_text
+from vidcap.io.tables import write_text
 from vidcap.workflow import plan
 
 PLAN = plan(config)

@@ -24,16 +24,15 @@ rule gather:
         " --summary-json {output.summary_json:q} --summary-csv {output.summary_csv:q} > {log:q} 2>&1 || vidcap_failed {log:q}"
 
 
-# The shots step (stages.shots on): every clip of every video, the manifest of the next step.
+# A step of its own (the shots step, stages.shots on): every clip of every video, the manifest of
+# the next step. Its outputs come from the stage's plan hooks (Plan.step_outputs).
 rule clips:
     input:
         info=str(RUN.shard_info_path),
         shards=expand(str(RUN.shard("{shard}")), shard=SHARDS),
-        shots=stage_outputs("shots"),
+        stages=[stage_outputs(s) for s in PLAN.stages],
     output:
-        parquet=str(RUN.clips("parquet")),
-        csv=str(RUN.clips("csv")),
-        failed=str(RUN.clips("failed.csv")),
+        **PLAN.step_outputs(),
     log:
         str(RUN.log("clips")),
     benchmark:

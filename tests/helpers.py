@@ -11,7 +11,7 @@ import pandas as pd
 import yaml
 
 from vidcap.dev import synth
-from vidcap.tables import write_table
+from vidcap.io.tables import write_table
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,7 +77,7 @@ def write_corrupt_mp4(path: Path) -> Path:
 
 def one_shard(tmp_path: Path, paths: list[str], **columns) -> Path:
     """Write ``tmp_path/m.csv`` (``path`` plus ``columns``) and cut it into one shard; the shard's path."""
-    from vidcap.shards import make_shards
+    from vidcap.io.shards import make_shards
 
     write_table(pd.DataFrame({"path": paths, **columns}), tmp_path / "m.csv")
     make_shards(tmp_path / "m.csv", tmp_path / "shards", 1000)

@@ -1,4 +1,4 @@
-"""The ``openai`` runner and ``vidcap.llm_client`` against real HTTP servers on 127.0.0.1.
+"""The ``openai`` runner and ``vidcap.llm.client`` against real HTTP servers on 127.0.0.1.
 
 Our fault-injecting server (``vidcap.dev.chat_server``) for 429/500/timeouts/malformed/closed/401,
 limits and concurrency; a real Snakemake run with ``runner: openai`` whose every written file is
@@ -22,8 +22,8 @@ import pytest
 
 from vidcap.dev.chat_server import ChatServer
 from vidcap.errors import RunnerFatal
-from vidcap.frames import Frames
-from vidcap.llm_client import ChatClient, ChatError, ChatJob, Pacer
+from vidcap.llm.client import ChatClient, ChatError, ChatJob, Pacer
+from vidcap.media.frames import Frames
 from vidcap.redact import scrub
 from vidcap.runners.base import Generation, Request
 from vidcap.runners.openai_api import OpenAIRunner
@@ -303,7 +303,7 @@ def test_busy_time_is_time_with_a_request_in_flight_not_a_sum(key_env):
 def test_snakemake_run_with_openai_runner_key_in_no_file(tmp_path, key_env):
     from tests.helpers import read_result, run_snakemake, write_config
     from vidcap.dev import synth
-    from vidcap.tables import write_table
+    from vidcap.io.tables import write_table
 
     media = tmp_path / "media"
     media.mkdir()
@@ -428,7 +428,7 @@ def test_killed_api_job_loses_nothing_already_paid_for(tmp_path, key_env):
 
     from tests.helpers import run_snakemake, snakemake_cmd, write_config
     from vidcap.dev import synth
-    from vidcap.tables import write_table
+    from vidcap.io.tables import write_table
 
     media = tmp_path / "media"
     n = 16

@@ -24,12 +24,12 @@ from tests.helpers import (
     write_config,
     write_corrupt_mp4,
 )
+from vidcap.caption.stage import CaptionStage
 from vidcap.dev import synth
 from vidcap.dev.tiny_models import CURRENT_FAMILIES, FAMILIES, tiny_model
 from vidcap.errors import RunnerFatal
 from vidcap.prompts import Prompt, prompt_hash
-from vidcap.stage import run_stage
-from vidcap.stages.caption import CaptionStage
+from vidcap.stages.base import run_stage
 from vidcap.text import clean_caption
 
 COLUMNS = ["text", "finish_reason", "output_tokens", "prompt_tokens", "caption_model", "caption_revision",

@@ -21,17 +21,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import REPO, one_shard, write_corrupt_mp4
-from vidcap import caption_windows as cw
+from vidcap.caption import windows as cw
+from vidcap.caption.stage import CaptionStage
 from vidcap.dev import synth
 from vidcap.dev.chat_server import ChatServer, _texts
 from vidcap.dev.tiny_models import tiny_model
 from vidcap.errors import ConfigError, FrameError
-from vidcap.frames import sample_frames
+from vidcap.io.tables import write_table
+from vidcap.media.frames import sample_frames
 from vidcap.prompts import BUILTIN, prompt_hash
 from vidcap.runners.hf_text import TextTransformersRunner
-from vidcap.stage import run_stage
-from vidcap.stages.caption import CaptionStage
-from vidcap.tables import write_table
+from vidcap.stages.base import run_stage
 
 FPS = 8
 KEY_VAR = "VIDCAP_TEST_WINDOWS_KEY"

@@ -1,18 +1,18 @@
-"""Clean stage (vidcap.stages.clean): every switch, flags, lengths, tokenizer, duplicates at merge."""
+"""Clean stage (vidcap.clean.stage): every switch, flags, lengths, tokenizer, duplicates at merge."""
 from __future__ import annotations
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from vidcap.clean.stage import has_url, is_repetitive, words
 from vidcap.dev.tiny_models import tiny_model
 from vidcap.errors import RunnerFatal
 from vidcap.gather import mark_duplicates
-from vidcap.shards import make_shards
-from vidcap.stage import run_stage
+from vidcap.io.shards import make_shards
+from vidcap.io.tables import write_table
 from vidcap.stages import get_stage
-from vidcap.stages.clean import has_url, is_repetitive, words
-from vidcap.tables import write_table
+from vidcap.stages.base import run_stage
 
 
 def _row(text, **extra):

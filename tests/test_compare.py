@@ -14,8 +14,8 @@ from vidcap.cli import main
 from vidcap.dev import synth
 from vidcap.dev.chat_server import ChatServer
 from vidcap.dev.tiny_models import tiny_model
-from vidcap.judge_rules import RULES
-from vidcap.tables import write_table
+from vidcap.io.tables import write_table
+from vidcap.judge.rules import RULES
 
 KEY_VAR = "VIDCAP_TEST_COMPARE_KEY"
 KEY = "sk-compareFAKE-6a02"

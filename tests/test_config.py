@@ -26,7 +26,7 @@ def test_every_problem_named_with_key_and_allowed_values():
 
 
 def test_motion_schema_lists_exactly_the_classifier_knobs():
-    from vidcap.motion import DEFAULTS
+    from vidcap.motion.classify import DEFAULTS
 
     props = load_schema()["properties"]["stages"]["properties"]["motion"]["properties"]
     assert set(props) - {"enabled", "append_to_text", "resources"} == set(DEFAULTS)

@@ -1,13 +1,13 @@
-"""vidcap.frames: index math, every decoder on every codec (checked with synth.read_index), failures."""
+"""vidcap.media.frames: index math, every decoder on every codec (checked with synth.read_index), failures."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vidcap import frames as F
 from vidcap.dev import synth
 from vidcap.errors import FrameError, StageRowError
-from vidcap.frames import frame_indices, sample_frames
+from vidcap.media import frames as F
+from vidcap.media.frames import frame_indices, sample_frames
 
 W, H, N, FPS = 192, 144, 48, 24  # small clips: index blocks are 12 px
 

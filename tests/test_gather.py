@@ -4,7 +4,7 @@ import pytest
 
 from tests.helpers import read_result, run_snakemake, write_config
 from vidcap.dev import synth
-from vidcap.tables import write_table
+from vidcap.io.tables import write_table
 
 
 @pytest.mark.e2e

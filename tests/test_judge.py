@@ -14,7 +14,8 @@ import pytest
 from vidcap.dev.chat_server import ChatServer
 from vidcap.dev.tiny_models import tiny_model
 from vidcap.errors import ConfigError, RunnerFatal
-from vidcap.judge import (
+from vidcap.io.neva import read_answers, read_prompt_file, write_answers
+from vidcap.judge.core import (
     JUDGE_COLUMNS,
     JudgeItem,
     answer_block,
@@ -30,9 +31,8 @@ from vidcap.judge import (
     read_contexts,
     run_judge,
 )
-from vidcap.judge_parse import JudgeParseError, parse_verdict
-from vidcap.judge_rules import RULES, STRICT_FORMAT, SYSTEM, load_rules, rule_for
-from vidcap.neva import read_answers, read_prompt_file, write_answers
+from vidcap.judge.parse import JudgeParseError, parse_verdict
+from vidcap.judge.rules import RULES, STRICT_FORMAT, SYSTEM, load_rules, rule_for
 from vidcap.runners import get_runner
 from vidcap.runners.openai_api import OpenAIRunner
 
@@ -400,7 +400,7 @@ def test_local_tiny_model_judge_never_guesses():
 
 
 def test_chat_server_scripted_answers_then_reply_and_verbatim_mode(monkeypatch):
-    from vidcap.llm_client import ChatClient
+    from vidcap.llm.client import ChatClient
 
     monkeypatch.setenv(KEY_VAR, KEY)
 

@@ -22,12 +22,12 @@ from vidcap.dev import synth
 from vidcap.dev.chat_server import ChatServer
 from vidcap.dev.tiny_models import tiny_model
 from vidcap.errors import ConfigError, TableError
-from vidcap.judge import STAGE_COLUMNS, answer_block
-from vidcap.neva import read_answers, write_answers
-from vidcap.shards import make_shards
-from vidcap.stage import run_stage
-from vidcap.stages.judge import JudgeStage
-from vidcap.tables import write_table
+from vidcap.io.neva import read_answers, write_answers
+from vidcap.io.shards import make_shards
+from vidcap.io.tables import write_table
+from vidcap.judge.core import STAGE_COLUMNS, answer_block
+from vidcap.judge.stage import JudgeStage
+from vidcap.stages.base import run_stage
 from vidcap.workflow import Plan
 
 KEY_VAR = "VIDCAP_TEST_JUDGE_STAGE_KEY"
@@ -170,7 +170,7 @@ def test_plan_prompt_file_bad_lines_and_judge_wiring(tmp_path, capsys):
     plan = Plan(config)
     assert plan.rows == 1
     assert "2 bad line(s) skipped" in capsys.readouterr().err
-    from vidcap.shards import make_shards  # the shard rule passes the mode on (--bad-lines)
+    from vidcap.io.shards import make_shards  # the shard rule passes the mode on (--bad-lines)
 
     make_shards(bad, tmp_path / "shards", 10, bad_lines="report")
     info = json.loads((tmp_path / "shards" / "manifest.json").read_text())
@@ -347,7 +347,7 @@ def test_stage_with_a_local_chat_model(tmp_path):
 def test_pairs_from_a_table_two_runs_and_a_run_against_a_reference(tmp_path):
     """The other inputs of ``vidcap judge``: rows matched by question_id (else row_id), media paths made
     absolute from the run's media base, failed captions and missing rows carried as pair errors."""
-    from vidcap import judge_run
+    from vidcap.judge import run as judge_run
 
     def run(name, texts, errors, qids=True):
         root = tmp_path / "results" / name
@@ -386,8 +386,8 @@ def test_pairs_from_a_table_two_runs_and_a_run_against_a_reference(tmp_path):
 def test_vision_judge_frames_come_from_the_row_time_range(tmp_path):
     """Rows that are clips of one file (start/end) get frames from inside their own range, one decode per
     range; a range outside the video fails its row only."""
-    from vidcap.judge import JudgeItem
-    from vidcap.shards import MEDIA_PATH
+    from vidcap.io.shards import MEDIA_PATH
+    from vidcap.judge.core import JudgeItem
 
     path = str(synth.write_video(tmp_path / "long.mp4", num_frames=48, width=64, height=48, fps=24))
     stage = JudgeStage({"answer_a_column": "x", "attach_frames": True,

@@ -1,8 +1,8 @@
-"""Camera-motion classifier (vidcap.motion) and stage: labels on real encoded clips, edge cases, captions.
+"""Camera-motion classifier (vidcap.motion.classify) and stage: labels on real encoded clips, edge cases, captions.
 
 Clips are rendered by the benchmark's frozen generator (bench/motion/gen.py: a virtual camera over
 scikit-image photographs and procedural images, depth layers, movers, optics), written as H.264 .mp4
-and read back through vidcap.frames, small (288x160) so the whole file runs in about a minute.
+and read back through vidcap.media.frames, small (288x160) so the whole file runs in about a minute.
 """
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcap import motion
 from vidcap.config import stage_settings
 from vidcap.dev import synth
 from vidcap.errors import ConfigError
-from vidcap.shards import MEDIA_PATH, ROW_ID
-from vidcap.stages.motion import MotionStage
+from vidcap.io.shards import MEDIA_PATH, ROW_ID
+from vidcap.motion import classify as motion
+from vidcap.motion.stage import MotionStage
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench" / "motion"))

@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import write_corrupt_mp4
 from vidcap.config import stage_settings
 from vidcap.errors import ConfigError
-from vidcap.neva import (
+from vidcap.io.neva import (
     PROMPT_COLUMNS,
     BadLine,
     PromptFileError,
@@ -24,8 +24,8 @@ from vidcap.neva import (
     write_answers,
     write_prompt_file,
 )
-from vidcap.shards import make_shards
-from vidcap.tables import read_table, write_table
+from vidcap.io.shards import make_shards
+from vidcap.io.tables import read_table, write_table
 
 GOOD = [
     {"video": "clips/a.mp4", "text": "Can you describe the scene?", "category": "conv", "question_id": 0},
@@ -213,7 +213,7 @@ def test_prompt_file_is_a_manifest_wherever_tables_are(tmp_path, capsys):
     """read_table / count_rows / read_table_columns / write_table / make_shards / vidcap merge and diff
     take a prompt file; paths stay as written (the shard step resolves them like a CSV's)."""
     from vidcap.cli import main
-    from vidcap.tables import count_rows, read_table_columns
+    from vidcap.io.tables import count_rows, read_table_columns
 
     path = _prompt_file(tmp_path)
     with pytest.raises(PromptFileError, match="9 bad line"):
@@ -301,8 +301,8 @@ def clips(tmp_path_factory) -> Path:
 
 
 def _caption(root: Path, tmp_path: Path, **params):
-    from vidcap.stage import run_stage
-    from vidcap.stages.caption import CaptionStage
+    from vidcap.caption.stage import CaptionStage
+    from vidcap.stages.base import run_stage
 
     stage = CaptionStage({"prompt": "question", "prompt_column": "prompt", "batch_size": 3,
                           "frames": {"num_frames": 2, "resize_short": 48}, **params})
@@ -331,9 +331,9 @@ def test_questions_through_the_tiny_model_each_clip_decoded_once(clips, tmp_path
 
 def test_media_token_order_in_the_chat_template():
     """insert_media_token right: the question before the video in the rendered prompt; left: after."""
+    from vidcap.caption.stage import CaptionStage
     from vidcap.dev.tiny_models import tiny_model
     from vidcap.runners.hf import TransformersRunner
-    from vidcap.stages.caption import CaptionStage
 
     model = str(tiny_model("qwen2_5_vl"))
     placed = {}
@@ -374,7 +374,7 @@ def test_questions_through_the_openai_runner_with_neva_knobs(clips, tmp_path, mo
         assert (body["temperature"], body["top_p"], body["max_tokens"], body["repetition_penalty"]) == (0.2, 0.9, 40, 1.2)
         assert "top_k" not in body, "NeVA's top_k 0 means off"
     assert stage.settings["generation"]["max_new_tokens"] == 40
-    from vidcap.stages.caption import CaptionStage
+    from vidcap.caption.stage import CaptionStage
 
     with pytest.raises(ConfigError, match="neva_inference.media_base_path.*media_root"):
         CaptionStage({"neva_inference": {"media_base_path": "/videos"}})

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from vidcap.dev import synth
 from vidcap.dev.tiny_pllava import build_tiny_pllava
 from vidcap.errors import RunnerFatal
-from vidcap.frames import sample_frames
+from vidcap.media.frames import sample_frames
 from vidcap.models.pllava import (
     PllavaForConditionalGeneration,
     PllavaProcessor,

@@ -26,15 +26,15 @@ from tests.helpers import (
     write_config,
     write_corrupt_mp4,
 )
+from vidcap.caption.stage import CaptionStage
 from vidcap.dev import synth
 from vidcap.dev.tiny_pllava import build_tiny_pllava
 from vidcap.errors import RunnerFatal
-from vidcap.frames import frame_indices, sample_frames
+from vidcap.media.frames import frame_indices, sample_frames
 from vidcap.models.pllava import generate_captions, stretch_positions
 from vidcap.models.pllava_checkpoint import load_pllava
 from vidcap.models.pllava_prompts import pllava_prompt, row_fraction
-from vidcap.stage import run_stage
-from vidcap.stages.caption import CaptionStage
+from vidcap.stages.base import run_stage
 from vidcap.summary import summarize, summary_rows
 from vidcap.text import clean_caption
 

@@ -1,8 +1,8 @@
 import pytest
 
 from tests.helpers import BAD
-from vidcap.shards import resolve_media_path
-from vidcap.stages.probe import ProbeStage
+from vidcap.io.shards import resolve_media_path
+from vidcap.probe.stage import ProbeStage
 
 
 def probe(path):

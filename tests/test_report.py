@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, run_snakemake
-from vidcap.tables import read_table, write_table
+from vidcap.io.tables import read_table, write_table
 
 SCRIPT_CAPTION = "<script>alert(1)</script>"
 ATTR_CAPTION = "\"><img src=x onerror=document.body.setAttribute('data-pwned','1')>"
@@ -70,7 +70,7 @@ def _assert_inert(html: str) -> _Doc:
 def test_read_frames_returns_the_recorded_indices(tmp_path):
     from vidcap.dev import synth
     from vidcap.errors import FrameError
-    from vidcap.frames import read_frames, sample_frames
+    from vidcap.media.frames import read_frames, sample_frames
 
     clip = synth.write_video(tmp_path / "c.mp4", num_frames=30, width=96, height=64)
     ref = sample_frames(clip, 4, "uniform", resize_short=32)

@@ -14,8 +14,8 @@ import pytest
 
 from tests.helpers import journal_ids, read_result, run_snakemake, snakemake_cmd, write_config
 from vidcap.dev import synth
-from vidcap.journal import carry_journals, read_journal
-from vidcap.tables import write_table
+from vidcap.io.tables import write_table
+from vidcap.stages.journal import carry_journals, read_journal
 
 pytestmark = pytest.mark.e2e
 

@@ -3,8 +3,8 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 
-from vidcap.shards import make_shards, resolve_media_path, row_ids, shard_names
-from vidcap.tables import write_table
+from vidcap.io.shards import make_shards, resolve_media_path, row_ids, shard_names
+from vidcap.io.tables import write_table
 
 
 def test_shard_names_sort_and_count():

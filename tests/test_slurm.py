@@ -24,7 +24,7 @@ import yaml
 
 from tests.helpers import REPO, journal_ids, read_result, run_snakemake, write_config
 from vidcap.dev import synth
-from vidcap.tables import write_table
+from vidcap.io.tables import write_table
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 

@@ -6,10 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vidcap.journal import Journal
-from vidcap.shards import make_shards
-from vidcap.stage import RowStage, Stage, run_stage
-from vidcap.tables import write_table
+from vidcap.io.shards import make_shards
+from vidcap.io.tables import write_table
+from vidcap.stages.base import RowStage, Stage, run_stage
+from vidcap.stages.journal import Journal
 
 
 class Length(RowStage):

@@ -7,8 +7,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from vidcap.io.tables import write_table
 from vidcap.summary import summarize, summary_rows, write_summary
-from vidcap.tables import write_table
 
 
 def _table() -> pd.DataFrame:

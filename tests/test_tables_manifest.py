@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from vidcap.errors import TableError
-from vidcap.manifest import difference, merge, scan
-from vidcap.tables import count_rows, read_table, write_table
+from vidcap.io.manifest import difference, merge, scan
+from vidcap.io.tables import count_rows, read_table, write_table
 
 AWKWARD = ['plain', 'has,comma', 'has "quotes"', 'two\nlines', 'ünïcödé 字幕 🎬', '007', 'NA', '', ' padded ']
 

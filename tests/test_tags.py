@@ -15,13 +15,13 @@ from tests.helpers import read_result, run_snakemake, write_config
 from vidcap.dev import synth
 from vidcap.dev.chat_server import ChatServer
 from vidcap.dev.tiny_models import tiny_model
+from vidcap.io.shards import make_shards
+from vidcap.io.tables import write_table
 from vidcap.runners.base import Request
-from vidcap.shards import make_shards
-from vidcap.stage import run_stage
 from vidcap.stages import get_stage
-from vidcap.stages.tags import effective_keys
-from vidcap.tables import write_table
-from vidcap.tags_parse import normalize, parse_answer, parse_list
+from vidcap.stages.base import run_stage
+from vidcap.tags.parse import normalize, parse_answer, parse_list
+from vidcap.tags.stage import effective_keys
 
 # ------------------------------------------------------------------------------------- parsing corpus
 

@@ -10,7 +10,7 @@ from transformers.video_utils import VideoMetadata
 
 from vidcap.dev import synth
 from vidcap.dev.tiny_models import CURRENT_FAMILIES, STAMP, VIDEO_FAMILIES, build_tiny_model, tiny_model
-from vidcap.frames import sample_frames
+from vidcap.media.frames import sample_frames
 
 NEW_TOKENS = 4
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from tests.helpers import REPO, write_config
 from vidcap.dev import synth
-from vidcap.tables import write_table
+from vidcap.io.tables import write_table
 
 
 def _run(cmd, cwd, **kw):

@@ -20,7 +20,7 @@ from tests.helpers import (
     small_clip_manifest,
     write_config,
 )
-from vidcap.tables import write_table
+from vidcap.io.tables import write_table
 
 AWKWARD = ['has,comma', 'has "quotes"', 'two\nlines', 'ünïcödé 字幕', '007', 'NA', '']
 

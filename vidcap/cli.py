@@ -16,8 +16,8 @@ def _setup_logging(verbose: bool = False) -> None:
 
 
 def cmd_manifest(args) -> int:
-    from vidcap.manifest import scan
-    from vidcap.tables import write_table
+    from vidcap.io.manifest import scan
+    from vidcap.io.tables import write_table
 
     df = scan(args.root, kind=args.kind)
     write_table(df, args.output)
@@ -26,8 +26,8 @@ def cmd_manifest(args) -> int:
 
 
 def cmd_merge(args) -> int:
-    from vidcap.manifest import merge
-    from vidcap.tables import write_table
+    from vidcap.io.manifest import merge
+    from vidcap.io.tables import write_table
 
     df, dropped = merge(args.tables, duplicates=args.duplicates)
     write_table(df, args.output)
@@ -37,8 +37,8 @@ def cmd_merge(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from vidcap.manifest import difference
-    from vidcap.tables import write_table
+    from vidcap.io.manifest import difference
+    from vidcap.io.tables import write_table
 
     df = difference(args.table, args.subtract)
     write_table(df, args.output)
@@ -47,9 +47,9 @@ def cmd_diff(args) -> int:
 
 
 def cmd_shard(args) -> int:
-    from vidcap.journal import carry_journals
-    from vidcap.run_dir import RunDir
-    from vidcap.shards import make_shards, shard_members
+    from vidcap.io.run_dir import RunDir
+    from vidcap.io.shards import make_shards, shard_members
+    from vidcap.stages.journal import carry_journals
 
     run = RunDir.at(Path(args.outdir).parent)
     written = make_shards(args.manifest, args.outdir, args.shard_size, args.media_root, bad_lines=args.bad_lines)
@@ -61,8 +61,8 @@ def cmd_shard(args) -> int:
 
 
 def cmd_stage(args) -> int:
-    from vidcap.stage import run_stage
     from vidcap.stages import get_stage
+    from vidcap.stages.base import run_stage
 
     if args.params_file:
         params = json.loads(Path(args.params_file).read_text())
@@ -79,7 +79,7 @@ def cmd_stage(args) -> int:
 
 def cmd_gather(args) -> int:
     from vidcap.gather import gather, gather_clips
-    from vidcap.run_dir import RunDir
+    from vidcap.io.run_dir import RunDir
 
     if args.clips:
         gather_clips(RunDir.at(args.run), args.output, args.clips_failed)
@@ -102,7 +102,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_cost(args) -> int:
-    from vidcap.cost import format_cost, run_cost
+    from vidcap.caption.cost import format_cost, run_cost
 
     summary = run_cost(args.run_dir)
     print(json.dumps(summary, indent=1) if args.json else format_cost(summary))
@@ -130,8 +130,8 @@ def cmd_report(args) -> int:
 def cmd_estimate(args) -> int:
     import yaml
 
+    from vidcap.caption.cost import estimate, format_estimate
     from vidcap.config import validate_config
-    from vidcap.cost import estimate, format_estimate
     from vidcap.errors import RunnerFatal
 
     with open(args.configfile, encoding="utf-8") as fh:
@@ -173,8 +173,8 @@ _ALSO_COMMAND = ("judge",)   # stage names that are also a command of their own 
 
 def cmd_judge(args) -> int:
     """``vidcap judge``: the stage's job with ``--shard``, else the answers-comparing command."""
-    from vidcap import judge_run
-    from vidcap.judge import format_category_table, from_stage_table, order_agreement
+    from vidcap.judge import run as judge_run
+    from vidcap.judge.core import format_category_table, from_stage_table, order_agreement
 
     if args.shard:
         if not (args.out and args.journal):
@@ -478,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     import errno
 
     from vidcap.errors import ConfigError, GatherError, RunnerFatal
-    from vidcap.locks import LockBusy
+    from vidcap.io.locks import LockBusy
 
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)

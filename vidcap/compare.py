@@ -3,7 +3,7 @@
 Before spending GPU-weeks on a model or a prompt: ``N`` rows sampled (seeded) from config A's manifest
 are captioned with A's caption settings and with B's (runner, model, prompt, frames, generation; the
 caption stage under ``run_stage``, journaled), then every pair goes to the judge stage with the
-caption rubric (``vidcap.judge_rules.RULES["caption"]``: accuracy, detail, hallucination, camera and
+caption rubric (``vidcap.judge.rules.RULES["caption"]``: accuracy, detail, hallucination, camera and
 motion), both orders averaged. The judge's settings are A's ``stages.judge`` block unless given
 (``judge``). A is the reference: the relative score is 100 × mean(B) / mean(A).
 
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from vidcap.run_dir import RunDir
-from vidcap.shards import MEDIA_PATH, ROW_ID, ROW_INDEX
+from vidcap.io.run_dir import RunDir
+from vidcap.io.shards import MEDIA_PATH, ROW_ID, ROW_INDEX
 
 log = logging.getLogger("vidcap.compare")
 
@@ -60,8 +60,8 @@ def caption_params(config: dict) -> dict:
 
 def sample_manifest(config: dict, n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` rows (all when fewer) picked with ``random.Random(seed)``, in manifest order, paths absolute."""
-    from vidcap.shards import media_base, resolve_media_path
-    from vidcap.tables import read_table
+    from vidcap.io.shards import media_base, resolve_media_path
+    from vidcap.io.tables import read_table
 
     manifest = config["manifest"]
     df = read_table(manifest, bad_lines=config.get("prompt_file_bad_lines", "fail"))
@@ -75,8 +75,8 @@ def sample_manifest(config: dict, n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def _caption(run: RunDir, config: dict, side: str, runner=None) -> pd.DataFrame:
-    from vidcap.stage import run_stage
-    from vidcap.stages.caption import CaptionStage
+    from vidcap.caption.stage import CaptionStage
+    from vidcap.stages.base import run_stage
 
     stage = CaptionStage(caption_params(config))
     if runner is not None:
@@ -96,10 +96,10 @@ def compare(config_a: str | Path, config_b: str | Path, sample: int, out: str | 
             judge: dict | None = None, report: bool = True, runners: dict | None = None) -> dict:
     """Run the comparison into ``out`` (module docstring); returns what ``format_compare`` prints.
     ``runners``: optional runner objects for ``a``, ``b`` and ``judge`` (benches, tests)."""
-    from vidcap import judge_run
-    from vidcap.judge import from_stage_table, order_agreement
-    from vidcap.shards import make_shards
-    from vidcap.tables import write_table
+    from vidcap.io.shards import make_shards
+    from vidcap.io.tables import write_table
+    from vidcap.judge import run as judge_run
+    from vidcap.judge.core import from_stage_table, order_agreement
 
     runners = runners or {}
     cfg_a, cfg_b = load_config(config_a), load_config(config_b)
@@ -152,7 +152,7 @@ def compare(config_a: str | Path, config_b: str | Path, sample: int, out: str | 
 
 
 def format_compare(result: dict) -> str:
-    from vidcap.judge import format_category_table
+    from vidcap.judge.core import format_category_table
 
     a, b = result["labels"]
     w = result["wins"]

@@ -7,6 +7,11 @@ The schema is ``vidcap/schema/config.yaml`` with one section per stage in
 
 ``stage_settings(stage, params)`` is the one way a stage gets its settings: the stage's section of the
 schema fills in every default and checks every value (errors name ``stages.<stage>.<key>``).
+
+``WORKFLOW_KEYS`` is the one list of a stage section's keys that concern the workflow, not the stage's
+results (a change reruns nothing); ``stage_params(config, stage)`` is a stage's section without them,
+with a user-defined prompt's text alongside: what its jobs receive before plan hooks resolve
+cross-stage defaults (``vidcap.workflow``), and what ``compare`` and ``estimate`` run the stage with.
 """
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ from jsonschema import Draft202012Validator
 from vidcap.errors import ConfigError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
+
+# keys of a stage section that concern the workflow, not the stage's results
+WORKFLOW_KEYS = ("enabled", "resources", "append_to_text", "answers_file", "keep_failed")
 
 
 @functools.lru_cache(maxsize=4)
@@ -122,7 +130,7 @@ def stage_settings(stage: str, params: dict | None, passthrough: tuple[str, ...]
     allowed.
     """
     section, root = stage_schema(stage)
-    raw = {k: v for k, v in (params or {}).items() if k not in ("enabled", "resources", *passthrough)}
+    raw = {k: v for k, v in (params or {}).items() if k not in (*WORKFLOW_KEYS, *passthrough)}
     extra = {k: params[k] for k in passthrough if k in (params or {})}
     filled = fill_defaults(raw, section, root)
     check = {**section, "$defs": root.get("$defs", {})}
@@ -130,5 +138,14 @@ def stage_settings(stage: str, params: dict | None, passthrough: tuple[str, ...]
     if errors:
         lines = [_describe(e, check).replace("config key '", f"config key 'stages.{stage}.", 1) for e in errors]
         raise ConfigError("invalid stage settings:\n  " + "\n  ".join(lines))
-    filled = {k: v for k, v in filled.items() if k not in ("enabled", "resources")}
+    filled = {k: v for k, v in filled.items() if k not in WORKFLOW_KEYS}
     return {**filled, **extra}
+
+
+def stage_params(config: dict, stage: str) -> dict:
+    """The settings of ``stage`` in a validated ``config`` that change its results (``WORKFLOW_KEYS``
+    left out), with a user-defined prompt's text alongside (``vidcap.prompts.with_user_prompts``)."""
+    from vidcap.prompts import with_user_prompts
+
+    params = {k: v for k, v in config["stages"][stage].items() if k not in WORKFLOW_KEYS}
+    return with_user_prompts(params, config.get("prompts"))

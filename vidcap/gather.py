@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidcap.errors import GatherError
-from vidcap.run_dir import RunDir
-from vidcap.shards import INTERNAL, MEDIA_PATH, ROW_ID, ROW_INDEX
-from vidcap.tables import write_table
+from vidcap.io.run_dir import RunDir
+from vidcap.io.shards import INTERNAL, MEDIA_PATH, ROW_ID, ROW_INDEX
+from vidcap.io.tables import write_table
 
 log = logging.getLogger("vidcap.gather")
 
@@ -121,9 +121,9 @@ def write_answers_file(merged: pd.DataFrame, path: str | Path, text_column: str 
                        id_column: str = "question_id", prompt_column: str | None = None,
                        prompt: str | None = None) -> Path:
     """The caption stage's answers of every row, in manifest order, as NeVA answers JSONL
-    (``vidcap.neva.write_answers``; model from ``caption_model``, errors from ``caption_error``,
+    (``vidcap.io.neva.write_answers``; model from ``caption_model``, errors from ``caption_error``,
     ``category`` in ``metadata`` when the manifest has one)."""
-    from vidcap.neva import write_answers
+    from vidcap.io.neva import write_answers
 
     if id_column not in merged.columns:
         raise GatherError(f"answers file: no column {id_column!r} to take question ids from")
@@ -135,8 +135,8 @@ def write_answers_file(merged: pd.DataFrame, path: str | Path, text_column: str 
 
 
 def write_judge_table(merged: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    """The judge stage's per-category table (``vidcap.judge.category_table``) written to ``path``."""
-    from vidcap.judge import category_table, format_category_table, from_stage_table, order_agreement
+    """The judge stage's per-category table (``vidcap.judge.core.category_table``) written to ``path``."""
+    from vidcap.judge.core import category_table, format_category_table, from_stage_table, order_agreement
 
     rows = from_stage_table(merged)
     table = category_table(rows)

@@ -96,7 +96,7 @@ BUILTIN: dict[str, Prompt] = {
                      "what the caption says; write 'not stated' where it says nothing.\n"
                      "Caption: {text}")),
         # windowed captions (stages.caption.windows.summary): {text} = the clip's length and one
-        # "[start-end s] caption" line per window (vidcap.caption_windows.summary_input)
+        # "[start-end s] caption" line per window (vidcap.caption.windows.summary_input)
         Prompt("window_summary", kind="text",
                system="You write captions for a video dataset used to train video generation models.",
                user=("Below are captions of consecutive parts of one video, each after its time span in "

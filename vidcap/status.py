@@ -1,6 +1,6 @@
 """Progress of a run: per stage, rows done / failed / remaining, and the commonest kinds of error.
 
-Reads only files of the run folder (``vidcap.run_dir``): a finished shard's stats file (else its
+Reads only files of the run folder (``vidcap.io.run_dir``): a finished shard's stats file (else its
 output's error column), else the journal of a shard still running or killed. So it works while a
 run is going, after a kill, and on a cluster's shared filesystem. Errors are grouped by class
 (``vidcap.errors.error_class``: paths, numbers and ids stripped), with a few examples each.
@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from vidcap.errors import ErrorGroups
-from vidcap.journal import read_journal
-from vidcap.run_dir import RunDir
+from vidcap.io.run_dir import RunDir
 from vidcap.stages import STAGES
+from vidcap.stages.journal import read_journal
 
 
 def _order(names: list[str]) -> list[str]:

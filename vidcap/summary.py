@@ -231,7 +231,7 @@ def summary_rows(summary: dict) -> list[dict]:
 
 def write_summary(summary: dict, json_path: str | Path | None = None, csv_path: str | Path | None = None) -> None:
     """Write the summary as JSON and/or long-form CSV (each atomically)."""
-    from vidcap.tables import write_table, write_text
+    from vidcap.io.tables import write_table, write_text
 
     if json_path:
         write_text(json_path, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")

@@ -2,24 +2,13 @@
 
 ``Plan(config)`` answers, without importing any stage: the run's paths (``RunDir``), the shard
 names, the enabled stages in registry order, each stage's result-changing settings as the JSON its
-job receives, the enabled upstream stages it reads, and the merge's options. Cross-stage rules live
-here, in one place:
+job receives, the enabled upstream stages it reads, and the merge's options and outputs. It names no
+stage: every cross-stage rule (which column is the run's text, aliases, checks across stages, extra
+run outputs, a step of its own such as cutting videos into clips) is a plan hook of the stage that
+owns it (``vidcap.stages.plan``), called here over the registry.
 
-* clean and tags read the caption from the caption stage's ``output_column`` when captioning is on,
-  else from the manifest's ``text`` (or their own ``text_column``); clean without any text to clean
-  is switched off with a note, tags without text is a config error;
-* ``stages.motion.append_to_text`` is an alias of ``stages.clean.append_motion`` + ``replace_text``;
-* clean's ``tokenizer: auto`` is the caption model's when captioning with the transformers runner (the
-  pllava runner: its ``repo_id``, else ``weight_dir``);
-* a user-defined prompt's text travels with the caption settings (``prompt_spec``), so editing the
-  wording reruns the stage;
-* the judge compares answer A (a column or ``reference_answers``) with answer B, by default the caption
-  stage's output (then ``caption_error`` fails a row before any request); its question is the caption
-  stage's ``prompt_column`` (else the manifest's ``prompt``), else the caption prompt's wording;
-* a NeVA prompt-file manifest (``.jsonl``): its bad lines stop the run here, listed by number, or with
-  ``prompt_file_bad_lines: report`` are skipped and listed (the shard rule passes the mode on); the merge writes ``<name>.answers.jsonl`` (NeVA's answer shape) when the
-  caption stage's ``answers_file`` says so, and ``<name>.judge.csv`` (per-category scores) when the
-  judge is on.
+A NeVA prompt-file manifest (``.jsonl``): its bad lines stop the run here, listed by number, or with
+``prompt_file_bad_lines: report`` are skipped and listed (the shard rule passes the mode on).
 
 Raises ``ConfigError`` naming the key for a combination that cannot work, and ``TableError`` for an
 unusable manifest.
@@ -31,14 +20,14 @@ import os
 import sys
 from pathlib import Path
 
+from vidcap.config import stage_params
 from vidcap.errors import ConfigError, TableError
-from vidcap.run_dir import RunDir
-from vidcap.shards import shard_names
+from vidcap.io.neva import is_prompt_file
+from vidcap.io.run_dir import RunDir
+from vidcap.io.shards import shard_names
+from vidcap.io.tables import count_rows, parquet_intact, read_table, read_table_columns
 from vidcap.stages import REGISTRY, SPECS
-from vidcap.tables import count_rows, parquet_intact, read_table, read_table_columns
-
-# settings that concern the workflow, not the stage's results
-_WORKFLOW_KEYS = ("enabled", "resources", "append_to_text", "answers_file", "keep_failed")
+from vidcap.stages.plan import PlanHooks, TextSource
 
 
 class Plan:
@@ -51,19 +40,50 @@ class Plan:
             raise TableError(f"config key 'manifest': {exc}. Set manifest: to your table of clips (CSV or "
                              "Parquet with a path column) in your config, or --config manifest=clips.csv") from None
         self.shards = shard_names(self.rows, config["shard_size"])
-        # stages.shots on: this run is the shots step (videos -> clip table); the other stages run on
-        # the clip table in the next step (README "From raw videos to clips"; `vidcap run` does both)
-        self.clip_step = bool(config["stages"]["shots"]["enabled"])
-        if self.clip_step and any(config["stages"][s.name]["enabled"] for s in REGISTRY if s.name != "shots"):
-            print(f"vidcap: stages.shots is on: this run cuts the videos into clips ({self.run.clips('parquet')}); "
-                  "the other stages run on the clips in the next step (`vidcap run` does both)", file=sys.stderr)
-        self.text_column = self._resolve_text_stages()
-        self._check_questions_and_judge()
+        self.hooks: dict[str, PlanHooks] = {spec.name: spec.hooks() for spec in REGISTRY}
+        # a stage with a step of its own (the shots step) runs alone; the others run on its output
+        self.step = next((s.step for s in REGISTRY if s.step != "main" and self.enabled(s.name)), "main")
+        for hooks in self.hooks.values():
+            hooks.prepare(self)
+        self.text_source: TextSource | None = None
+        for name in self._enabled_names():
+            self.text_source = self.hooks[name].text_source(self) or self.text_source
+        for name in self._enabled_names():
+            if self.enabled(name):   # a check may switch a stage off
+                self.hooks[name].check(self)
+
+    @property
+    def clip_step(self) -> bool:
+        """True when this run is a step of its own before the main one (the shots step)."""
+        return self.step != "main"
+
+    @property
+    def text_column(self) -> str:
+        """The run's text: what the text source writes (the caption), else the manifest's ``text``."""
+        return self.text_source.column if self.text_source else "text"
+
+    # ------------------------------------------------------------------ what hooks may read (PlanContext)
+
+    def section(self, stage: str) -> dict:
+        return self.config["stages"][stage]
+
+    def enabled(self, stage: str) -> bool:
+        return bool(self.config["stages"][stage]["enabled"])
+
+    def disable(self, stage: str, why: str) -> None:
+        print(f"vidcap: stage {stage} skipped: {why}", file=sys.stderr)
+        self.config["stages"][stage]["enabled"] = False
+
+    def is_prompt_file(self) -> bool:
+        return is_prompt_file(self.config["manifest"])
+
+    def _enabled_names(self) -> list[str]:
+        return [s.name for s in REGISTRY if self.enabled(s.name)]
 
     def _count_manifest(self) -> int:
         """Rows of the manifest; a prompt file's bad lines fail here or, with ``prompt_file_bad_lines:
         report``, are listed on stderr (the shard rule passes the mode to the shard step)."""
-        from vidcap.neva import is_prompt_file, scan_prompt_file
+        from vidcap.io.neva import scan_prompt_file
 
         manifest, mode = self.config["manifest"], self.config.get("prompt_file_bad_lines", "fail")
         if not is_prompt_file(manifest):
@@ -79,7 +99,7 @@ class Plan:
     def lock_run(self):
         """Hold ``run.lock`` for the life of this process (the Snakemake run); ConfigError naming the
         other run when another Snakemake process (any working directory, any host) holds it."""
-        from vidcap.locks import FileLock, LockBusy, describe_holder
+        from vidcap.io.locks import FileLock, LockBusy, describe_holder
 
         lock = FileLock(self.run.run_lock, what=f"snakemake run of {self.run.root}")
         try:
@@ -94,15 +114,12 @@ class Plan:
 
     @property
     def stages(self) -> list[str]:
-        """Stages this run runs, in registry (= merged column) order: ``shots`` alone in the shots step,
-        else every enabled stage."""
-        if self.clip_step:
-            return ["shots"]
-        return [s.name for s in REGISTRY if s.name != "shots" and self.config["stages"][s.name]["enabled"]]
+        """Stages this run runs, in registry (= merged column) order: the stages of its step."""
+        return [s.name for s in REGISTRY if s.step == self.step and self.enabled(s.name)]
 
     def upstream(self, stage: str) -> list[str]:
         """Enabled stages whose columns ``stage`` reads (their outputs are inputs of its jobs)."""
-        return [s for s in SPECS[stage].reads if self.config["stages"][s]["enabled"]]
+        return [s for s in SPECS[stage].reads if self.enabled(s)]
 
     def resources(self, stage: str) -> dict:
         """Portable resources of the stage's jobs (``mem_mb``, ``runtime``, and ``gpu`` for stages that
@@ -116,26 +133,9 @@ class Plan:
         return int(self.config["stages"][stage]["resources"]["threads"])
 
     def settings(self, stage: str) -> dict:
-        """The stage's result-changing settings (the job's ``--params``; a change reruns it)."""
-        stages = self.config["stages"]
-        settings = {k: v for k, v in stages[stage].items() if k not in _WORKFLOW_KEYS}
-        if stage in ("clean", "tags") and not settings.get("text_column"):
-            settings["text_column"] = self.text_column
-        if stage == "clean" and settings.get("tokenizer") == "auto":
-            caption = stages["caption"]
-            on = caption["enabled"] and caption["runner"] in ("transformers", "pllava")
-            if on and caption["runner"] == "pllava":  # the tokenizer lives with the config (repo_id)
-                settings["tokenizer"] = caption["pllava"]["repo_id"] or caption["pllava"]["weight_dir"]
-            else:
-                settings["tokenizer"] = caption["transformers"]["model"] if on else None
-            settings["tokenizer_auto"] = True  # unavailable -> caption_tokens null instead of a failed job
-        if stage == "judge":
-            settings.update(self._judge_settings(settings))
-        if stage == "shots" and settings["export"]["enabled"] and not settings["export"]["dir"]:
-            settings["export"] = {**settings["export"], "dir": str(self.run.root / "clips")}
-        from vidcap.prompts import with_user_prompts
-
-        return with_user_prompts(settings, self.config["prompts"])  # a user-defined prompt travels along
+        """The stage's result-changing settings (the job's ``--params``; a change reruns it): its
+        section (``vidcap.config.stage_params``) with cross-stage defaults from its plan hooks."""
+        return self.hooks[stage].settings(self, stage_params(self.config, stage))
 
     def settings_json(self, stage: str) -> str:
         return json.dumps(self.settings(stage), sort_keys=True)
@@ -143,61 +143,40 @@ class Plan:
     # ------------------------------------------------------------------------------------ merge
 
     def gather_options(self) -> list[str]:
-        """Arguments of ``vidcap gather`` besides paths: duplicate captions, tag keys, summary top-k."""
-        stages = self.config["stages"]
-        opts = []
-        if stages["clean"]["enabled"]:
-            clean = stages["clean"]
-            column = (clean["text_column"] or self.text_column) if clean["replace_text"] else "clean_text"
-            opts += ["--duplicates-of", column]
-        elif stages["caption"]["enabled"]:
-            opts += ["--duplicates-of", stages["caption"]["output_column"]]
-        if stages["tags"]["enabled"]:
-            from vidcap.stages.tags import effective_keys
-
-            for key in effective_keys(stages["tags"]["keys"]):
-                opts += ["--tag-key", key]
-        opts += ["--top-k", str(int(self.config["report"]["top_k"]))]
-        if stages["caption"]["enabled"] and not stages["caption"]["keep_failed"]:
-            opts += ["--drop-failed", "caption"]
-        opts += self._answer_and_judge_options()
-        return opts
+        """Arguments of ``vidcap gather`` besides paths: the text whose duplicates are marked (the last
+        enabled stage that offers one), each enabled stage's own options, the summary's top-k."""
+        names = self._enabled_names()
+        duplicates = None
+        for name in names:
+            duplicates = self.hooks[name].duplicates_of(self) or duplicates
+        opts = ["--duplicates-of", duplicates] if duplicates else []
+        for name in names:
+            opts += self.hooks[name].gather_options(self)
+        return opts + ["--top-k", str(int(self.config["report"]["top_k"]))]
 
     def gather_outputs(self) -> dict[str, str]:
-        """Files the merge writes: table, summary, and the answers file and judge table when on."""
+        """Files the merge writes: table, summary, and each enabled stage's extra files (answers, ...)."""
         run = self.run
         out = {"csv": run.table("csv"), "parquet": run.table("parquet"), "summary_json": run.summary_json,
                "summary_csv": run.summary_csv}
-        opts = self._answer_and_judge_options()
-        if "--answers" in opts:
-            out["answers"] = run.answers
-        if "--judge-table" in opts:
-            out["judge"] = run.judge_table
+        for name in self._enabled_names():
+            out.update(self.hooks[name].outputs(self))
         return {k: str(v) for k, v in out.items()}
 
-    def _answer_and_judge_options(self) -> list[str]:
-        from vidcap.neva import is_prompt_file
-
-        stages = self.config["stages"]
-        caption, opts = stages["caption"], []
-        want = caption["answers_file"]
-        if caption["enabled"] and (want == "always" or (want == "auto" and is_prompt_file(self.config["manifest"]))):
-            opts += ["--answers", str(self.run.answers), "--answers-text-column", caption["output_column"],
-                     "--answers-id-column", "question_id" if self._has_column("question_id") else "row_id"]
-            if caption["prompt_column"]:
-                opts += ["--answers-prompt-column", caption["prompt_column"]]
-            else:
-                opts += ["--answers-prompt", self._caption_prompt_text()]
-        if stages["judge"]["enabled"]:
-            opts += ["--judge-table", str(self.run.judge_table)]
-        return opts
+    def step_outputs(self) -> dict[str, str]:
+        """Files a step of its own ends with (the shots step: the clip tables), whether or not it runs."""
+        out: dict = {}
+        for spec in REGISTRY:
+            if spec.step != "main":
+                out.update(self.hooks[spec.name].step_outputs(self))
+        return {k: str(v) for k, v in out.items()}
 
     def final_outputs(self) -> list[str]:
         """What ``rule all`` asks for: the merged table, summary and report, and every stage output
         (so a stage output that went missing is always made again, even when the table exists)."""
         run = self.run
         if self.clip_step:
-            outputs = [run.clips("parquet"), run.clips("csv"), run.clips("failed.csv")]
+            outputs = list(self.step_outputs().values())
         else:
             outputs = list(self.gather_outputs().values())
             if self.config["report"]["enabled"]:
@@ -220,15 +199,13 @@ class Plan:
                   "its job runs again (a stage output is rebuilt from its journal)", file=sys.stderr)
         return damaged
 
-    # ------------------------------------------------------------------------------ cross-stage
+    # ------------------------------------------------------------------------------- manifest
 
-    def _has_column(self, column: str) -> bool:
-        caption = self.config["stages"]["caption"]
-        if caption["enabled"] and column == caption["output_column"]:
+    def has_column(self, column: str) -> bool:
+        """The manifest has ``column``, or the run's text source writes it."""
+        if self.text_source and column == self.text_source.column:
             return True
-        from vidcap.neva import is_prompt_file
-
-        if is_prompt_file(self.config["manifest"]):   # no header to peek at: read once
+        if self.is_prompt_file():   # no header to peek at: read once
             if not hasattr(self, "_prompt_columns"):
                 mode = self.config.get("prompt_file_bad_lines", "fail")
                 self._prompt_columns = set(read_table(self.config["manifest"], required=(), bad_lines=mode).columns)
@@ -238,80 +215,6 @@ class Plan:
             return True
         except TableError:
             return False
-
-    def _caption_prompt_text(self) -> str:
-        from vidcap.prompts import get_prompt
-
-        caption = self.config["stages"]["caption"]
-        return get_prompt(caption["prompt"], self.config["prompts"]).user
-
-    def _judge_settings(self, settings: dict) -> dict:
-        """The judge's defaults that depend on other stages (module docstring)."""
-        caption = self.config["stages"]["caption"]
-        on = caption["enabled"]
-        out = {}
-        b = settings.get("answer_b_column") or (caption["output_column"] if on else "text")
-        out["answer_b_column"] = b
-        errors = list(settings.get("error_columns") or [])
-        if on and b == caption["output_column"] and "caption_error" not in errors:
-            errors.append("caption_error")
-        out["error_columns"] = errors
-        if not settings.get("question_column"):
-            out["question_column"] = (caption["prompt_column"] if on and caption["prompt_column"]
-                                      else "prompt" if self._has_column("prompt") else None)
-        if not settings.get("question") and on:
-            text = self._caption_prompt_text()
-            if "{" not in text:   # a template with {question}/{text} is not a question
-                out["question"] = text
-        return out
-
-    def _check_questions_and_judge(self) -> None:
-        stages = self.config["stages"]
-        caption, judge = stages["caption"], stages["judge"]
-        if caption["enabled"] and caption["neva_inference"]:   # a typo in NeVA's block stops the run here
-            from vidcap.neva import apply_neva_inference
-
-            apply_neva_inference(caption["generation"], caption["neva_inference"], caption["insert_media_token"])
-        if caption["enabled"] and caption["prompt_column"] and not self._has_column(caption["prompt_column"]):
-            raise ConfigError(f"config key 'stages.caption.prompt_column': the manifest has no column "
-                              f"{caption['prompt_column']!r}")
-        if not judge["enabled"]:
-            return
-        resolved = {**judge, **self._judge_settings(judge)}
-        if resolved["reference_answers"]:
-            if not Path(resolved["reference_answers"]).is_file():
-                raise ConfigError(f"config key 'stages.judge.reference_answers': no file {resolved['reference_answers']}")
-            if not self._has_column(resolved["key_column"]):
-                raise ConfigError(f"config key 'stages.judge.key_column': the manifest has no column "
-                                  f"{resolved['key_column']!r} to find reference answers by")
-        elif not resolved["answer_a_column"]:
-            raise ConfigError("config key 'stages.judge': give answer A: answer_a_column or reference_answers")
-        for key in ("answer_a_column", "answer_b_column"):
-            col = resolved[key]
-            if col and not self._has_column(col):
-                raise ConfigError(f"config key 'stages.judge.{key}': no column {col!r} in the manifest"
-                                  + ("" if caption["enabled"] else " (and the caption stage is off)"))
-
-    def _resolve_text_stages(self) -> str:
-        stages = self.config["stages"]
-        caption_on = stages["caption"]["enabled"]
-        default = stages["caption"]["output_column"] if caption_on else "text"
-        clean, motion, tags = stages["clean"], stages["motion"], stages["tags"]
-        if motion["enabled"] and motion["append_to_text"]:
-            if not clean["enabled"]:
-                raise ConfigError("config key 'stages.motion.append_to_text': needs stages.clean.enabled: true "
-                                  "(the clean stage appends the camera-motion sentence)")
-            clean["append_motion"] = clean["replace_text"] = True
-        if clean["enabled"] and clean["append_motion"] and not motion["enabled"]:
-            raise ConfigError("config key 'stages.clean.append_motion': needs stages.motion.enabled: true")
-        if clean["enabled"] and not clean["append_motion"] and not self._has_column(clean["text_column"] or default):
-            print(f"vidcap: stage clean skipped: no caption to clean (caption stage off and the manifest has "
-                  f"no {clean['text_column'] or default!r} column)", file=sys.stderr)
-            clean["enabled"] = False
-        if tags["enabled"] and not self._has_column(tags["text_column"] or default):
-            raise ConfigError(f"config key 'stages.tags': no caption to tag: switch stages.caption on or give the "
-                              f"manifest a {tags['text_column'] or default!r} column (or set stages.tags.text_column)")
-        return default
 
 
 def _or_exit(fn, *args):
@@ -336,9 +239,9 @@ def plan(config: dict) -> Plan:
 
 
 def clip_step_config(user: dict, config: dict, workdir: Path | None = None) -> dict:
-    """The config of the second step after the shots step: the user's config (as written) with the clip
-    table as manifest, run name ``<name>_clips``, paths already absolute (no ``media_root``) and the
-    shots stage off."""
+    """The config of the main step after a step of its own (the shots step): the user's config (as
+    written) with the clip table as manifest, run name ``<name>_clips``, paths already absolute (no
+    ``media_root``) and the step's stages off."""
     import copy
 
     out = copy.deepcopy(user)
@@ -346,5 +249,7 @@ def clip_step_config(user: dict, config: dict, workdir: Path | None = None) -> d
     out["manifest"] = str(run.clips("parquet").resolve())
     out["name"] = f"{config['name']}_clips"
     out["media_root"] = None
-    out.setdefault("stages", {}).setdefault("shots", {})["enabled"] = False
+    for spec in REGISTRY:
+        if spec.step != "main":
+            out.setdefault("stages", {}).setdefault(spec.name, {})["enabled"] = False
     return out

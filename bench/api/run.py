@@ -25,7 +25,7 @@ KEY_VAR = "VIDCAP_BENCH_KEY"
 
 def make_frames(tmp: Path):
     from vidcap.dev import synth
-    from vidcap.frames import sample_frames
+    from vidcap.media.frames import sample_frames
 
     clip = synth.write_video(tmp / "bench.mp4", num_frames=30, width=640, height=360)
     return sample_frames(clip, 3, "uniform")

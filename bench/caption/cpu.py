@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from vidcap.caption.stage import CaptionStage  # noqa: E402
 from vidcap.dev import synth  # noqa: E402
 from vidcap.dev.tiny_models import build_tiny_model  # noqa: E402
-from vidcap.stages.caption import CaptionStage  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "caption"
 

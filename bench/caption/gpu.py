@@ -42,11 +42,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from vidcap.caption.stage import CaptionStage  # noqa: E402
 from vidcap.dev.tiny_models import build_tiny_model  # noqa: E402
 from vidcap.dev.tiny_pllava import build_tiny_pllava  # noqa: E402
 from vidcap.runners.hf import TransformersRunner  # noqa: E402
 from vidcap.runners.pllava import PllavaRunner  # noqa: E402
-from vidcap.stages.caption import CaptionStage  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu import make_clips  # noqa: E402  (same clips as the CPU bench)

@@ -130,8 +130,8 @@ def model_folder(args) -> tuple[Path, str]:
 
 
 def make_stage(name: str, model: Path, args):
+    from vidcap.caption.stage import CaptionStage
     from vidcap.runners.engine import VLLMRunner
-    from vidcap.stages.caption import CaptionStage
 
     params = {"runner": name, "prompt": "video_detailed", "batch_size": args.batch_size,
               "decode_workers": args.workers, "prefetch": max(32, 4 * args.batch_size),

@@ -28,8 +28,8 @@ from pathlib import Path
 import av
 import cv2
 
-from vidcap import frames as F
 from vidcap.dev import synth
+from vidcap.media import frames as F
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out" / "frames"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 
-from vidcap.judge import JudgeItem
+from vidcap.judge.core import JudgeItem
 
 SUBJECTS = ["a brown dog", "a woman in a red coat", "a white car", "two children", "a grey cat", "a cyclist",
             "an old man with a cane", "a black horse"]

@@ -62,7 +62,7 @@ def _quality(answer: str, context: str) -> float:
 
 def scripted_reply(body: dict) -> str:
     """A simulated reviewer with a known position bias; deterministic per request text."""
-    from vidcap.judge_rules import STRICT_FORMAT
+    from vidcap.judge.rules import STRICT_FORMAT
 
     text = "\n".join(str(m.get("content")) for m in body.get("messages", []))
     ctx = _between(text, "[Context]", "[End of Context]")
@@ -97,14 +97,14 @@ def scripted_reply(body: dict) -> str:
 
 
 def _runner(settings: dict, concurrency: int):
-    from vidcap.judge import JUDGE_GENERATION
+    from vidcap.judge.core import JUDGE_GENERATION
     from vidcap.runners.openai_api import OpenAIRunner
 
     return OpenAIRunner({**settings, **JUDGE_GENERATION, "concurrency": concurrency})
 
 
 def _run(settings, items, concurrency: int, both_orders: bool):
-    from vidcap.judge import run_judge
+    from vidcap.judge.core import run_judge
 
     runner = _runner(settings, concurrency)
     runner.load()
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from vidcap.dev.chat_server import ChatServer
-    from vidcap.judge import (
+    from vidcap.judge.core import (
         category_table,
         estimate_judge,
         format_category_table,

@@ -1,4 +1,4 @@
-"""Camera-motion benchmark: ``vidcap.motion`` vs an Open-Sora-style dense-flow baseline, same run.
+"""Camera-motion benchmark: ``vidcap.motion.classify`` vs an Open-Sora-style dense-flow baseline, same run.
 
     .venv/bin/python bench/motion/run.py --split test2      # the reported run (frozen test split + real clips)
     .venv/bin/python bench/motion/run.py --split test       # the first test split (seen before the last tuning)
@@ -39,7 +39,7 @@ import cv2  # noqa: E402
 import gen  # noqa: E402
 import real  # noqa: E402
 
-from vidcap import motion  # noqa: E402
+from vidcap.motion import classify as motion  # noqa: E402
 
 FROZEN = HERE / "FROZEN.json"
 LABELS6 = ("pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
@@ -122,7 +122,7 @@ def render_table(rows, times, args, title) -> str:
         out.append(f"| {name} | {len(sel)} | {acc(sel, 'cmotion')} | {b} |")
 
     syn = [r for r in rows if r["group"] != "real"]
-    out.append("| subset | clips | vidcap.motion exact match | baseline exact match (what it can express) |")
+    out.append("| subset | clips | vidcap.motion.classify exact match | baseline exact match (what it can express) |")
     out.append("|---|---|---|---|")
     line("overall (synthetic)", syn, [r for r in syn if expressible(r)])
     line("  same, baseline on every clip", syn, syn)
@@ -149,7 +149,7 @@ def render_table(rows, times, args, title) -> str:
     out.append("")
 
     # targets
-    out.append("| target (synthetic split) | vidcap.motion | baseline |")
+    out.append("| target (synthetic split) | vidcap.motion.classify | baseline |")
     out.append("|---|---|---|")
     out.append(f"| zoom recall, true zoom >= 1.15x or <= 1/1.15x | {zoom_recall(syn, 'cmotion')} | "
                f"{zoom_recall(syn, 'baseline') if has_base else '-'} |")
@@ -177,7 +177,7 @@ def render_table(rows, times, args, title) -> str:
     out.append("|---|---|---|---|")
     ours, base = times["ours"], times.get("baseline", 0.0)
     ratio = f"{base / ours:.1f}x" if base and ours else "-"
-    out.append(f"| vidcap.motion (defaults) | {ours:.1f} | {n / ours:.2f} | {ratio} |")
+    out.append(f"| vidcap.motion.classify (defaults) | {ours:.1f} | {n / ours:.2f} | {ratio} |")
     if base:
         out.append(f"| baseline (Farneback full res, every 15th pair) | {base:.1f} | {n / base:.2f} | 1.0x |")
     out.append("")
@@ -221,7 +221,7 @@ def plot_curves(rows, folder: Path) -> list[Path]:
         sel = [r for r in sweep if r["sweep_axis"] == axis]
         mults = sorted({float(r["sweep_mult"]) for r in sel})
         fig, ax = plt.subplots(figsize=(5.2, 3.4), dpi=90)
-        for key, style, tag in (("cmotion", "o-", "vidcap.motion"), ("baseline", "s--", "baseline")):
+        for key, style, tag in (("cmotion", "o-", "vidcap.motion.classify"), ("baseline", "s--", "baseline")):
             if key == "baseline" and not has_base:
                 continue
             det, exact = [], []
@@ -364,7 +364,7 @@ def main(argv=None) -> int:
     n_real = sum(r["group"] == "real" for r in rows)
     title = (f"Camera-motion benchmark, split `{args.split}`: {len(rows) - n_real} synthetic clips "
              f"({status}) + {n_real} real clips; reference thresholds pan/tilt {gen.REF_PAN} of the short side, "
-             f"zoom {1 + gen.REF_ZOOM:.2f}x; vidcap.motion defaults; one core.")
+             f"zoom {1 + gen.REF_ZOOM:.2f}x; vidcap.motion.classify defaults; one core.")
     table = render_table(rows, times, args, title)
     (folder / "table.md").write_text(table)
     print(table)

@@ -25,7 +25,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from vidcap.config import load_schema  # noqa: E402
-from vidcap.shards import make_shards  # noqa: E402
+from vidcap.io.shards import make_shards  # noqa: E402
 
 TARGET_S = 60.0
 

@@ -35,7 +35,7 @@ import cv2  # noqa: E402
 import data  # noqa: E402
 import metrics  # noqa: E402
 
-from vidcap import shots  # noqa: E402
+from vidcap.shots import detect as shots  # noqa: E402
 
 KINDS = ("cut", "fade", "dissolve")
 

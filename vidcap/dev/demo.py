@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidcap.dev import synth
-from vidcap.manifest import scan
-from vidcap.tables import write_table
+from vidcap.io.manifest import scan
+from vidcap.io.tables import write_table
 
 
 def make_demo(root: str | Path) -> Path:

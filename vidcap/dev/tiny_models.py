@@ -615,7 +615,7 @@ def build_cached(outdir: Path, build) -> Path:
     """``build()`` under a lock beside ``outdir`` in the shared cache, so that processes building the
     same model at once (parallel test workers, concurrent jobs) never write or replace one another's
     folder; the second one waits, then reuses the folder the first one built."""
-    from vidcap.locks import FileLock
+    from vidcap.io.locks import FileLock
 
     lock = FileLock(outdir.with_name(outdir.name + ".lock"), "building a tiny model").acquire(wait_s=1800)
     try:

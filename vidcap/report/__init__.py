@@ -10,7 +10,7 @@ CSS and the small filter script are inline) with
 * distributions of the dataset summary (``vidcap.summary.summarize``): camera motion, top tags per
   key, caption length, clip duration, resolution;
 * throughput and cost per stage and per shard from the ``benchmark:`` files, the stage logs and
-  ``vidcap.cost.run_cost``;
+  ``vidcap.caption.cost.run_cost``;
 * failures per stage with the commonest messages;
 * provenance: models, revisions, prompts (key, hash, wording), software versions, the config used.
 

@@ -18,14 +18,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from vidcap.io.run_dir import RunDir
+from vidcap.io.tables import write_json, write_text
 from vidcap.redact import public_config
 from vidcap.report.gallery import gallery, pick_rows, tag_columns
 from vidcap.report.judge import judge_section
 from vidcap.report.plots import bar_plot, hist_plot, throughput_plot
 from vidcap.report.provenance import provenance
 from vidcap.report.throughput import throughput
-from vidcap.run_dir import RunDir
-from vidcap.tables import write_json, write_text
 
 log = logging.getLogger("vidcap.report")
 

@@ -1,7 +1,7 @@
 """The report's gallery: which rows to show (problems first, then a random sample) and their thumbnails.
 
 Thumbnails are the frames the caption model saw (``caption_frame_indices``, evenly thinned to
-``thumbnails``), else uniform frames; each is a small base64 JPEG (``vidcap.images.jpeg_data_url``).
+``thumbnails``), else uniform frames; each is a small base64 JPEG (``vidcap.media.images.jpeg_data_url``).
 A file that cannot be decoded shows its error instead of thumbnails; it never stops the report.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from vidcap.images import jpeg_data_url
-from vidcap.tables import cell_text
+from vidcap.io.tables import cell_text
+from vidcap.media.images import jpeg_data_url
 
 
 def _list(v) -> list:
@@ -100,7 +100,7 @@ def pick_rows(df: pd.DataFrame, sample: int, worst: int, seed: int = 0) -> list[
 def thumbnails(path: str, indices: list[int] | None, count: int, size: int,
                decoder: str | None = None) -> tuple[list[dict], str, str]:
     """(thumbs, note, error) for one row: ``count`` of ``indices`` evenly, else ``count`` uniform frames."""
-    from vidcap.frames import read_frames, sample_frames
+    from vidcap.media.frames import read_frames, sample_frames
 
     if count <= 0:
         return [], "", ""
@@ -126,7 +126,7 @@ def thumbnails(path: str, indices: list[int] | None, count: int, size: int,
 
 def gallery(df: pd.DataFrame, picks, media_base: str, opts: dict, caption_column: str,
             tag_cols: dict[str, str], decoder: str | None = None, threads: int = 2) -> list[dict]:
-    from vidcap.shards import resolve_media_path
+    from vidcap.io.shards import resolve_media_path
 
     has_caption = "caption_model" in df.columns or "caption_error" in df.columns
     err_cols = [c for c in df.columns if c.endswith("_error")]

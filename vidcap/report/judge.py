@@ -2,7 +2,7 @@
 
 Present when the table has the judge stage's columns (a workflow run with ``stages.judge`` on, or
 ``vidcap compare``). Per category: n, failed, mean A, mean B, relative score 100 × mean(B) / mean(A)
-with its seeded 95 % bootstrap interval (``vidcap.judge.category_table``), and the order agreement.
+with its seeded 95 % bootstrap interval (``vidcap.judge.core.category_table``), and the order agreement.
 Side by side: up to ``count`` pairs picked round-robin over B better / A better / tie / not judged
 (seeded), each with thumbnails of the clip (the frames the caption model saw when recorded), the
 question, both answers, both scores, the winner, the per-criterion scores and the judge's reasons.
@@ -14,8 +14,8 @@ import json
 import numpy as np
 import pandas as pd
 
+from vidcap.io.tables import cell_text
 from vidcap.report.gallery import _list, thumbnails
-from vidcap.tables import cell_text
 
 
 def _labels(config: dict | None) -> tuple[str, str]:
@@ -68,8 +68,8 @@ def judge_section(df: pd.DataFrame, media_base: str, opts: dict, config: dict | 
     """What the template's judge section shows, or None when the table has no judge columns."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from vidcap.judge import category_table, from_stage_table, order_agreement
-    from vidcap.shards import resolve_media_path
+    from vidcap.io.shards import resolve_media_path
+    from vidcap.judge.core import category_table, from_stage_table, order_agreement
 
     if "judge_score_a" not in df.columns or "judge_error" not in df.columns:
         return None

@@ -2,7 +2,7 @@
 
 Sources: each job's stats file (``RunDir.stats``: rows, rows reused from the journal, stage counters
 such as model wait and device), Snakemake's benchmark TSV (wall, CPU time, max RSS) and
-``vidcap.cost.run_cost`` (tokens and cost). Never log text.
+``vidcap.caption.cost.run_cost`` (tokens and cost). Never log text.
 
 GPU hours are *reserved* hours: each job's wall time × the GPUs its rule requested
 (``stages.<stage>.resources.gpu``), model loading and waits included; not measured utilisation.
@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from vidcap.run_dir import RunDir
+from vidcap.io.run_dir import RunDir
 from vidcap.stages import STAGES
 
 log = logging.getLogger("vidcap.report")
@@ -68,7 +68,7 @@ def throughput(run_dir: Path, config: dict | None) -> dict:
     stages_cfg = (config or {}).get("stages", {})
     cost, cost_rows = None, {}
     if "caption" in run.stage_names():
-        from vidcap.cost import run_cost
+        from vidcap.caption.cost import run_cost
 
         try:
             cost = run_cost(run.root)

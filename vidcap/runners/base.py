@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from vidcap.frames import Frames
+from vidcap.media.frames import Frames
 
 
 @dataclass

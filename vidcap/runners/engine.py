@@ -2,7 +2,7 @@
 ``openai`` runner does (concurrency, retries, exactly-once results through ``ChatClient``).
 
 ``load()`` takes the job's GPUs (``vidcap.gpu.acquire_gpus``: SLURM's assignment or a local slot lock),
-starts the engine (``vidcap.engine.EngineServer``: its own Python env, tensor-parallel over those GPUs,
+starts the engine (``vidcap.llm.engine.EngineServer``: its own Python env, tensor-parallel over those GPUs,
 readiness wait, log at ``server_log``), and points the client at it. ``close()`` stops the server.
 ``run()`` yields ``(row_id, Generation | Exception)`` like every runner; when the server has died it
 raises ``RunnerFatal`` with the exit status and the server log's last lines instead of failing rows
@@ -21,7 +21,7 @@ model's config), images otherwise and always under SGLang (its OpenAI server tak
 lists). The message layout matches the transformers runner: an optional system message, then one user
 message with the visual part(s) first and the prompt text last.
 
-Settings: the engine's (``vidcap.engine.DEFAULTS``), the client's (``concurrency timeout_s max_tries
+Settings: the engine's (``vidcap.llm.engine.DEFAULTS``), the client's (``concurrency timeout_s max_tries
 backoff_s max_backoff_s``; defaults in ``DEFAULTS`` below, tuned for a local server), ``frames_as
 frame_format jpeg_quality max_image_side`` (null = frames as decoded), ``num_frames`` (sizes vLLM's
 ``limit_mm_per_prompt`` for image lists when that is not set), ``server_log`` (path of the server log;
@@ -43,10 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vidcap.engine import DEFAULTS as ENGINE_DEFAULTS
-from vidcap.engine import EngineServer
 from vidcap.errors import RunnerFatal
-from vidcap.llm_client import ChatClient, ChatJob
+from vidcap.llm.client import ChatClient, ChatJob
+from vidcap.llm.engine import DEFAULTS as ENGINE_DEFAULTS
+from vidcap.llm.engine import EngineServer
 from vidcap.runners.base import Request
 from vidcap.runners.openai_api import OpenAIRunner, text_tokens
 

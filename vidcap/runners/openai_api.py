@@ -4,7 +4,7 @@ Frames become base64 JPEG data URLs (longest side capped at ``max_image_side``, 
 high | auto); the prompt goes in the system message (``prompt_role: system``, as the original GPT-4V
 script) or in the user message before the images (``prompt_role: user``). Requests without frames
 are text-only (the ``rewrite_structured`` prompt). Concurrency, limits, retries, the key and usage are
-handled by ``vidcap.llm_client.ChatClient``; this module only turns ``Request`` into messages and
+handled by ``vidcap.llm.client.ChatClient``; this module only turns ``Request`` into messages and
 answers into ``Generation``.
 
 Settings (the stage's ``openai`` block merged with its ``generation`` block, flat or nested under
@@ -34,8 +34,8 @@ import math
 from collections import deque
 
 from vidcap.errors import RunnerFatal
-from vidcap.images import jpeg_data_url
-from vidcap.llm_client import ChatClient, ChatError, ChatJob, ChatResult
+from vidcap.llm.client import ChatClient, ChatError, ChatJob, ChatResult
+from vidcap.media.images import jpeg_data_url
 from vidcap.redact import scrub
 from vidcap.runners.base import Generation, Request, Runner
 

@@ -5,12 +5,14 @@ It drives everything that needs to know the stages: the rule generated per stage
 (``vidcap/schema/stages/<name>.yaml``), ``status`` and the report's order.
 
 Adding a stage = its module under ``vidcap/stages/`` (a ``Stage`` subclass, contract in
-``vidcap.stage``), its schema section, and one ``StageSpec`` line below. Nothing else.
+``vidcap.stages.base``), its schema section, and one ``StageSpec`` line below. Nothing else.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+
+from vidcap.stages.plan import PlanHooks
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,9 @@ class StageSpec:
     per-shard outputs become inputs of its job when they are enabled). ``gpu``: its jobs may hold
     GPUs (``resources.gpu`` of its config section is exported as ``VIDCAP_GPUS_PER_JOB``).
     ``group``: cheap per-shard jobs that a cluster profile may bundle (``profiles/slurm``).
+    ``plan``: ``module:Class`` of its plan hooks (``vidcap.stages.plan.PlanHooks``: cross-stage
+    wiring, extra run outputs, merge options); none: the defaults. ``step``: ``main``, or the name of a
+    step that runs alone before the main one and makes its manifest (``clips``: the shots step).
     """
 
     name: str
@@ -29,26 +34,35 @@ class StageSpec:
     gpu: bool = False
     group: str = ""
     help: str = ""
+    plan: str = ""
+    step: str = "main"
 
     def load(self):
         module, _, cls = self.target.partition(":")
         return getattr(importlib.import_module(module), cls)
 
+    def hooks(self) -> PlanHooks:
+        if not self.plan:
+            return PlanHooks(self)
+        module, _, cls = self.plan.partition(":")
+        return getattr(importlib.import_module(module), cls)(self)
+
 
 REGISTRY: tuple[StageSpec, ...] = (
-    StageSpec("shots", "vidcap.stages.shots:ShotsStage",
+    StageSpec("shots", "vidcap.shots.stage:ShotsStage", plan="vidcap.shots.plan:ShotsPlan", step="clips",
               help="cut each video into shots: one row per clip (the shots step; docs/shots.md)"),
-    StageSpec("probe", "vidcap.stages.probe:ProbeStage", group="cpu",
+    StageSpec("probe", "vidcap.probe.stage:ProbeStage", group="cpu",
               help="container facts: frames, fps, size, codec; truncated and unreadable files"),
-    StageSpec("caption", "vidcap.stages.caption:CaptionStage", gpu=True,
+    StageSpec("caption", "vidcap.caption.stage:CaptionStage", gpu=True, plan="vidcap.caption.plan:CaptionPlan",
               help="a caption per row from a vision-language model (local or API)"),
-    StageSpec("clean", "vidcap.stages.clean:CleanStage", reads=("caption", "motion"),
+    StageSpec("clean", "vidcap.clean.stage:CleanStage", reads=("caption", "motion"), plan="vidcap.clean.plan:CleanPlan",
               help="caption hygiene: openings, whitespace, flags, word and token counts"),
-    StageSpec("motion", "vidcap.stages.motion:MotionStage", group="cpu",
+    StageSpec("motion", "vidcap.motion.stage:MotionStage", group="cpu",
               help="camera-motion label per row"),
-    StageSpec("tags", "vidcap.stages.tags:TagsStage", reads=("caption",), gpu=True,
+    StageSpec("tags", "vidcap.tags.stage:TagsStage", reads=("caption",), gpu=True, plan="vidcap.tags.plan:TagsPlan",
               help="objects/actions/your keys as lists, from an LLM reading the caption"),
-    StageSpec("judge", "vidcap.stages.judge:JudgeStage", reads=("caption", "motion"), gpu=True,
+    StageSpec("judge", "vidcap.judge.stage:JudgeStage", reads=("caption", "motion"), gpu=True,
+              plan="vidcap.judge.plan:JudgePlan",
               help="an LLM judge scores two answers per row (reference vs caption): docs/judge.md"),
 )
 

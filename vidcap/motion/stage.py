@@ -1,0 +1,48 @@
+"""Motion stage: camera-motion label per row (``vidcap.motion.classify`` does the work).
+
+Columns: ``cmotion`` (``+``-joined sorted pan/tilt/zoom labels, ``static`` or ``unclassified``),
+``motion_pan``, ``motion_tilt`` (net camera motion, fractions of the shorter side), ``motion_zoom``
+(ln of the total magnification), ``motion_fit`` (0..1 fit quality), ``motion_reason`` (why unclassified)
+and ``motion_error`` (unreadable rows). Images are one frame: ``unclassified``, reason
+``image (one frame)``; videos of fewer than 3 distinct frames: ``unclassified``, ``too few frames``.
+A row with ``start`` / ``end`` (a clip of a longer file) is classified from frames inside that range only.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+from vidcap.config import stage_settings
+from vidcap.io.shards import MEDIA_PATH
+from vidcap.media.files import check_file, media_type
+from vidcap.media.timerange import row_range
+from vidcap.motion import classify as motion
+from vidcap.stages.base import RowStage
+
+# Settings of the stage that are not classifier knobs.
+STAGE_KEYS = ("append_to_text",)
+
+
+class MotionStage(RowStage):
+    name = "motion"
+    version = "4"
+    columns = {
+        "cmotion": pa.string(),
+        "motion_pan": pa.float64(),
+        "motion_tilt": pa.float64(),
+        "motion_zoom": pa.float64(),
+        "motion_fit": pa.float64(),
+        "motion_reason": pa.string(),
+    }
+
+    def __init__(self, params=None):
+        s = stage_settings(self.name, params)
+        knobs = {k: v for k, v in s.items() if k not in STAGE_KEYS}
+        super().__init__(motion._knobs(knobs))  # fills the classifier's defaults
+
+    def process_row(self, row: dict) -> dict:
+        path = row[MEDIA_PATH]
+        check_file(path)
+        if media_type(path) == "image":
+            return {"cmotion": "unclassified", "motion_pan": 0.0, "motion_tilt": 0.0, "motion_zoom": 0.0,
+                    "motion_fit": 0.0, "motion_reason": "image (one frame)"}
+        return motion.classify_path(path, time_range=row_range(row), **self.params)

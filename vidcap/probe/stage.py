@@ -1,0 +1,135 @@
+"""Probe stage: container facts per row (parity with Open-Sora ``datautil --info``).
+
+Columns: ``num_frames, fps, width, height, duration, aspect_ratio`` (height / width, as Open-Sora),
+``resolution`` (height × width), ``codec``, ``media_type`` (video | image) and ``probe_error``.
+With ``check`` = ``first`` a row counts as readable when its first frame decodes; ``ends`` (default)
+also demuxes the last second and fails rows whose frames stop before the duration the header gives
+(files cut short whose index survived); ``header`` reads the header only.
+
+A row with ``start``/``end`` (a clip of a longer file, e.g. from the shots stage) gets its clip's
+``num_frames`` and ``duration``; ``source_num_frames`` / ``source_duration`` are the whole file's (equal
+to them for a row without a range); fps, size and codec are the file's. The checks apply to the file.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import pyarrow as pa
+from PIL import Image, UnidentifiedImageError
+
+from vidcap.config import stage_settings
+from vidcap.errors import MediaError, StageRowError
+from vidcap.io.shards import MEDIA_PATH, ROW_ID
+from vidcap.media.files import check_file, media_type, open_video, probe_stream, reason
+from vidcap.media.timerange import RANGE_COLUMNS, range_frames, row_range
+from vidcap.stages.base import RowStage
+
+
+def probe_image(path: str) -> dict:
+    try:
+        with Image.open(path) as im:
+            im.load()
+            width, height = im.size
+            codec = (im.format or "").lower()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise MediaError(f"cannot read image: {exc}") from None
+    return {"num_frames": 1, "fps": None, "width": width, "height": height, "duration": None,
+            "codec": codec, "media_type": "image"}
+
+
+def probe_video(path: str, check: str = "ends") -> dict:
+    with open_video(path) as container:
+        info = probe_stream(container)
+        stream, fps = info.stream, float(info.fps) if info.fps else None
+        duration, num_frames = info.duration, info.total_frames
+        if info.header_frames and fps and duration and info.header_frames > 1.1 * duration * fps + 1:
+            raise MediaError(f"truncated: header says {info.header_frames} frames but the stream lasts "
+                             f"{duration:.2f} s ({duration * fps:.0f} frames at {fps:g} fps)")
+        # without a header count the container's duration may be the audio's: only then trust it
+        if info.counted and fps and duration and not info.has_audio and num_frames < 0.9 * duration * fps - 1:
+            raise MediaError(f"truncated: header says {duration:.2f} s at {fps:g} fps but only "
+                             f"{num_frames} frames are present")
+        if check in ("first", "ends"):
+            _decode_one(container, stream)
+        if check == "ends" and num_frames > 1 and stream.duration is not None:
+            _check_tail(container, stream, duration, fps)
+    if not info.width or not info.height:
+        raise MediaError("video stream has no frame size")
+    if fps is None and duration and num_frames:
+        fps = num_frames / duration
+    if duration is None and fps:
+        duration = num_frames / fps
+    return {"num_frames": int(num_frames), "fps": fps, "width": info.width, "height": info.height,
+            "duration": duration, "codec": info.codec, "media_type": "video"}
+
+
+def _decode_one(container, stream) -> None:
+    """Decode the first frame; MediaError when nothing decodes."""
+    try:
+        for _frame in container.decode(stream):
+            return
+    except av.FFmpegError as exc:
+        raise MediaError(f"cannot decode first frame: {reason(exc)}") from None
+    raise MediaError("no frame decodes")
+
+
+def _check_tail(container, stream, duration: float, fps: float | None) -> None:
+    """Demux (no decoding) the last second; MediaError when the packets stop well before the end.
+
+    Catches files cut short whose index (e.g. an MP4 ``moov`` at the front) still lists every frame.
+    """
+    frame_time = 1.0 / fps if fps else 0.1
+    last = None
+    try:
+        container.seek(int(max(duration - 1.0, 0.0) / stream.time_base), stream=stream, backward=True)
+        for packet in container.demux(stream):
+            if packet.size and packet.pts is not None:
+                t = float(packet.pts * stream.time_base) - float(stream.start_time or 0) * float(stream.time_base)
+                last = t if last is None else max(last, t)
+    except av.FFmpegError as exc:
+        raise MediaError(f"truncated: cannot read the end of the stream: {reason(exc)}") from None
+    if last is None or last < duration - frame_time - max(2.5 * frame_time, 0.1):
+        at = "nothing" if last is None else f"{last:.2f} s"
+        raise MediaError(f"truncated: stream says {duration:.2f} s but its frames end at {at}")
+
+
+class ProbeStage(RowStage):
+    name = "probe"
+    version = "1"
+    columns = {
+        "num_frames": pa.int64(),
+        "fps": pa.float64(),
+        "width": pa.int64(),
+        "height": pa.int64(),
+        "duration": pa.float64(),
+        "aspect_ratio": pa.float64(),
+        "resolution": pa.int64(),
+        "codec": pa.string(),
+        "media_type": pa.string(),
+        "source_num_frames": pa.int64(),
+        "source_duration": pa.float64(),
+    }
+    input_columns = (ROW_ID, MEDIA_PATH, *RANGE_COLUMNS)
+
+    def __init__(self, params=None):
+        super().__init__({"check": stage_settings(self.name, params)["check"]})
+
+    def process_row(self, row: dict) -> dict:
+        path = row[MEDIA_PATH]
+        check_file(path)
+        start, end = row_range(row)
+        if media_type(path) == "image":
+            if start is not None or end is not None:
+                raise StageRowError("an image has no time range (start/end given)")
+            info = probe_image(path)
+        else:
+            info = probe_video(path, self.params["check"])
+        info["source_num_frames"], info["source_duration"] = info["num_frames"], info["duration"]
+        if (start is not None or end is not None) and info["fps"]:
+            # a clip of a longer file (start/end): its own frame count and duration; file facts stay
+            s, e = range_frames(start, end, Fraction(info["fps"]).limit_denominator(100000), info["num_frames"])
+            info["num_frames"], info["duration"] = e - s, (e - s) / info["fps"]
+        info["aspect_ratio"] = info["height"] / info["width"]
+        info["resolution"] = info["height"] * info["width"]
+        return info

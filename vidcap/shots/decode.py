@@ -1,0 +1,200 @@
+"""Sequential low-resolution decoding for shot detection (every frame, or every reference frame).
+
+``open_video(path)`` probes the first video stream (``VideoInfo``); ``scan(info, ...)`` yields
+``(index, frame)`` for the frames of ``[start, end)`` in presentation order, each shrunk to
+``width`` pixels wide (BGR uint8, as PySceneDetect's detectors expect), converted by swscale at the
+small size (``FAST_BILINEAR`` by default: the cheapest filter that kept the accuracy on the
+tuning split) so full-resolution RGB is never made.
+
+Frame ``i`` is the ``i``-th frame in presentation order (the convention of ``vidcap.media.frames``): counted
+while decoding from the start, derived from the timestamp (constant frame rate) after a seek or when
+frames are skipped.
+
+Speed knobs (the decoder still has to decode every reference frame; see docs/shots.md):
+
+* ``skip="nonref"``: the decoder drops frames no other frame references (most B-frames of x264's
+  default settings: about every other frame); cuts are then placed between the last frame seen of
+  the old shot and the first frame seen of the new one.
+* ``fast=True``: skip the in-loop deblocking filter (``skip_loop_filter=all``): small artefacts at
+  block edges, invisible at analysis size.
+
+Errors: ``FrameError`` (``vidcap.errors``) with a short reason for a missing/empty file, a file that
+does not open, no video stream (``no video stream (audio only)``), a decode error, or a stream that
+ends well before its header says (``truncated: ...``). Nothing is skipped silently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from vidcap.errors import FrameError, MediaError
+from vidcap.media.files import check_file
+
+SKIP_MODES = ("none", "nonref")
+# a stream may end this many frames (or this share of its header count) early before it is "truncated"
+TRUNCATION_SLACK_FRAMES = 2
+TRUNCATION_SLACK_SHARE = 0.005
+
+
+@dataclass
+class VideoInfo:
+    path: str
+    fps: Fraction
+    num_frames: int | None  # header count (None when the container has none)
+    width: int
+    height: int
+    codec: str
+    time_base: Fraction
+    start_pts: int
+    container: object = None  # the open av container (closed by ``close``)
+    decoded: int = 0  # frames ``scan`` yielded
+    last_index: int = -1  # index of the last frame ``scan`` yielded
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
+
+def _reason(exc: BaseException) -> str:
+    text = (getattr(exc, "strerror", None) or str(exc)).strip() or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def open_video(path) -> VideoInfo:
+    """Open ``path`` and describe its first video stream; FrameError when it is not a usable video."""
+    import av
+
+    try:
+        path = check_file(path)
+    except MediaError as exc:
+        raise FrameError(str(exc)) from None
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        raise FrameError(f"cannot open as video: {_reason(exc)}") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise FrameError(f"cannot open {path}: {_reason(exc)}") from None
+    try:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            raise FrameError(f"no video stream (found: {', '.join(kinds)})")
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or rate <= 0:
+            raise FrameError("video stream has no frame rate")
+        if not ctx.width or not ctx.height:
+            raise FrameError("video stream has no frame size (undecodable stream)")
+        frames = int(stream.frames or 0) or None
+        return VideoInfo(path, Fraction(rate), frames, int(ctx.width), int(ctx.height), ctx.name,
+                         Fraction(stream.time_base), int(stream.start_time or 0), container)
+    except BaseException:
+        container.close()
+        raise
+
+
+def count_frames(info: VideoInfo) -> int:
+    """Frames of the stream: the header count, else video packets counted by demuxing (no decoding)."""
+    if info.num_frames:
+        return info.num_frames
+    container = info.container
+    stream = container.streams.video[0]
+    n = sum(1 for pkt in container.demux(stream) if pkt.size)
+    container.seek(info.start_pts, backward=True, any_frame=False, stream=stream)
+    info.num_frames = n
+    return n
+
+
+def analysis_size(width: int, height: int, target: int) -> tuple[int, int]:
+    """(w, h) with the width shrunk to ``target`` (aspect kept, even sizes); never enlarged."""
+    if width <= target:
+        return width - width % 2 or width, height - height % 2 or height
+    h = max(2, int(round(height * target / width)))
+    return target, h + h % 2
+
+
+def scan(info: VideoInfo, width: int = 256, start: int = 0, end: int | None = None, skip: str = "none",
+         fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR"):
+    """Yield ``(index, bgr_frame)`` for frames ``start <= index < end`` (``end=None``: to the end).
+
+    ``skip``: one of SKIP_MODES; ``fast``: skip the deblocking filter; ``threads``: decoder threads
+    (1 = one core; the CPU cost per frame is lowest single-threaded). Seeks to the keyframe before
+    ``start`` when ``start > 0``. After the last frame, checks that the stream did not end early
+    (FrameError ``truncated``); the number of frames seen is in ``info.decoded`` and the last index in
+    ``info.last_index``.
+    """
+    import av
+
+    if skip not in SKIP_MODES:
+        raise ValueError(f"skip must be one of {SKIP_MODES}, got {skip!r}")
+    container = info.container
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    stream.thread_count = int(threads)
+    if threads != 1:
+        stream.thread_type = "AUTO"
+    opts = {}
+    if fast:
+        opts["skip_loop_filter"] = "all"
+    if opts:
+        ctx.options = opts
+    if skip == "nonref":
+        ctx.skip_frame = "NONREF"
+    w, h = analysis_size(info.width, info.height, width)
+    fps, tb = info.fps, info.time_base
+    by_pts = skip != "none" or start > 0
+    if start > 0:
+        ts = info.start_pts + int(Fraction(start) / fps / tb)
+        container.seek(ts, backward=True, any_frame=False, stream=stream)
+    ordinal = -1
+    last = -1
+    seen = 0
+    info.decoded = 0
+    info.last_index = -1
+    try:
+        for frame in container.decode(stream):
+            ordinal += 1
+            if by_pts:
+                if frame.pts is None:
+                    raise FrameError("frame without timestamp: cannot place it after a seek")
+                index = int(round((frame.pts - info.start_pts) * tb * fps))
+            else:
+                index = ordinal
+            if index <= last:  # duplicate timestamp (VFR, broken stream): keep the first
+                continue
+            last = index
+            if index < start:
+                continue
+            if end is not None and index >= end:
+                break
+            seen += 1
+            info.decoded, info.last_index = seen, index
+            yield index, frame.reformat(width=w, height=h, format="bgr24",
+                                        interpolation=interpolation).to_ndarray()
+    except av.error.FFmpegError as exc:
+        total = f" of {info.num_frames}" if info.num_frames else ""
+        raise FrameError(f"decode failed after frame {last}{total} (truncated or corrupt?): {_reason(exc)}") from None
+    expected = info.num_frames or 0
+    if end is not None:
+        expected = min(end, expected) if expected else end
+    slack = max(TRUNCATION_SLACK_FRAMES, int(TRUNCATION_SLACK_SHARE * expected))
+    if skip == "nonref":
+        slack += 2  # the last frames may be non-reference ones
+    if seen == 0:
+        raise FrameError("no frame decodes" + (f" in frames [{start}, {end})" if start or end else ""))
+    if expected and last < expected - 1 - slack:
+        raise FrameError(f"truncated: frames stop at {last + 1} of {expected} "
+                         f"({(last + 1) / float(fps):.2f} s of {expected / float(fps):.2f} s)")
+
+
+def tiny(frame: np.ndarray, size: tuple[int, int] = (8, 5)) -> np.ndarray:
+    """A (h, w, 3) float32 thumbnail of a BGR frame: means of ``size`` (w, h) equal blocks (the last
+    rows/columns that do not fill a block are left out, which keeps OpenCV on its fast path)."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    hh, ww = h - h % size[1] or h, w - w % size[0] or w
+    return cv2.resize(frame[:hh, :ww], size, interpolation=cv2.INTER_AREA).astype(np.float32)
