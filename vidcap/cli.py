@@ -78,8 +78,9 @@ def cmd_stage(args) -> int:
 
 
 def cmd_gather(args) -> int:
-    from vidcap.gather import gather, gather_clips
+    from vidcap.gather import gather
     from vidcap.io.run_dir import RunDir
+    from vidcap.shots.clip_table import gather_clips
 
     if args.clips:
         gather_clips(RunDir.at(args.run), args.output, args.clips_failed)
@@ -260,7 +261,9 @@ def cmd_run(args) -> int:
     config = validate_config(user)
     extra = [a for a in args.snakemake if a != "--"]
     base = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--configfile", args.configfile, *extra]
-    if not config["stages"]["shots"]["enabled"]:
+    from vidcap.stages import REGISTRY
+
+    if not any(config["stages"][spec.name]["enabled"] for spec in REGISTRY if spec.step != "main"):
         return subprocess.call(base)
     print(f"vidcap run: step 1 of 2: cutting videos into clips ({config['name']})", file=sys.stderr)
     if subprocess.call(base):

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vidcap.config import stage_params
 from vidcap.io.run_dir import RunDir
 from vidcap.io.shards import MEDIA_PATH, ROW_ID, ROW_INDEX
 
@@ -47,15 +48,6 @@ def load_config(path: str | Path) -> dict:
 
     with open(path, encoding="utf-8") as fh:
         return validate_config(yaml.safe_load(fh) or {})
-
-
-def caption_params(config: dict) -> dict:
-    """The caption stage's settings of a validated config, as the workflow passes them."""
-    from vidcap.prompts import with_user_prompts
-
-    params = {k: v for k, v in config["stages"]["caption"].items()
-              if k not in ("enabled", "resources", "answers_file", "keep_failed")}
-    return with_user_prompts(params, config.get("prompts"))
 
 
 def sample_manifest(config: dict, n: int, seed: int = 0) -> pd.DataFrame:
@@ -78,7 +70,7 @@ def _caption(run: RunDir, config: dict, side: str, runner=None) -> pd.DataFrame:
     from vidcap.caption.stage import CaptionStage
     from vidcap.stages.base import run_stage
 
-    stage = CaptionStage(caption_params(config))
+    stage = CaptionStage(stage_params(config, "caption"))
     if runner is not None:
         stage.runner = runner
     name = f"caption_{side}"

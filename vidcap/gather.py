@@ -23,30 +23,14 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from vidcap.errors import GatherError
 from vidcap.io.run_dir import RunDir
+from vidcap.io.run_tables import check_exactly_once, read_stage_tables
 from vidcap.io.shards import INTERNAL, MEDIA_PATH, ROW_ID, ROW_INDEX
 from vidcap.io.tables import write_table
 
 log = logging.getLogger("vidcap.gather")
-
-
-def _read(path: Path) -> pa.Table:
-    try:
-        return pq.read_table(path)
-    except FileNotFoundError:
-        raise GatherError(f"{path} is missing: rerun the workflow to make it again") from None
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise GatherError(f"{path} is damaged ({exc}): rerun the workflow; the file is set aside and "
-                          "rebuilt from its journal") from None
-
-
-def _read_all(paths: list[Path]) -> pd.DataFrame:
-    tables = [_read(p) for p in paths]
-    table = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
-    return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def gather(run: RunDir, stages: list[str], outputs: list[str | Path],
@@ -68,12 +52,12 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path],
     caption's as ``dropped_failed_captions``.
     """
     names = run.shard_names()
-    base = _read_all([run.shard(n) for n in names])
+    base = read_stage_tables([run.shard(n) for n in names])
     originals = [c for c in base.columns if c not in INTERNAL]
     merged = base
     for stage in stages:
-        part = _read_all([run.output(stage, n) for n in names])
-        _check_exactly_once(stage, base[ROW_ID], part[ROW_ID])
+        part = read_stage_tables([run.output(stage, n) for n in names])
+        check_exactly_once(stage, base[ROW_ID], part[ROW_ID])
         clash = [c for c in part.columns if c != ROW_ID and c in merged.columns]
         if clash:
             log.warning("stage %s replaces column(s) %s where it has a value", stage, ", ".join(clash))
@@ -111,7 +95,7 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path],
         from vidcap.summary import summarize, write_summary
 
         write_summary(summarize(merged, top_k=top_k, tag_keys=tag_keys,
-                                dropped_failed_captions=dropped.get("caption")), summary_json, summary_csv)
+                                dropped_failed_captions=sum(dropped.values()) if dropped else None), summary_json, summary_csv)
     log.info("merged %d rows, %d columns into %s", len(merged), merged.shape[1],
              ", ".join(map(str, outputs)))
     return merged
@@ -148,17 +132,6 @@ def write_judge_table(merged: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     return table
 
 
-def _check_exactly_once(stage: str, want: pd.Series, got: pd.Series) -> None:
-    dup = got[got.duplicated()]
-    want_set, got_set = set(want), set(got)
-    missing, unknown = want_set - got_set, got_set - want_set
-    if len(dup) or missing or unknown:
-        raise GatherError(
-            f"stage {stage}: rows not exactly once: {len(missing)} missing, {len(dup)} repeated, "
-            f"{len(unknown)} unknown ids (e.g. {next(iter(missing or unknown or set(dup)), '')})"
-        )
-
-
 def mark_duplicates(df: pd.DataFrame, column: str) -> pd.Series:
     """Per row: the ``row_id`` of the first earlier row with exactly the same non-empty ``column`` value,
     else null (the first row of a group, unique and empty captions)."""
@@ -178,42 +151,3 @@ def mark_duplicates(df: pd.DataFrame, column: str) -> pd.Series:
             first[key] = row_id
             out.append(None)
     return pd.Series(out, index=df.index, dtype=pd.ArrowDtype(pa.string()))
-
-
-def gather_clips(run: RunDir, outputs: list[str | Path], failed_output: str | Path | None = None) -> pd.DataFrame:
-    """The shots step's merge: every clip of every source row, as the manifest of the next step.
-
-    Each clip row: the source row's manifest columns with ``path`` the absolute media path (the
-    manifest's own value in ``source_path``) and ``start``/``end`` the clip's range in seconds, then
-    ``clip_id``, ``source_row_id`` and the clip columns, in source order then clip order. Every source
-    row must appear in the shots outputs (its clips, or one error row; GatherError otherwise); source
-    rows that gave no clip go to ``failed_output`` with their ``shots_error``.
-    """
-    names = run.shard_names()
-    base = _read_all([run.shard(n) for n in names])
-    originals = [c for c in base.columns if c not in INTERNAL]
-    shots = _read_all([run.output("shots", n) for n in names])
-    _check_exactly_once("shots", base[ROW_ID], shots["source_row_id"].drop_duplicates())
-    if shots[ROW_ID].duplicated().any():
-        raise GatherError("stage shots: clip ids are not unique")
-    source = base.rename(columns={ROW_ID: "source_row_id"})
-    error = shots["shots_error"].astype(pd.ArrowDtype(pa.string())).fillna("")
-    good = shots[(error == "").to_numpy(dtype=bool)].rename(columns={ROW_ID: "clip_id"})
-    clips = good.merge(source, on="source_row_id", how="left", validate="many_to_one", sort=False)
-    clips = clips.sort_values([ROW_INDEX, "clip_index"], kind="stable").reset_index(drop=True)
-    clips["source_path"] = clips["path"]
-    clips["path"] = clips[MEDIA_PATH]
-    clips["start"], clips["end"] = clips["start_s"], clips["end_s"]
-    first = [c for c in originals if c not in ("start", "end")] + ["start", "end", "source_path", "clip_id",
-                                                                    "source_row_id"]
-    rest = [c for c in good.columns if c not in first and c not in ("shots_error",)]
-    clips = clips[first + [c for c in rest if c in clips.columns]]
-    for out in outputs:
-        write_table(clips, out)
-    if failed_output is not None:
-        bad = shots[(error != "").to_numpy(dtype=bool)][["source_row_id", "shots_error"]]
-        failed = bad.merge(source[["source_row_id", *originals]], on="source_row_id", how="left")
-        write_table(failed[[*originals, "source_row_id", "shots_error"]], failed_output)
-    log.info("%d clips from %d source rows (%d gave no clip) -> %s", len(clips), len(base),
-             int((error != "").sum()), ", ".join(map(str, outputs)))
-    return clips

@@ -131,9 +131,9 @@ def estimate(config: dict, sample: int = 8, seed: int = 0, jobs: int = 1, workdi
     part = df.iloc[picked].copy()
     base = media_base(manifest, config.get("media_root"))
     part["path"] = ["" if pd.isna(p) else resolve_media_path(str(p), base) for p in part["path"]]
-    from vidcap.compare import caption_params
+    from vidcap.config import stage_params
 
-    params = caption_params(config)
+    params = stage_params(config, "caption")
     runner = params.get("runner", "transformers")
     with tempfile.TemporaryDirectory(prefix="vidcap-estimate-", dir=workdir) as tmp:
         tmp = Path(tmp)

@@ -186,7 +186,7 @@ class CaptionStage(Stage):
         Workers are forked before the model loads (no CUDA context or model threads to inherit);
         ``spawn`` would re-run the ``vidcap`` command line in each worker.
         """
-        from vidcap.runners import get_runner
+        from vidcap.runners import get_runner, runner_for
 
         if self.decode_workers > 0 and self.prompt.kind != "text" and self._pool is None:
             ctx = multiprocessing.get_context("fork")
@@ -194,7 +194,7 @@ class CaptionStage(Stage):
             list(self._pool.map(_warm, range(self.decode_workers)))  # fork them all now
 
         if self.runner is None:  # a runner set beforehand (benchmarks, tests) is used as given
-            self.runner = get_runner(self.runner_name, self.runner_settings())
+            self.runner = get_runner(runner_for(self.runner_name, media=True), self.runner_settings())
         self.runner.load()
         adjusted = getattr(self.runner, "frames", None)
         if isinstance(adjusted, dict) and adjusted and self.prompt.kind != "text":

@@ -199,8 +199,6 @@ class Summarizer:
     ``(row_id, input_text)``, a missing answer as an exception; ``RunnerFatal`` propagates.
     """
 
-    RUNNERS = {"transformers": "text_transformers", "openai": "openai"}
-
     def __init__(self, settings: dict, prompt: Prompt):
         from vidcap.errors import ConfigError
 
@@ -210,7 +208,9 @@ class Summarizer:
         self.settings = settings
         self.prompt = prompt
         self.block = settings["runner"]
-        self.runner_name = self.RUNNERS[self.block]
+        from vidcap.runners import runner_for
+
+        self.runner_name = runner_for(self.block, media=False)
         self.runner = None
         self.provenance: dict = {}
 

@@ -10,7 +10,7 @@ Every rule is a switch (settings, defaults in ``config/schema.yaml``):
 * ``strip_openings``: one boilerplate opening removed ("The video shows", "In this video,", ...;
   ``vidcap.text.strip_opening``).
 * ``append_motion``: the camera-motion sentence of ``cmotion`` appended ("The camera pans left.";
-  nothing for ``unclassified`` or a failed motion row; ``vidcap.motion.classify.append_motion_to_caption``).
+  nothing for ``unclassified`` or a failed motion row; ``vidcap.camera_text.append_motion_to_caption``).
 * ``flag_empty``: ``flag_empty`` = the cleaned caption is empty (or missing).
 * ``flag_url``: ``flag_url`` = the caption holds a URL or a web address (``URL``).
 * ``flag_repeat``: ``flag_repeat`` = a degenerate repetition: a phrase of 1..``MAX_LOOP`` words repeated
@@ -35,10 +35,10 @@ import re
 
 import pyarrow as pa
 
+from vidcap.camera_text import append_motion_to_caption
 from vidcap.config import stage_settings
 from vidcap.errors import StageRowError
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
-from vidcap.motion.classify import append_motion_to_caption
 from vidcap.stages.base import Stage
 from vidcap.text import normalize_whitespace, strip_opening
 

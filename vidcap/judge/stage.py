@@ -128,10 +128,10 @@ class JudgeStage(Stage):
     # ---------------------------------------------------------------------------------- runner
 
     def runner_kind(self) -> str:
-        """The ``vidcap.runners`` name: openai, or transformers (vision) / text_transformers (local)."""
-        if self.runner_name == "openai":
-            return "openai"
-        return "transformers" if self.attach_frames else "text_transformers"
+        """The ``vidcap.runners`` name: frames attached need a vision runner, else a text one."""
+        from vidcap.runners import runner_for
+
+        return runner_for(self.runner_name, media=self.attach_frames)
 
     def runner_settings(self) -> dict:
         s = self.settings

@@ -6,6 +6,11 @@ or ``openai`` (any OpenAI-compatible HTTP API, images optional, ``vidcap.runners
 runners share ``vidcap.runners.local.LocalRunner``. No model name is hard-coded outside a runner and the
 config.
 
+``runner_for(block, media)``: the one mapping from a config block (a stage's ``runner:`` value:
+``transformers``, ``openai``, ``pllava``, ``vllm``, ``sglang``) to a runner name, for a stage that sends
+media (caption, a judge that attaches frames) or text only (tags, window summaries, a text judge);
+``load_runner(block, settings, media)`` builds it. ValueError names the block and what is allowed.
+
 ``result_settings(block, settings)``: a runner's config block without the settings that cannot change
 results (speed, limits, retries, prices), for a stage's journal fingerprint.
 """
@@ -33,6 +38,31 @@ _NOT_RESULT = {
 _NOT_RESULT["vllm"] = _NOT_RESULT["sglang"] = {
     "python", "env", "startup_timeout_s", "stop_timeout_s", "gpu_memory_utilization", "max_num_seqs",
     "tensor_parallel_size", "concurrency", "timeout_s", "max_tries", "backoff_s", "max_backoff_s", "server_log"}
+
+
+# config block -> (runner for media requests, runner for text-only requests); None: not offered
+_BLOCKS = {
+    "transformers": ("transformers", "text_transformers"),
+    "openai": ("openai", "openai"),
+    "pllava": ("pllava", None),
+    "vllm": ("vllm", "vllm"),
+    "sglang": ("sglang", "sglang"),
+}
+
+
+def runner_for(block: str, media: bool) -> str:
+    """The runner name for config block ``block`` when requests carry media (``media``) or text only."""
+    pair = _BLOCKS.get(block)
+    name = pair and pair[0 if media else 1]
+    if not name:
+        allowed = [b for b, p in _BLOCKS.items() if p[0 if media else 1]]
+        raise ValueError(f"runner {block!r} cannot serve {'media' if media else 'text-only'} requests; "
+                         f"allowed: {', '.join(allowed)}")
+    return name
+
+
+def load_runner(block: str, settings: dict, media: bool):
+    return get_runner(runner_for(block, media), settings)
 
 
 def get_runner(name: str, settings: dict):

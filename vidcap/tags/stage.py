@@ -63,7 +63,6 @@ KEY_TEMPLATE = ("Caption:\n\"\"\"{text}\"\"\"\n\n"
                 "answer [] when the caption mentions none.")
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED = {ROW_ID, MEDIA_PATH, "path", "text", "tags_model", "tags_prompt_hash", "tags_error"}
-_RUNNERS = {"transformers": "text_transformers", "openai": "openai", "vllm": "vllm", "sglang": "sglang"}
 _SEP = "\x1f"   # request id = row id + _SEP + key (json_mode false)
 
 
@@ -139,10 +138,10 @@ class TagsStage(Stage):
         """Nothing up front: the model loads in ``process_stream`` only when a row has text to tag."""
 
     def _load(self) -> None:
-        from vidcap.runners import get_runner
+        from vidcap.runners import get_runner, runner_for
 
         if self.runner is None:  # a runner set beforehand (tests) is used as given
-            self.runner = get_runner(_RUNNERS[self.runner_name], self.runner_settings())
+            self.runner = get_runner(runner_for(self.runner_name, media=False), self.runner_settings())
         self.runner.load()
         self.provenance = self.runner.provenance()
         log.info("tags: runner %s, model %s, keys %s, json_mode %s, prompt %s", self.runner_name,
