@@ -415,3 +415,76 @@ def test_chat_server_scripted_answers_then_reply_and_verbatim_mode(monkeypatch):
                 other = client.complete([{"role": "user", "content": "something else"}]).text
         assert texts == ["first\n  scripted", "second", expect], "scripted answers verbatim, in order, then reply"
         assert other == expect
+
+
+# ------------------------------------------------------------------------------------ position bias
+
+
+def _worth(text: str, n: int) -> int:
+    import re
+    block = re.search(rf"\[Assistant {n}\]\n(.*?)\n\[End of Assistant {n}\]", text, re.S).group(1)
+    return int(re.search(r"worth (\d+)", block).group(1))
+
+
+def first_seen_plus_two(body: dict) -> str:
+    """A scripted judge with a known position bias: each answer's true score is written in it
+    ("worth N"); the answer shown first gets +2, capped at the scale's 10."""
+    text = "\n".join(m["content"] for m in body["messages"] if isinstance(m["content"], str))
+    return f"{min(10, _worth(text, 1) + 2)} {_worth(text, 2)}"
+
+
+def biased_items() -> tuple[list[JudgeItem], dict[str, float]]:
+    """Category ``mid``: A 6-7, B 5-6 (true 100 × B/A about 83); ``top``: A 9-10, B 7-8, where the +2
+    also hits the 10 ceiling. Returns the items and the true relative score per category and ``all``."""
+    rng = np.random.default_rng(7)
+    items, sums = [], {"mid": [0, 0], "top": [0, 0], "all": [0, 0]}
+    for i in range(40):
+        cat = "mid" if i % 2 else "top"
+        a = int(rng.integers(6, 8)) if cat == "mid" else int(rng.integers(9, 11))
+        b = a - 1 if cat == "mid" else a - 2
+        items.append(JudgeItem(f"q{i}", f"question {i}", f"answer A{i} worth {a}", f"answer B{i} worth {b}", cat))
+        for k in (cat, "all"):
+            sums[k][0] += a
+            sums[k][1] += b
+    return items, {k: 100.0 * b / a for k, (a, b) in sums.items()}
+
+
+def test_position_bias_estimated_and_corrected_score_recovers_the_truth(monkeypatch):
+    """A judge that adds +2 to whichever answer it sees first: averaging both orders pulls 100 × B/A
+    toward 100, and more where the bias hits the ceiling. The table reports the bias per run and per
+    category, and a corrected score whose interval holds the true ratio where the raw one's does not."""
+    monkeypatch.setenv(KEY_VAR, KEY)
+    items, truth = biased_items()
+    with ChatServer(api_key=KEY, reply=first_seen_plus_two, verbatim=True) as srv:
+        rows = judge(srv, items)
+    assert (rows["judge_error"] == "").all()
+    table = category_table(rows, n_boot=2000, seed=3).set_index("category")
+    for cat in ("all", "mid", "top"):
+        r = table.loc[cat]
+        assert r.relative > truth[cat] + 1 and not (r.ci_low <= truth[cat] <= r.ci_high), (cat, r.relative, truth[cat])
+        assert r.relative_corrected == pytest.approx(truth[cat], abs=1e-9), "the disfavoured-position scores are exact"
+        assert r.corrected_ci_low <= truth[cat] <= r.corrected_ci_high
+        assert r.n_bias == r.n
+    assert table.loc["mid", "position_bias"] == pytest.approx(2.0), "no ceiling: the full +2"
+    assert table.loc["mid", "bias_ci_low"] == table.loc["mid", "bias_ci_high"] == pytest.approx(2.0)
+    assert 0 < table.loc["top", "position_bias"] < 2.0, "the ceiling hides part of the bias"
+    again = category_table(rows, n_boot=2000, seed=3)
+    assert again.equals(category_table(rows, n_boot=2000, seed=3)), "seeded: the same intervals every time"
+    text = format_category_table(table.reset_index())
+    assert "position bias" in text and "corrected relative (%)" in text
+    mid = next(line for line in text.splitlines() if line.startswith("| mid |"))
+    assert f"| +2.00 | 2.00 - 2.00 | {truth['mid']:.1f} |" in mid
+
+
+def test_position_bias_unbiased_judge_and_one_order():
+    """No bias: corrected = raw. One order only: no bias estimate, no corrected score."""
+    base = {"judge_error": "", "category": "c", "score_a_ab": 6.0, "score_b_ab": 5.0}
+    rows = pd.DataFrame([{**base, "question_id": f"q{i}", "score_a": 6.0 + i % 2, "score_b": 5.0,
+                          "score_a_ba": 6.0 + i % 2, "score_b_ba": 5.0, "score_a_ab": 6.0 + i % 2} for i in range(4)])
+    t = category_table(rows).set_index("category")
+    assert t.loc["all", "position_bias"] == 0.0 and t.loc["all", "relative_corrected"] == t.loc["all", "relative"]
+    one = rows.assign(score_a_ba=None, score_b_ba=None)
+    t = category_table(one).set_index("category")
+    assert t.loc["all", "n_bias"] == 0 and pd.isna(t.loc["all", "position_bias"])
+    assert pd.isna(t.loc["all", "relative_corrected"]) and pd.isna(t.loc["all", "corrected_ci_low"])
+    assert "| all | 4 | 0 | 6.50 | 5.00 | 76.9 |" in format_category_table(t.reset_index())
