@@ -22,6 +22,7 @@ Actions (a string, ``name[:arg]``):
   match ``api_key`` when one is set).
 * ``slow[:seconds]`` - sleep (default 30 s) before answering, i.e. past the client's timeout.
 * ``malformed`` - status 200 with a body that is not JSON.
+* ``html`` - status 200, ``Content-Type: text/html``, an HTML page (``HTML_PAGE``), as a proxy sends.
 * ``close`` - close the connection without answering.
 * ``echo`` - 400 whose message repeats the request's ``Authorization`` header (tests key scrubbing).
 
@@ -48,6 +49,9 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in.</body></html>"
 
 
 def _texts(body: dict) -> str:
@@ -218,10 +222,10 @@ class ChatServer:
 
             def _send(self, status: int, payload, headers: dict | None = None) -> None:
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                headers = {"Content-Type": "application/json", **(headers or {})}
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
+                for k, v in headers.items():
                     self.send_header(k, v)
                 self.end_headers()
                 try:
@@ -301,6 +305,8 @@ class ChatServer:
                     if server.latency:
                         time.sleep(server.latency)
                     return self._send(200, b'{"id": "chatcmpl-x", "choices": [{"message": ')
+                if name == "html":   # a proxy's or login page's HTML with status 200
+                    return self._send(200, HTML_PAGE, {"Content-Type": "text/html; charset=utf-8"})
                 if name == "close":
                     self.close_connection = True
                     try:
