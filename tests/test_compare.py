@@ -100,6 +100,8 @@ def test_compare_tiny_sample_table_categories_and_report(tmp_path, server, capsy
     assert cats.loc["all", "n"] == len(ok) and cats.loc["all", "failed"] == 1
     assert cats.loc["all", "relative"] == pytest.approx(100 * 8 / 3)
     assert f"| all | {len(ok)} | 1 | 3.00 | 8.00 | 266.7 |" in printed
+    assert cats.loc["all", "position_bias"] == 0.0 and cats.loc["all", "relative_corrected"] == pytest.approx(100 * 8 / 3)
+    assert "| +0.00 | 0.00 - 0.00 | 266.7 | 266.7 - 266.7 |" in printed, "bias and corrected score beside the raw one"
     assert f"B better {len(ok)}, A better 0, tie 0, not judged 1" in printed
 
     html = (out / "compare.report.html").read_text()
@@ -111,6 +113,7 @@ def test_compare_tiny_sample_table_categories_and_report(tmp_path, server, capsy
     for cap in ok["caption_a"].tolist() + ok["caption_b"].tolist():
         assert cap.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")[:40] in section
     assert "266.7" in section and "camera motion" in section
+    assert "corrected relative (%)" in section and "<td>+0.00</td>" in section and "266.7 – 266.7" in section
 
     # a rerun resumes from the journals: nothing is sent again
     before = len(server.chat_records())

@@ -328,3 +328,17 @@ def test_short_or_long_is_fixed_by_row_id():
         pllava_prompt("x", "sports")
     with pytest.raises(ValueError, match="within"):
         caption_length("x", 1.5)
+
+
+def test_tiny_model_command_writes_pllava(tmp_path, capsys):
+    """``vidcap tiny-model pllava DIR`` (docs/pllava.md) writes the released layout that
+    ``load_pllava`` reads; an unknown family still names every known one, pllava included."""
+    from vidcap.cli import main
+
+    assert main(["tiny-model", "pllava", str(tmp_path / "p")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "p")
+    assert (tmp_path / "p" / INDEX_FILE).is_file()
+    model, _ = load_pllava(tmp_path / "p", device="cpu")
+    assert model.config.model_type == "llava"
+    assert main(["tiny-model", "nope", str(tmp_path / "q")]) == 2
+    assert "pllava" in capsys.readouterr().err

@@ -78,13 +78,16 @@ def _run(tmp_path: Path, stage: CaptionStage, shard: Path) -> pd.DataFrame:
     return run_stage(stage, shard, tmp_path / "out.parquet", tmp_path / "j.jsonl").to_pandas()
 
 
-def test_mixed_batch_of_clips_and_images_with_a_corrupt_file(tmp_path, tiny, media):
+def test_mixed_batch_of_clips_and_images_with_a_corrupt_file(tmp_path, tiny, media, caplog):
     names = ["v0.mp4", "still.png", "corrupt.mp4", "v1.webm", "short.mp4", "still2.jpg", "v0.mp4"]
     shard = _shard(tmp_path, media, names)
     ids = pq.read_table(shard).column("row_id").to_pylist()
     ratio = _half_short([i for i, n in zip(ids, names) if n != "corrupt.mp4"])
     stage = _stage(tiny, short_caption_ratio=ratio)
-    df = _run(tmp_path, stage, shard)
+    with caplog.at_level(logging.INFO, logger="vidcap.caption.stage"):
+        df = _run(tmp_path, stage, shard)
+    # the job log names the prompts the rows use (PLLaVA's), not the stage's unused default
+    assert "prompt pllava:general per row" in caplog.text and "video_detailed" not in caplog.text
 
     assert df["row_id"].tolist() == ids, "one row per shard row, in shard order"
     lines = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()[1:]]

@@ -3,6 +3,7 @@ clips (time ranges), in one `vidcap run`; kill and resume of the shots stage. Re
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -94,3 +95,10 @@ def test_shots_stage_kill_and_resume(tmp_path):
     clips = pd.read_parquet(tmp_path / "results" / "k.clips.parquet")
     assert len(clips) == 30 and clips["clip_id"].is_unique
     assert yaml.safe_load(cfg.read_text())["stages"]["shots"]["enabled"]
+    # the clip table has the columns docs/shots.md lists for it (and no shots_error: failures are elsewhere)
+    doc = (REPO / "docs" / "shots.md").read_text()
+    listed = doc[doc.index("**The clip table**"):doc.index("(and with\n`export.enabled`")]
+    named = re.findall(r"`([a-z_]+)`", listed.split("), then ", 1)[1])
+    assert clips.columns.tolist() == ["path", *named], (clips.columns.tolist(), named)
+    assert "shots_error" not in clips.columns and "not wired" not in doc
+    assert "not wired" not in (REPO / "vidcap" / "schema" / "stages" / "shots.yaml").read_text()

@@ -80,7 +80,7 @@ def cmd_stage(args) -> int:
 def cmd_gather(args) -> int:
     from vidcap.gather import gather
     from vidcap.io.run_dir import RunDir
-    from vidcap.shots.clip_table import gather_clips
+    from vidcap.shots.detect.clip_table import gather_clips
 
     if args.clips:
         gather_clips(RunDir.at(args.run), args.output, args.clips_failed)
@@ -290,14 +290,13 @@ def cmd_demo(args) -> int:
 
 
 def cmd_tiny_model(args) -> int:
-    from vidcap.dev.tiny_models import CURRENT_FAMILIES, FAMILIES, TEXT_FAMILIES, build_tiny_model
+    from vidcap.dev.tiny_family import ALL_FAMILIES, build_family
 
-    known = FAMILIES + CURRENT_FAMILIES + TEXT_FAMILIES
-    if args.family not in known:
-        print(f"vidcap tiny-model: error: unknown family {args.family!r}; known: {', '.join(known)}", file=sys.stderr)
+    if args.family not in ALL_FAMILIES:
+        print(f"vidcap tiny-model: error: unknown family {args.family!r}; known: {', '.join(ALL_FAMILIES)}", file=sys.stderr)
         return 2
-    print(build_tiny_model(args.family, args.outdir, max_position_embeddings=args.max_position_embeddings,
-                           force=args.force, size=args.size))
+    print(build_family(args.family, args.outdir, max_position_embeddings=args.max_position_embeddings,
+                       force=args.force, size=args.size))
     return 0
 
 
@@ -463,12 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("tiny-model", help="write a tiny random-weight model folder (tests, demo; no download)")
-    p.add_argument("family", help="model family, e.g. qwen2_5_vl, qwen2_vl, llava, qwen2 (vidcap.dev.tiny_models)")
+    p.add_argument("family", help="model family, e.g. qwen2_5_vl, qwen2_vl, llava, qwen2, pllava (vidcap.dev.tiny_family)")
     p.add_argument("outdir", help="folder to write the model to")
     p.add_argument("--max-position-embeddings", type=int, default=4096, help="the text model's context")
     p.add_argument("--force", action="store_true", help="rebuild even when the folder is up to date")
-    p.add_argument("--size", choices=("tiny", "engine", "7b"), default="tiny",
-                   help="tiny (tests), engine (head_dim 32: runs under vLLM's CPU build), 7b (benchmarks, random)")
+    p.add_argument("--size", choices=("tiny", "engine", "7b", "13b"), default="tiny",
+                   help="tiny (tests), engine (head_dim 32: vLLM's CPU build), 7b/13b (benchmarks; 13b: pllava only)")
     p.set_defaults(func=cmd_tiny_model)
     return parser
 

@@ -95,7 +95,8 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path],
         from vidcap.summary import summarize, write_summary
 
         write_summary(summarize(merged, top_k=top_k, tag_keys=tag_keys,
-                                dropped_failed_captions=sum(dropped.values()) if dropped else None), summary_json, summary_csv)
+                                dropped_failed_captions=sum(dropped.values()) if dropped else None,
+                                skipped_lines=run.shard_info().get("bad_lines")), summary_json, summary_csv)
     log.info("merged %d rows, %d columns into %s", len(merged), merged.shape[1],
              ", ".join(map(str, outputs)))
     return merged

@@ -11,7 +11,8 @@
      "duration_s": {...same as caption_words...},
      "resolution": [["1920x1080", n], ...],                                        # width x height, top_k
      "duplicates": {"duplicated_captions": n},
-     "dropped_failed_captions": n}                                                # only with keep_failed: false
+     "dropped_failed_captions": n,                                                # only with keep_failed: false
+     "skipped_manifest_lines": [{"line": n, "reason": "..."}, ...]}               # only when the shard step skipped some
 
 A section is absent when its column is absent (``duplicates`` needs ``caption_duplicate``; ``resolution``
 needs ``width`` and ``height``; ``duration_s`` needs ``duration``). Rules:
@@ -31,6 +32,9 @@ needs ``width`` and ``height``; ``duration_s`` needs ``duration``). Rules:
 * ``dropped_failed_captions`` = rows the merge left out because their caption failed
   (``stages.caption.keep_failed: false``); present only when the merge was asked to drop them (then also
   when 0). ``rows`` and every other section count the rows kept.
+* ``skipped_manifest_lines`` = a prompt-file manifest's bad lines the shard step skipped
+  (``prompt_file_bad_lines: report``), line number and reason each; absent when none were skipped.
+  Long form: ``skipped_manifest_lines,line <n>,<reason>,1``.
 * ``tag_keys`` None: the columns ``objects``, ``actions`` and any other column whose values are lists of
   strings (``caption_frame_*`` excluded). List cells may be lists, arrays or JSON text (a CSV read back).
 
@@ -143,10 +147,12 @@ def numeric_stats(values) -> dict:
 
 
 def summarize(df: pd.DataFrame, top_k: int = 20, tag_keys: list[str] | None = None,
-              dropped_failed_captions: int | None = None) -> dict:
+              dropped_failed_captions: int | None = None, skipped_lines: list[dict] | None = None) -> dict:
     """The dataset summary of a merged table (format in the module docstring).
 
     ``dropped_failed_captions``: rows with a failed caption the merge left out (None: it dropped none).
+    ``skipped_lines``: a prompt-file manifest's bad lines the shard step skipped
+    (``prompt_file_bad_lines: report``; ``{"line", "reason"}`` each, from ``shards/manifest.json``).
     """
     out: dict = {"rows": int(len(df))}
     stages = {}
@@ -187,6 +193,8 @@ def summarize(df: pd.DataFrame, top_k: int = 20, tag_keys: list[str] | None = No
         out["duplicates"] = {"duplicated_captions": int(sum(1 for v in df["caption_duplicate"] if _nonempty(v)))}
     if dropped_failed_captions is not None:
         out["dropped_failed_captions"] = int(dropped_failed_captions)
+    if skipped_lines:
+        out["skipped_manifest_lines"] = [{"line": int(b["line"]), "reason": str(b["reason"])} for b in skipped_lines]
     return out
 
 
@@ -226,6 +234,8 @@ def summary_rows(summary: dict) -> list[dict]:
         add("duplicates", "duplicated_captions", "", summary["duplicates"]["duplicated_captions"])
     if "dropped_failed_captions" in summary:
         add("dropped_failed_captions", "", "", summary["dropped_failed_captions"])
+    for b in summary.get("skipped_manifest_lines", []):
+        add("skipped_manifest_lines", f"line {b['line']}", b["reason"], 1)
     return rows
 
 

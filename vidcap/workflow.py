@@ -16,6 +16,7 @@ unusable manifest.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -89,7 +90,8 @@ class Plan:
         if not is_prompt_file(manifest):
             return count_rows(manifest)
         rows, bad = scan_prompt_file(manifest, mode)
-        if bad:
+        if bad and os.environ.get("VIDCAP_BAD_LINES_SHOWN") != str(manifest):   # once: not again in job processes
+            os.environ["VIDCAP_BAD_LINES_SHOWN"] = str(manifest)
             shown = "; ".join(f"line {b.line}: {b.reason}" for b in bad[:5])
             more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
             print(f"vidcap: manifest {manifest}: {len(bad)} bad line(s) skipped (prompt_file_bad_lines: report): "
@@ -208,7 +210,12 @@ class Plan:
         if self.is_prompt_file():   # no header to peek at: read once
             if not hasattr(self, "_prompt_columns"):
                 mode = self.config.get("prompt_file_bad_lines", "fail")
-                self._prompt_columns = set(read_table(self.config["manifest"], required=(), bad_lines=mode).columns)
+                quiet = logging.getLogger("vidcap.io.neva")   # its bad lines were listed once, by _count_manifest
+                level, quiet.level = quiet.level, logging.ERROR
+                try:
+                    self._prompt_columns = set(read_table(self.config["manifest"], required=(), bad_lines=mode).columns)
+                finally:
+                    quiet.setLevel(level)
             return column in self._prompt_columns
         try:
             read_table_columns(self.config["manifest"], [column])

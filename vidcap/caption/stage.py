@@ -210,9 +210,10 @@ class CaptionStage(Stage):
         if self.summarizer is not None:
             self.summarizer.load()
         self.provenance = self.runner.provenance()
-        log.info("caption: runner %s, model %s (revision %s), prompt %s (%s), %d decode workers",
-                 self.runner_name, self.provenance.get("model"), self.provenance.get("revision") or "-",
-                 self.prompt.key, self.prompt.hash, self.decode_workers)
+        own = getattr(self.runner, "prompt_description", None)   # a runner with its own prompts names them
+        log.info("caption: runner %s, model %s (revision %s), prompt %s, %d decode workers", self.runner_name,
+                 self.provenance.get("model"), self.provenance.get("revision") or "-",
+                 own() if own else f"{self.prompt.key} ({self.prompt.hash})", self.decode_workers)
 
     # ------------------------------------------------------------------------------------ stream
 

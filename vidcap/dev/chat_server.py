@@ -22,6 +22,7 @@ Actions (a string, ``name[:arg]``):
   match ``api_key`` when one is set).
 * ``slow[:seconds]`` - sleep (default 30 s) before answering, i.e. past the client's timeout.
 * ``malformed`` - status 200 with a body that is not JSON.
+* ``html`` - status 200, ``Content-Type: text/html``, an HTML page (``HTML_PAGE``), as a proxy sends.
 * ``close`` - close the connection without answering.
 * ``echo`` - 400 whose message repeats the request's ``Authorization`` header (tests key scrubbing).
 
@@ -33,8 +34,12 @@ nothing changes. ``ChatServer(verbatim=True)`` sends ``reply``'s text as written
 whitespace is collapsed).
 
 ``records``: one dict per request: ``t`` (arrival, ``time.monotonic()``), ``t_end``, ``path``,
-``auth`` (the Authorization header), ``body`` (parsed JSON), ``action``, ``in_flight`` (concurrent
-requests at arrival, this one included).
+``auth`` (the Authorization header), ``body`` (parsed JSON; ``{}`` when incomplete), ``raw`` (the
+body bytes received, as text), ``length`` (the Content-Length announced), ``incomplete`` (True when
+fewer bytes than announced arrived - a client killed mid-send - or the body is not a JSON object;
+such a request gets no answer, action ``incomplete``), ``action``, ``in_flight`` (concurrent
+requests at arrival, this one included). ``complete_records()``: the chat requests that arrived
+whole; ``wait_idle(timeout)``: wait until no request is being handled.
 """
 from __future__ import annotations
 
@@ -44,6 +49,8 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in.</body></html>"
 
 
 def _texts(body: dict) -> str:
@@ -161,6 +168,26 @@ class ChatServer:
     def chat_records(self) -> list[dict]:
         return [r for r in self.records if r["path"].endswith("/chat/completions")]
 
+    def complete_records(self) -> list[dict]:
+        """Chat requests whose whole JSON body arrived (``incomplete`` False)."""
+        return [r for r in self.chat_records() if not r.get("incomplete")]
+
+    def wait_idle(self, timeout: float = 10.0, quiet: float = 0.3) -> bool:
+        """Wait up to ``timeout`` s until no request has been in flight or arrived for ``quiet``
+        seconds (a connection the server has not picked up yet counts once it arrives); True when
+        idle."""
+        deadline = time.monotonic() + timeout
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            with self._lock:
+                busy, count = self._in_flight, len(self.records)
+            if busy or count != seen:
+                seen, since = count, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return True
+            time.sleep(0.02)
+        return False
+
     def _pick(self, body: dict) -> str:
         text = _texts(body)
         with self._lock:
@@ -194,10 +221,10 @@ class ChatServer:
 
             def _send(self, status: int, payload, headers: dict | None = None) -> None:
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                headers = {"Content-Type": "application/json", **(headers or {})}
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
+                for k, v in headers.items():
                     self.send_header(k, v)
                 self.end_headers()
                 try:
@@ -224,18 +251,34 @@ class ChatServer:
 
             def do_POST(self):
                 t = time.monotonic()
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw or b"{}")
-                except json.JSONDecodeError:
-                    body = {}
                 with server._lock:
                     server._in_flight += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    raw = self.rfile.read(length) if length else b""
+                except OSError:   # the client went away mid-send
+                    raw = b""
+                incomplete = len(raw) < length
+                try:
+                    body = json.loads(raw or b"{}")
+                    if not isinstance(body, dict):
+                        raise ValueError("not an object")
+                except ValueError:
+                    body, incomplete = {}, True
+                with server._lock:
                     server.max_in_flight = max(server.max_in_flight, server._in_flight)
                     rec = {"t": t, "path": self.path, "auth": self.headers.get("Authorization", ""),
-                           "body": body, "in_flight": server._in_flight}
+                           "body": body, "raw": raw.decode("utf-8", "replace"), "length": length,
+                           "incomplete": incomplete, "in_flight": server._in_flight}
                     server.records.append(rec)
+                if incomplete:   # a request cut mid-send (or not JSON): recorded, not answered
+                    rec["action"], rec["t_end"] = "incomplete", time.monotonic()
+                    with server._lock:
+                        server._in_flight -= 1
+                    if len(raw) < length:
+                        self.close_connection = True
+                        return None
+                    return self._error(400, "the request body is not a JSON object", "invalid_request_error")
                 try:
                     if not self.path.rstrip("/").endswith("/chat/completions"):
                         rec["action"] = "404"
@@ -261,6 +304,8 @@ class ChatServer:
                     if server.latency:
                         time.sleep(server.latency)
                     return self._send(200, b'{"id": "chatcmpl-x", "choices": [{"message": ')
+                if name == "html":   # a proxy's or login page's HTML with status 200
+                    return self._send(200, HTML_PAGE, {"Content-Type": "text/html; charset=utf-8"})
                 if name == "close":
                     self.close_connection = True
                     try:

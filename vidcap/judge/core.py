@@ -22,8 +22,9 @@ for the caption rubric (``criteria``, JSON ``{name: [A, B]}``), ``judge_model``,
 ``judge_prompt_hash`` (system + rule + answer format + template version), requests, strict retries,
 tokens, cost, ``judge_error``.
 
-Summaries: ``category_table`` (mean A, mean B, relative score 100 × mean(B) / mean(A), n and a
-seeded 95 % bootstrap interval over rows; rows ``all`` and one per category), ``order_agreement``,
+Summaries: ``category_table`` (``vidcap.judge.summary``: mean A, mean B, relative score
+100 × mean(B) / mean(A), the judge's position bias and the bias-corrected relative score, each with
+a seeded 95 % bootstrap interval over rows; rows ``all`` and one per category), ``order_agreement``,
 and ``estimate_judge`` / ``measure_judge`` for cost and time before a run.
 """
 from __future__ import annotations
@@ -43,6 +44,7 @@ from vidcap.errors import RunnerFatal, describe_error
 from vidcap.io.tables import cell_text
 from vidcap.judge.parse import JudgeParseError, Verdict, parse_verdict
 from vidcap.judge.rules import RULES, STRICT_FORMAT, SYSTEM, answer_format, rule_for
+from vidcap.judge.summary import category_table, format_category_table  # noqa: F401  (re-exported)
 from vidcap.media.frames import Frames
 from vidcap.runners.base import Request
 
@@ -385,56 +387,6 @@ def read_contexts(path) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------- summaries
-
-
-def _bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int, rng: np.random.Generator, level: float):
-    n = len(a)
-    if n < 2:
-        return None, None
-    idx = rng.integers(0, n, size=(n_boot, n))
-    rel = 100.0 * b[idx].mean(axis=1) / a[idx].mean(axis=1)
-    lo, hi = np.percentile(rel, [50 * (1 - level), 100 - 50 * (1 - level)])
-    return float(lo), float(hi)
-
-
-def category_table(rows: pd.DataFrame, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-    """Per category and ``all``: ``n`` (rows with both scores), ``failed`` (rows with ``judge_error``),
-    ``mean_a``, ``mean_b``, ``relative`` = 100 × mean_b / mean_a, and the bootstrap interval of
-    ``relative`` (``ci_low``, ``ci_high``: percentile interval at ``level`` of ``n_boot`` resamples of
-    the category's rows, with replacement; ``numpy.random.default_rng(seed)``; None when n < 2).
-    ``all`` first, then categories sorted by name."""
-    err = rows["judge_error"].fillna("").astype(str) != ""
-    scored = rows[~err & rows["score_a"].notna() & rows["score_b"].notna()]
-    rng = np.random.default_rng(seed)
-    out = []
-    groups = [("all", scored, rows)] + [
-        (str(c), scored[scored["category"] == c], rows[rows["category"] == c])
-        for c in sorted(set(rows["category"].fillna("").astype(str)))]
-    for name, part, every in groups:
-        a = part["score_a"].to_numpy(dtype=float)
-        b = part["score_b"].to_numpy(dtype=float)
-        n = len(a)
-        mean_a = float(a.mean()) if n else None
-        mean_b = float(b.mean()) if n else None
-        lo, hi = _bootstrap(a, b, n_boot, rng, level) if n else (None, None)
-        out.append({"category": name, "n": n, "failed": int((every["judge_error"].fillna("") != "").sum()),
-                    "mean_a": mean_a, "mean_b": mean_b,
-                    "relative": 100.0 * mean_b / mean_a if n else None, "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(out)
-
-
-def format_category_table(table: pd.DataFrame, label_a: str = "A", label_b: str = "B") -> str:
-    """Markdown: category, n, failed, mean A, mean B, relative score B/A and its interval."""
-    def f(v, d=2):
-        return "-" if v is None or pd.isna(v) else f"{v:.{d}f}"
-
-    head = f"| category | n | failed | mean {label_a} | mean {label_b} | relative ({label_b}/{label_a}, %) | 95% CI |"
-    lines = [head, "|---|---|---|---|---|---|---|"]
-    for r in table.to_dict("records"):
-        ci = f"{f(r['ci_low'], 1)} - {f(r['ci_high'], 1)}" if pd.notna(r["ci_low"]) else "-"
-        lines.append(f"| {r['category']} | {r['n']} | {r['failed']} | {f(r['mean_a'])} | {f(r['mean_b'])} | "
-                     f"{f(r['relative'], 1)} | {ci} |")
-    return "\n".join(lines)
 
 
 def order_agreement(rows: pd.DataFrame) -> dict:

@@ -47,8 +47,11 @@ def _pairs(rows: list[dict]) -> pd.DataFrame:
 
 def pairs_from_answers(answers_a: str | Path, answers_b: str | Path, questions: str | Path | None = None,
                        media_base_path: str | None = None, on_bad_line: str = "fail") -> pd.DataFrame:
-    """Pairs for each question (prompt file order; without one, answers A's order and ``prompt``s).
-    A question without an answer, or with a failed one, is a pair with ``error_a``/``error_b``."""
+    """Pairs for each question (prompt file order; without one, answers A's order, each question the
+    ``prompt`` answers A, else answers B, carries). A question without an answer, or with a failed
+    one, is a pair with ``error_a``/``error_b``. Without ``questions``, answers that carry no question
+    (a ``{"response_id", "response"}`` file) are refused: TableError naming the files and the count,
+    as a judge shown an empty question scores the answers against nothing."""
     from vidcap.io.neva import read_answers, read_prompt_file
 
     a = read_answers(answers_a, on_bad_line).table
@@ -60,8 +63,15 @@ def pairs_from_answers(answers_a: str | Path, answers_b: str | Path, questions: 
         qs = [{"question_id": r["question_id"], "question": r["prompt"], "category": r["category"], "path": r["path"]}
               for r in q.to_dict("records")]
     else:
-        qs = [{"question_id": r["question_id"], "question": r["prompt"], "category": r["category"], "path": ""}
+        qs = [{"question_id": r["question_id"], "question": r["prompt"] or (by_b.get(r["question_id"]) or {}).get("prompt") or "",
+               "category": r["category"] or (by_b.get(r["question_id"]) or {}).get("category") or "", "path": ""}
               for r in a.to_dict("records")]
+        empty = [q["question_id"] for q in qs if not str(q["question"] or "").strip()]
+        if empty:
+            raise TableError(
+                f"{answers_a} and {answers_b}: {len(empty)} of {len(qs)} answers carry no question (first: question_id "
+                f"{empty[0]}; a {{\"response_id\", \"response\"}} file has none), so the judge would compare them "
+                "against an empty question; give the questions with --questions QUESTIONS.jsonl")
     rows = []
     for q in qs:
         qid = q["question_id"]

@@ -465,8 +465,13 @@ class ChatClient:
         import openai
 
         try:
-            resp = await self._client.chat.completions.create(model=self.model, messages=job.messages,
-                                                              **job.options)
+            raw = await self._client.chat.completions.with_raw_response.create(
+                model=self.model, messages=job.messages, **job.options)
+            resp = raw.parse()
+            if isinstance(resp, str | bytes):   # a 200 that is not JSON (a proxy's HTML page): openai hands back text
+                head = resp[:80] if isinstance(resp, str) else resp[:80].decode("utf-8", "replace")
+                raise ValueError(f"the response was not JSON (content-type {raw.headers.get('content-type') or '-'}): "
+                                 f"{head!r}")
             return self._result(resp, tries, t0)
         except openai.APIStatusError as exc:
             raise TryFailed(f"HTTP {exc.status_code}: {_error_message(exc)}", exc.status_code,
@@ -478,7 +483,7 @@ class ChatClient:
             raise TryFailed(f"connection error: {_short(str(cause) or type(cause).__name__)}") from None
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError,
                 AttributeError, IndexError) as exc:
-            raise TryFailed(f"malformed response: {_short(str(exc) or type(exc).__name__, 160)}") from None
+            raise TryFailed(f"malformed response: {_short(str(exc) or type(exc).__name__, 200)}") from None
 
     async def _run_job(self, job: ChatJob) -> ChatResult | ChatError:
         """Tries of one job under the limits and ``self.policy``: a result, or a ChatError after the last

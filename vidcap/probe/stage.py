@@ -4,7 +4,8 @@ Columns: ``num_frames, fps, width, height, duration, aspect_ratio`` (height / wi
 ``resolution`` (height × width), ``codec``, ``media_type`` (video | image) and ``probe_error``.
 With ``check`` = ``first`` a row counts as readable when its first frame decodes; ``ends`` (default)
 also demuxes the last second and fails rows whose frames stop before the duration the header gives
-(files cut short whose index survived); ``header`` reads the header only.
+(files cut short whose index survived); ``header`` reads the header only. ``probe_error`` ends with
+the file's path (``file not found: <path>``, ``cannot open ...: <path>``), as ``motion_error`` does.
 
 A row with ``start``/``end`` (a clip of a longer file, e.g. from the shots stage) gets its clip's
 ``num_frames`` and ``duration``; ``source_num_frames`` / ``source_duration`` are the whole file's (equal
@@ -119,12 +120,15 @@ class ProbeStage(RowStage):
         path = row[MEDIA_PATH]
         check_file(path)
         start, end = row_range(row)
-        if media_type(path) == "image":
-            if start is not None or end is not None:
-                raise StageRowError("an image has no time range (start/end given)")
-            info = probe_image(path)
-        else:
-            info = probe_video(path, self.params["check"])
+        try:
+            if media_type(path) == "image":
+                if start is not None or end is not None:
+                    raise StageRowError("an image has no time range (start/end given)")
+                info = probe_image(path)
+            else:
+                info = probe_video(path, self.params["check"])
+        except MediaError as exc:   # the file the message is about, as motion_error names it
+            raise MediaError(f"{exc}: {path}") from None
         info["source_num_frames"], info["source_duration"] = info["num_frames"], info["duration"]
         if (start is not None or end is not None) and info["fps"]:
             # a clip of a longer file (start/end): its own frame count and duration; file facts stay

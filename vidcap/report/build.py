@@ -159,6 +159,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
         n_problem=sum(1 for it in items if "random" not in it["kinds"]),
         plots=plots, stats=stats, summary=summary, tp=tp, tp_plot=tp_plot, failures=failures,
         prov=provenance(df, config), has_config=config is not None, judge=judge,
+        skipped=info.get("bad_lines") or [],
     )
     write_text(out, html)
     log.info("report of %d rows (%d in the gallery) -> %s (%.0f kB)", rows, len(items), out, len(html) / 1024)

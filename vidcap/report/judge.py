@@ -2,7 +2,8 @@
 
 Present when the table has the judge stage's columns (a workflow run with ``stages.judge`` on, or
 ``vidcap compare``). Per category: n, failed, mean A, mean B, relative score 100 × mean(B) / mean(A)
-with its seeded 95 % bootstrap interval (``vidcap.judge.core.category_table``), and the order agreement.
+with its seeded 95 % bootstrap interval, the judge's position bias and the bias-corrected relative
+score with theirs (``vidcap.judge.summary.category_table``), and the order agreement.
 Side by side: up to ``count`` pairs picked round-robin over B better / A better / tie / not judged
 (seeded), each with thumbnails of the clip (the frames the caption model saw when recorded), the
 question, both answers, both scores, the winner, the per-criterion scores and the judge's reasons.
@@ -105,8 +106,9 @@ def judge_section(df: pd.DataFrame, media_base: str, opts: dict, config: dict | 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         for item, (th, note, err) in zip(items, pool.map(thumbs, items)):
             item.update(thumbs=th, thumb_note=note, thumb_error=err)
-    categories = [{k: (_num(v) if k in ("mean_a", "mean_b", "relative", "ci_low", "ci_high") else v)
-                   for k, v in c.items()} for c in cats.to_dict("records")]
+    numeric = ("mean_a", "mean_b", "relative", "ci_low", "ci_high", "position_bias", "bias_ci_low", "bias_ci_high",
+               "relative_corrected", "corrected_ci_low", "corrected_ci_high")
+    categories = [{k: (_num(v) if k in numeric else v) for k, v in c.items()} for c in cats.to_dict("records")]
     return {"label_a": label_a, "label_b": label_b, "categories": categories,
             "judged": int(rows["score_a"].notna().sum()), "failed": int((rows["judge_error"] != "").sum()),
             "wins": {w: int((winners == w).sum()) for w in ("A", "B", "tie")}, "agreement": agree,

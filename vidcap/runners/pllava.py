@@ -135,6 +135,11 @@ class PllavaRunner(LocalRunner):
 
         return pllava_prompt(req.row_id, self.template, self.short_caption_ratio, self.limits)
 
+    def prompt_description(self) -> str:
+        """What the job log names as the prompt: PLLaVA's own, per row (the stage's ``prompt`` is unused)."""
+        short = f"{100 * self.short_caption_ratio:g}% short" if self.short_caption_ratio else "all long"
+        return f"pllava:{self.template} per row ({short}; stages.caption.prompt not used)"
+
     def size_key(self, req: Request) -> tuple:
         """Rows of one caption length batch together (the visual input is the same size for every row)."""
         return (self.row_prompt(req).length,)
