@@ -28,7 +28,7 @@ from vidcap.errors import MediaError, StageRowError, describe_error
 from vidcap.media import media_type
 from vidcap.shards import MEDIA_PATH, ROW_ID
 from vidcap.shots_decode import count_frames, open_video, scan, tiny
-from vidcap.shots_dissolve import DissolveDetector
+from vidcap.shots_detectors import FlashCheck, detectors
 from vidcap.timerange import range_frames, row_range
 
 KINDS = ("cut", "fade", "dissolve")
@@ -76,7 +76,8 @@ class Detection:
     fps: Fraction
     start: int  # analysed range [start, end)
     end: int
-    frames_seen: int  # frames the detectors saw (fewer with decode.skip = nonref)
+    frames_seen: int  # frames the detectors saw (fewer with decode.skip = nonref; proxy: both passes)
+    decoder: str = "cpu"  # which decoder ran (shots_decode.VideoInfo.decoder)
 
 
 def shot_settings(params: dict | None = None) -> dict:
@@ -89,83 +90,6 @@ def shot_settings(params: dict | None = None) -> dict:
 # ---------------------------------------------------------------------------------------- detection
 
 
-def _detectors(settings: dict, fps: Fraction):
-    from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDetector
-
-    min_len = max(1, int(round(settings["min_scene_s"] * float(fps))))
-    if settings["detector"] == "adaptive":
-        a = settings["adaptive"]
-        cut = AdaptiveDetector(adaptive_threshold=a["adaptive_threshold"], min_scene_len=min_len,
-                               window_width=a["window_width"], min_content_val=a["min_content_val"],
-                               luma_only=a["luma_only"])
-    else:
-        c = settings["content"]
-        cut = ContentDetector(threshold=c["threshold"], min_scene_len=min_len, luma_only=c["luma_only"])
-    fade = None
-    if settings["fades"]["enabled"]:
-        fade = ThresholdDetector(threshold=settings["fades"]["threshold"], min_scene_len=min_len, fade_bias=0.0)
-    dissolve = None
-    if settings["dissolves"]["enabled"]:
-        d = settings["dissolves"]
-        dissolve = DissolveDetector(min_change=d["min_change"], max_ratio=d["max_ratio"],
-                                    min_contrast=d["min_contrast"])
-    return cut, fade, dissolve
-
-
-class _FlashCheck:
-    """Drops hard cuts after which the picture comes back to what it was before the cut, within
-    ``after`` frames (flashes, a brief occlusion): compares block-mean thumbnails (``tiny``) of the last
-    frame before the cut with the frames after it; a cut stays when none of them is closer to the frame
-    before than ``FLASH_RATIO`` times the jump at the cut."""
-
-    def __init__(self, after: int, keep: int):
-        self.after = max(0, int(after))
-        self.keep = keep
-        self.idx: list[int] = []
-        self.thumbs: dict[int, object] = {}
-        self.pending: list[int] = []
-        self.kept: list[int] = []
-
-    def push(self, index: int, thumb) -> None:
-        self.idx.append(index)
-        self.thumbs[index] = thumb
-        while self.pending and self.pending[0] + self.after <= index:
-            self._check(self.pending.pop(0))
-        while len(self.idx) > self.keep:
-            del self.thumbs[self.idx.pop(0)]
-
-    def add(self, cuts: list[int]) -> None:
-        if self.after == 0:
-            self.kept += cuts
-        else:
-            self.pending += cuts
-
-    def finish(self) -> list[int]:
-        for c in self.pending:
-            self._check(c)
-        self.pending = []
-        return self.kept
-
-    def _check(self, c: int) -> None:
-        import bisect
-
-        import numpy as np
-
-        k = bisect.bisect_left(self.idx, c)
-        if k == 0 or k >= len(self.idx) or self.idx[k] != c:
-            self.kept.append(c)
-            return
-        before = self.thumbs[self.idx[k - 1]]
-        jump = float(np.mean(np.abs(self.thumbs[c] - before)))
-        later = [self.thumbs[i] for i in self.idx[k + 1:] if i <= c + self.after]
-        back = min((float(np.mean(np.abs(t - before))) for t in later), default=jump)
-        if back >= FLASH_RATIO * jump:
-            self.kept.append(c)
-
-
-FLASH_RATIO = 0.5
-
-
 def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: int | None = None) -> Detection:
     """Boundaries of the video at ``path`` inside frames ``[start, end)`` (``end=None``: to the end).
 
@@ -174,10 +98,14 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
     from scenedetect import FrameTimecode
 
     settings = shot_settings(settings)
-    info = open_video(path)
+    if settings["proxy"]["enabled"]:  # a cheap pass, then this function (proxy off) around candidates
+        from vidcap.shots_proxy import detect_proxy
+
+        return detect_proxy(path, settings, start, end)
+    info = open_video(path, settings["decode"]["hwaccel"])
     try:
         fps = info.fps
-        cut_det, fade_det, diss_det = _detectors(settings, fps)
+        cut_det, fade_det, diss_det = detectors(settings, fps)
         dec = settings["decode"]
         fades: list[int] = []
         dark: set[int] = set()  # frames below the fade threshold
@@ -185,7 +113,7 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
         thr = settings["fades"]["threshold"]
         seen: list[int] = []
         min_len = max(1, int(round(settings["min_scene_s"] * float(fps))))
-        flash = _FlashCheck(int(round(settings["flash_window_s"] * float(fps))), keep=4 * min_len + 64)
+        flash = FlashCheck(int(round(settings["flash_window_s"] * float(fps))), keep=4 * min_len + 64)
         # the file's frame count, when the frames seen cannot give it (counted before decoding: without
         # a header count it takes a demux pass from the start)
         counted = count_frames(info) if end is not None or dec["skip"] != "none" else None
@@ -220,7 +148,7 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
     boundaries += [Boundary("dissolve", d.cut, d.start, d.end) for d in dissolves if not d.ramp]
     merged = merge_boundaries(boundaries)
     merged = [b for b in merged if start < b.cut < stop]
-    return Detection(merged, total, fps, start, stop, len(seen))
+    return Detection(merged, total, fps, start, stop, len(seen), info.decoder)
 
 
 def _hard_cut(cut: int, seen: list[int], seen_set: set[int]) -> Boundary:

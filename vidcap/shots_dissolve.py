@@ -102,24 +102,34 @@ class DissolveDetector:
     def _evaluate(self, pos: int) -> None:
         t = self.idx[pos]
         m = self.frames[pos]
-        best = None
+        # every half-window at once (one numpy call per quantity); the contrast test, which needs two
+        # more changes each, only for the windows that pass the first two tests
+        hs, ends = [], []
         for h in self.hs:
             ka, kb = self._at(t - h), self._at(t + h)
             if ka is None or kb is None or ka == pos or kb == pos:
                 continue
-            a, b = self.frames[ka], self.frames[kb]
-            change = float(np.mean(np.abs(b - a)))
-            if change < self.min_change:
-                continue
-            ratio = float(np.mean(np.abs(m - 0.5 * (a + b)))) / change
-            if ratio > self.max_ratio or (best is not None and ratio >= best[1]):
-                continue
-            # the change must stand out from a window beside it (steady camera motion does not); near the
-            # ends of the video a window without one beside it is not judged
-            beside = [c for c in (self._change(t - 3 * h, t - h), self._change(t + h, t + 3 * h)) if c is not None]
-            if not beside or change < self.min_contrast * max(beside):
-                continue
-            best = (t, ratio, h, change)
+            hs.append(h)
+            ends.append((ka, kb))
+        best = None
+        if hs:
+            a = np.stack([self.frames[ka].ravel() for ka, _ in ends])
+            b = np.stack([self.frames[kb].ravel() for _, kb in ends])
+            changes = np.abs(b - a).mean(axis=1)
+            residuals = np.abs(m.ravel() - 0.5 * (a + b)).mean(axis=1)
+            for h, change, residual in zip(hs, changes.tolist(), residuals.tolist(), strict=True):
+                if change < self.min_change:
+                    continue
+                ratio = residual / change
+                if ratio > self.max_ratio or (best is not None and ratio >= best[1]):
+                    continue
+                # the change must stand out from a window beside it (steady camera motion does not); near
+                # the ends of the video a window without one beside it is not judged
+                beside = [c for c in (self._change(t - 3 * h, t - h), self._change(t + h, t + 3 * h))
+                          if c is not None]
+                if not beside or change < self.min_contrast * max(beside):
+                    continue
+                best = (t, ratio, h, change)
         if best is not None:
             if self.segment and t - self.segment[-1][0] > 2:
                 self._close_segment()
