@@ -163,7 +163,7 @@ def analysis_size(width: int, height: int, target: int) -> tuple[int, int]:
     return target, h + h % 2
 
 
-def scan(info: VideoInfo, width: int = 256, start: int = 0, end: int | None = None, skip: str = "none",
+def scan(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = None, skip: str = "none",
          fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR"):
     """Yield ``(index, bgr_frame)`` for frames ``start <= index < end`` (``end=None``: to the end).
 

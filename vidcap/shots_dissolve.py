@@ -86,6 +86,8 @@ class DissolveDetector:
         idx = self.idx
         if not idx or index < idx[0] - 1 or index > idx[-1] + 1:
             return None
+        if idx[-1] - idx[0] == len(idx) - 1:  # no frame skipped: the position is the offset
+            return min(max(index - idx[0], 0), len(idx) - 1)
         k = bisect.bisect_left(idx, index)
         if k == len(idx):
             return k - 1
@@ -116,8 +118,11 @@ class DissolveDetector:
             a = np.stack([self.frames[ka].ravel() for ka, _ in ends])
             b = np.stack([self.frames[kb].ravel() for _, kb in ends])
             changes = np.abs(b - a).mean(axis=1)
-            residuals = np.abs(m.ravel() - 0.5 * (a + b)).mean(axis=1)
-            for h, change, residual in zip(hs, changes.tolist(), residuals.tolist(), strict=True):
+            if changes.max() >= self.min_change:  # else no window has evidence (most frames)
+                residuals = np.abs(m.ravel() - 0.5 * (a + b)).mean(axis=1).tolist()
+            else:
+                residuals = [0.0] * len(hs)
+            for h, change, residual in zip(hs, changes.tolist(), residuals, strict=True):
                 if change < self.min_change:
                     continue
                 ratio = residual / change
