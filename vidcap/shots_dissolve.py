@@ -107,9 +107,19 @@ class DissolveDetector:
         # every half-window at once (one numpy call per quantity); the contrast test, which needs two
         # more changes each, only for the windows that pass the first two tests
         hs, ends = [], []
+        idx, n = self.idx, len(self.idx)
+        contiguous = idx[-1] - idx[0] == n - 1  # no frame skipped: positions are offsets (as ``_at``)
         for h in self.hs:
-            ka, kb = self._at(t - h), self._at(t + h)
-            if ka is None or kb is None or ka == pos or kb == pos:
+            if contiguous:
+                ka, kb = t - h - idx[0], t + h - idx[0]
+                if ka < -1 or kb > n:
+                    continue
+                ka, kb = max(ka, 0), min(kb, n - 1)
+            else:
+                ka, kb = self._at(t - h), self._at(t + h)
+                if ka is None or kb is None:
+                    continue
+            if ka == pos or kb == pos:
                 continue
             hs.append(h)
             ends.append((ka, kb))
