@@ -4,6 +4,9 @@
 detectors (hard cuts: ``AdaptiveDetector`` or ``ContentDetector``; fades: ``ThresholdDetector``) and
 ``vidcap.shots_dissolve`` (cross-fades) on frames decoded at ``analysis_width`` (``vidcap.shots_decode``),
 then shortened, split and filtered by ``min_clip_s``, ``max_clip_s``, ``split_long``/``stride_s``.
+The per-frame detectors live in ``vidcap.shots_detectors``; ``proxy.enabled`` hands detection to
+``vidcap.shots_proxy`` (a cheap pass, then this module's full pass around candidates);
+``decode.hwaccel`` decodes on a device where one can be used (``vidcap.shots_decode``).
 
 ``clip_rows(row, settings) -> list[dict]``: every source row gives its clip rows, or exactly one row
 carrying ``shots_error`` (a file that is missing, unreadable, audio-only, truncated, a range outside the
