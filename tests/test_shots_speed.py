@@ -60,7 +60,9 @@ def test_fast_frame_score_is_pyscenedetects_score(kind):
 def test_hwaccel_falls_back_to_the_cpu_with_a_clear_message(caplog):
     from av.codec.hwaccel import hwdevices_available
 
-    missing = next(d for d in shots_decode.HWACCELS[1:] if d not in hwdevices_available())
+    missing = next((d for d in shots_decode.HWACCELS[1:] if d not in hwdevices_available()), None)
+    if missing is None:
+        pytest.skip("this FFmpeg build has every device type vidcap offers")
     shots_decode._WARNED.clear()
     with caplog.at_level(logging.WARNING, logger="vidcap.shots"):
         det = shots.detect_boundaries(BIKES, {"decode": {"hwaccel": missing}})
