@@ -102,3 +102,32 @@ def test_shots_stage_kill_and_resume(tmp_path):
     assert clips.columns.tolist() == ["path", *named], (clips.columns.tolist(), named)
     assert "shots_error" not in clips.columns and "not wired" not in doc
     assert "not wired" not in (REPO / "vidcap" / "schema" / "stages" / "shots.yaml").read_text()
+
+
+def test_shots_stage_in_proxy_mode_finds_the_known_transitions(tmp_path):
+    """proxy.enabled through a real run: the clips equal those of a full pass, every true transition of
+    the generated video bounds a clip; a GPU decoder that is not there falls back with its reason."""
+    from vidcap.dev import cuts
+    from vidcap.io.shards import MEDIA_PATH, ROW_ID
+    from vidcap.shots import detect as shots
+
+    media = tmp_path / "media"
+    spec = cuts.make_spec(3001, n_shots=5)  # a cut, two fades, a dissolve (test seeds, not the bench's)
+    cuts.write_video(spec, media / "multi.mp4", 320, 180)
+    write_table(pd.DataFrame({"path": ["multi.mp4"]}), media / "m.csv")
+    settings = {"enabled": True, "proxy": {"enabled": True, "skip": "nonref"}, "decode": {"hwaccel": "cuda"}}
+    cfg = write_config(tmp_path, name="px", manifest=str(media / "m.csv"), stages={"shots": settings})
+    proc = run_snakemake(tmp_path, cfg)
+    clips = pd.read_parquet(tmp_path / "results" / "px.clips.parquet")
+    starts = clips["start_frame"].tolist()
+    for t in spec.transitions:
+        assert any(abs(s - t.cut) <= 2 for s in starts), (t, starts)
+    full = shots.clip_rows({ROW_ID: "x", MEDIA_PATH: str(media / "multi.mp4")})
+    assert list(zip(clips["start_frame"], clips["end_frame"], strict=True)) == \
+        [(c["start_frame"], c["end_frame"]) for c in full]
+    logs = "".join(p.read_text() for p in (tmp_path / "results" / "px").rglob("*.log")) + proc.stderr
+    from av.codec.hwaccel import hwdevices_available
+
+    if "cuda" in hwdevices_available() and "decoding on the CPU instead" not in logs:
+        return  # a machine where CUDA decoding works
+    assert "stages.shots.decode.hwaccel = cuda:" in logs and "decoding on the CPU instead" in logs

@@ -7,16 +7,18 @@
 Videos are generated once into ``bench/out/shots/<split>/`` (``data.py``; the split settings and a hash of
 their ground truth are frozen in ``splits.json``). Compared in one run, each on the same files:
 
-* ``vidcap`` with its defaults (every frame decoded) and with ``decode.skip = nonref``;
+* ``vidcap`` with its defaults (every frame decoded), with ``decode.skip = nonref``, and in proxy mode
+  (``proxy.enabled``, with ``proxy.skip = nonref`` and ``nonkey``);
 * PySceneDetect 0.7.2 as shipped: ``detect(path, AdaptiveDetector())`` and ``detect(path, ContentDetector())``
   (PyAV backend, its automatic downscaling, no fade or dissolve handling);
-* speed baseline: decoding every frame at full resolution with PyAV (one thread) into RGB arrays,
-  detecting nothing.
+* speed only: the decode floors (decoding alone, vidcap's decoder settings, every frame or reference
+  frames only, no conversion), from which each method's cost above decoding is computed; decoding every
+  frame to full-resolution RGB; ``decode.hwaccel = cuda`` where CUDA decoding works.
 
 Matching: a detected boundary matches a true one of any kind within 2 frames (one-to-one); an unmatched
 detection counts as a false positive of the kind of the nearest true transition. CPU time is
-``time.process_time()`` of this process (all its threads) around each call; one video at a time,
-``cv2.setNumThreads(1)``.
+``time.process_time()`` of this process (all its threads) around each call; one video at a time, the
+methods interleaved per video, ``cv2.setNumThreads(1)``.
 """
 from __future__ import annotations
 
@@ -64,29 +66,71 @@ def run_decode_all(path):
     return []
 
 
+def run_floor(path, skip="none"):
+    """Decoding alone, with vidcap's decoder settings (one thread, deblocking skipped): no conversion."""
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.thread_count = 1
+        s.codec_context.options = {"skip_loop_filter": "all"}
+        if skip != "none":
+            s.codec_context.skip_frame = skip.upper()
+        for _frame in c.decode(s):
+            pass
+    return []
+
+
+PROXY = "vidcap (proxy mode, skip = {})"
 METHODS = {
     "vidcap (defaults)": lambda p: run_vidcap(p, {}),
     "vidcap (decode.skip = nonref)": lambda p: run_vidcap(p, {"decode": {"skip": "nonref"}}),
+    PROXY.format("nonref"): lambda p: run_vidcap(p, {"proxy": {"enabled": True, "skip": "nonref"}}),
+    PROXY.format("nonkey"): lambda p: run_vidcap(p, {"proxy": {"enabled": True, "skip": "nonkey"}}),
     "PySceneDetect AdaptiveDetector": lambda p: run_scenedetect(p, "adaptive"),
     "PySceneDetect ContentDetector": lambda p: run_scenedetect(p, "content"),
-    "baseline: PyAV decode every frame, full res": run_decode_all,
 }
+HWACCEL = "vidcap (decode.hwaccel = cuda)"
+FLOOR = "decode floor: every frame (1 thread, deblocking skipped, no conversion)"
+FLOORS = {
+    FLOOR: run_floor,
+    "decode floor: reference frames only (skip_frame nonref)": lambda p: run_floor(p, "nonref"),
+    "PyAV decode every frame to full-res RGB (the former baseline)": run_decode_all,
+}
+# the floor each method's "above its floor" is measured against (same frames decoded)
+OWN_FLOOR = {"vidcap (defaults)": FLOOR, HWACCEL: FLOOR,
+             "vidcap (decode.skip = nonref)": "decode floor: reference frames only (skip_frame nonref)"}
 
 
-def evaluate(name, specs, paths, methods):
-    """{method: (totals, cpu_s)} over the split."""
-    out = {}
-    for label in methods:
-        fn = METHODS[label]
-        tot: dict = {}
-        cpu = 0.0
-        for spec, path in zip(specs, paths, strict=True):
-            t0 = time.process_time()
-            found = fn(path)
-            cpu += time.process_time() - t0
-            if "baseline" not in label:
+def hwaccel_status(path) -> str | None:
+    """None when CUDA decoding works here, else why not (the fallback's own reason)."""
+    from vidcap.shots.decode import _open_hw
+
+    container, reason = _open_hw(str(path), "cuda")
+    if container is not None:
+        container.close()
+    return reason
+
+
+def evaluate(name, specs, paths, methods, repeat=1):
+    """{method: (totals, cpu_s)} over the split; videos outer, methods inner (interleaved, so that a
+    change of machine load hits every method alike); with ``repeat`` > 1 the least CPU time per video."""
+    fns = {**METHODS, **FLOORS, HWACCEL: lambda p: run_vidcap(p, {"decode": {"hwaccel": "cuda"}})}
+    out = {label: ({}, 0.0) for label in methods}
+    for spec, path in zip(specs, paths, strict=True):
+        for label in methods:
+            best, found = None, []
+            for _ in range(repeat):
+                t0 = time.process_time()
+                found = fns[label](path)
+                cpu = time.process_time() - t0
+                best = cpu if best is None else min(best, cpu)
+            tot, total_cpu = out[label]
+            if label not in FLOORS:
                 metrics.add(tot, metrics.match(spec.truth(), found))
-        out[label] = (tot, cpu)
+            out[label] = (tot, total_cpu + best)
+        print(f"  {name}: {spec.name} done", file=sys.stderr, flush=True)
+    for label, (_tot, cpu) in out.items():
         print(f"  {name}: {label}: {cpu:.1f} s CPU", file=sys.stderr, flush=True)
     return out
 
@@ -100,6 +144,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="8 test videos, 2 test720 videos")
     ap.add_argument("--split", default="test", choices=("test", "dev"))
     ap.add_argument("--jobs", type=int, default=2, help="processes generating videos")
+    ap.add_argument("--repeat", type=int, default=1, help="speed: runs per video and method (least CPU time)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/shots")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
@@ -111,7 +156,7 @@ def main(argv=None) -> int:
     counts = Counter(t.kind for s in specs for t in s.transitions)
     events = Counter(e.kind for s in specs for sh in s.shots for e in sh.events)
     frames = sum(s.num_frames for s in specs)
-    acc = evaluate(args.split, specs, paths, [m for m in METHODS if "baseline" not in m])
+    acc = evaluate(args.split, specs, paths, list(METHODS))
 
     lines = [f"Shot-detection benchmark, split '{args.split}' ({len(specs)} videos, {split['width']}x"
              f"{split['height']} H.264 CRF {split['crf']} {split['preset']}, {frames} frames = "
@@ -132,20 +177,28 @@ def main(argv=None) -> int:
             hspecs, hpaths = hspecs[:2], hpaths[:2]
         hframes = sum(s.num_frames for s in hspecs)
         seconds = hframes / hsplit["fps"]
-        speed = evaluate(hi_name, hspecs, hpaths, list(METHODS))
-        base = speed["baseline: PyAV decode every frame, full res"][1]
+        no_cuda = hwaccel_status(hpaths[0])
+        methods = [*METHODS, *([HWACCEL] if no_cuda is None else []), *FLOORS]
+        speed = evaluate(hi_name, hspecs, hpaths, methods, args.repeat)
+        floor = speed[FLOOR][1]
         lines += ["", f"Speed on '{hi_name}' ({len(hspecs)} videos, {hsplit['width']}x{hsplit['height']}, "
                   f"{hframes} frames = {seconds / 60:.1f} min of video), CPU time of this process, one video "
-                  "at a time:", "",
-                  "| method | CPU s | CPU s per hour of video | x real time per core | vs baseline | "
-                  "P / R hard cut | P / R dissolve |", "|---|---|---|---|---|---|---|"]
+                  f"at a time, methods interleaved per video{f', least of {args.repeat} runs' if args.repeat > 1 else ''}. "
+                  "'x floor': CPU time over the decode floor (every frame decoded, nothing else); 'above its "
+                  "floor': the detector's own cost over decoding the same frames alone:", "",
+                  "| method | CPU s | CPU s per hour of video | x real time per core | x floor | above its floor | "
+                  "P / R hard cut | P / R dissolve |", "|---|---|---|---|---|---|---|---|"]
         for label, (htot, cpu) in speed.items():
-            if "baseline" in label:
+            if label in FLOORS:
                 pr = ["-", "-"]
             else:
                 pr = ["{:.3f} / {:.3f}".format(*metrics.prf(htot, k)[:2]) for k in ("cut", "dissolve")]
+            own = OWN_FLOOR.get(label)
+            above = f"{(cpu / speed[own][1] - 1) * 100:+.1f}%" if own else "-"
             lines.append(f"| {label} | {cpu:.1f} | {cpu / seconds * 3600:.0f} | {seconds / cpu:.1f}x | "
-                         f"{base / cpu:.2f}x | {pr[0]} | {pr[1]} |")
+                         f"{cpu / floor:.2f}x | {above} | {pr[0]} | {pr[1]} |")
+        if no_cuda is not None:
+            lines += ["", f"{HWACCEL}: not measured, CUDA decoding is unavailable here: {no_cuda}."]
     text = "\n".join(lines)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,14 @@ Speed knobs (the decoder still has to decode every reference frame; see docs/sho
 * ``skip="nonref"``: the decoder drops frames no other frame references (most B-frames of x264's
   default settings: about every other frame); cuts are then placed between the last frame seen of
   the old shot and the first frame seen of the new one.
+* ``skip="nonkey"``: keyframes only (the proxy pass of ``vidcap.shots.proxy``); no truncation check.
 * ``fast=True``: skip the in-loop deblocking filter (``skip_loop_filter=all``): small artefacts at
   block edges, invisible at analysis size.
+* ``open_video(path, hwaccel="cuda")``: decode on a device (PyAV's ``HWAccel``; frames are copied
+  back to memory). When the FFmpeg build lacks that device type, the device cannot be opened, or it
+  cannot decode the stream, the file is decoded on the CPU instead and a warning says why (logged
+  once per reason and process); ``VideoInfo.decoder`` says which decoder ran (``cpu``, ``cuda``, or
+  ``cpu (cuda unavailable: <reason>)``).
 
 Errors: ``FrameError`` (``vidcap.errors``) with a short reason for a missing/empty file, a file that
 does not open, no video stream (``no video stream (audio only)``), a decode error, or a stream that
@@ -24,6 +30,7 @@ ends well before its header says (``truncated: ...``). Nothing is skipped silent
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -32,7 +39,11 @@ import numpy as np
 from vidcap.errors import FrameError, MediaError
 from vidcap.media.files import check_file
 
-SKIP_MODES = ("none", "nonref")
+log = logging.getLogger("vidcap.shots.detect")
+
+SKIP_MODES = ("none", "nonref", "nonkey")
+HWACCELS = ("none", "cuda", "vaapi", "qsv", "videotoolbox", "d3d11va")
+_WARNED: set[str] = set()
 # a stream may end this many frames (or this share of its header count) early before it is "truncated"
 TRUNCATION_SLACK_FRAMES = 2
 TRUNCATION_SLACK_SHARE = 0.005
@@ -50,6 +61,7 @@ class VideoInfo:
     start_pts: int
     container: object = None  # the open av container (closed by ``close``)
     decoded: int = 0  # frames ``scan`` yielded
+    decoder: str = "cpu"  # cpu | the hwaccel device type | cpu (<type> unavailable: <reason>)
     last_index: int = -1  # index of the last frame ``scan`` yielded
 
     def close(self) -> None:
@@ -63,16 +75,51 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def open_video(path) -> VideoInfo:
-    """Open ``path`` and describe its first video stream; FrameError when it is not a usable video."""
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning(message)
+
+
+def _open_hw(path: str, device: str):
+    """(container, None) decoding on ``device``, or (None, reason) when that device cannot be used here."""
+    import av
+    from av.codec.hwaccel import HWAccel, hwdevices_available
+
+    if device not in hwdevices_available():
+        return None, f"not in this FFmpeg build (it has: {', '.join(hwdevices_available()) or 'none'})"
+    try:
+        container = av.open(path, metadata_errors="ignore", hwaccel=HWAccel(device, allow_software_fallback=True))
+    except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as exc:
+        return None, f"the device does not open ({_reason(exc)}; no {device} device or driver here?)"
+    stream = container.streams.video[0] if container.streams.video else None
+    if stream is not None and not stream.codec_context.is_hwaccel:
+        container.close()
+        return None, f"it cannot decode this stream ({stream.codec_context.name})"
+    return container, None
+
+
+def open_video(path, hwaccel: str = "none") -> VideoInfo:
+    """Open ``path`` and describe its first video stream; FrameError when it is not a usable video.
+
+    ``hwaccel``: one of HWACCELS; a device that cannot be used falls back to the CPU with a warning.
+    """
     import av
 
+    if hwaccel not in HWACCELS:
+        raise ValueError(f"hwaccel must be one of {HWACCELS}, got {hwaccel!r}")
     try:
         path = check_file(path)
     except MediaError as exc:
         raise FrameError(str(exc)) from None
+    container, decoder = None, "cpu"
+    if hwaccel != "none":
+        container, reason = _open_hw(path, hwaccel)
+        decoder = hwaccel if container is not None else f"cpu ({hwaccel} unavailable: {reason})"
+        if container is None:
+            _warn_once(f"stages.shots.decode.hwaccel = {hwaccel}: {reason}; decoding on the CPU instead")
     try:
-        container = av.open(path, metadata_errors="ignore")
+        container = container or av.open(path, metadata_errors="ignore")
     except av.error.FFmpegError as exc:
         raise FrameError(f"cannot open as video: {_reason(exc)}") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -90,7 +137,7 @@ def open_video(path) -> VideoInfo:
             raise FrameError("video stream has no frame size (undecodable stream)")
         frames = int(stream.frames or 0) or None
         return VideoInfo(path, Fraction(rate), frames, int(ctx.width), int(ctx.height), ctx.name,
-                         Fraction(stream.time_base), int(stream.start_time or 0), container)
+                         Fraction(stream.time_base), int(stream.start_time or 0), container, decoder=decoder)
     except BaseException:
         container.close()
         raise
@@ -116,7 +163,7 @@ def analysis_size(width: int, height: int, target: int) -> tuple[int, int]:
     return target, h + h % 2
 
 
-def scan(info: VideoInfo, width: int = 256, start: int = 0, end: int | None = None, skip: str = "none",
+def scan(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = None, skip: str = "none",
          fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR"):
     """Yield ``(index, bgr_frame)`` for frames ``start <= index < end`` (``end=None``: to the end).
 
@@ -127,6 +174,7 @@ def scan(info: VideoInfo, width: int = 256, start: int = 0, end: int | None = No
     ``info.last_index``.
     """
     import av
+    from av.video.reformatter import VideoReformatter
 
     if skip not in SKIP_MODES:
         raise ValueError(f"skip must be one of {SKIP_MODES}, got {skip!r}")
@@ -141,9 +189,10 @@ def scan(info: VideoInfo, width: int = 256, start: int = 0, end: int | None = No
         opts["skip_loop_filter"] = "all"
     if opts:
         ctx.options = opts
-    if skip == "nonref":
-        ctx.skip_frame = "NONREF"
+    if skip != "none":
+        ctx.skip_frame = skip.upper()
     w, h = analysis_size(info.width, info.height, width)
+    shrink = VideoReformatter().reformat  # one swscale context for the whole scan
     fps, tb = info.fps, info.time_base
     by_pts = skip != "none" or start > 0
     if start > 0:
@@ -172,8 +221,7 @@ def scan(info: VideoInfo, width: int = 256, start: int = 0, end: int | None = No
                 break
             seen += 1
             info.decoded, info.last_index = seen, index
-            yield index, frame.reformat(width=w, height=h, format="bgr24",
-                                        interpolation=interpolation).to_ndarray()
+            yield index, shrink(frame, width=w, height=h, format="bgr24", interpolation=interpolation).to_ndarray()
     except av.error.FFmpegError as exc:
         total = f" of {info.num_frames}" if info.num_frames else ""
         raise FrameError(f"decode failed after frame {last}{total} (truncated or corrupt?): {_reason(exc)}") from None
@@ -183,6 +231,8 @@ def scan(info: VideoInfo, width: int = 256, start: int = 0, end: int | None = No
     slack = max(TRUNCATION_SLACK_FRAMES, int(TRUNCATION_SLACK_SHARE * expected))
     if skip == "nonref":
         slack += 2  # the last frames may be non-reference ones
+    elif skip == "nonkey":
+        slack = expected  # keyframes only: the last one can be anywhere in the last GOP
     if seen == 0:
         raise FrameError("no frame decodes" + (f" in frames [{start}, {end})" if start or end else ""))
     if expected and last < expected - 1 - slack:

@@ -4,6 +4,9 @@
 detectors (hard cuts: ``AdaptiveDetector`` or ``ContentDetector``; fades: ``ThresholdDetector``) and
 ``vidcap.shots.dissolve`` (cross-fades) on frames decoded at ``analysis_width`` (``vidcap.shots.decode``),
 then shortened, split and filtered by ``min_clip_s``, ``max_clip_s``, ``split_long``/``stride_s``.
+The per-frame detectors live in ``vidcap.shots.detectors``; ``proxy.enabled`` hands detection to
+``vidcap.shots.proxy`` (a cheap pass, then this module's full pass around candidates);
+``decode.hwaccel`` decodes on a device where one can be used (``vidcap.shots.decode``).
 
 ``clip_rows(row, settings) -> list[dict]``: every source row gives its clip rows, or exactly one row
 carrying ``shots_error`` (a file that is missing, unreadable, audio-only, truncated, a range outside the
@@ -29,7 +32,7 @@ from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.media.files import media_type
 from vidcap.media.timerange import range_frames, row_range
 from vidcap.shots.decode import count_frames, open_video, scan, tiny
-from vidcap.shots.dissolve import DissolveDetector
+from vidcap.shots.detectors import FlashCheck, detectors
 
 KINDS = ("cut", "fade", "dissolve")
 # clip row columns (besides the source row's own): name -> meaning (docs/shots.md)
@@ -76,7 +79,8 @@ class Detection:
     fps: Fraction
     start: int  # analysed range [start, end)
     end: int
-    frames_seen: int  # frames the detectors saw (fewer with decode.skip = nonref)
+    frames_seen: int  # frames the detectors saw (fewer with decode.skip = nonref; proxy: both passes)
+    decoder: str = "cpu"  # which decoder ran (shots_decode.VideoInfo.decoder)
 
 
 def shot_settings(params: dict | None = None) -> dict:
@@ -89,83 +93,6 @@ def shot_settings(params: dict | None = None) -> dict:
 # ---------------------------------------------------------------------------------------- detection
 
 
-def _detectors(settings: dict, fps: Fraction):
-    from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDetector
-
-    min_len = max(1, int(round(settings["min_scene_s"] * float(fps))))
-    if settings["detector"] == "adaptive":
-        a = settings["adaptive"]
-        cut = AdaptiveDetector(adaptive_threshold=a["adaptive_threshold"], min_scene_len=min_len,
-                               window_width=a["window_width"], min_content_val=a["min_content_val"],
-                               luma_only=a["luma_only"])
-    else:
-        c = settings["content"]
-        cut = ContentDetector(threshold=c["threshold"], min_scene_len=min_len, luma_only=c["luma_only"])
-    fade = None
-    if settings["fades"]["enabled"]:
-        fade = ThresholdDetector(threshold=settings["fades"]["threshold"], min_scene_len=min_len, fade_bias=0.0)
-    dissolve = None
-    if settings["dissolves"]["enabled"]:
-        d = settings["dissolves"]
-        dissolve = DissolveDetector(min_change=d["min_change"], max_ratio=d["max_ratio"],
-                                    min_contrast=d["min_contrast"])
-    return cut, fade, dissolve
-
-
-class _FlashCheck:
-    """Drops hard cuts after which the picture comes back to what it was before the cut, within
-    ``after`` frames (flashes, a brief occlusion): compares block-mean thumbnails (``tiny``) of the last
-    frame before the cut with the frames after it; a cut stays when none of them is closer to the frame
-    before than ``FLASH_RATIO`` times the jump at the cut."""
-
-    def __init__(self, after: int, keep: int):
-        self.after = max(0, int(after))
-        self.keep = keep
-        self.idx: list[int] = []
-        self.thumbs: dict[int, object] = {}
-        self.pending: list[int] = []
-        self.kept: list[int] = []
-
-    def push(self, index: int, thumb) -> None:
-        self.idx.append(index)
-        self.thumbs[index] = thumb
-        while self.pending and self.pending[0] + self.after <= index:
-            self._check(self.pending.pop(0))
-        while len(self.idx) > self.keep:
-            del self.thumbs[self.idx.pop(0)]
-
-    def add(self, cuts: list[int]) -> None:
-        if self.after == 0:
-            self.kept += cuts
-        else:
-            self.pending += cuts
-
-    def finish(self) -> list[int]:
-        for c in self.pending:
-            self._check(c)
-        self.pending = []
-        return self.kept
-
-    def _check(self, c: int) -> None:
-        import bisect
-
-        import numpy as np
-
-        k = bisect.bisect_left(self.idx, c)
-        if k == 0 or k >= len(self.idx) or self.idx[k] != c:
-            self.kept.append(c)
-            return
-        before = self.thumbs[self.idx[k - 1]]
-        jump = float(np.mean(np.abs(self.thumbs[c] - before)))
-        later = [self.thumbs[i] for i in self.idx[k + 1:] if i <= c + self.after]
-        back = min((float(np.mean(np.abs(t - before))) for t in later), default=jump)
-        if back >= FLASH_RATIO * jump:
-            self.kept.append(c)
-
-
-FLASH_RATIO = 0.5
-
-
 def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: int | None = None) -> Detection:
     """Boundaries of the video at ``path`` inside frames ``[start, end)`` (``end=None``: to the end).
 
@@ -174,10 +101,14 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
     from scenedetect import FrameTimecode
 
     settings = shot_settings(settings)
-    info = open_video(path)
+    if settings["proxy"]["enabled"]:  # a cheap pass, then this function (proxy off) around candidates
+        from vidcap.shots.proxy import detect_proxy
+
+        return detect_proxy(path, settings, start, end)
+    info = open_video(path, settings["decode"]["hwaccel"])
     try:
         fps = info.fps
-        cut_det, fade_det, diss_det = _detectors(settings, fps)
+        cut_det, fade_det, diss_det = detectors(settings, fps)
         dec = settings["decode"]
         fades: list[int] = []
         dark: set[int] = set()  # frames below the fade threshold
@@ -185,24 +116,27 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
         thr = settings["fades"]["threshold"]
         seen: list[int] = []
         min_len = max(1, int(round(settings["min_scene_s"] * float(fps))))
-        flash = _FlashCheck(int(round(settings["flash_window_s"] * float(fps))), keep=4 * min_len + 64)
+        flash = FlashCheck(int(round(settings["flash_window_s"] * float(fps))), keep=4 * min_len + 64)
         # the file's frame count, when the frames seen cannot give it (counted before decoding: without
         # a header count it takes a demux pass from the start)
         counted = count_frames(info) if end is not None or dec["skip"] != "none" else None
-        for index, frame in scan(info, settings["analysis_width"], start, end, dec["skip"], dec["fast"],
-                                 dec["threads"]):
-            tc = FrameTimecode(index, fps=fps)
-            seen.append(index)
-            thumb = tiny(frame)
-            flash.push(index, thumb)
-            flash.add([c.frame_num for c in cut_det.process_frame(tc, frame)])
-            if fade_det is not None:  # its frame mean from the thumbnail (the same mean, 1000x fewer pixels)
-                fades += [c.frame_num for c in fade_det.process_frame(tc, thumb)]
-                means.append(float(thumb.mean()))
-                if means[-1] < thr:
-                    dark.add(index)
-            if diss_det is not None:
-                diss_det.push(index, thumb)
+        # frames are decoded a batch at a time and then analysed in one go: the detectors' code and data
+        # stay in the CPU caches across a batch instead of being evicted by the decoder after each frame
+        frames = scan(info, settings["analysis_width"], start, end, dec["skip"], dec["fast"], dec["threads"])
+        for batch in _batched(frames, BATCH):
+            for index, frame in batch:
+                tc = FrameTimecode(index, fps=fps)
+                seen.append(index)
+                thumb = tiny(frame)
+                flash.push(index, thumb)
+                flash.add([c.frame_num for c in cut_det.process_frame(tc, frame)])
+                if fade_det is not None:  # its frame mean from the thumbnail (the same mean, fewer pixels)
+                    fades += [c.frame_num for c in fade_det.process_frame(tc, thumb)]
+                    means.append(float(thumb.mean()))
+                    if means[-1] < thr:
+                        dark.add(index)
+                if diss_det is not None:
+                    diss_det.push(index, thumb)
         last = FrameTimecode(info.last_index, fps=fps)
         flash.add([c.frame_num for c in cut_det.post_process(last)])
         cuts = flash.finish()
@@ -220,7 +154,21 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
     boundaries += [Boundary("dissolve", d.cut, d.start, d.end) for d in dissolves if not d.ramp]
     merged = merge_boundaries(boundaries)
     merged = [b for b in merged if start < b.cut < stop]
-    return Detection(merged, total, fps, start, stop, len(seen))
+    return Detection(merged, total, fps, start, stop, len(seen), info.decoder)
+
+
+BATCH = 32  # frames decoded before they are analysed (memory: BATCH small frames)
+
+
+def _batched(items, n: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _hard_cut(cut: int, seen: list[int], seen_set: set[int]) -> Boundary:

@@ -86,6 +86,8 @@ class DissolveDetector:
         idx = self.idx
         if not idx or index < idx[0] - 1 or index > idx[-1] + 1:
             return None
+        if idx[-1] - idx[0] == len(idx) - 1:  # no frame skipped: the position is the offset
+            return min(max(index - idx[0], 0), len(idx) - 1)
         k = bisect.bisect_left(idx, index)
         if k == len(idx):
             return k - 1
@@ -102,24 +104,47 @@ class DissolveDetector:
     def _evaluate(self, pos: int) -> None:
         t = self.idx[pos]
         m = self.frames[pos]
-        best = None
+        # every half-window at once (one numpy call per quantity); the contrast test, which needs two
+        # more changes each, only for the windows that pass the first two tests
+        hs, ends = [], []
+        idx, n = self.idx, len(self.idx)
+        contiguous = idx[-1] - idx[0] == n - 1  # no frame skipped: positions are offsets (as ``_at``)
         for h in self.hs:
-            ka, kb = self._at(t - h), self._at(t + h)
-            if ka is None or kb is None or ka == pos or kb == pos:
+            if contiguous:
+                ka, kb = t - h - idx[0], t + h - idx[0]
+                if ka < -1 or kb > n:
+                    continue
+                ka, kb = max(ka, 0), min(kb, n - 1)
+            else:
+                ka, kb = self._at(t - h), self._at(t + h)
+                if ka is None or kb is None:
+                    continue
+            if ka == pos or kb == pos:
                 continue
-            a, b = self.frames[ka], self.frames[kb]
-            change = float(np.mean(np.abs(b - a)))
-            if change < self.min_change:
-                continue
-            ratio = float(np.mean(np.abs(m - 0.5 * (a + b)))) / change
-            if ratio > self.max_ratio or (best is not None and ratio >= best[1]):
-                continue
-            # the change must stand out from a window beside it (steady camera motion does not); near the
-            # ends of the video a window without one beside it is not judged
-            beside = [c for c in (self._change(t - 3 * h, t - h), self._change(t + h, t + 3 * h)) if c is not None]
-            if not beside or change < self.min_contrast * max(beside):
-                continue
-            best = (t, ratio, h, change)
+            hs.append(h)
+            ends.append((ka, kb))
+        best = None
+        if hs:
+            a = np.stack([self.frames[ka].ravel() for ka, _ in ends])
+            b = np.stack([self.frames[kb].ravel() for _, kb in ends])
+            changes = np.abs(b - a).mean(axis=1)
+            if changes.max() >= self.min_change:  # else no window has evidence (most frames)
+                residuals = np.abs(m.ravel() - 0.5 * (a + b)).mean(axis=1).tolist()
+            else:
+                residuals = [0.0] * len(hs)
+            for h, change, residual in zip(hs, changes.tolist(), residuals, strict=True):
+                if change < self.min_change:
+                    continue
+                ratio = residual / change
+                if ratio > self.max_ratio or (best is not None and ratio >= best[1]):
+                    continue
+                # the change must stand out from a window beside it (steady camera motion does not); near
+                # the ends of the video a window without one beside it is not judged
+                beside = [c for c in (self._change(t - 3 * h, t - h), self._change(t + h, t + 3 * h))
+                          if c is not None]
+                if not beside or change < self.min_contrast * max(beside):
+                    continue
+                best = (t, ratio, h, change)
         if best is not None:
             if self.segment and t - self.segment[-1][0] > 2:
                 self._close_segment()

@@ -1,0 +1,137 @@
+"""Shot detection's speed knobs on real encoded videos: the fast frame score (the same cuts as
+PySceneDetect's own), hardware decoding and its fallback, proxy mode (vidcap.shots.proxy).
+
+The proxy mode's run through the workflow is in tests/test_shots_workflow.py; its accuracy and speed on
+the frozen bench split in bench/shots/README.md.
+"""
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vidcap.dev import cuts
+from vidcap.errors import ConfigError, FrameError
+from vidcap.shots import decode as shots_decode
+from vidcap.shots import detect as shots
+from vidcap.shots.detectors import detectors
+from vidcap.shots.proxy import merge_spans, proxy_candidates
+
+DATA = Path(__file__).resolve().parent / "data"
+BIKES = DATA / "bikes.mp4"
+BIKES_CUTS = [30, 76, 137, 187, 242]  # tests/test_shots.py: test_bikes_smoke
+
+
+@pytest.fixture(scope="module")
+def multi_shot(tmp_path_factory):
+    spec = cuts.make_spec(3001, n_shots=8)  # seeds 3000-3002: the test seeds (not the bench's)
+    return spec, cuts.write_video(spec, tmp_path_factory.mktemp("cuts") / "3001.mp4", 320, 180)
+
+
+def _frames(path, n=120):
+    info = shots_decode.open_video(path)
+    try:
+        return [f for (_, f), _ in zip(shots_decode.scan(info), range(n), strict=False)]
+    finally:
+        info.close()
+
+
+@pytest.mark.parametrize("kind", ["adaptive", "content"])
+def test_fast_frame_score_is_pyscenedetects_score(kind):
+    from scenedetect import FrameTimecode
+    from scenedetect.detectors import AdaptiveDetector, ContentDetector
+
+    settings = shots.shot_settings({"detector": kind, "content": {"threshold": 12.0}})
+    fast = detectors(settings, Fraction(25))[0]
+    stock = (AdaptiveDetector(min_scene_len=10) if kind == "adaptive"
+             else ContentDetector(threshold=12.0, min_scene_len=10))
+    got, want = [], []
+    for i, frame in enumerate(_frames(BIKES, 250)):
+        tc = FrameTimecode(i, fps=Fraction(25))
+        got += [c.frame_num for c in fast.process_frame(tc, frame)]
+        want += [c.frame_num for c in stock.process_frame(tc, frame)]
+        assert fast._frame_score == stock._frame_score, i  # exactly equal, not only close
+    assert got == want and got
+
+
+def test_hwaccel_falls_back_to_the_cpu_with_a_clear_message(caplog):
+    from av.codec.hwaccel import hwdevices_available
+
+    missing = next((d for d in shots_decode.HWACCELS[1:] if d not in hwdevices_available()), None)
+    if missing is None:
+        pytest.skip("this FFmpeg build has every device type vidcap offers")
+    shots_decode._WARNED.clear()
+    with caplog.at_level(logging.WARNING, logger="vidcap.shots.detect"):
+        det = shots.detect_boundaries(BIKES, {"decode": {"hwaccel": missing}})
+        again = shots.detect_boundaries(BIKES, {"decode": {"hwaccel": missing}})
+    assert [b.cut for b in det.boundaries] == [b.cut for b in again.boundaries] == BIKES_CUTS
+    assert det.decoder.startswith(f"cpu ({missing} unavailable: not in this FFmpeg build")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings  # once per reason and process, not once per video
+    assert warnings[0].startswith(f"stages.shots.decode.hwaccel = {missing}: not in this FFmpeg build")
+    assert warnings[0].endswith("decoding on the CPU instead")
+
+
+def test_hwaccel_cuda_decodes_or_says_why_not():
+    from av.codec.hwaccel import hwdevices_available
+
+    det = shots.detect_boundaries(BIKES, {"decode": {"hwaccel": "cuda"}})
+    assert [b.cut for b in det.boundaries] == BIKES_CUTS
+    if "cuda" not in hwdevices_available():
+        assert "not in this FFmpeg build" in det.decoder
+    elif det.decoder != "cuda":  # a machine without an NVIDIA device or driver (this CPU machine)
+        assert det.decoder.startswith("cpu (cuda unavailable: the device does not open ("), det.decoder
+    # a bad file is still reported as the file's fault, not the device's
+    with pytest.raises(FrameError, match="file not found"):
+        shots.detect_boundaries(DATA / "missing.mp4", {"decode": {"hwaccel": "cuda"}})
+
+
+def test_speed_settings_are_validated():
+    with pytest.raises(ConfigError, match="stages.shots.decode.hwaccel"):
+        shots.shot_settings({"decode": {"hwaccel": "gpu"}})
+    with pytest.raises(ConfigError, match="stages.shots.proxy.skip"):
+        shots.shot_settings({"proxy": {"enabled": True, "skip": "none"}})
+    with pytest.raises(ConfigError, match="stages.shots.proxy.margin_s"):
+        shots.shot_settings({"proxy": {"margin_s": -1}})
+    s = shots.shot_settings({"proxy": {"enabled": True}})
+    assert s["proxy"]["skip"] in ("nonkey", "nonref") and s["decode"]["hwaccel"] == "none"
+
+
+def test_proxy_candidates_and_spans():
+    flat = np.zeros((5, 8, 3), np.float32)
+    bright = flat + 40
+    proxy = {"window_s": 1.0, "min_change": 10.0}
+    samples = [(0, flat), (6, flat), (12, bright), (18, bright), (60, bright)]
+    assert proxy_candidates(samples, Fraction(12), proxy) == [(6, 12), (0, 12), (6, 18)]
+    # a slow change: no step reaches min_change, the window does
+    ramp = [(i * 3, flat + 4 * i) for i in range(5)]
+    assert proxy_candidates(ramp, Fraction(12), proxy) == [(0, 9), (3, 12), (0, 12)]
+    assert merge_spans([(6, 12), (0, 12), (40, 41)], 2, 0, 100) == [(0, 15), (38, 44)]
+    assert merge_spans([(90, 99)], 5, 0, 100) == [(85, 100)]
+
+
+@pytest.mark.parametrize("skip", ["nonref", "nonkey"])
+def test_proxy_mode_finds_the_transitions_of_the_full_pass(multi_shot, skip):
+    spec, path = multi_shot
+    full = shots.detect_boundaries(path)
+    proxy = shots.detect_boundaries(path, {"proxy": {"enabled": True, "skip": skip}})
+    assert (proxy.num_frames, proxy.start, proxy.end) == (full.num_frames, 0, spec.num_frames)
+    assert [(b.kind, b.cut) for b in proxy.boundaries] == [(b.kind, b.cut) for b in full.boundaries]
+    with av.open(str(path)) as c:
+        keys = sum(1 for p in c.demux(video=0) if p.is_keyframe)
+    assert proxy.frames_seen >= keys
+
+
+def test_proxy_mode_inside_a_range(multi_shot):
+    spec, path = multi_shot
+    t = spec.transitions
+    start, end = t[0].cut - 30, t[2].cut + 30
+    det = shots.detect_boundaries(path, {"proxy": {"enabled": True}}, start, end)
+    assert (det.start, det.end) == (start, end)
+    full = shots.detect_boundaries(path, {}, start, end)
+    assert [b.cut for b in det.boundaries] == [b.cut for b in full.boundaries]
+    assert all(start < b.cut < end for b in det.boundaries)
