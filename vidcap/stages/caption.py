@@ -52,7 +52,7 @@ from vidcap.runners.base import Request
 from vidcap.shards import MEDIA_PATH, ROW_ID
 from vidcap.stage import Stage
 from vidcap.text import clean_caption
-from vidcap.timerange import RANGE_COLUMNS, row_range
+from vidcap.timerange import row_range
 
 log = logging.getLogger("vidcap.stages.caption")
 
@@ -117,7 +117,7 @@ class CaptionStage(Stage):
             "caption_tries": pa.int64(),
             "caption_cost_usd": pa.float64(),
         }
-        self.input_columns = (ROW_ID, MEDIA_PATH, *RANGE_COLUMNS, self.output_column) + (
+        self.input_columns = (ROW_ID, MEDIA_PATH, self.output_column) + (
             (self.prompt_column,) if self.prompt_column else ())
         block = result_settings(self.runner_name, s.get(self.runner_name, {}))
         params = {
