@@ -23,16 +23,21 @@ onstart:
 
 # Rules call `vidcap ...`: a shell function running this checkout's package with the python of the
 # rule's conda/apptainer env when there is one, else with the interpreter running Snakemake.
+# fd 9 stays on Snakemake's stderr (the console): a job whose log cannot be written (a full disk)
+# prints its last line there instead (vidcap.errors.say_fatal).
 _IN_ENV = bool(
     set(workflow.deployment_settings.deployment_method)
     & {DeploymentMethod.CONDA, DeploymentMethod.APPTAINER}
 )
 _PYTHON = "python" if _IN_ENV else shlex.quote(sys.executable)
 _VIDCAP_FUNCTION = (
-    f"vidcap() {{ PYTHONPATH={shlex.quote(workflow.basedir)}${{PYTHONPATH:+:$PYTHONPATH}}"
+    "exec 9>&2; "
+    f"vidcap() {{ VIDCAP_CONSOLE_FD=9 PYTHONPATH={shlex.quote(workflow.basedir)}${{PYTHONPATH:+:$PYTHONPATH}}"
     f' {_PYTHON} -m vidcap "$@"; }}; '
     # a failed job shows the end of its log (its last line says what went wrong) on the console
-    'vidcap_failed() { s=$?; echo "--- vidcap job failed; last lines of $1:" >&2; tail -n 12 "$1" >&2; return $s; }; '
+    'vidcap_failed() { s=$?; echo "--- vidcap job failed; last lines of $1:" >&2; tail -n 12 "$1" >&2;'
+    ' [ -s "$1" ] || echo "(the log is empty: it could not be written; the reason, when known, is above)" >&2;'
+    " return $s; }; "
 )
 shell.prefix(_VIDCAP_FUNCTION.replace("{", "{{").replace("}", "}}"))
 

@@ -479,14 +479,14 @@ def main(argv: list[str] | None = None) -> int:
     traceback in the log)."""
     import errno
 
-    from vidcap.errors import ConfigError, GatherError, RunnerFatal
+    from vidcap.errors import ConfigError, GatherError, RunnerFatal, say_fatal
     from vidcap.io.locks import LockBusy
 
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
 
     def fail(message: str, code: int) -> int:
-        print(f"vidcap {args.command}: error: {message}", file=sys.stderr)
+        say_fatal(f"vidcap {args.command}: error: {message}")   # on the console when the log is full
         return code
 
     try:

@@ -116,3 +116,23 @@ class ErrorGroups:
             groups.counts[item["class"]] = groups.counts.get(item["class"], 0) + int(item["count"])
             groups.samples.setdefault(item["class"], []).extend(item.get("examples", [])[:examples])
         return groups
+
+
+def say_fatal(line: str) -> None:
+    """Print a command's last line (why it failed) on stderr, the job's log. When that cannot be
+    written (a full disk holds the log too), write it to the console instead: the file descriptor
+    ``VIDCAP_CONSOLE_FD`` that the workflow's shell keeps open on Snakemake's stderr."""
+    import os
+    import sys
+
+    try:
+        print(line, file=sys.stderr, flush=True)
+        return
+    except OSError:
+        pass
+    fd = os.environ.get("VIDCAP_CONSOLE_FD", "")
+    if fd.isdigit():
+        try:
+            os.write(int(fd), (line + "\n").encode("utf-8", "replace"))
+        except OSError:
+            pass

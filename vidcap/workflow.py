@@ -26,7 +26,7 @@ from vidcap.errors import ConfigError, TableError
 from vidcap.io.neva import is_prompt_file
 from vidcap.io.run_dir import RunDir
 from vidcap.io.shards import shard_names
-from vidcap.io.tables import count_rows, parquet_intact, read_table, read_table_columns
+from vidcap.io.tables import count_rows, read_table, read_table_columns
 from vidcap.stages import REGISTRY, SPECS
 from vidcap.stages.plan import PlanHooks, TextSource
 
@@ -187,19 +187,12 @@ class Plan:
         return [str(p) for p in outputs]
 
     def set_aside_damaged(self) -> list[Path]:
-        """Rename shard tables and stage outputs that are not whole Parquet files to ``<name>.damaged``
-        (each named on stderr), so their jobs run again: a stage output is rebuilt from its journal
-        without computing any row again. Returns what was set aside."""
-        run = self.run
-        paths = [run.shard(s) for s in self.shards]
-        paths += [run.output(stage, shard) for stage in self.stages for shard in self.shards]
-        damaged = [p for p in paths if p.exists() and not parquet_intact(p)]
-        for p in damaged:
-            aside = p.with_name(p.name + ".damaged")
-            os.replace(p, aside)
-            print(f"vidcap: {p} is damaged (not a whole Parquet file): set aside as {aside.name}; "
-                  "its job runs again (a stage output is rebuilt from its journal)", file=sys.stderr)
-        return damaged
+        """Set aside every damaged file of the run folder (``vidcap.io.damage``: shard tables, stage outputs,
+        stats, settings, merged table, summary, answers, judge table, report), each named on stderr, so
+        that this run makes them again without computing a journaled row. Returns what was damaged."""
+        from vidcap.io.damage import damaged_files, set_aside
+
+        return set_aside(damaged_files(self), lambda line: print(line, file=sys.stderr))
 
     # ------------------------------------------------------------------------------- manifest
 

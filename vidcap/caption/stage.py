@@ -47,7 +47,7 @@ from vidcap.config import stage_settings
 from vidcap.errors import ConfigError, StageRowError, describe_error
 from vidcap.io.neva import apply_neva_inference
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
-from vidcap.media.timerange import RANGE_COLUMNS, row_range
+from vidcap.media.timerange import row_range
 from vidcap.prompts import get_prompt
 from vidcap.runners import result_settings
 from vidcap.runners.base import Request
@@ -117,7 +117,7 @@ class CaptionStage(Stage):
             "caption_tries": pa.int64(),
             "caption_cost_usd": pa.float64(),
         }
-        self.input_columns = (ROW_ID, MEDIA_PATH, *RANGE_COLUMNS, self.output_column) + (
+        self.input_columns = (ROW_ID, MEDIA_PATH, self.output_column) + (
             (self.prompt_column,) if self.prompt_column else ())
         block = result_settings(self.runner_name, s.get(self.runner_name, {}))
         params = {

@@ -84,6 +84,7 @@ def is_repetitive(text: str, ngram: int = 4, count: int = 3) -> bool:
 
 
 class CleanStage(Stage):
+    reads_media = False   # text only
     name = "clean"
     version = "1"
     batch_size = 256

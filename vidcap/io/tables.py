@@ -13,6 +13,7 @@ as string columns). ``bad_lines``: ``fail`` (default) raises ``vidcap.io.neva.Pr
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -140,6 +141,10 @@ def atomic_path(path: str | Path, suffix: str = ".tmp"):
     ends without error the file is fsynced, given the usual permissions (umask applied, not
     mkstemp's 0600) and renamed over ``path``; on error it is removed. Readers never see half a file.
     ``suffix``: the temporary name's ending (a writer that picks the format from it, e.g. ``.mp4``).
+    A full disk raises ``OSError(ENOSPC)`` naming ``path`` (not the temporary name).
+
+    Fault injection for tests: ``VIDCAP_FAULT_ENOSPC=<path>`` makes writing that path fail as on a
+    full disk.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,12 +153,18 @@ def atomic_path(path: str | Path, suffix: str = ".tmp"):
     tmp = Path(name)
     try:
         yield tmp
+        if os.environ.get("VIDCAP_FAULT_ENOSPC") and Path(os.environ["VIDCAP_FAULT_ENOSPC"]).resolve() == path.resolve():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -81,6 +81,7 @@ class JudgeStage(Stage):
         self.error_columns = tuple(s["error_columns"])
         self.context_columns = tuple(s["context_columns"])
         self.attach_frames = bool(s["attach_frames"])
+        self.reads_media = self.attach_frames   # a vision judge decodes the row's range
         if not self.a_column and not s["reference_answers"]:
             raise ConfigError("config key 'stages.judge': give answer A: answer_a_column or reference_answers")
         if self.a_column and s["reference_answers"]:

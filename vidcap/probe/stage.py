@@ -21,9 +21,9 @@ from PIL import Image, UnidentifiedImageError
 
 from vidcap.config import stage_settings
 from vidcap.errors import MediaError, StageRowError
-from vidcap.io.shards import MEDIA_PATH, ROW_ID
+from vidcap.io.shards import MEDIA_PATH
 from vidcap.media.files import check_file, media_type, open_video, probe_stream, reason
-from vidcap.media.timerange import RANGE_COLUMNS, range_frames, row_range
+from vidcap.media.timerange import range_frames, row_range
 from vidcap.stages.base import RowStage
 
 
@@ -111,7 +111,6 @@ class ProbeStage(RowStage):
         "source_num_frames": pa.int64(),
         "source_duration": pa.float64(),
     }
-    input_columns = (ROW_ID, MEDIA_PATH, *RANGE_COLUMNS)
 
     def __init__(self, params=None):
         super().__init__({"check": stage_settings(self.name, params)["check"]})

@@ -40,7 +40,6 @@ class ShotsStage(RowStage):
     name = "shots"
     version = "1"
     expands = True
-    input_columns = (ROW_ID, MEDIA_PATH, "start", "end")
 
     def __init__(self, params: dict | None = None):
         from vidcap.shots.detect import shot_settings

@@ -14,6 +14,11 @@ Every stage (probe, caption, motion, tags, ...) turns one shard into one output 
   media path, upstream columns such as the caption — changed since). The journal's first line
   holds a fingerprint of the stage's name, version and result-changing parameters; a journal with
   another fingerprint is set aside (``.stale``) and the shard starts over.
+* **Media and its range.** A stage whose ``reads_media`` is true (the default: probe, caption, motion,
+  shots; the judge when it attaches frames) decodes the row's media: ``read_rows`` gives it the media
+  path and the row's time range (``vidcap.media.timerange.RANGE_COLUMNS``, ``start`` / ``end``, when the
+  manifest has them), and the stage must sample only inside that range (``row_range``). Stages that
+  read text only (clean, tags) set ``reads_media = False``; nothing else declares the range columns.
 * **Upstream stages.** A stage that reads another stage's columns lists them in ``input_columns``;
   its rule passes that stage's per-shard output (``--upstream NAME=PATH``) and ``read_rows`` joins
   it by ``row_id``.
@@ -62,6 +67,7 @@ from vidcap.io.locks import FileLock, describe_holder
 from vidcap.io.run_dir import journal_lock
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.io.tables import write_json, write_table
+from vidcap.media.timerange import RANGE_COLUMNS
 from vidcap.stages.journal import Journal, json_default
 
 log = logging.getLogger("vidcap.stages.base")
@@ -78,6 +84,8 @@ class Stage:
     columns: dict[str, pa.DataType] = {}
     batch_size: int = 1
     input_columns: tuple[str, ...] = (ROW_ID, MEDIA_PATH)
+    # Decodes the row's media: the runner adds the range columns (``start``/``end``) to its inputs.
+    reads_media: bool = True
     # One-to-many stages (shots: a video -> its clips) return a list of row dicts per input row, each
     # with its own ``row_id`` and ``source_row_id``; see ``error_rows`` and the module docstring.
     expands: bool = False
@@ -99,6 +107,12 @@ class Stage:
         fields += [pa.field(k, t) for k, t in self.columns.items()]
         fields.append(pa.field(self.error_column, pa.string()))
         return pa.schema(fields)
+
+    def wanted_columns(self) -> tuple[str, ...]:
+        """The columns ``read_rows`` gives the stage: row id, media path, the range columns when it
+        reads media, and its ``input_columns``."""
+        ranges = RANGE_COLUMNS if self.reads_media else ()
+        return tuple(dict.fromkeys((ROW_ID, MEDIA_PATH, *ranges, *self.input_columns)))
 
     def fingerprint(self) -> str:
         blob = json.dumps({"stage": self.name, "version": self.version, "params": self.params},
@@ -153,12 +167,12 @@ class RowStage(Stage):
 
 
 def read_rows(stage: Stage, shard_path: str | Path, upstream: dict[str, str | Path] | None = None) -> list[dict]:
-    """The shard's rows with the columns ``stage.input_columns`` names, from the shard and from upstream
+    """The shard's rows with the columns ``stage.wanted_columns()`` names, from the shard and from upstream
     stage outputs (joined by ``row_id``; an upstream value replaces a shard value of the same name
     unless it is null, as in the merged table). An upstream table must hold every shard row once.
     """
     shard = pq.read_table(shard_path)
-    wanted = list(dict.fromkeys((ROW_ID, MEDIA_PATH) + tuple(stage.input_columns)))
+    wanted = list(stage.wanted_columns())
     rows = shard.select([c for c in wanted if c in shard.column_names]).to_pylist()
     ids = [r[ROW_ID] for r in rows]
     if len(set(ids)) != len(ids):

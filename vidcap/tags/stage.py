@@ -84,6 +84,7 @@ def effective_keys(user_keys: dict | None) -> dict[str, str]:
 
 
 class TagsStage(Stage):
+    reads_media = False   # text only
     name = "tags"
     version = "1"
 
