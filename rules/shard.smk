@@ -15,11 +15,12 @@ rule shard:
         runtime=30,
     params:
         outdir=lambda wildcards, output: os.path.dirname(output.info),
-        shard_size=config["shard_size"],
+        shard_size=PLAN.shard_size,
+        rows=PLAN.rows,
         bad_lines=config["prompt_file_bad_lines"],
         media_root=(
             f"--media-root {shlex.quote(config['media_root'])}" if config["media_root"] else ""
         ),
     shell:
         "vidcap shard --manifest {input.manifest:q} --outdir {params.outdir:q}"
-        " --shard-size {params.shard_size} --bad-lines {params.bad_lines} {params.media_root} > {log:q} 2>&1 || vidcap_failed {log:q}"
+        " --shard-size {params.shard_size} --expect-rows {params.rows} --bad-lines {params.bad_lines} {params.media_root} > {log:q} 2>&1 || vidcap_failed {log:q}"

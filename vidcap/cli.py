@@ -49,12 +49,13 @@ def cmd_diff(args) -> int:
 def cmd_shard(args) -> int:
     from vidcap.journal import carry_journals
     from vidcap.run_dir import RunDir
-    from vidcap.shards import make_shards, shard_members
+    from vidcap.shards import make_shards
 
     run = RunDir.at(Path(args.outdir).parent)
-    written = make_shards(args.manifest, args.outdir, args.shard_size, args.media_root, bad_lines=args.bad_lines)
+    written = make_shards(args.manifest, args.outdir, args.shard_size, args.media_root, bad_lines=args.bad_lines,
+                          expect_rows=args.expect_rows)
     logging.info("%d shards in %s", len(written), args.outdir)
-    moved = carry_journals(run.root / "journal", shard_members(args.outdir))
+    moved = carry_journals(run.root / "journal", args.outdir)
     for stage, n in moved.items():
         logging.info("%s: %d journaled rows now belong to other shards: moved with them", stage, n)
     return 0
@@ -329,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True, help="CSV/Parquet table with a path column")
     p.add_argument("--outdir", required=True, help="folder for <shard>.parquet and manifest.json")
     p.add_argument("--shard-size", type=int, required=True, help="rows per shard")
+    p.add_argument("--expect-rows", type=int, default=None,
+                   help="rows the run was planned for: another count means the manifest changed (an error)")
     p.add_argument("--media-root", default=None,
                    help="folder relative paths resolve against (default: the manifest's folder)")
     p.add_argument("--bad-lines", choices=("fail", "report"), default="fail",

@@ -31,6 +31,20 @@ MEDIA_PATH = "_media_path"
 INTERNAL = (ROW_ID, ROW_INDEX, MEDIA_PATH)
 
 
+AUTO_MIN_SHARD = 1000       # rows per shard below which ``auto`` does not go
+AUTO_MAX_SHARDS = 2000      # shards (= jobs per stage) above which ``auto`` makes shards bigger
+
+
+def resolve_shard_size(shard_size: int | str, n_rows: int) -> int:
+    """Rows per shard: an explicit size as given; ``auto`` = ``AUTO_MIN_SHARD`` (1000) rows, or for
+    manifests over 2 M rows ``ceil(rows / AUTO_MAX_SHARDS)`` rounded up to a multiple of 1000, so a run
+    has at most ``AUTO_MAX_SHARDS`` (2000) jobs per stage (100 M rows: 50,000 rows per shard)."""
+    if shard_size != "auto":
+        return int(shard_size)
+    per = math.ceil(n_rows / AUTO_MAX_SHARDS)
+    return max(AUTO_MIN_SHARD, math.ceil(per / 1000) * 1000)
+
+
 def n_shards(n_rows: int, shard_size: int) -> int:
     return max(1, math.ceil(n_rows / shard_size))
 

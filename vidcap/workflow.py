@@ -33,9 +33,9 @@ from pathlib import Path
 
 from vidcap.errors import ConfigError, TableError
 from vidcap.run_dir import RunDir
-from vidcap.shards import shard_names
+from vidcap.shards import resolve_shard_size, shard_names
 from vidcap.stages import REGISTRY, SPECS
-from vidcap.tables import count_rows, parquet_intact, read_table, read_table_columns
+from vidcap.tables import parquet_intact, read_table
 
 # settings that concern the workflow, not the stage's results
 _WORKFLOW_KEYS = ("enabled", "resources", "append_to_text", "answers_file", "keep_failed")
@@ -50,7 +50,8 @@ class Plan:
         except TableError as exc:
             raise TableError(f"config key 'manifest': {exc}. Set manifest: to your table of clips (CSV or "
                              "Parquet with a path column) in your config, or --config manifest=clips.csv") from None
-        self.shards = shard_names(self.rows, config["shard_size"])
+        self.shard_size = resolve_shard_size(config["shard_size"], self.rows)
+        self.shards = shard_names(self.rows, self.shard_size)
         # stages.shots on: this run is the shots step (videos -> clip table); the other stages run on
         # the clip table in the next step (README "From raw videos to clips"; `vidcap run` does both)
         self.clip_step = bool(config["stages"]["shots"]["enabled"])
@@ -61,20 +62,24 @@ class Plan:
         self._check_questions_and_judge()
 
     def _count_manifest(self) -> int:
-        """Rows of the manifest; a prompt file's bad lines fail here or, with ``prompt_file_bad_lines:
-        report``, are listed on stderr (the shard rule passes the mode to the shard step)."""
+        """Rows of the manifest, checked before anything runs (``vidcap.table_batches.check_manifest``:
+        encoding, Parquet folder schemas, a null path column); no rows is an error. A prompt file's bad
+        lines fail here or, with ``prompt_file_bad_lines: report``, are listed on stderr (the shard
+        rule passes the mode to the shard step)."""
         from vidcap.neva import is_prompt_file, scan_prompt_file
+        from vidcap.table_batches import check_manifest, count_manifest_rows
 
         manifest, mode = self.config["manifest"], self.config.get("prompt_file_bad_lines", "fail")
         if not is_prompt_file(manifest):
-            return count_rows(manifest)
+            check_manifest(manifest)
+            return _some_rows(manifest, count_manifest_rows(manifest))
         rows, bad = scan_prompt_file(manifest, mode)
         if bad:
             shown = "; ".join(f"line {b.line}: {b.reason}" for b in bad[:5])
             more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
             print(f"vidcap: manifest {manifest}: {len(bad)} bad line(s) skipped (prompt_file_bad_lines: report): "
                   f"{shown}{more}", file=sys.stderr)
-        return rows
+        return _some_rows(manifest, rows)
 
     def lock_run(self):
         """Hold ``run.lock`` for the life of this process (the Snakemake run); ConfigError naming the
@@ -233,11 +238,11 @@ class Plan:
                 mode = self.config.get("prompt_file_bad_lines", "fail")
                 self._prompt_columns = set(read_table(self.config["manifest"], required=(), bad_lines=mode).columns)
             return column in self._prompt_columns
-        try:
-            read_table_columns(self.config["manifest"], [column])
-            return True
-        except TableError:
-            return False
+        if not hasattr(self, "_columns"):
+            from vidcap.table_batches import table_columns
+
+            self._columns = set(table_columns(self.config["manifest"]))
+        return column in self._columns
 
     def _caption_prompt_text(self) -> str:
         from vidcap.prompts import get_prompt
@@ -312,6 +317,13 @@ class Plan:
             raise ConfigError(f"config key 'stages.tags': no caption to tag: switch stages.caption on or give the "
                               f"manifest a {tags['text_column'] or default!r} column (or set stages.tags.text_column)")
         return default
+
+
+def _some_rows(manifest, rows: int) -> int:
+    if not rows:
+        raise TableError(f"{manifest}: the manifest has no rows (a header only): nothing to do; add rows "
+                         "(one per clip) and run again")
+    return rows
 
 
 def _or_exit(fn, *args):
