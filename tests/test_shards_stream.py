@@ -211,3 +211,23 @@ def test_sharder_memory_is_bounded_by_a_batch(tmp_path):
     old = subprocess.run([sys.executable, "-c", script, "old"], capture_output=True, text=True)
     tail = old.stderr[-300:]
     assert old.returncode != 0 and ("MemoryError" in tail or "failed" in tail), old.stdout
+
+
+def test_plan_count_is_remembered_for_an_unchanged_manifest(tmp_path, monkeypatch):
+    from vidcap.table_batches import checked_row_count
+
+    pd.DataFrame({"path": ["a.mp4", "b.mp4"]}).to_csv(tmp_path / "m.csv", index=False)
+    cache = tmp_path / "run" / "manifest.count.json"
+    assert checked_row_count(tmp_path / "m.csv", cache) == 2 and not cache.exists(), "no run folder: nothing written"
+    cache.parent.mkdir()
+    assert checked_row_count(tmp_path / "m.csv", cache) == 2 and cache.exists()
+
+    def unread(*a, **k):
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(table_batches, "count_manifest_rows", unread)
+    assert checked_row_count(tmp_path / "m.csv", cache) == 2
+    monkeypatch.undo()
+    with open(tmp_path / "m.csv", "a") as fh:
+        fh.write("c.mp4\n")
+    assert checked_row_count(tmp_path / "m.csv", cache) == 3

@@ -218,6 +218,29 @@ def count_manifest_rows(path: str | Path, bad_lines: str = "fail") -> int:
     return sum(_footer(f).metadata.num_rows for f in _files(path, kind))
 
 
+def checked_row_count(path: str | Path, cache: Path | None = None) -> int:
+    """``check_manifest`` then ``count_manifest_rows``, remembered in ``cache`` (JSON: the manifest's
+    absolute path, ``manifest_stamp`` and rows) when its folder exists, so the next plan of the same
+    unchanged manifest (a rerun, every job of a cluster run) reads nothing. Not for prompt files."""
+    import json
+
+    key = {"manifest": str(Path(path).resolve()), "stamp": [list(s) for s in manifest_stamp(path)]}
+    if cache is not None and cache.is_file():
+        try:
+            saved = json.loads(cache.read_text())
+            if {k: saved.get(k) for k in key} == key and isinstance(saved.get("rows"), int):
+                return saved["rows"]
+        except (OSError, ValueError):
+            pass
+    check_manifest(path)
+    rows = count_manifest_rows(path)
+    if cache is not None and cache.parent.is_dir() and [list(s) for s in manifest_stamp(path)] == key["stamp"]:
+        from vidcap.tables import write_text
+
+        write_text(cache, json.dumps({**key, "rows": rows}))
+    return rows
+
+
 def manifest_stamp(path: str | Path) -> list[tuple[str, int, int]]:
     """(name, size, mtime_ns) of the manifest's file(s)."""
     path = Path(path)

@@ -63,16 +63,16 @@ class Plan:
 
     def _count_manifest(self) -> int:
         """Rows of the manifest, checked before anything runs (``vidcap.table_batches.check_manifest``:
-        encoding, Parquet folder schemas, a null path column); no rows is an error. A prompt file's bad
+        encoding, Parquet folder schemas, a null path column; remembered in the run folder for an
+        unchanged manifest); no rows is an error. A prompt file's bad
         lines fail here or, with ``prompt_file_bad_lines: report``, are listed on stderr (the shard
         rule passes the mode to the shard step)."""
         from vidcap.neva import is_prompt_file, scan_prompt_file
-        from vidcap.table_batches import check_manifest, count_manifest_rows
+        from vidcap.table_batches import checked_row_count
 
         manifest, mode = self.config["manifest"], self.config.get("prompt_file_bad_lines", "fail")
         if not is_prompt_file(manifest):
-            check_manifest(manifest)
-            return _some_rows(manifest, count_manifest_rows(manifest))
+            return _some_rows(manifest, checked_row_count(manifest, self.run.manifest_count))
         rows, bad = scan_prompt_file(manifest, mode)
         if bad:
             shown = "; ".join(f"line {b.line}: {b.reason}" for b in bad[:5])
