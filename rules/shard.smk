@@ -10,6 +10,7 @@ rule shard:
         str(RUN.benchmark("shard"))
     conda:
         "../envs/vidcap.yaml"
+    threads: 2  # row ids hashed in worker processes for manifests of 1 M rows and more
     resources:
         mem_mb=4000,
         runtime=30,
@@ -23,4 +24,4 @@ rule shard:
         ),
     shell:
         "vidcap shard --manifest {input.manifest:q} --outdir {params.outdir:q}"
-        " --shard-size {params.shard_size} --expect-rows {params.rows} --bad-lines {params.bad_lines} {params.media_root} > {log:q} 2>&1 || vidcap_failed {log:q}"
+        " --shard-size {params.shard_size} --expect-rows {params.rows} --workers {threads} --bad-lines {params.bad_lines} {params.media_root} > {log:q} 2>&1 || vidcap_failed {log:q}"

@@ -65,13 +65,15 @@ def _rows(n, seed):
     return [rnd.choice(POOL) for _ in range(n)], [rnd.choice(["", "1", "1.5", "2", "10"]) for _ in range(n)]
 
 
-@pytest.mark.parametrize("media_root", [None, "/media"])
-def test_ids_match_reference_csv_with_ranges_duplicates_relative_and_empty_paths(tmp_path, small_batches, media_root):
+@pytest.mark.parametrize("media_root, workers", [(None, 1), ("/media", 1), (None, 2)])
+def test_ids_match_reference_csv_with_ranges_duplicates_relative_and_empty_paths(tmp_path, small_batches, media_root,
+                                                                                  workers, monkeypatch):
+    monkeypatch.setattr("vidcap.shards.PARALLEL_MIN_ROWS", 0)   # workers=2: ids hashed in 2 processes
     paths, starts = _rows(150, 1)
     ends = ["" if s == "" else "3" for s in starts]
     note = ['x,"y"\nz' if i % 5 == 0 else f"n{i}" for i in range(150)]   # quoted newlines across blocks
     pd.DataFrame({"path": paths, "start": starts, "end": ends, "note": note}).to_csv(tmp_path / "m.csv", index=False)
-    make_shards(tmp_path / "m.csv", tmp_path / "s", 11, media_root)
+    make_shards(tmp_path / "m.csv", tmp_path / "s", 11, media_root, workers=workers)
     info, t = sharded(tmp_path / "s")
     ids, media = reference_ids(tmp_path / "m.csv", media_root)
     assert t.column("_media_path").to_pylist() == media

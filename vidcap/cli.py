@@ -53,7 +53,7 @@ def cmd_shard(args) -> int:
 
     run = RunDir.at(Path(args.outdir).parent)
     written = make_shards(args.manifest, args.outdir, args.shard_size, args.media_root, bad_lines=args.bad_lines,
-                          expect_rows=args.expect_rows)
+                          expect_rows=args.expect_rows, workers=args.workers)
     logging.info("%d shards in %s", len(written), args.outdir)
     moved = carry_journals(run.root / "journal", args.outdir)
     for stage, n in moved.items():
@@ -332,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, required=True, help="rows per shard")
     p.add_argument("--expect-rows", type=int, default=None,
                    help="rows the run was planned for: another count means the manifest changed (an error)")
+    p.add_argument("--workers", type=int, default=1, help="processes hashing row ids (from 1 M expected rows)")
     p.add_argument("--media-root", default=None,
                    help="folder relative paths resolve against (default: the manifest's folder)")
     p.add_argument("--bad-lines", choices=("fail", "report"), default="fail",

@@ -5,14 +5,14 @@ A row's key is its resolved media path, plus its ``start``/``end`` cells when ei
 is ``blake2b(f"{key}\\x00{k}", digest_size=8)`` in hex, ``k`` = how many rows with the same key came
 before it in the manifest. Computed in two steps:
 
-1. ``RowKeys.first_ids(batch, first_row)``: every row gets the id of ``k = 0`` (one C-level hash per
-   row; paths resolved with Arrow kernels, Python only for the few that need ``normpath``), and each
-   row's (row index, id, a second 64-bit hash of the key) is spilled to one of ``PARTITIONS`` files
+1. ``batch_ids`` (``RowKeys.batch``; worker processes may run it): every row gets the id of
+   ``k = 0`` (one C-level hash per row; paths resolved with Arrow kernels, Python only for the few
+   that need ``normpath``), and each row's (row index, id, the key's CRC-32 and length) is spilled to one of ``PARTITIONS`` files
    on disk, chosen by the id's top byte.
 2. ``RowKeys.repeats()``: each partition is loaded alone (rows / ``PARTITIONS`` entries), sorted by
-   (id, second hash, row index), and every row that is not the first of its key gets its ``k``:
+   (id, CRC and length, row index), and every row that is not the first of its key gets its ``k``:
    ``(row index, k)`` pairs in manifest order. Rows of one key always share a partition; two keys
-   are told apart by 128 bits of hash. ``RowKeys.ids_for(keys, ks)`` then hashes those rows again.
+   are told apart by 96 bits of two independent hashes and their length. ``RowKeys.ids_for(keys, ks)`` then hashes those rows again.
 
 Cells of ``start``/``end`` read as ``vidcap.tables.read_table`` gives them: strings verbatim, numbers
 as Python's ``str`` (an integer column with a null anywhere reads as floats, ``'3.0'``), null as ''.
@@ -23,6 +23,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ import pyarrow.compute as pc
 
 PARTITIONS = 256
 RANGE_COLUMNS = ("start", "end")
-_SPILL = np.dtype([("row", "<i8"), ("h1", "<u8"), ("h2", "<i8")])
+_SPILL = np.dtype([("row", "<i8"), ("h1", "<u8"), ("h2", "<i8")])   # row, id, crc32 | length << 32
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _NEEDS_NORMPATH = r"//|/\.\.?(/|$)|/$"
 
@@ -86,6 +87,39 @@ def digest_all(items: list[bytes]) -> bytes:
     return b"".join(out)
 
 
+def row_keys(batch: pa.RecordBatch | pa.Table, media: pa.Array, range_columns: tuple[str, ...],
+             float_columns: set[str]) -> pa.Array:
+    """Each row's key: its resolved media path, plus ``\\x00start\\x00end`` when either cell is set."""
+    if not range_columns:
+        return media
+    names = batch.schema.names
+    cells = [text_cells(batch.column(names.index(c)), c in float_columns) if c in names
+             else pa.array([""] * len(media), pa.string()) for c in RANGE_COLUMNS]
+    ranged = pc.or_(pc.not_equal(cells[0], ""), pc.not_equal(cells[1], ""))
+    return pc.if_else(ranged, pc.binary_join_element_wise(media, cells[0], cells[1], "\x00"), media)
+
+
+def batch_ids(batch: pa.RecordBatch, first_row: int, base: str, range_columns: tuple[str, ...],
+              float_columns: set[str]) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """(resolved media paths, ids with ``k = 0``, spill records) of one batch (``path`` and the range
+    columns are enough); a pure function, so worker processes can run it."""
+    media = resolve_paths(text_cells(batch.column(batch.schema.get_field_index("path"))), base)
+    keys = row_keys(batch, media, range_columns, float_columns)
+    items = pc.binary_join_element_wise(keys, "0", "\x00").cast(pa.binary()).to_pylist()
+    digests = digest_all(items)
+    rec = np.empty(len(items), dtype=_SPILL)
+    rec["row"] = np.arange(first_row, first_row + len(items), dtype=np.int64)
+    rec["h1"] = np.frombuffer(digests, dtype=">u8")
+    crc = np.fromiter(map(zlib.crc32, items), dtype=np.int64, count=len(items))   # same in every process
+    rec["h2"] = crc | (pc.binary_length(keys).to_numpy().astype(np.int64) << 32)
+    return media, hex_ids(digests, len(items)), rec
+
+
+def batch_ids_task(args):
+    """``batch_ids(*args)`` for ``multiprocessing`` (a picklable top-level function)."""
+    return batch_ids(*args)
+
+
 class RowKeys:
     """Keys and first ids of a manifest's batches, and the repeats among them (module docstring)."""
 
@@ -99,29 +133,22 @@ class RowKeys:
 
     def keys(self, batch: pa.RecordBatch | pa.Table, media: pa.Array) -> pa.Array:
         """Each row's key from its resolved media path and range cells."""
-        if not self.range_columns:
-            return media
-        names = batch.schema.names
-        cells = [text_cells(batch.column(names.index(c)), c in self.float_columns) if c in names
-                 else pa.array([""] * len(media), pa.string()) for c in RANGE_COLUMNS]
-        ranged = pc.or_(pc.not_equal(cells[0], ""), pc.not_equal(cells[1], ""))
-        return pc.if_else(ranged, pc.binary_join_element_wise(media, cells[0], cells[1], "\x00"), media)
+        return row_keys(batch, media, self.range_columns, self.float_columns)
 
-    def first_ids(self, keys: pa.Array, first_row: int) -> pa.Array:
-        """Ids with ``k = 0`` for one batch; spills (row, id, second hash) for ``repeats``."""
-        items = pc.binary_join_element_wise(keys, "0", "\x00").cast(pa.binary()).to_pylist()
-        digests = digest_all(items)
-        rec = np.empty(len(items), dtype=_SPILL)
-        rec["row"] = np.arange(first_row, first_row + len(items), dtype=np.int64)
-        rec["h1"] = np.frombuffer(digests, dtype=">u8")
-        rec["h2"] = np.fromiter(map(hash, items), dtype=np.int64, count=len(items))
+    def batch(self, batch: pa.RecordBatch, first_row: int) -> tuple[pa.Array, pa.Array]:
+        """(resolved media paths, ids with ``k = 0``) of one batch, its spill written (``spill``)."""
+        media, ids, rec = batch_ids(batch, first_row, self.base, self.range_columns, self.float_columns)
+        self.spill(rec)
+        return media, ids
+
+    def spill(self, rec: np.ndarray) -> None:
+        """Append (row, id, second hash) records to their partitions' files."""
         part = (rec["h1"] >> np.uint64(56)).astype(np.intp)
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(PARTITIONS + 1))
         for p in np.flatnonzero(np.diff(bounds)):
             fh = self._files.get(p) or self._files.setdefault(p, open(self._dir / f"{p:03d}", "ab"))
             rec[order[bounds[p]:bounds[p + 1]]].tofile(fh)
-        return hex_ids(digests, len(items))
 
     def repeats(self) -> tuple[np.ndarray, np.ndarray]:
         """(row indices, k) of every row that is not the first of its key, in manifest order."""

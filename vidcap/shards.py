@@ -31,6 +31,7 @@ MEDIA_PATH = "_media_path"
 INTERNAL = (ROW_ID, ROW_INDEX, MEDIA_PATH)
 
 
+PARALLEL_MIN_ROWS = 1_000_000   # make_shards uses worker processes from this many rows
 AUTO_MIN_SHARD = 1000       # rows per shard below which ``auto`` does not go
 AUTO_MAX_SHARDS = 2000      # shards (= jobs per stage) above which ``auto`` makes shards bigger
 
@@ -86,7 +87,7 @@ def media_base(manifest: str | Path, media_root: str | None) -> str:
 
 def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,
                 media_root: str | None = None, bad_lines: str = "fail",
-                expect_rows: int | None = None) -> list[Path]:
+                expect_rows: int | None = None, workers: int = 1) -> list[Path]:
     """Write ``outdir/<name>.parquet`` for every shard and ``outdir/manifest.json`` (counts, names).
 
     The manifest is read in batches (``vidcap.table_batches``) and shards are written as it goes;
@@ -97,9 +98,11 @@ def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,
     question; ``media_root`` is its ``media_base_path``); ``bad_lines``: ``fail`` stops on any bad
     line, ``report`` skips them and lists them (line, reason) in ``manifest.json`` under ``bad_lines``.
     TableError naming the manifest when it changes while it is read, or has another number of rows
-    than ``expect_rows`` (what the run was planned for).
+    than ``expect_rows`` (what the run was planned for). ``workers`` > 1: ids are hashed in that many
+    processes (when ``expect_rows`` >= ``PARALLEL_MIN_ROWS``; the same ids), at most two batches
+    per worker in flight.
     """
-    from vidcap.row_keys import RANGE_COLUMNS, RowKeys, resolve_paths, text_cells
+    from vidcap.row_keys import RANGE_COLUMNS, RowKeys
     from vidcap.table_batches import check_manifest, int_columns_with_nulls, iter_batches, manifest_stamp, table_columns
 
     outdir = Path(outdir)
@@ -113,9 +116,8 @@ def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,
     writer = _ShardWriter(outdir, shard_size)
     rows = 0
     try:
-        for batch in iter_batches(manifest, bad_lines, skipped):
-            media = resolve_paths(text_cells(batch.column(batch.schema.get_field_index("path"))), base)
-            ids = keys.first_ids(keys.keys(batch, media), rows)
+        parallel = workers if (expect_rows or 0) >= PARALLEL_MIN_ROWS else 1
+        for batch, media, ids in _with_ids(iter_batches(manifest, bad_lines, skipped), keys, parallel):
             originals = batch.select([n for n in batch.schema.names if n not in INTERNAL])
             index = pa.array(np.arange(rows, rows + batch.num_rows, dtype=np.int64))
             full = pa.Table.from_arrays([ids, index, media, *originals.columns],
@@ -142,6 +144,39 @@ def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,
         info["bad_lines"] = [{"line": b.line, "reason": b.reason} for b in skipped]
     write_text(outdir / "manifest.json", json.dumps(info, indent=1))
     return [outdir / f"{n}.parquet" for n in names]
+
+
+def _with_ids(batches, keys, workers: int):
+    """(batch, media paths, first ids) in manifest order, the ids spilled (``vidcap.row_keys``)."""
+    rows = 0
+    if workers <= 1:
+        for batch in batches:
+            media, ids = keys.batch(batch, rows)
+            rows += batch.num_rows
+            yield batch, media, ids
+        return
+    import multiprocessing
+    from collections import deque
+
+    from vidcap.row_keys import batch_ids_task
+
+    def done(item):
+        batch, result = item
+        media, ids, rec = result.get()
+        keys.spill(rec)
+        return batch, media, ids
+
+    pending = deque()
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for batch in batches:
+            need = batch.select([c for c in ("path", *keys.range_columns) if c in batch.schema.names])
+            args = (need, rows, keys.base, keys.range_columns, keys.float_columns)
+            pending.append((batch, pool.apply_async(batch_ids_task, (args,))))
+            rows += batch.num_rows
+            while len(pending) > 2 * workers:
+                yield done(pending.popleft())
+        while pending:
+            yield done(pending.popleft())
 
 
 def _renumber_repeats(keys, outdir: Path, names: list[str], shard_size: int) -> None:
