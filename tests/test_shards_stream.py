@@ -73,6 +73,8 @@ def test_ids_match_reference_csv_with_ranges_duplicates_relative_and_empty_paths
     ends = ["" if s == "" else "3" for s in starts]
     note = ['x,"y"\nz' if i % 5 == 0 else f"n{i}" for i in range(150)]   # quoted newlines across blocks
     pd.DataFrame({"path": paths, "start": starts, "end": ends, "note": note}).to_csv(tmp_path / "m.csv", index=False)
+    (tmp_path / "s" / ".rowids-killed").mkdir(parents=True)       # what a killed shard job leaves
+    (tmp_path / "s" / ".shard-x.parquet.tmp").write_bytes(b"PAR1")
     make_shards(tmp_path / "m.csv", tmp_path / "s", 11, media_root, workers=workers)
     info, t = sharded(tmp_path / "s")
     ids, media = reference_ids(tmp_path / "m.csv", media_root)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -107,6 +108,8 @@ def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    for left in [*outdir.glob(".rowids-*"), *outdir.glob(".shard-*.parquet.tmp")]:   # a killed job's
+        shutil.rmtree(left) if left.is_dir() else left.unlink(missing_ok=True)
     check_manifest(manifest, encoding=False)   # the plan checked it; Arrow validates UTF-8 as it reads
     stamp = manifest_stamp(manifest)
     base = media_base(manifest, media_root)
