@@ -10,7 +10,7 @@ rule shard:
         str(RUN.benchmark("shard"))
     conda:
         "../envs/vidcap.yaml"
-    threads: 2  # row ids hashed in worker processes for manifests of 1 M rows and more
+    threads: 1  # --set-threads shard=N: row ids hashed in N processes (1 M rows and more; bench/scale)
     resources:
         mem_mb=4000,
         runtime=30,

@@ -2,7 +2,7 @@
 
 For each size: a synthetic Parquet manifest (relative ``path`` + one ``text`` column; the files need
 not exist: nothing runs), then, each in its own process with its peak resident memory (``/usr/bin/time
--v``): `vidcap shard --workers 2` (the workflow's shard job at `--cores 2` or more), `snakemake -n`
+-v``): `vidcap shard --workers 2` (the workflow's shard job with `--set-threads shard=2`), `snakemake -n`
 of the workflow with the default config (``shard_size: auto``; stages probe, motion, clean) once the shards exist, and `snakemake -n` of
 a bare Snakefile with the same number of jobs per stage (one rule per stage, one job per shard: the
 floor that Snakemake itself sets). ``--old-sharder`` also runs the sharder of main at 295c4ab (whole
@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from vidcap.shards import resolve_shard_size, shard_names  # noqa: E402
 
 CHUNK = 1_000_000
+WORKERS = 2   # the figures in README.md; the shard rule's default is 1 (`--set-threads shard=N`)
 STAGES = ("probe", "motion", "clean")   # the default config's stages for a manifest with a text column
 
 
@@ -97,7 +98,7 @@ def one_size(n: int, out: Path, old: bool) -> list[dict]:
     rows = []
     py = sys.executable
     wall, rss, _ = timed([py, "-m", "vidcap", "shard", "--manifest", str(manifest), "--outdir", str(shards),
-                          "--shard-size", str(size), "--expect-rows", str(n), "--workers", "2"], cwd=REPO)
+                          "--shard-size", str(size), "--expect-rows", str(n), "--workers", str(WORKERS)], cwd=REPO)
     rows.append({"rows": n, "step": "shard (streaming)", "shard_size": size, "s": wall, "mb": rss,
                  "jobs": f"{len(shard_names(n, size)):,} shards"})
     cfg = work / "config.yaml"
