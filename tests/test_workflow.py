@@ -91,7 +91,7 @@ def test_unusable_manifest_stops_before_anything_runs_with_one_line(tmp_path, na
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("override, expect", [
-    ({"shard_size": "ten"}, "config key 'shard_size': must be of type integer, got 'ten'"),
+    ({"shard_size": "ten"}, "config key 'shard_size': must be of type integer or 'auto', got 'ten'"),
     ({"stages": {"probe": {"check": "deep"}}}, "config key 'stages.probe.check': must be one of 'header', 'first', 'ends'"),
     ({"shard_sise": 5}, "config key 'shard_sise': is not a known key"),
 ])
