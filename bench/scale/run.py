@@ -2,13 +2,13 @@
 
 For each size: a synthetic Parquet manifest (relative ``path`` + one ``text`` column; the files need
 not exist: nothing runs), then, each in its own process with its peak resident memory (``/usr/bin/time
--v``): `vidcap shard --workers 2` (the workflow's shard job with `--set-threads shard=2`), `snakemake -n`
+-v``): `vidcap shard --workers N` (the workflow's shard job; N = its threads, default 1), `snakemake -n`
 of the workflow with the default config (``shard_size: auto``; stages probe, motion, clean) once the shards exist, and `snakemake -n` of
 a bare Snakefile with the same number of jobs per stage (one rule per stage, one job per shard: the
 floor that Snakemake itself sets). ``--old-sharder`` also runs the sharder of main at 295c4ab (whole
 manifest in one pandas frame) on the smallest size, with its shard size, for the comparison.
 
-Usage: python bench/scale/run.py [--rows 1000000 10000000] [--old-sharder] [--keep]
+Usage: python bench/scale/run.py [--rows 1000000 10000000] [--workers 1] [--old-sharder] [--keep]
 Writes under bench/out/scale (git-ignored) and deletes the manifests and shards unless ``--keep``.
 Prints one markdown table; bench/scale/README.md holds the figures.
 """
@@ -31,7 +31,6 @@ sys.path.insert(0, str(REPO))
 from vidcap.shards import resolve_shard_size, shard_names  # noqa: E402
 
 CHUNK = 1_000_000
-WORKERS = 2   # the figures in README.md; the shard rule's default is 1 (`--set-threads shard=N`)
 STAGES = ("probe", "motion", "clean")   # the default config's stages for a manifest with a text column
 
 
@@ -87,7 +86,7 @@ rule {s}:
 """ for s in STAGES)
 
 
-def one_size(n: int, out: Path, old: bool) -> list[dict]:
+def one_size(n: int, out: Path, old: bool, workers: int) -> list[dict]:
     work = out / f"rows{n}"
     manifest = work / "manifest.parquet"
     t0 = time.perf_counter()
@@ -98,8 +97,8 @@ def one_size(n: int, out: Path, old: bool) -> list[dict]:
     rows = []
     py = sys.executable
     wall, rss, _ = timed([py, "-m", "vidcap", "shard", "--manifest", str(manifest), "--outdir", str(shards),
-                          "--shard-size", str(size), "--expect-rows", str(n), "--workers", str(WORKERS)], cwd=REPO)
-    rows.append({"rows": n, "step": "shard (streaming)", "shard_size": size, "s": wall, "mb": rss,
+                          "--shard-size", str(size), "--expect-rows", str(n), "--workers", str(workers)], cwd=REPO)
+    rows.append({"rows": n, "step": f"shard (streaming, {workers} process{'es' if workers > 1 else ''})", "shard_size": size, "s": wall, "mb": rss,
                  "jobs": f"{len(shard_names(n, size)):,} shards"})
     cfg = work / "config.yaml"
     cfg.write_text(yaml.safe_dump({"name": "scale", "manifest": str(manifest), "report": {"enabled": False}}))
@@ -138,12 +137,13 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--old-sharder", action="store_true", help="also time main's sharder on the smallest size")
     ap.add_argument("--keep", action="store_true", help="keep manifests and shards")
+    ap.add_argument("--workers", type=int, default=1, help="vidcap shard --workers (the shard rule's threads)")
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "scale"))
     args = ap.parse_args()
     out = Path(args.out)
     rows = []
     for i, n in enumerate(sorted(args.rows)):
-        rows += one_size(n, out, args.old_sharder and i == 0)
+        rows += one_size(n, out, args.old_sharder and i == 0, args.workers)
         if not args.keep:
             shutil.rmtree(out / f"rows{n}", ignore_errors=True)
     print("\n| rows | step | shard_size | wall s | peak RSS MB | jobs |")
@@ -151,7 +151,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['rows']:,} | {r['step']} | {r['shard_size']} | {r['s']:.1f} | {r['mb']:,.0f} | {r['jobs']} |")
     for n in sorted(args.rows):
-        shard = next(r for r in rows if r["rows"] == n and r["step"].startswith("shard (streaming)"))
+        shard = next(r for r in rows if r["rows"] == n and r["step"].startswith("shard (streaming"))
         plan = next(r for r in rows if r["rows"] == n and r["step"].startswith("`snakemake -n` (vidcap"))
         print(f"\n{n:,} rows: shard + plan {shard['s'] + plan['s']:.0f} s (target for 100 M: < 300 s); "
               f"largest process {max(r['mb'] for r in rows if r['rows'] == n):,.0f} MB (target < 4096)")
