@@ -330,8 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True, help="CSV/Parquet table with a path column")
     p.add_argument("--outdir", required=True, help="folder for <shard>.parquet and manifest.json")
     p.add_argument("--shard-size", type=int, required=True, help="rows per shard")
-    p.add_argument("--expect-rows", type=int, default=None,
-                   help="rows the run was planned for: another count means the manifest changed (an error)")
+    p.add_argument("--expect-rows", type=int, help="rows the run was planned for (another count: an error)")
     p.add_argument("--workers", type=int, default=1, help="processes hashing row ids (from 1 M expected rows)")
     p.add_argument("--media-root", default=None,
                    help="folder relative paths resolve against (default: the manifest's folder)")
