@@ -6,7 +6,7 @@ from vidcap.errors import ConfigError
 
 def test_defaults_filled():
     cfg = validate_config({"manifest": "m.csv"})
-    assert cfg["shard_size"] == 1000 and cfg["stages"]["probe"]["check"] == "ends"
+    assert cfg["shard_size"] == "auto" and cfg["stages"]["probe"]["check"] == "ends"
     assert cfg["stages"]["probe"]["resources"] == {"mem_mb": 2000, "runtime": 60, "threads": 1, "gpu": 0}
     assert cfg["stages"]["motion"]["enabled"] is True
 
@@ -23,6 +23,19 @@ def test_every_problem_named_with_key_and_allowed_values():
                  "config key 'name': must match",
                  "config key 'bogus': is not a known key; allowed here: manifest, media_root, name"]:
         assert part in msg, msg
+
+
+def test_shard_size_auto_or_a_number():
+    from vidcap.io.shards import resolve_shard_size
+
+    assert validate_config({"manifest": "m.csv", "shard_size": 250})["shard_size"] == 250
+    with pytest.raises(ConfigError, match="config key 'shard_size': must be of type integer or 'auto', got 'big'"):
+        validate_config({"manifest": "m.csv", "shard_size": "big"})
+    assert resolve_shard_size("auto", 0) == resolve_shard_size("auto", 2_000_000) == 1000
+    assert resolve_shard_size("auto", 2_000_001) == 2000
+    assert resolve_shard_size("auto", 100_000_000) == 50_000 and resolve_shard_size(7, 100_000_000) == 7
+    for rows in (1, 999_999, 3_333_333, 10**7, 7 * 10**8):
+        assert -(-rows // resolve_shard_size("auto", rows)) <= 2000
 
 
 def test_motion_schema_lists_exactly_the_classifier_knobs():

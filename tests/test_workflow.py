@@ -72,8 +72,26 @@ def test_manifest_without_path_column_fails_clearly(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("name, content, expect", [
+    ("header.csv", b"path,text\n", "header.csv: the manifest has no rows (a header only): nothing to do"),
+    ("zip.csv", b"PK\x03\x04\x14\x00\x00\x00\x08\x00" * 40, "zip.csv: not a CSV text file (binary data"),
+    ("latin.csv", "path,text\na.mp4,ok\nb.mp4,caf\u00e9\n".encode("latin-1"),
+     "latin.csv: not UTF-8 text: line 3, byte offset 28 (0xe9)"),
+])
+def test_unusable_manifest_stops_before_anything_runs_with_one_line(tmp_path, name, content, expect):
+    (tmp_path / name).write_bytes(content)
+    cfg = write_config(tmp_path, manifest=str(tmp_path / name))
+    proc = run_snakemake(tmp_path, cfg, check=False)
+    assert proc.returncode != 0
+    err = proc.stderr + proc.stdout
+    assert expect in err, err[-3000:]
+    assert "Traceback" not in err and "UnicodeDecodeError" not in err, err[-3000:]
+    assert not (tmp_path / "results").exists(), "nothing started"
+
+
+@pytest.mark.e2e
 @pytest.mark.parametrize("override, expect", [
-    ({"shard_size": "ten"}, "config key 'shard_size': must be of type integer, got 'ten'"),
+    ({"shard_size": "ten"}, "config key 'shard_size': must be of type integer or 'auto', got 'ten'"),
     ({"stages": {"probe": {"check": "deep"}}}, "config key 'stages.probe.check': must be one of 'header', 'first', 'ends'"),
     ({"shard_sise": 5}, "config key 'shard_sise': is not a known key"),
 ])

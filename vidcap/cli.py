@@ -48,13 +48,14 @@ def cmd_diff(args) -> int:
 
 def cmd_shard(args) -> int:
     from vidcap.io.run_dir import RunDir
-    from vidcap.io.shards import make_shards, shard_members
+    from vidcap.io.shards import make_shards
     from vidcap.stages.journal import carry_journals
 
     run = RunDir.at(Path(args.outdir).parent)
-    written = make_shards(args.manifest, args.outdir, args.shard_size, args.media_root, bad_lines=args.bad_lines)
+    written = make_shards(args.manifest, args.outdir, args.shard_size, args.media_root, bad_lines=args.bad_lines,
+                          expect_rows=args.expect_rows, workers=args.workers)
     logging.info("%d shards in %s", len(written), args.outdir)
-    moved = carry_journals(run.root / "journal", shard_members(args.outdir))
+    moved = carry_journals(run.root / "journal", args.outdir)
     for stage, n in moved.items():
         logging.info("%s: %d journaled rows now belong to other shards: moved with them", stage, n)
     return 0
@@ -331,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True, help="CSV/Parquet table with a path column")
     p.add_argument("--outdir", required=True, help="folder for <shard>.parquet and manifest.json")
     p.add_argument("--shard-size", type=int, required=True, help="rows per shard")
+    p.add_argument("--expect-rows", type=int, help="rows the run was planned for (another count: an error)")
+    p.add_argument("--workers", type=int, default=1, help="processes hashing row ids (from 1 M expected rows)")
     p.add_argument("--media-root", default=None,
                    help="folder relative paths resolve against (default: the manifest's folder)")
     p.add_argument("--bad-lines", choices=("fail", "report"), default="fail",

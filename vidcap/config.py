@@ -93,6 +93,9 @@ def _describe(error, root: dict) -> str:
     elif v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
         msg = f"must be {op} {error.validator_value}; got {value!r}"
+    elif v == "pattern" and isinstance(error.schema.get("type"), list):   # a number or one word (shard_size)
+        kinds = " or ".join(t for t in error.schema["type"] if t != "string")
+        msg = f"must be of type {kinds} or {error.validator_value.strip('^$')!r}, got {value!r} ({type(value).__name__})"
     elif v == "pattern":
         msg = f"must match {error.validator_value}; got {value!r}"
     elif v == "minLength":

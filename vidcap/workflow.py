@@ -25,8 +25,8 @@ from vidcap.config import stage_params
 from vidcap.errors import ConfigError, TableError
 from vidcap.io.neva import is_prompt_file
 from vidcap.io.run_dir import RunDir
-from vidcap.io.shards import shard_names
-from vidcap.io.tables import count_rows, read_table, read_table_columns
+from vidcap.io.shards import resolve_shard_size, shard_names
+from vidcap.io.tables import read_table
 from vidcap.stages import REGISTRY, SPECS
 from vidcap.stages.plan import PlanHooks, TextSource
 
@@ -40,7 +40,8 @@ class Plan:
         except TableError as exc:
             raise TableError(f"config key 'manifest': {exc}. Set manifest: to your table of clips (CSV or "
                              "Parquet with a path column) in your config, or --config manifest=clips.csv") from None
-        self.shards = shard_names(self.rows, config["shard_size"])
+        self.shard_size = resolve_shard_size(config["shard_size"], self.rows)
+        self.shards = shard_names(self.rows, self.shard_size)
         self.hooks: dict[str, PlanHooks] = {spec.name: spec.hooks() for spec in REGISTRY}
         # a stage with a step of its own (the shots step) runs alone; the others run on its output
         self.step = next((s.step for s in REGISTRY if s.step != "main" and self.enabled(s.name)), "main")
@@ -82,13 +83,17 @@ class Plan:
         return [s.name for s in REGISTRY if self.enabled(s.name)]
 
     def _count_manifest(self) -> int:
-        """Rows of the manifest; a prompt file's bad lines fail here or, with ``prompt_file_bad_lines:
-        report``, are listed on stderr (the shard rule passes the mode to the shard step)."""
+        """Rows of the manifest, checked before anything runs (``vidcap.io.table_batches.check_manifest``:
+        encoding, Parquet folder schemas, a null path column; remembered in the run folder for an
+        unchanged manifest); no rows is an error. A prompt file's bad lines fail here or, with
+        ``prompt_file_bad_lines: report``, are listed on stderr once (the shard rule passes the mode to
+        the shard step)."""
         from vidcap.io.neva import scan_prompt_file
+        from vidcap.io.table_batches import checked_row_count
 
         manifest, mode = self.config["manifest"], self.config.get("prompt_file_bad_lines", "fail")
         if not is_prompt_file(manifest):
-            return count_rows(manifest)
+            return _some_rows(manifest, checked_row_count(manifest, self.run.manifest_count))
         rows, bad = scan_prompt_file(manifest, mode)
         if bad and os.environ.get("VIDCAP_BAD_LINES_SHOWN") != str(manifest):   # once: not again in job processes
             os.environ["VIDCAP_BAD_LINES_SHOWN"] = str(manifest)
@@ -96,7 +101,7 @@ class Plan:
             more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
             print(f"vidcap: manifest {manifest}: {len(bad)} bad line(s) skipped (prompt_file_bad_lines: report): "
                   f"{shown}{more}", file=sys.stderr)
-        return rows
+        return _some_rows(manifest, rows)
 
     def lock_run(self):
         """Hold ``run.lock`` for the life of this process (the Snakemake run); ConfigError naming the
@@ -210,11 +215,18 @@ class Plan:
                 finally:
                     quiet.setLevel(level)
             return column in self._prompt_columns
-        try:
-            read_table_columns(self.config["manifest"], [column])
-            return True
-        except TableError:
-            return False
+        if not hasattr(self, "_columns"):
+            from vidcap.io.table_batches import table_columns
+
+            self._columns = set(table_columns(self.config["manifest"]))
+        return column in self._columns
+
+
+def _some_rows(manifest, rows: int) -> int:
+    if not rows:
+        raise TableError(f"{manifest}: the manifest has no rows (a header only): nothing to do; add rows "
+                         "(one per clip) and run again")
+    return rows
 
 
 def _or_exit(fn, *args):

@@ -15,6 +15,7 @@ Layout of ``<results_dir>/<name>/`` (the run folder) and its siblings::
         logs/<stage>/<shard>.log, logs/<step>.log         job logs (for people)
         benchmarks/<stage>/<shard>.tsv                    Snakemake's time and memory per job
         run.lock                                          held by the Snakemake run using the folder
+        manifest.count.json                               the manifest's rows, for its size and mtime
         config.json                                       the validated config (secrets scrubbed)
 
 Any ``shard`` argument may be a Snakemake wildcard such as ``"{shard}"``: the result is then a pattern.
@@ -138,6 +139,11 @@ class RunDir:
     def lock(self, stage: str, shard: str) -> Path:
         """Held by the job working on (stage, shard): ``vidcap.stages.base.run_stage`` takes it."""
         return journal_lock(self.journal(stage, shard))
+
+    @property
+    def manifest_count(self) -> Path:
+        """The plan's row count of the manifest, remembered for its size and mtime (``vidcap.io.table_batches``)."""
+        return self.root / "manifest.count.json"
 
     @property
     def run_lock(self) -> Path:

@@ -31,7 +31,10 @@ FORMATS = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson")
 
 
 def table_format(path: str | Path) -> str:
-    """'csv', 'parquet' or 'jsonl' (a NeVA prompt file) from the file name; TableError for anything else."""
+    """'csv', 'parquet' (a file or a folder of Parquet files) or 'jsonl' (a NeVA prompt file) from the
+    file name; TableError for anything else."""
+    if Path(path).is_dir():
+        return "parquet"
     suffix = Path(path).suffix.lower()
     if suffix == ".csv":
         return "csv"
@@ -56,7 +59,7 @@ def read_table(path: str | Path, required: tuple[str, ...] = ("path",), bad_line
     ``bad_lines``: for prompt files (module docstring)."""
     path = Path(path)
     fmt = table_format(path)
-    if not path.is_file():
+    if not (path.is_file() or path.is_dir()):
         raise TableError(f"table not found: {path}")
     if fmt == "jsonl":
         df = _read_prompt_file(path, bad_lines)
@@ -95,19 +98,11 @@ def check_columns(df: pd.DataFrame, required, where) -> None:
 
 
 def count_rows(path: str | Path, bad_lines: str = "fail") -> int:
-    """Number of data rows, read cheaply (Parquet metadata; CSV parses only the ``path`` column; a prompt
-    file is streamed, its good lines counted; ``bad_lines`` as for ``read_table``)."""
-    path = Path(path)
-    fmt = table_format(path)
-    if fmt != "csv" and not path.is_file():
-        raise TableError(f"table not found: {path}")
-    if fmt == "parquet":
-        return pq.ParquetFile(path).metadata.num_rows
-    if fmt == "jsonl":
-        from vidcap.io.neva import scan_prompt_file
+    """Number of data rows, read cheaply with bounded memory (``vidcap.io.table_batches.count_manifest_rows``:
+    Parquet footers; CSV streamed; a prompt file's good lines; ``bad_lines`` as for ``read_table``)."""
+    from vidcap.io.table_batches import count_manifest_rows
 
-        return scan_prompt_file(path, bad_lines)[0]
-    return len(read_table_columns(path, ["path"]))
+    return count_manifest_rows(path, bad_lines)
 
 
 def read_table_columns(path: str | Path, columns: list[str], bad_lines: str = "fail") -> pd.DataFrame:
@@ -120,9 +115,9 @@ def read_table_columns(path: str | Path, columns: list[str], bad_lines: str = "f
         check_columns(df, columns, path)
         return df[list(columns)]
     if table_format(path) == "parquet":
-        if not path.is_file():
-            raise TableError(f"table not found: {path}")
-        names = pq.ParquetFile(path).schema_arrow.names
+        from vidcap.io.table_batches import table_columns
+
+        names = table_columns(path)
         check_columns(pd.DataFrame(columns=names), columns, path)
         return pq.read_table(path, columns=columns).to_pandas()
     if not path.is_file():

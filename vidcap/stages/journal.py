@@ -114,45 +114,142 @@ def json_default(value):
 
 
 
-def carry_journals(journal_root: str | Path, members: dict[str, list[str]]) -> dict[str, int]:
+PARTITIONS = 256   # carry_journals holds 1/PARTITIONS of the row ids, then of the journal records, at a time
+
+
+class _Members:
+    """New shard names in order and each one's row ids: from a shards folder (``manifest.json`` and
+    ``<name>.parquet``, read one shard at a time) or a ``{name: ids}`` dict."""
+
+    def __init__(self, shards):
+        if isinstance(shards, dict):
+            self.names, self._dict = list(shards), shards
+        else:
+            self._dir = Path(shards)
+            self.names, self._dict = json.loads((self._dir / "manifest.json").read_text())["shards"], None
+
+    def ids(self, name: str) -> list[str]:
+        if self._dict is not None:
+            return list(self._dict.get(name, []))
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self._dir / f"{name}.parquet", columns=[ROW_ID]).column(ROW_ID).to_pylist()
+
+
+def carry_journals(journal_root: str | Path, shards) -> dict[str, int]:
     """Move journaled rows to the journal of the shard that now holds them.
 
-    ``journal_root``: the run's ``journal/`` folder (one subfolder per stage); ``members``: new shard
-    name → its row ids. For each stage whose journals hold a row outside its new shard, journals
-    are rewritten (each atomically) so every record sits in its row's new shard; records of rows no
-    longer in the manifest are dropped. When a new shard would mix fingerprints (settings changed
-    between runs) it keeps the commonest and the others go to ``<shard>.jsonl.stale``. Returns
-    ``{stage: records moved}``.
+    ``journal_root``: the run's ``journal/`` folder (one subfolder per stage); ``shards``: the new
+    shards folder (or a dict: shard name → its row ids). A stage whose every journal holds only rows
+    of its own shard is left alone (checked one shard at a time). Otherwise its journals are rewritten
+    (each atomically) so every record sits in its row's new shard; records of rows no longer in the
+    manifest are dropped. When a new shard would mix fingerprints (settings changed between runs) it
+    keeps the commonest and the others go to ``<shard>.jsonl.stale``. Memory: one journal file, or
+    1/``PARTITIONS`` of the row ids and of the records (spilled to disk under the stage's folder).
+    Returns ``{stage: records moved}``.
     """
-    shard_of = {rid: shard for shard, ids in members.items() for rid in ids}
     moved: dict[str, int] = {}
     root = Path(journal_root)
     if not root.is_dir():
         return moved
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and any(p.glob("*.jsonl"))]
+    if not folders:
+        return moved
+    members = _Members(shards)
+    known = set(members.names)
+    for folder in folders:
         files = sorted(folder.glob("*.jsonl"))
-        loaded = {f.stem: read_journal(f) for f in files}
-        out_of_place = sum(1 for name, (_, recs) in loaded.items() for rid in recs if shard_of.get(rid) != name)
+        out_of_place = 0
+        for f in files:
+            ids = set(members.ids(f.stem)) if f.stem in known else set()
+            out_of_place += sum(1 for rid in read_journal(f)[1] if rid not in ids)
         if not out_of_place:
             continue
-        target: dict[str, list[tuple[str, dict]]] = {}
-        for _name, (header, recs) in loaded.items():
-            for rid, rec in recs.items():
-                if rid in shard_of:
-                    target.setdefault(shard_of[rid], []).append((header.get("fingerprint"), rec))
-        for shard, items in target.items():
-            fp = Counter(f for f, _ in items).most_common(1)[0][0]
-            keep = [r for f, r in items if f == fp]
-            stale = [r for f, r in items if f != fp]
-            with atomic_path(folder / f"{shard}.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps({"stage": folder.name, "fingerprint": fp}) + "\n")
-                fh.writelines(json.dumps(r, default=json_default) + "\n" for r in keep)
-            if stale:
-                with open(folder / f"{shard}.jsonl.stale", "a", encoding="utf-8") as fh:
-                    fh.writelines(json.dumps(r, default=json_default) + "\n" for r in stale)
-        for name in loaded:
-            if name not in target:
-                (folder / f"{name}.jsonl").unlink(missing_ok=True)
+        _move_records(folder, files, members)
         moved[folder.name] = out_of_place
         log.info("journal %s: %d records moved to the shards that now hold their rows", folder.name, out_of_place)
     return moved
+
+
+def _move_records(folder: Path, files: list[Path], members: _Members) -> None:
+    """Rewrite ``folder``'s journals so each record sits in its row's shard (``carry_journals``)."""
+    import shutil
+    import tempfile
+
+    spill = Path(tempfile.mkdtemp(prefix=".carry-", dir=folder))
+    try:
+        n = len(members.names)
+        with _Spill(spill / "ids") as out:   # row id -> new shard index, by partition
+            for i, name in enumerate(members.names):
+                for rid in members.ids(name):
+                    out.write(hash(rid) % PARTITIONS, f"{rid}\t{i}\n")
+        with _Spill(spill / "records") as out:   # (fingerprint, record), by partition of the row id
+            for f in files:
+                header, records = read_journal(f)
+                fp = header.get("fingerprint")
+                for rid, rec in records.items():
+                    out.write(hash(rid) % PARTITIONS, json.dumps([fp, rec], default=json_default) + "\n")
+        with _Spill(spill / "targets") as out:   # records whose row is still there, by group of shards
+            for p in range(PARTITIONS):
+                shard_of = dict(line.rstrip("\n").split("\t") for line in _lines(spill / "ids" / f"{p}"))
+                latest = {}
+                for line in _lines(spill / "records" / f"{p}"):
+                    rid = json.loads(line)[1][ROW_ID]
+                    if rid in shard_of:
+                        latest[rid] = (int(shard_of[rid]), line)
+                for i, line in latest.values():
+                    out.write(i * PARTITIONS // n, f"{i}\t{line}")
+        written = set()
+        for g in range(PARTITIONS):
+            target: dict[int, list] = {}
+            for line in _lines(spill / "targets" / f"{g}"):
+                i, item = line.split("\t", 1)
+                target.setdefault(int(i), []).append(json.loads(item))
+            for i, items in target.items():
+                _write_shard_journal(folder, members.names[i], items)
+                written.add(members.names[i])
+        for f in files:
+            if f.stem not in written:
+                f.unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _write_shard_journal(folder: Path, shard: str, items: list) -> None:
+    fp = Counter(f for f, _ in items).most_common(1)[0][0]
+    keep = [r for f, r in items if f == fp]
+    stale = [r for f, r in items if f != fp]
+    with atomic_path(folder / f"{shard}.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"stage": folder.name, "fingerprint": fp}) + "\n")
+        fh.writelines(json.dumps(r, default=json_default) + "\n" for r in keep)
+    if stale:
+        with open(folder / f"{shard}.jsonl.stale", "a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r, default=json_default) + "\n" for r in stale)
+
+
+def _lines(path: Path):
+    if path.exists():
+        with open(path, encoding="utf-8") as fh:
+            yield from fh
+
+
+class _Spill:
+    """``PARTITIONS`` append-only text files in one folder, opened as first written."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._fh: dict[int, object] = {}
+
+    def write(self, part: int, text: str) -> None:
+        fh = self._fh.get(part)
+        if fh is None:
+            fh = self._fh[part] = open(self.folder / f"{part}", "a", encoding="utf-8")
+        fh.write(text)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for fh in self._fh.values():
+            fh.close()
