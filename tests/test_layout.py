@@ -23,6 +23,8 @@ LAYER = {**{m: 0 for m in CORE}, **{m: 1 for m in FEATURES}, **{m: 2 for m in AP
 # app modules that present one feature's results by design, and may name it (reviewed list)
 STAGE_NAME_ALLOWED = {
     "compare.py": "captions the same rows two ways and judges them: caption and judge by design",
+    "summary.py": "the summary's format has a section per feature (docs/tags.md: the tag counts)",
+    "report/": "report sections present one feature's results (caption models and prompts, API cost, tag filters)",
 }
 
 
@@ -137,7 +139,7 @@ def test_stage_names_live_with_their_stage():
         rel = path.relative_to(PKG)
         if rel.parts[0] == "stages" and path.name == "__init__.py" or rel.parts[0] == "dev":
             continue
-        if str(rel) in STAGE_NAME_ALLOWED:
+        if str(rel) in STAGE_NAME_ALLOWED or f"{rel.parts[0]}/" in STAGE_NAME_ALLOWED:
             continue
         for i, line in enumerate(path.read_text().splitlines(), 1):
             for m in literal.finditer(line):

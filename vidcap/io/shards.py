@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidcap.errors import TableError
+from vidcap.io.paths import media_base, resolve_media_path  # noqa: F401 - part of this module's API
 from vidcap.io.tables import write_table, write_text
 
 ROW_ID = "row_id"
@@ -67,23 +68,6 @@ def row_ids(paths) -> list[str]:
         seen[p] = k + 1
         ids.append(hashlib.blake2b(f"{p}\x00{k}".encode(), digest_size=8).hexdigest())
     return ids
-
-
-def resolve_media_path(path: str, base: str) -> str:
-    """Absolute file name for a manifest ``path``: ``~`` expanded, relative paths joined to ``base``."""
-    if path == "":
-        return ""
-    p = os.path.expanduser(path)
-    if not os.path.isabs(p):
-        p = os.path.join(base, p)
-    return os.path.normpath(p)
-
-
-def media_base(manifest: str | Path, media_root: str | None) -> str:
-    """Folder that relative paths resolve against: ``media_root`` if set, else the manifest's folder."""
-    if media_root:
-        return os.path.abspath(os.path.expanduser(media_root))
-    return os.path.dirname(os.path.abspath(manifest))
 
 
 def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,

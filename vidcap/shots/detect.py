@@ -31,8 +31,10 @@ from vidcap.errors import MediaError, StageRowError, describe_error
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.media.files import media_type
 from vidcap.media.timerange import range_frames, row_range
+from vidcap.shots.boundaries import MERGE_GAP, PRIORITY, Boundary, Detection, merge_boundaries  # noqa: F401 - part of this module's API
 from vidcap.shots.decode import count_frames, open_video, scan, tiny
 from vidcap.shots.detectors import FlashCheck, detectors
+from vidcap.shots.proxy import detect_proxy
 
 KINDS = ("cut", "fade", "dissolve")
 # clip row columns (besides the source row's own): name -> meaning (docs/shots.md)
@@ -41,16 +43,6 @@ CLIP_COLUMNS = ("clip_id", "source_row_id", "clip_index", "start_s", "end_s", "s
 # a shot begins/ends at: the file's start/end, a detected boundary (KINDS), a split of a long shot,
 # or the edge of a range given by the manifest
 EDGES = ("start", "end", *KINDS, "split", "range")
-
-
-@dataclass(frozen=True)
-class Boundary:
-    """A detected transition: frames ``[start, end)`` belong to it; ``cut`` = first frame of the new shot."""
-
-    kind: str  # cut | fade | dissolve
-    cut: int
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -68,19 +60,6 @@ class Shot:
     @property
     def num_frames(self) -> int:
         return self.end_frame - self.start_frame
-
-
-@dataclass
-class Detection:
-    """What ``detect_boundaries`` saw: boundaries plus the facts needed to turn them into shots."""
-
-    boundaries: list[Boundary]
-    num_frames: int  # frames of the file
-    fps: Fraction
-    start: int  # analysed range [start, end)
-    end: int
-    frames_seen: int  # frames the detectors saw (fewer with decode.skip = nonref; proxy: both passes)
-    decoder: str = "cpu"  # which decoder ran (shots_decode.VideoInfo.decoder)
 
 
 def shot_settings(params: dict | None = None) -> dict:
@@ -102,9 +81,7 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
 
     settings = shot_settings(settings)
     if settings["proxy"]["enabled"]:  # a cheap pass, then this function (proxy off) around candidates
-        from vidcap.shots.proxy import detect_proxy
-
-        return detect_proxy(path, settings, start, end)
+        return detect_proxy(path, settings, start, end, full_pass=detect_boundaries)
     info = open_video(path, settings["decode"]["hwaccel"])
     try:
         fps = info.fps
@@ -209,26 +186,6 @@ def _fade_span(cut: int, dark: set[int], seen: list[int], means: list[float], fp
 
 
 RAMP_STEP = 0.5  # mean 8-bit level a fade ramp changes by at least, frame to frame
-
-
-PRIORITY = {"fade": 0, "dissolve": 1, "cut": 2}
-MERGE_GAP = 3  # boundaries whose spans come closer than this (frames) are one transition
-
-
-def merge_boundaries(boundaries: list[Boundary], gap: int = MERGE_GAP) -> list[Boundary]:
-    """One boundary per transition: overlapping (or nearer than ``gap`` frames) boundaries are merged,
-    keeping the position of the most specific kind (fade, then dissolve, then cut)."""
-    out: list[list[Boundary]] = []
-    for b in sorted(boundaries, key=lambda b: (b.start, b.cut)):
-        if out and b.start - max(x.end for x in out[-1]) < gap:
-            out[-1].append(b)
-        else:
-            out.append([b])
-    merged = []
-    for group in out:
-        best = min(group, key=lambda b: (PRIORITY[b.kind], b.cut))
-        merged.append(Boundary(best.kind, best.cut, min(b.start for b in group), max(b.end for b in group)))
-    return merged
 
 
 # -------------------------------------------------------------------------------------------- shots

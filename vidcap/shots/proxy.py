@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from vidcap.shots.boundaries import Detection, merge_boundaries
 from vidcap.shots.decode import count_frames, open_video, scan, tiny
 
 
@@ -57,10 +58,9 @@ def merge_spans(spans: list[tuple[int, int]], margin: int, lo: int, hi: int) -> 
     return [(a, b) for a, b in out]
 
 
-def detect_proxy(path, settings: dict, start: int = 0, end: int | None = None):
-    """``shots.Detection`` of frames ``[start, end)`` found in proxy mode (settings already filled)."""
-    from vidcap.shots import detect as shots
-
+def detect_proxy(path, settings: dict, start: int = 0, end: int | None = None, *, full_pass) -> Detection:
+    """The ``Detection`` of frames ``[start, end)`` found in proxy mode (settings already filled);
+    ``full_pass(path, settings, a, b)``: the full detector (``vidcap.shots.detect.detect_boundaries``)."""
     proxy, dec = settings["proxy"], settings["decode"]
     info = open_video(path, dec["hwaccel"])
     try:
@@ -90,8 +90,8 @@ def detect_proxy(path, settings: dict, start: int = 0, end: int | None = None):
     full = {**settings, "proxy": {**proxy, "enabled": False}}
     boundaries = []
     for a, b in merge_spans(spans, margin, start, stop):
-        det = shots.detect_boundaries(path, full, a, b)
+        det = full_pass(path, full, a, b)
         boundaries += det.boundaries
         seen += det.frames_seen
-    merged = [b for b in shots.merge_boundaries(boundaries) if start < b.cut < stop]
-    return shots.Detection(merged, total, fps, start, stop, seen, decoder)
+    merged = [b for b in merge_boundaries(boundaries) if start < b.cut < stop]
+    return Detection(merged, total, fps, start, stop, seen, decoder)
