@@ -161,3 +161,5 @@ def test_every_stage_lives_in_its_package(spec):
     assert module == f"vidcap.{spec.name}.stage", "a stage's class lives in vidcap/<stage>/stage.py"
     if spec.plan:
         assert spec.plan.partition(":")[0] == f"vidcap.{spec.name}.plan"
+    if spec.command:
+        assert spec.command.startswith(f"vidcap.{spec.name}."), "a stage's own command lives in its package"

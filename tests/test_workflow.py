@@ -149,6 +149,18 @@ def test_lint_is_clean(tmp_path):
 
 
 @pytest.mark.e2e
+def test_vidcap_run_uses_the_checkouts_snakefile(tmp_path):
+    """``vidcap run`` without ``--snakefile`` finds the Snakefile next to the package (one step: no shots)."""
+    write_table(pd.DataFrame({"path": ["a.mp4"]}), tmp_path / "m.csv")
+    cfg = write_config(tmp_path, manifest=str(tmp_path / "m.csv"))
+    proc = subprocess.run([sys.executable, "-m", "vidcap", "run", "--configfile", str(cfg), "--", "--directory",
+                           str(tmp_path), "-n"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "step 1 of 2" not in proc.stderr
+    assert "rule shard" in proc.stdout + proc.stderr, "snakemake planned the checkout's workflow"
+
+
+@pytest.mark.e2e
 def test_motion_labels_through_the_workflow_and_append_to_text(tmp_path):
     sys.path.insert(0, str(REPO / "bench" / "motion"))
     import gen  # the motion bench's generator: a virtual camera over a photograph

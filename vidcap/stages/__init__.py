@@ -1,7 +1,7 @@
 """The stage registry: the one list of stages, in the order their columns appear in the merged table.
 
 It drives everything that needs to know the stages: the rule generated per stage
-(``rules/stages.smk``), the ``vidcap <stage>`` subcommands, the config schema sections
+(``rules/stages.smk``), the ``vidcap <stage>`` subcommands (``vidcap.cli.workflow``), the config schema sections
 (``vidcap/schema/stages/<name>.yaml``), ``status`` and the report's order.
 
 Adding a stage = its module under ``vidcap/stages/`` (a ``Stage`` subclass, contract in
@@ -26,6 +26,10 @@ class StageSpec:
     ``plan``: ``module:Class`` of its plan hooks (``vidcap.stages.plan.PlanHooks``: cross-stage
     wiring, extra run outputs, merge options); none: the defaults. ``step``: ``main``, or the name of a
     step that runs alone before the main one and makes its manifest (``clips``: the shots step).
+    ``command``: a module that makes ``vidcap <name>`` a command of its own as well as the stage's job:
+    ``add_arguments(parser)`` adds the command's flags to the stage's subcommand (whose job flags
+    ``--shard``/``--out``/``--journal`` become optional), ``run(args) -> int`` runs it when ``--shard`` is
+    not given; with ``--shard`` the job runs (``vidcap.cli.workflow``). Empty: the job only.
     """
 
     name: str
@@ -36,6 +40,7 @@ class StageSpec:
     help: str = ""
     plan: str = ""
     step: str = "main"
+    command: str = ""
 
     def load(self):
         module, _, cls = self.target.partition(":")
@@ -62,7 +67,7 @@ REGISTRY: tuple[StageSpec, ...] = (
     StageSpec("tags", "vidcap.tags.stage:TagsStage", reads=("caption",), gpu=True, plan="vidcap.tags.plan:TagsPlan",
               help="objects/actions/your keys as lists, from an LLM reading the caption"),
     StageSpec("judge", "vidcap.judge.stage:JudgeStage", reads=("caption", "motion"), gpu=True,
-              plan="vidcap.judge.plan:JudgePlan",
+              plan="vidcap.judge.plan:JudgePlan", command="vidcap.judge.command",
               help="an LLM judge scores two answers per row (reference vs caption): docs/judge.md"),
 )
 
