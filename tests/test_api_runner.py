@@ -200,8 +200,10 @@ def test_requests_per_minute_respected(server):
                   [Request(f"r{i}", f"row {i}") for i in range(25)])
     assert len(out) == 25
     t = [r["t"] for r in server.chat_records()]
-    assert max(t) - min(t) >= 24 * 0.1 - 0.05, "10 requests a second, paced"
-    assert _max_in_window(t, 1.0) <= 10 + 1
+    # arrival times carry the machine's scheduling jitter (a loaded 2-core CI box delays some sends and
+    # not others), so allow a few tenths of a second; unpaced, all 25 arrive within about 0.1 s
+    assert max(t) - min(t) >= 24 * 0.1 - 0.4, "10 requests a second, paced"
+    assert _max_in_window(t, 1.0) <= 10 + 3
 
 
 def test_tokens_per_minute_respected(server):
