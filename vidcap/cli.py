@@ -81,7 +81,7 @@ def cmd_stage(args) -> int:
 def cmd_gather(args) -> int:
     from vidcap.gather import gather
     from vidcap.io.run_dir import RunDir
-    from vidcap.shots.detect.clip_table import gather_clips
+    from vidcap.shots.clip_table import gather_clips
 
     if args.clips:
         gather_clips(RunDir.at(args.run), args.output, args.clips_failed)

@@ -13,7 +13,7 @@ from vidcap.io.run_tables import check_exactly_once, read_stage_tables
 from vidcap.io.shards import INTERNAL, MEDIA_PATH, ROW_ID, ROW_INDEX
 from vidcap.io.tables import write_table
 
-log = logging.getLogger("vidcap.shots.detect.clip_table")
+log = logging.getLogger("vidcap.shots.clip_table")
 
 
 def gather_clips(run: RunDir, outputs: list[str | Path], failed_output: str | Path | None = None) -> pd.DataFrame:

@@ -49,7 +49,7 @@ class StageSpec:
 
 
 REGISTRY: tuple[StageSpec, ...] = (
-    StageSpec("shots", "vidcap.shots.stage:ShotsStage", plan="vidcap.shots.detect.plan:ShotsPlan", step="clips",
+    StageSpec("shots", "vidcap.shots.stage:ShotsStage", plan="vidcap.shots.plan:ShotsPlan", step="clips",
               help="cut each video into shots: one row per clip (the shots step; docs/shots.md)"),
     StageSpec("probe", "vidcap.probe.stage:ProbeStage", group="cpu",
               help="container facts: frames, fps, size, codec; truncated and unreadable files"),
@@ -62,7 +62,7 @@ REGISTRY: tuple[StageSpec, ...] = (
     StageSpec("tags", "vidcap.tags.stage:TagsStage", reads=("caption",), gpu=True, plan="vidcap.tags.plan:TagsPlan",
               help="objects/actions/your keys as lists, from an LLM reading the caption"),
     StageSpec("judge", "vidcap.judge.stage:JudgeStage", reads=("caption", "motion"), gpu=True,
-              plan="vidcap.judge.core.plan:JudgePlan",
+              plan="vidcap.judge.plan:JudgePlan",
               help="an LLM judge scores two answers per row (reference vs caption): docs/judge.md"),
 )
 
