@@ -176,7 +176,8 @@ _ALSO_COMMAND = ("judge",)   # stage names that are also a command of their own 
 def cmd_judge(args) -> int:
     """``vidcap judge``: the stage's job with ``--shard``, else the answers-comparing command."""
     from vidcap.judge import run as judge_run
-    from vidcap.judge.core import format_category_table, from_stage_table, order_agreement
+    from vidcap.judge.columns import from_stage_table
+    from vidcap.judge.summary import format_category_table, order_agreement
 
     if args.shard:
         if not (args.out and args.journal):

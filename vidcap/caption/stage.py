@@ -12,7 +12,7 @@ question fills the prompt's ``{question}`` or replaces its user text (``vidcap.p
 the same media path are one clip: within a job its frames are decoded once and shared by all its
 questions (``stats["decodes"]`` counts decodes). ``insert_media_token`` (left | right) goes to the
 runner (media parts before or after the text); ``neva_inference`` (NeVA's sampling block) is mapped
-onto ``generation`` by ``vidcap.io.neva.neva_generation``.
+onto ``generation`` by ``vidcap.caption.neva_inference.neva_generation``.
 
 Columns (fixed contract; ``<output_column>`` defaults to ``text``): see ``CaptionStage.columns``.
 ``caption_tries`` / ``caption_cost_usd`` come from ``Generation.extra["tries"]`` / ``["cost_usd"]``
@@ -43,9 +43,9 @@ import time
 import pyarrow as pa
 
 from vidcap.caption import windows as cw
+from vidcap.caption.neva_inference import apply_neva_inference
 from vidcap.config import stage_settings
 from vidcap.errors import ConfigError, StageRowError, describe_error
-from vidcap.io.neva import apply_neva_inference
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.media.timerange import row_range
 from vidcap.prompts import get_prompt

@@ -30,6 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vidcap.io.media_paths import resolve_media_path
+
 PARTITIONS = 256
 RANGE_COLUMNS = ("start", "end")
 _SPILL = np.dtype([("row", "<i8"), ("h1", "<u8"), ("h2", "<i8")])   # row, id, crc32 | length << 32
@@ -52,10 +54,8 @@ def text_cells(column: pa.Array | pa.ChunkedArray, as_float: bool = False) -> pa
 
 
 def resolve_paths(paths: pa.Array, base: str) -> pa.Array:
-    """``vidcap.io.shards.resolve_media_path`` over an array: '' stays '', relative paths are joined to
+    """``vidcap.io.media_paths.resolve_media_path`` over an array: '' stays '', relative paths are joined to
     ``base`` (already absolute and normalised), ``~`` expanded, ``.``/``..``/``//`` normalised."""
-    from vidcap.io.shards import resolve_media_path
-
     prefix = base if base.endswith("/") else base + "/"
     joined = pc.if_else(pc.starts_with(paths, "/"), paths, pc.binary_join_element_wise(prefix, paths, ""))
     joined = pc.if_else(pc.equal(paths, ""), "", joined)

@@ -24,6 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidcap.errors import TableError
+from vidcap.io.media_paths import media_base
+from vidcap.io.row_keys import RANGE_COLUMNS, RowKeys, batch_ids_task
+from vidcap.io.table_batches import check_manifest, int_columns_with_nulls, iter_batches, manifest_stamp, table_columns
 from vidcap.io.tables import write_table, write_text
 
 ROW_ID = "row_id"
@@ -69,23 +72,6 @@ def row_ids(paths) -> list[str]:
     return ids
 
 
-def resolve_media_path(path: str, base: str) -> str:
-    """Absolute file name for a manifest ``path``: ``~`` expanded, relative paths joined to ``base``."""
-    if path == "":
-        return ""
-    p = os.path.expanduser(path)
-    if not os.path.isabs(p):
-        p = os.path.join(base, p)
-    return os.path.normpath(p)
-
-
-def media_base(manifest: str | Path, media_root: str | None) -> str:
-    """Folder that relative paths resolve against: ``media_root`` if set, else the manifest's folder."""
-    if media_root:
-        return os.path.abspath(os.path.expanduser(media_root))
-    return os.path.dirname(os.path.abspath(manifest))
-
-
 def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,
                 media_root: str | None = None, bad_lines: str = "fail",
                 expect_rows: int | None = None, workers: int = 1) -> list[Path]:
@@ -103,15 +89,6 @@ def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,
     processes (when ``expect_rows`` >= ``PARALLEL_MIN_ROWS``; the same ids), at most two batches
     per worker in flight.
     """
-    from vidcap.io.row_keys import RANGE_COLUMNS, RowKeys
-    from vidcap.io.table_batches import (
-        check_manifest,
-        int_columns_with_nulls,
-        iter_batches,
-        manifest_stamp,
-        table_columns,
-    )
-
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     for left in [*outdir.glob(".rowids-*"), *outdir.glob(".shard-*.parquet.tmp")]:   # a killed job's
@@ -167,8 +144,6 @@ def _with_ids(batches, keys, workers: int):
     import multiprocessing
     from collections import deque
 
-    from vidcap.io.row_keys import batch_ids_task
-
     def done(item):
         batch, result = item
         media, ids, rec = result.get()
@@ -191,8 +166,6 @@ def _with_ids(batches, keys, workers: int):
 def _renumber_repeats(keys, outdir: Path, names: list[str], shard_size: int) -> None:
     """Give every row that repeats an earlier row's key its ``k``-th id, rewriting only the shards
     that hold such rows (one at a time)."""
-    from vidcap.io.row_keys import RowKeys
-
     rows, ks = keys.repeats()
     if not len(rows):
         return
