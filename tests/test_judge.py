@@ -14,25 +14,22 @@ import pytest
 from vidcap.dev.chat_server import ChatServer
 from vidcap.dev.tiny_models import tiny_model
 from vidcap.errors import ConfigError, RunnerFatal
-from vidcap.io.neva import read_answers, read_prompt_file, write_answers
+from vidcap.io.answers import read_answers, write_answers
+from vidcap.io.prompt_files import read_prompt_file
 from vidcap.judge.core import (
     JUDGE_COLUMNS,
     JudgeItem,
     answer_block,
-    category_table,
-    estimate_judge,
-    format_category_table,
     items_from_answers,
     items_from_columns,
     judge_messages,
     judge_prompt_hash,
-    measure_judge,
-    order_agreement,
     read_contexts,
-    run_judge,
 )
+from vidcap.judge.driver import estimate_judge, measure_judge, run_judge
 from vidcap.judge.parse import JudgeParseError, parse_verdict
 from vidcap.judge.rules import RULES, STRICT_FORMAT, SYSTEM, load_rules, rule_for
+from vidcap.judge.summary import category_table, format_category_table, order_agreement
 from vidcap.runners import get_runner
 from vidcap.runners.openai_api import OpenAIRunner
 

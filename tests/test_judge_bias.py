@@ -16,8 +16,9 @@ import pytest
 
 from tests.test_judge import KEY, KEY_VAR, judge
 from vidcap.dev.chat_server import ChatServer
-from vidcap.io.neva import write_answers
-from vidcap.judge.core import JudgeItem, category_table, format_category_table
+from vidcap.io.answers import write_answers
+from vidcap.judge.core import JudgeItem
+from vidcap.judge.summary import category_table, format_category_table
 
 STAGE_KEY_VAR, STAGE_KEY = "VIDCAP_TEST_JUDGE_BIAS_KEY", "sk-judgeBiasFAKE-90d1"
 

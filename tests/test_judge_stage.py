@@ -23,10 +23,11 @@ from vidcap.dev import synth
 from vidcap.dev.chat_server import ChatServer
 from vidcap.dev.tiny_models import tiny_model
 from vidcap.errors import ConfigError, TableError
-from vidcap.io.neva import read_answers, write_answers
+from vidcap.io.answers import read_answers, write_answers
 from vidcap.io.shards import make_shards
 from vidcap.io.tables import write_table
-from vidcap.judge.core import STAGE_COLUMNS, answer_block
+from vidcap.judge.columns import STAGE_COLUMNS
+from vidcap.judge.core import answer_block
 from vidcap.judge.stage import JudgeStage
 from vidcap.stages.base import run_stage
 from vidcap.workflow import Plan

@@ -8,20 +8,17 @@ import pandas as pd
 import pytest
 
 from tests.helpers import write_corrupt_mp4
+from vidcap.caption.neva_inference import insert_media_token, media_first, neva_generation
 from vidcap.config import stage_settings
 from vidcap.errors import ConfigError
-from vidcap.io.neva import (
+from vidcap.io.answers import read_answers, write_answers
+from vidcap.io.manifest import read_manifest
+from vidcap.io.prompt_files import (
     PROMPT_COLUMNS,
     BadLine,
     PromptFileError,
-    insert_media_token,
     iter_prompt_file,
-    media_first,
-    neva_generation,
-    read_answers,
-    read_manifest,
     read_prompt_file,
-    write_answers,
     write_prompt_file,
 )
 from vidcap.io.shards import make_shards
@@ -210,17 +207,17 @@ def test_answers_files_both_shapes(tmp_path):
 
 
 def test_prompt_file_is_a_manifest_wherever_tables_are(tmp_path, capsys):
-    """read_table / count_rows / read_table_columns / write_table / make_shards / vidcap merge and diff
+    """read_table / count_manifest_rows / read_table_columns / write_table / make_shards / vidcap merge and diff
     take a prompt file; paths stay as written (the shard step resolves them like a CSV's)."""
     from vidcap.cli import main
-    from vidcap.io.tables import count_rows, read_table_columns
+    from vidcap.io.table_batches import count_manifest_rows, read_table_columns
 
     path = _prompt_file(tmp_path)
     with pytest.raises(PromptFileError, match="9 bad line"):
         read_table(path)
     with pytest.raises(PromptFileError):
-        count_rows(path)
-    assert count_rows(path, bad_lines="report") == 3
+        count_manifest_rows(path)
+    assert count_manifest_rows(path, bad_lines="report") == 3
     t = read_table(path, bad_lines="report")
     assert t["path"].tolist() == ["clips/a.mp4", "clips/a.mp4", "/abs/b.jpg"], "as written"
     assert [b.line for b in t.attrs["bad_lines"]] == sorted(BAD_LINES)

@@ -1,7 +1,7 @@
 import pytest
 
 from tests.helpers import BAD
-from vidcap.io.shards import resolve_media_path
+from vidcap.io.media_paths import resolve_media_path
 from vidcap.probe.stage import ProbeStage
 
 

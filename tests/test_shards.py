@@ -3,7 +3,8 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 
-from vidcap.io.shards import make_shards, resolve_media_path, row_ids, shard_names
+from vidcap.io.media_paths import resolve_media_path
+from vidcap.io.shards import make_shards, row_ids, shard_names
 from vidcap.io.tables import write_table
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from vidcap.errors import TableError
 from vidcap.io import table_batches
-from vidcap.io.shards import make_shards, media_base, resolve_media_path
+from vidcap.io.media_paths import media_base, resolve_media_path
+from vidcap.io.shards import make_shards
 from vidcap.io.table_batches import check_manifest, count_manifest_rows
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]

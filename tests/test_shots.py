@@ -17,7 +17,8 @@ import pytest
 from tests.helpers import BAD, make_bad_inputs
 from vidcap.dev import cuts, synth
 from vidcap.errors import ConfigError, StageRowError
-from vidcap.io.shards import MEDIA_PATH, ROW_ID, resolve_media_path
+from vidcap.io.media_paths import resolve_media_path
+from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.media import timerange
 from vidcap.media.frames import read_frames
 from vidcap.shots import clips

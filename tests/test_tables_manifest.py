@@ -6,7 +6,8 @@ import pytest
 
 from vidcap.errors import TableError
 from vidcap.io.manifest import difference, merge, scan
-from vidcap.io.tables import count_rows, read_table, write_table
+from vidcap.io.table_batches import count_manifest_rows
+from vidcap.io.tables import read_table, write_table
 
 AWKWARD = ['plain', 'has,comma', 'has "quotes"', 'two\nlines', 'ünïcödé 字幕 🎬', '007', 'NA', '', ' padded ']
 
@@ -18,7 +19,7 @@ def test_csv_roundtrip_keeps_values_verbatim(tmp_path):
     assert back["note"].tolist() == AWKWARD
     write_table(back, tmp_path / "m.parquet")
     assert read_table(tmp_path / "m.parquet")["note"].tolist() == AWKWARD
-    assert count_rows(tmp_path / "m.csv") == len(AWKWARD) == count_rows(tmp_path / "m.parquet")
+    assert count_manifest_rows(tmp_path / "m.csv") == len(AWKWARD) == count_manifest_rows(tmp_path / "m.parquet")
 
 
 def test_missing_path_column_is_a_clear_error(tmp_path):

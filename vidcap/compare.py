@@ -52,7 +52,7 @@ def load_config(path: str | Path) -> dict:
 
 def sample_manifest(config: dict, n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` rows (all when fewer) picked with ``random.Random(seed)``, in manifest order, paths absolute."""
-    from vidcap.io.shards import media_base, resolve_media_path
+    from vidcap.io.media_paths import media_base, resolve_media_path
     from vidcap.io.tables import read_table
 
     manifest = config["manifest"]
@@ -91,7 +91,8 @@ def compare(config_a: str | Path, config_b: str | Path, sample: int, out: str | 
     from vidcap.io.shards import make_shards
     from vidcap.io.tables import write_table
     from vidcap.judge import run as judge_run
-    from vidcap.judge.core import from_stage_table, order_agreement
+    from vidcap.judge.columns import from_stage_table
+    from vidcap.judge.summary import order_agreement
 
     runners = runners or {}
     cfg_a, cfg_b = load_config(config_a), load_config(config_b)
@@ -144,7 +145,7 @@ def compare(config_a: str | Path, config_b: str | Path, sample: int, out: str | 
 
 
 def format_compare(result: dict) -> str:
-    from vidcap.judge.core import format_category_table
+    from vidcap.judge.summary import format_category_table
 
     a, b = result["labels"]
     w = result["wins"]

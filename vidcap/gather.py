@@ -106,9 +106,9 @@ def write_answers_file(merged: pd.DataFrame, path: str | Path, text_column: str 
                        id_column: str = "question_id", prompt_column: str | None = None,
                        prompt: str | None = None) -> Path:
     """The caption stage's answers of every row, in manifest order, as NeVA answers JSONL
-    (``vidcap.io.neva.write_answers``; model from ``caption_model``, errors from ``caption_error``,
+    (``vidcap.io.answers.write_answers``; model from ``caption_model``, errors from ``caption_error``,
     ``category`` in ``metadata`` when the manifest has one)."""
-    from vidcap.io.neva import write_answers
+    from vidcap.io.answers import write_answers
 
     if id_column not in merged.columns:
         raise GatherError(f"answers file: no column {id_column!r} to take question ids from")
@@ -121,7 +121,8 @@ def write_answers_file(merged: pd.DataFrame, path: str | Path, text_column: str 
 
 def write_judge_table(merged: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     """The judge stage's per-category table (``vidcap.judge.core.category_table``) written to ``path``."""
-    from vidcap.judge.core import category_table, format_category_table, from_stage_table, order_agreement
+    from vidcap.judge.columns import from_stage_table
+    from vidcap.judge.summary import category_table, format_category_table, order_agreement
 
     rows = from_stage_table(merged)
     table = category_table(rows)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from vidcap.config import stage_params
 from vidcap.errors import ConfigError, TableError
-from vidcap.io.neva import is_prompt_file
+from vidcap.io.prompt_files import is_prompt_file, scan_prompt_file
 from vidcap.io.run_dir import RunDir
 from vidcap.io.shards import resolve_shard_size, shard_names
 from vidcap.io.tables import read_table
@@ -88,7 +88,6 @@ class Plan:
         unchanged manifest); no rows is an error. A prompt file's bad lines fail here or, with
         ``prompt_file_bad_lines: report``, are listed on stderr once (the shard rule passes the mode to
         the shard step)."""
-        from vidcap.io.neva import scan_prompt_file
         from vidcap.io.table_batches import checked_row_count
 
         manifest, mode = self.config["manifest"], self.config.get("prompt_file_bad_lines", "fail")
@@ -208,7 +207,7 @@ class Plan:
         if self.is_prompt_file():   # no header to peek at: read once
             if not hasattr(self, "_prompt_columns"):
                 mode = self.config.get("prompt_file_bad_lines", "fail")
-                quiet = logging.getLogger("vidcap.io.neva")   # its bad lines were listed once, by _count_manifest
+                quiet = logging.getLogger("vidcap.io.prompt_files")   # its bad lines were listed once, by _count_manifest
                 level, quiet.level = quiet.level, logging.ERROR
                 try:
                     self._prompt_columns = set(read_table(self.config["manifest"], required=(), bad_lines=mode).columns)

@@ -104,7 +104,7 @@ def _runner(settings: dict, concurrency: int):
 
 
 def _run(settings, items, concurrency: int, both_orders: bool):
-    from vidcap.judge.core import run_judge
+    from vidcap.judge.driver import run_judge
 
     runner = _runner(settings, concurrency)
     runner.load()
@@ -157,13 +157,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from vidcap.dev.chat_server import ChatServer
-    from vidcap.judge.core import (
-        category_table,
-        estimate_judge,
-        format_category_table,
-        measure_judge,
-        order_agreement,
-    )
+    from vidcap.judge.driver import estimate_judge, measure_judge
+    from vidcap.judge.summary import category_table, format_category_table, order_agreement
 
     real = bool(os.environ.get(args.key_env, "").strip())
     server = None

@@ -115,7 +115,8 @@ def estimate(config: dict, sample: int = 8, seed: int = 0, jobs: int = 1, workdi
     at the same time (each has its own concurrency and limits). Returns the measurements and the
     projection (see ``format_estimate``).
     """
-    from vidcap.io.shards import make_shards, media_base, resolve_media_path
+    from vidcap.io.media_paths import media_base, resolve_media_path
+    from vidcap.io.shards import make_shards
     from vidcap.io.tables import read_table, write_table
     from vidcap.llm import client as llm_client
     from vidcap.stages import get_stage

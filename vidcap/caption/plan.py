@@ -40,7 +40,7 @@ class CaptionPlan(PlanHooks):
     def check(self, ctx: PlanContext) -> None:
         caption = self.section(ctx)
         if caption["neva_inference"]:   # a typo in NeVA's block stops the run here
-            from vidcap.io.neva import apply_neva_inference
+            from vidcap.caption.neva_inference import apply_neva_inference
 
             apply_neva_inference(caption["generation"], caption["neva_inference"], caption["insert_media_token"])
         if caption["prompt_column"] and not ctx.has_column(caption["prompt_column"]):

@@ -12,7 +12,7 @@ question fills the prompt's ``{question}`` or replaces its user text (``vidcap.p
 the same media path are one clip: within a job its frames are decoded once and shared by all its
 questions (``stats["decodes"]`` counts decodes). ``insert_media_token`` (left | right) goes to the
 runner (media parts before or after the text); ``neva_inference`` (NeVA's sampling block) is mapped
-onto ``generation`` by ``vidcap.io.neva.neva_generation``.
+onto ``generation`` by ``vidcap.caption.neva_inference.neva_generation``.
 
 Columns (fixed contract; ``<output_column>`` defaults to ``text``): see ``CaptionStage.columns``.
 ``caption_tries`` / ``caption_cost_usd`` come from ``Generation.extra["tries"]`` / ``["cost_usd"]``
@@ -34,18 +34,17 @@ limits, retries or prices.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import logging
-import multiprocessing
 import time
 
 import pyarrow as pa
 
 from vidcap.caption import windows as cw
+from vidcap.caption.decode import decoded_requests, start_pool
+from vidcap.caption.neva_inference import apply_neva_inference
 from vidcap.config import stage_settings
 from vidcap.errors import ConfigError, StageRowError, describe_error
-from vidcap.io.neva import apply_neva_inference
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.media.timerange import row_range
 from vidcap.prompts import get_prompt
@@ -55,28 +54,6 @@ from vidcap.stages.base import Stage
 from vidcap.text import clean_caption
 
 log = logging.getLogger("vidcap.caption.stage")
-
-
-def _decode(clip: tuple, frames: dict, windows: dict | None = None):
-    """Worker entry point: ``sample_frames`` of ``clip`` = (path, start, end) with the stage's frame
-    settings, inside the row's time range (exceptions travel back). ``windows`` (seconds, min_seconds,
-    num_frames): a list of ``caption_windows.Window`` when the clip makes several windows."""
-    from vidcap.media.frames import sample_frames
-
-    path, start, end = clip
-    if windows:
-        got = cw.decode_windows(path, (start, end), frames, **windows)
-        if got is not None:
-            return got
-    return sample_frames(path, int(frames["num_frames"]), frames["policy"], single=frames["single"],
-                         resize_short=frames["resize_short"], decoder=frames["decoder"], unique=True,
-                         time_range=(start, end))
-
-
-def _warm(_):
-    import vidcap.media.frames  # noqa: F401 - import decoders once per worker
-
-    return None
 
 
 class CaptionStage(Stage):
@@ -181,17 +158,12 @@ class CaptionStage(Stage):
         return frames
 
     def setup(self) -> None:
-        """Start the decode workers, then create and load the runner once (only when rows remain).
-
-        Workers are forked before the model loads (no CUDA context or model threads to inherit);
-        ``spawn`` would re-run the ``vidcap`` command line in each worker.
-        """
+        """Start the decode workers (``vidcap.caption.decode.start_pool``: forked before the model loads),
+        then create and load the runner once (only when rows remain)."""
         from vidcap.runners import get_runner, runner_for
 
         if self.decode_workers > 0 and self.prompt.kind != "text" and self._pool is None:
-            ctx = multiprocessing.get_context("fork")
-            self._pool = cf.ProcessPoolExecutor(max_workers=self.decode_workers, mp_context=ctx)
-            list(self._pool.map(_warm, range(self.decode_workers)))  # fork them all now
+            self._pool = start_pool(self.decode_workers)
 
         if self.runner is None:  # a runner set beforehand (benchmarks, tests) is used as given
             self.runner = get_runner(runner_for(self.runner_name, media=True), self.runner_settings())
@@ -301,48 +273,8 @@ class CaptionStage(Stage):
         def fail(group, exc):
             failed.extend((row[ROW_ID], exc) for row, _, _ in group)
 
-        if self.decode_workers <= 0:
-            for path, group in clips.items():
-                t = time.perf_counter()
-                self.stats["decodes"] += 1
-                try:
-                    fr = _decode(path, frames, wargs)
-                except Exception as exc:  # noqa: BLE001 - FrameError etc.: the clip's rows fail
-                    fail(group, exc)
-                    fr = None
-                self.stats["input_wait_s"] += time.perf_counter() - t
-                if fr is not None:
-                    yield from ready(group, fr)
-            return
-        pool = self._pool
-        todo = iter(clips.items())
-        inflight: dict[cf.Future, list] = {}
-        try:
-            def top_up():
-                while len(inflight) < self.prefetch:
-                    item = next(todo, None)
-                    if item is None:
-                        return
-                    self.stats["decodes"] += 1
-                    inflight[pool.submit(_decode, item[0], frames, wargs)] = item[1]
-
-            top_up()
-            while inflight:
-                t = time.perf_counter()
-                done, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
-                self.stats["input_wait_s"] += time.perf_counter() - t
-                out = []
-                for fut in done:
-                    group = inflight.pop(fut)
-                    try:
-                        out += ready(group, fut.result())
-                    except Exception as exc:  # noqa: BLE001 - decode failure of this clip only
-                        fail(group, exc)
-                top_up()
-                yield from out
-        finally:
-            for fut in inflight:
-                fut.cancel()
+        yield from decoded_requests(clips, frames, wargs, ready, fail, self.stats, self.decode_workers, self._pool,
+                                    self.prefetch)
 
     def _request(self, row, system, user, fr, meta) -> Request:
         if self.prompt.kind == "image" or len(fr.indices) == 1:
@@ -380,14 +312,7 @@ class CaptionStage(Stage):
 
     def _window_args(self) -> dict | None:
         """What a decode worker needs to cut a clip into windows; None when windows are off."""
-        if self.windows is None:
-            return None
-        n = self.windows["frames_per_window"] or self.frames["num_frames"]
-        if self._frames_cap is not None:
-            n = min(int(n), self._frames_cap)
-        if self.prompt.kind == "image":
-            n = 1
-        return {"seconds": self.windows["seconds"], "min_seconds": self.windows["min_seconds"], "num_frames": int(n)}
+        return cw.decode_args(self.windows, self.frames["num_frames"], self._frames_cap, self.prompt.kind)
 
     def _window_requests(self, row, system, user, windows: list, meta) -> list[Request]:
         row_id = row[ROW_ID]

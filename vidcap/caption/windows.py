@@ -118,6 +118,21 @@ def decode_windows(path: str, time_range: tuple[float | None, float | None], fra
     return out
 
 
+def decode_args(windows: dict | None, num_frames, frames_cap: int | None, prompt_kind: str) -> dict | None:
+    """``decode_windows``' keyword arguments for the stage's windows settings (``seconds``,
+    ``min_seconds``, ``frames_per_window``): frames a window from ``frames_per_window``, else
+    ``num_frames``, at most ``frames_cap`` (the runner's limit), 1 for an image prompt; None when
+    windows are off."""
+    if windows is None:
+        return None
+    n = windows["frames_per_window"] or num_frames
+    if frames_cap is not None:
+        n = min(int(n), frames_cap)
+    if prompt_kind == "image":
+        n = 1
+    return {"seconds": windows["seconds"], "min_seconds": windows["min_seconds"], "num_frames": int(n)}
+
+
 def _window_frames(ws, we, frac, total, fps, first, last) -> tuple[int, int]:
     """Frames ``[s, e)`` of window ``[ws, we)`` inside the clip's frames ``[first, last)``."""
     try:

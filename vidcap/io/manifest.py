@@ -1,4 +1,5 @@
-"""Manifest tools: scan a folder into a table, merge part tables, subtract tables by ``path``.
+"""Manifest tools: read a manifest (a table or a NeVA prompt file, media paths resolved), scan a folder
+into a table, merge part tables, subtract tables by ``path``.
 
 Parity with Open-Sora's ``convert video|image ROOT`` (columns ``path,id,relpath``) and its ``datautil``
 merge / ``--difference``. Extra columns pass through verbatim; tables are keyed by ``path``.
@@ -11,11 +12,27 @@ from pathlib import Path
 import pandas as pd
 
 from vidcap.errors import TableError
+from vidcap.io.prompt_files import is_prompt_file, read_prompt_file
 from vidcap.io.tables import read_table
 from vidcap.media.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 KINDS = {"video": VIDEO_EXTENSIONS, "image": IMAGE_EXTENSIONS, "all": VIDEO_EXTENSIONS | IMAGE_EXTENSIONS}
 DUPLICATES = ("keep-first", "keep-last", "keep-all", "error")
+
+
+def read_manifest(path: str | Path, media_base_path: str | None = None, on_bad_line: str = "fail",
+                  required: tuple[str, ...] = ("path",)) -> pd.DataFrame:
+    """A manifest from CSV/Parquet (``vidcap.io.tables.read_table``) or a NeVA prompt file (``.jsonl``).
+
+    For a prompt file the bad lines are in ``df.attrs["bad_lines"]`` (a list of ``BadLine``) when
+    ``on_bad_line="report"``. Its ``path`` column is already absolute (``media_base_path`` applied).
+    """
+    if not is_prompt_file(path):
+        return read_table(path, required=required)
+    result = read_prompt_file(path, media_base_path=media_base_path, on_bad_line=on_bad_line)
+    table = result.table
+    table.attrs["bad_lines"] = result.bad_lines
+    return table
 
 
 def scan(root: str | Path, kind: str = "video") -> pd.DataFrame:

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vidcap.io.paths import resolve_media_path
+from vidcap.io.media_paths import resolve_media_path
 
 PARTITIONS = 256
 RANGE_COLUMNS = ("start", "end")
@@ -54,7 +54,7 @@ def text_cells(column: pa.Array | pa.ChunkedArray, as_float: bool = False) -> pa
 
 
 def resolve_paths(paths: pa.Array, base: str) -> pa.Array:
-    """``vidcap.io.paths.resolve_media_path`` over an array: '' stays '', relative paths are joined to
+    """``vidcap.io.media_paths.resolve_media_path`` over an array: '' stays '', relative paths are joined to
     ``base`` (already absolute and normalised), ``~`` expanded, ``.``/``..``/``//`` normalised."""
     prefix = base if base.endswith("/") else base + "/"
     joined = pc.if_else(pc.starts_with(paths, "/"), paths, pc.binary_join_element_wise(prefix, paths, ""))

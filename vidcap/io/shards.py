@@ -24,7 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidcap.errors import TableError
-from vidcap.io.paths import media_base, resolve_media_path  # noqa: F401 - part of this module's API
+from vidcap.io import table_batches  # by module: tests swap its functions (fault injection)
+from vidcap.io.media_paths import media_base
+from vidcap.io.row_keys import RANGE_COLUMNS, RowKeys, batch_ids_task
 from vidcap.io.tables import write_table, write_text
 
 ROW_ID = "row_id"
@@ -87,43 +89,34 @@ def make_shards(manifest: str | Path, outdir: str | Path, shard_size: int,
     processes (when ``expect_rows`` >= ``PARALLEL_MIN_ROWS``; the same ids), at most two batches
     per worker in flight.
     """
-    from vidcap.io.row_keys import RANGE_COLUMNS, RowKeys
-    from vidcap.io.table_batches import (
-        check_manifest,
-        int_columns_with_nulls,
-        iter_batches,
-        manifest_stamp,
-        table_columns,
-    )
-
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     for left in [*outdir.glob(".rowids-*"), *outdir.glob(".shard-*.parquet.tmp")]:   # a killed job's
         shutil.rmtree(left) if left.is_dir() else left.unlink(missing_ok=True)
-    check_manifest(manifest, encoding=False)   # the plan checked it; Arrow validates UTF-8 as it reads
-    stamp = manifest_stamp(manifest)
+    table_batches.check_manifest(manifest, encoding=False)   # the plan checked it; Arrow validates UTF-8 as it reads
+    stamp = table_batches.manifest_stamp(manifest)
     base = media_base(manifest, media_root)
-    ranges = tuple(c for c in RANGE_COLUMNS if c in table_columns(manifest, bad_lines))
-    keys = RowKeys(base, ranges, int_columns_with_nulls(manifest, ranges) if ranges else set(), spill_dir=outdir)
+    ranges = tuple(c for c in RANGE_COLUMNS if c in table_batches.table_columns(manifest, bad_lines))
+    keys = RowKeys(base, ranges, table_batches.int_columns_with_nulls(manifest, ranges) if ranges else set(), spill_dir=outdir)
     skipped: list = []
     writer = _ShardWriter(outdir, shard_size)
     rows = 0
     try:
         parallel = workers if (expect_rows or 0) >= PARALLEL_MIN_ROWS else 1
-        for batch, media, ids in _with_ids(iter_batches(manifest, bad_lines, skipped), keys, parallel):
+        for batch, media, ids in _with_ids(table_batches.iter_batches(manifest, bad_lines, skipped), keys, parallel):
             originals = batch.select([n for n in batch.schema.names if n not in INTERNAL])
             index = pa.array(np.arange(rows, rows + batch.num_rows, dtype=np.int64))
             full = pa.Table.from_arrays([ids, index, media, *originals.columns],
                                         names=[*INTERNAL, *originals.schema.names])
             writer.add(full)
             rows += batch.num_rows
-        if manifest_stamp(manifest) != stamp:
+        if table_batches.manifest_stamp(manifest) != stamp:
             raise TableError(f"{manifest}: the manifest changed while it was read; shard it again when it is "
                              "no longer being written")
         if expect_rows is not None and rows != expect_rows:
             raise TableError(f"{manifest}: {rows} rows now, {expect_rows} when the run was planned: the manifest "
                              "changed; start the run again")
-        columns = [c for c in table_columns(manifest, bad_lines) if c not in INTERNAL]
+        columns = [c for c in table_batches.table_columns(manifest, bad_lines) if c not in INTERNAL]
         empty = pa.schema([(ROW_ID, pa.string()), (ROW_INDEX, pa.int64()), (MEDIA_PATH, pa.string())]
                           + [(c, pa.string()) for c in columns])
         names = writer.finish(rows, empty)
@@ -151,8 +144,6 @@ def _with_ids(batches, keys, workers: int):
     import multiprocessing
     from collections import deque
 
-    from vidcap.io.row_keys import batch_ids_task
-
     def done(item):
         batch, result = item
         media, ids, rec = result.get()
@@ -175,8 +166,6 @@ def _with_ids(batches, keys, workers: int):
 def _renumber_repeats(keys, outdir: Path, names: list[str], shard_size: int) -> None:
     """Give every row that repeats an earlier row's key its ``k``-th id, rewriting only the shards
     that hold such rows (one at a time)."""
-    from vidcap.io.row_keys import RowKeys
-
     rows, ks = keys.repeats()
     if not len(rows):
         return

@@ -10,6 +10,7 @@ file-name order, every file with the same columns and types), or a NeVA prompt f
 * ``check_manifest`` raises ``TableError`` naming the file for what would fail later: a CSV that is
   binary or not UTF-8 (the line and byte of the first bad byte), a Parquet folder whose files differ
   in columns or types (the first such file), a ``path`` column that is all null, no ``path`` column.
+* ``read_table_columns``: only some columns of a table.
 * ``count_manifest_rows``: Parquet from its footers; CSV by one streaming parse of the ``path`` column.
 * ``manifest_stamp``: size and modification time of the file(s), to notice a manifest that changes
   while it is read.
@@ -17,14 +18,18 @@ file-name order, every file with the same columns and types), or a NeVA prompt f
 from __future__ import annotations
 
 import codecs
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from vidcap.errors import TableError
+from vidcap.io.prompt_files import PROMPT_COLUMNS, BadLine, iter_prompt_file, log, scan_prompt_file
+from vidcap.io.tables import check_columns, read_table, table_format, write_text
 
 BATCH_ROWS = 65_536
 CSV_BLOCK_BYTES = 8 << 20
@@ -33,8 +38,6 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 
 def manifest_kind(path: str | Path) -> str:
     """'csv', 'parquet', 'parquet_dir' or 'jsonl'; TableError for a missing file or an unknown format."""
-    from vidcap.io.tables import table_format
-
     path = Path(path)
     if path.is_dir():
         return "parquet_dir"
@@ -150,6 +153,28 @@ def table_columns(path: str | Path, bad_lines: str = "fail") -> list[str]:
     return list(parquet_schema(path).names)
 
 
+def read_table_columns(path: str | Path, columns: list[str], bad_lines: str = "fail") -> pd.DataFrame:
+    """Only ``columns`` of a table, as ``vidcap.io.tables.read_table`` reads it (all must exist;
+    TableError otherwise). A prompt file is read whole; ``bad_lines`` as for ``read_table``."""
+    path = Path(path)
+    if table_format(path) == "jsonl":
+        if not path.is_file():
+            raise TableError(f"table not found: {path}")
+        return read_table(path, required=columns, bad_lines=bad_lines)[list(columns)]
+    if table_format(path) == "parquet":
+        names = table_columns(path)
+        check_columns(pd.DataFrame(columns=names), columns, path)
+        return pq.read_table(path, columns=columns).to_pandas()
+    if not path.is_file():
+        raise TableError(f"table not found: {path}")
+    try:
+        header = pd.read_csv(path, nrows=0, dtype=str)
+    except pd.errors.EmptyDataError:
+        raise TableError(f"{path}: empty table (no header line)") from None
+    check_columns(header, columns, path)
+    return pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, na_filter=False)
+
+
 def check_manifest(path: str | Path, encoding: bool = True) -> None:
     """What would fail later, found before anything runs (module docstring); cheap for Parquet (footers
     only); a CSV is streamed once for its encoding (``encoding=False``: not)."""
@@ -212,8 +237,6 @@ def count_manifest_rows(path: str | Path, bad_lines: str = "fail") -> int:
             return sum(b.num_rows for b in _csv_batches(path))
         return sum(b.num_rows for b in _csv_batches(path, ["path"]))
     if kind == "jsonl":
-        from vidcap.io.neva import scan_prompt_file
-
         return scan_prompt_file(path, bad_lines)[0]
     return sum(_footer(f).metadata.num_rows for f in _files(path, kind))
 
@@ -222,8 +245,6 @@ def checked_row_count(path: str | Path, cache: Path | None = None) -> int:
     """``check_manifest`` then ``count_manifest_rows``, remembered in ``cache`` (JSON: the manifest's
     absolute path, ``manifest_stamp`` and rows) when its folder exists, so the next plan of the same
     unchanged manifest (a rerun, every job of a cluster run) reads nothing. Not for prompt files."""
-    import json
-
     key = {"manifest": str(Path(path).resolve()), "stamp": [list(s) for s in manifest_stamp(path)]}
     if cache is not None and cache.is_file():
         try:
@@ -235,8 +256,6 @@ def checked_row_count(path: str | Path, cache: Path | None = None) -> int:
     check_manifest(path)
     rows = count_manifest_rows(path)
     if cache is not None and cache.parent.is_dir() and [list(s) for s in manifest_stamp(path)] == key["stamp"]:
-        from vidcap.io.tables import write_text
-
         write_text(cache, json.dumps({**key, "rows": rows}))
     return rows
 
@@ -297,8 +316,6 @@ def iter_batches(path: str | Path, bad_lines: str = "fail", skipped: list | None
 
 def prompt_file_columns(path: str | Path, bad_lines: str = "fail") -> list[str]:
     """Columns of a prompt file read as a table: ``PROMPT_COLUMNS`` then other keys by first appearance."""
-    from vidcap.io.neva import PROMPT_COLUMNS, BadLine, iter_prompt_file, scan_prompt_file
-
     scan_prompt_file(path, bad_lines)   # 'fail': every bad line listed before anything is written
     extra: dict[str, None] = {}
     for item in iter_prompt_file(path, resolve=False):
@@ -308,16 +325,12 @@ def prompt_file_columns(path: str | Path, bad_lines: str = "fail") -> list[str]:
 
 
 def _prompt_batches(path: Path, bad_lines: str, skipped: list) -> Iterator[pa.RecordBatch]:
-    import logging
-
-    from vidcap.io.neva import BadLine, iter_prompt_file
-
     columns = prompt_file_columns(path, bad_lines)
     schema = pa.schema([(c, pa.string()) for c in columns])
     rows: list[dict] = []
     for item in iter_prompt_file(path, resolve=False):
         if isinstance(item, BadLine):
-            logging.getLogger("vidcap.io.neva").warning("prompt file %s line %d skipped: %s", path, item.line, item.reason)
+            log.warning("prompt file %s line %d skipped: %s", path, item.line, item.reason)
             skipped.append(item)
             continue
         rows.append(item)

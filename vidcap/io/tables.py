@@ -4,20 +4,17 @@ CSV cells are read as strings exactly as written (no NA guessing, no number pars
 come back verbatim (quotes, commas, newlines, unicode). Every write is atomic: a temporary file in the
 same folder, then ``os.replace``; a reader never sees a half-written table.
 
-A ``.jsonl`` / ``.ndjson`` file is a NeVA prompt file (``vidcap.io.neva``): read line by line into one row
+A ``.jsonl`` / ``.ndjson`` file is a NeVA prompt file (``vidcap.io.prompt_files``): read line by line into one row
 per question (``path`` as written, ``media_type``, ``prompt``, ``category``, ``question_id``, other keys
-as string columns). ``bad_lines``: ``fail`` (default) raises ``vidcap.io.neva.PromptFileError`` (a
+as string columns). ``bad_lines``: ``fail`` (default) raises ``vidcap.io.prompt_files.PromptFileError`` (a
 ``TableError``) listing every bad line by number; ``report`` skips them (listed in
 ``df.attrs["bad_lines"]`` and logged). CSV and Parquet ignore ``bad_lines``.
 """
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidcap.errors import TableError
+from vidcap.io.atomic import atomic_path
+from vidcap.io.prompt_files import read_prompt_file, write_prompt_file
 
 FORMATS = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson")
 
@@ -46,8 +45,6 @@ def table_format(path: str | Path) -> str:
 
 
 def _read_prompt_file(path: Path, bad_lines: str) -> pd.DataFrame:
-    from vidcap.io.neva import read_prompt_file  # lazy: vidcap.io.neva writes through this module
-
     result = read_prompt_file(path, on_bad_line=bad_lines, resolve=False)
     df = result.table
     df.attrs["bad_lines"] = result.bad_lines
@@ -97,83 +94,13 @@ def check_columns(df: pd.DataFrame, required, where) -> None:
         raise TableError(f"{where}: missing required column(s) {', '.join(missing)}; columns found: {have}")
 
 
-def count_rows(path: str | Path, bad_lines: str = "fail") -> int:
-    """Number of data rows, read cheaply with bounded memory (``vidcap.io.table_batches.count_manifest_rows``:
-    Parquet footers; CSV streamed; a prompt file's good lines; ``bad_lines`` as for ``read_table``)."""
-    from vidcap.io.table_batches import count_manifest_rows
-
-    return count_manifest_rows(path, bad_lines)
-
-
-def read_table_columns(path: str | Path, columns: list[str], bad_lines: str = "fail") -> pd.DataFrame:
-    """Only ``columns`` of a table (all must exist; TableError otherwise)."""
-    path = Path(path)
-    if table_format(path) == "jsonl":
-        if not path.is_file():
-            raise TableError(f"table not found: {path}")
-        df = _read_prompt_file(path, bad_lines)
-        check_columns(df, columns, path)
-        return df[list(columns)]
-    if table_format(path) == "parquet":
-        from vidcap.io.table_batches import table_columns
-
-        names = table_columns(path)
-        check_columns(pd.DataFrame(columns=names), columns, path)
-        return pq.read_table(path, columns=columns).to_pandas()
-    if not path.is_file():
-        raise TableError(f"table not found: {path}")
-    try:
-        header = pd.read_csv(path, nrows=0, dtype=str)
-    except pd.errors.EmptyDataError:
-        raise TableError(f"{path}: empty table (no header line)") from None
-    check_columns(header, columns, path)
-    return pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, na_filter=False)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str = ".tmp"):
-    """The one way vidcap writes a file: yields a temporary path in the same folder; when the block
-    ends without error the file is fsynced, given the usual permissions (umask applied, not
-    mkstemp's 0600) and renamed over ``path``; on error it is removed. Readers never see half a file.
-    ``suffix``: the temporary name's ending (a writer that picks the format from it, e.g. ``.mp4``).
-    A full disk raises ``OSError(ENOSPC)`` naming ``path`` (not the temporary name).
-
-    Fault injection for tests: ``VIDCAP_FAULT_ENOSPC=<path>`` makes writing that path fail as on a
-    full disk.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        if os.environ.get("VIDCAP_FAULT_ENOSPC") and Path(os.environ["VIDCAP_FAULT_ENOSPC"]).resolve() == path.resolve():
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
-        raise
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_table(df: pd.DataFrame | pa.Table, path: str | Path) -> Path:
     """Write CSV or Parquet (by extension) atomically; returns the path. ``.jsonl``: a NeVA prompt file
-    (``vidcap.io.neva.write_prompt_file``; needs ``path``, ``prompt`` and ``question_id``; other
+    (``vidcap.io.prompt_files.write_prompt_file``; needs ``path``, ``prompt`` and ``question_id``; other
     columns become string keys)."""
     path = Path(path)
     fmt = table_format(path)
     if fmt == "jsonl":
-        from vidcap.io.neva import write_prompt_file
-
         return write_prompt_file(df.to_pandas() if isinstance(df, pa.Table) else df, path, keep_columns=True)
     with atomic_path(path) as tmp:
         if fmt == "csv":

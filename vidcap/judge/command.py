@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     for a missing or ambiguous input, else 0 after printing the category table and a summary line."""
     # pandas/pyarrow: loaded only when the command runs, not for every `vidcap` call
     from vidcap.judge import run as judge_run
-    from vidcap.judge.core import format_category_table, from_stage_table, order_agreement
+    from vidcap.judge.columns import from_stage_table
+    from vidcap.judge.summary import format_category_table, order_agreement
 
     if not args.output:
         print("vidcap judge: error: give -o/--output (a folder)", file=sys.stderr)

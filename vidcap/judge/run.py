@@ -28,8 +28,9 @@ from pathlib import Path
 import pandas as pd
 
 from vidcap.errors import TableError
+from vidcap.io.media_paths import media_base, resolve_media_path
 from vidcap.io.run_dir import RunDir
-from vidcap.io.shards import MEDIA_PATH, ROW_ID, media_base, resolve_media_path
+from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.io.tables import cell_text
 
 log = logging.getLogger("vidcap.judge.run")
@@ -52,7 +53,8 @@ def pairs_from_answers(answers_a: str | Path, answers_b: str | Path, questions: 
     one, is a pair with ``error_a``/``error_b``. Without ``questions``, answers that carry no question
     (a ``{"response_id", "response"}`` file) are refused: TableError naming the files and the count,
     as a judge shown an empty question scores the answers against nothing."""
-    from vidcap.io.neva import read_answers, read_prompt_file
+    from vidcap.io.answers import read_answers
+    from vidcap.io.prompt_files import read_prompt_file
 
     a = read_answers(answers_a, on_bad_line).table
     b = read_answers(answers_b, on_bad_line).table
@@ -149,7 +151,7 @@ def pairs_from_run(run: str | Path, reference: str | Path, column: str = "text",
                    on_bad_line: str = "fail") -> pd.DataFrame:
     """Pairs from one finished run (answer B: ``column``) and a reference answers file (answer A),
     matched by ``question_id``."""
-    from vidcap.io.neva import read_answers
+    from vidcap.io.answers import read_answers
 
     df, base = _run_table(run)
     if "question_id" not in df.columns:
@@ -207,7 +209,8 @@ def judge_folder(pairs: pd.DataFrame, out: str | Path, settings: dict | None = N
     category table). ``runner``: a runner object to use instead of the configured one (benches, tests).
     A rerun on the same folder takes finished pairs from the journal."""
     from vidcap.io.tables import write_table
-    from vidcap.judge.core import category_table, from_stage_table
+    from vidcap.judge.columns import from_stage_table
+    from vidcap.judge.summary import category_table
     from vidcap.stages.base import run_stage
 
     out = Path(out)
@@ -231,7 +234,7 @@ def estimate_folder(pairs: pd.DataFrame, out: str | Path, settings: dict | None 
     ``sample`` > 0, that many pairs are judged for real first (``measure_judge``: latency, tokens,
     retries, the runner's own rate) and the projection uses what they measured; with 0 nothing is
     sent (prompt tokens from the rendered requests; time only from configured limits)."""
-    from vidcap.judge.core import estimate_judge, measure_judge
+    from vidcap.judge.driver import estimate_judge, measure_judge
     from vidcap.stages.base import read_rows
 
     run, stage = _prepare(pairs, Path(out), settings)

@@ -38,7 +38,9 @@ from vidcap.config import stage_settings
 from vidcap.errors import ConfigError, StageRowError, describe_error
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.io.tables import cell_text
-from vidcap.judge.core import JudgeItem, iter_judge, to_stage_row
+from vidcap.judge.columns import to_stage_row
+from vidcap.judge.core import JudgeItem
+from vidcap.judge.driver import iter_judge
 from vidcap.judge.rules import load_rules
 from vidcap.media.timerange import row_range
 from vidcap.runners import result_settings
@@ -66,7 +68,7 @@ class JudgeStage(Stage):
     version = "2"
 
     def __init__(self, params: dict | None = None):
-        from vidcap.judge.core import STAGE_COLUMNS
+        from vidcap.judge.columns import STAGE_COLUMNS
 
         s = stage_settings(self.name, params)
         self.settings = s
@@ -166,7 +168,7 @@ class JudgeStage(Stage):
     def load_reference(self) -> dict[str, dict]:
         """The reference answers by ``question_id`` (read once; bad lines stop the job, listed)."""
         if self.reference is None:
-            from vidcap.io.neva import read_answers
+            from vidcap.io.answers import read_answers
 
             table = read_answers(self.settings["reference_answers"]).table
             self.reference = {str(r["question_id"]): r for r in table.to_dict("records")}

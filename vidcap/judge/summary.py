@@ -16,11 +16,16 @@ category (sorted by name):
 Intervals: percentile intervals at ``level`` of ``n_boot`` resamples of the category's rows with
 replacement, ``numpy.random.default_rng(seed)``; the three statistics share each resample; None
 when the category has fewer than 2 rows. Same rows and seed: same table.
+
+``order_agreement(rows)``: how often both orders agree on the winner, and how often the answer shown
+first wins (position bias at a glance).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from vidcap.judge.core import winner
 
 _PER_ORDER = ("score_a_ab", "score_b_ab", "score_a_ba", "score_b_ba")
 
@@ -131,3 +136,21 @@ def format_category_table(table: pd.DataFrame, label_a: str = "A", label_b: str 
                      f"{bias} | {_ci(r.get('bias_ci_low'), r.get('bias_ci_high'), 2)} | "
                      f"{_f(r.get('relative_corrected'), 1)} | {_ci(r.get('corrected_ci_low'), r.get('corrected_ci_high'))} |")
     return "\n".join(lines)
+
+
+def order_agreement(rows: pd.DataFrame) -> dict:
+    """Over rows judged in both orders: ``pairs``, ``agree`` (same winner in both orders, ties
+    included as a winner), ``share``, and ``first_position_wins``: how often the answer shown first
+    won (a position-biased judge is above half of the decided verdicts)."""
+    both = rows.dropna(subset=["score_a_ab", "score_b_ab", "score_a_ba", "score_b_ba"])
+    pairs = len(both)
+    agree = int(sum(winner(r.score_a_ab, r.score_b_ab) == winner(r.score_a_ba, r.score_b_ba)
+                    for r in both.itertuples()))
+    first = decided = 0
+    for r in both.itertuples():
+        for s1, s2 in ((r.score_a_ab, r.score_b_ab), (r.score_b_ba, r.score_a_ba)):   # (first shown, second)
+            if s1 != s2:
+                decided += 1
+                first += s1 > s2
+    return {"pairs": pairs, "agree": agree, "share": agree / pairs if pairs else None,
+            "first_position_wins": first / decided if decided else None, "decided_verdicts": decided}

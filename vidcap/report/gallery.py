@@ -126,7 +126,7 @@ def thumbnails(path: str, indices: list[int] | None, count: int, size: int,
 
 def gallery(df: pd.DataFrame, picks, media_base: str, opts: dict, caption_column: str,
             tag_cols: dict[str, str], decoder: str | None = None, threads: int = 2) -> list[dict]:
-    from vidcap.io.shards import resolve_media_path
+    from vidcap.io.media_paths import resolve_media_path
 
     has_caption = "caption_model" in df.columns or "caption_error" in df.columns
     err_cols = [c for c in df.columns if c.endswith("_error")]

@@ -69,8 +69,9 @@ def judge_section(df: pd.DataFrame, media_base: str, opts: dict, config: dict | 
     """What the template's judge section shows, or None when the table has no judge columns."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from vidcap.io.shards import resolve_media_path
-    from vidcap.judge.core import category_table, from_stage_table, order_agreement
+    from vidcap.io.media_paths import resolve_media_path
+    from vidcap.judge.columns import from_stage_table
+    from vidcap.judge.summary import category_table, order_agreement
 
     if "judge_score_a" not in df.columns or "judge_error" not in df.columns:
         return None

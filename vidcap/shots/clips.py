@@ -26,7 +26,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from vidcap.errors import FrameError, MediaError, describe_error
-from vidcap.io.tables import atomic_path
+from vidcap.io.atomic import atomic_path
 from vidcap.shots.decode import open_video
 
 MODES = ("copy", "reencode")

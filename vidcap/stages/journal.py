@@ -17,8 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from vidcap.io.atomic import atomic_path
 from vidcap.io.shards import ROW_ID
-from vidcap.io.tables import atomic_path
 
 log = logging.getLogger("vidcap.stages.journal")
 

@@ -1,5 +1,5 @@
-"""Manifest paths to media files: the folder relative paths resolve against (``media_base``) and the
-absolute file name of one ``path`` cell (``resolve_media_path``). Standard library only."""
+"""Where a manifest's media paths point: ``~`` expanded, relative paths joined to the media base
+(``media_root``, else the manifest's folder). No other vidcap import."""
 from __future__ import annotations
 
 import os
