@@ -31,6 +31,7 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy vidcap
 	$(VENV)/bin/snakefmt --check Snakefile rules
 
 bench-plan: install

@@ -133,8 +133,9 @@ def stage_settings(stage: str, params: dict | None, passthrough: tuple[str, ...]
     allowed.
     """
     section, root = stage_schema(stage)
-    raw = {k: v for k, v in (params or {}).items() if k not in (*WORKFLOW_KEYS, *passthrough)}
-    extra = {k: params[k] for k in passthrough if k in (params or {})}
+    params = params or {}
+    raw = {k: v for k, v in params.items() if k not in (*WORKFLOW_KEYS, *passthrough)}
+    extra = {k: params[k] for k in passthrough if k in params}
     filled = fill_defaults(raw, section, root)
     check = {**section, "$defs": root.get("$defs", {})}
     errors = sorted(Draft202012Validator(check).iter_errors(filled), key=lambda e: list(e.absolute_path))

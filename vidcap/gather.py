@@ -141,7 +141,7 @@ def mark_duplicates(df: pd.DataFrame, column: str) -> pd.Series:
         log.warning("caption_duplicate: no column %r; nothing marked", column)
         return pd.Series([None] * len(df), index=df.index, dtype=pd.ArrowDtype(pa.string()))
     first: dict[str, str] = {}
-    out = []
+    out: list[str | None] = []
     for text, row_id in zip(df[column], df[ROW_ID]):
         key = None if text is None or pd.isna(text) else str(text)
         if not key or not key.strip():

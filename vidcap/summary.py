@@ -107,8 +107,8 @@ def _as_list(value) -> list | None:
 
 def _is_tag_column(series: pd.Series) -> bool:
     sample = [v for v in series.head(200) if _present(v)]
-    lists = [_as_list(v) for v in sample if not isinstance(v, str) or v.strip().startswith("[")]
-    lists = [x for x in lists if x is not None]
+    parsed = [_as_list(v) for v in sample if not isinstance(v, str) or v.strip().startswith("[")]
+    lists = [x for x in parsed if x is not None]
     if not lists or len(lists) < len(sample):
         return False
     values = [v for lst in lists for v in lst]

@@ -181,6 +181,7 @@ class Plan:
         """What ``rule all`` asks for: the merged table, summary and report, and every stage output
         (so a stage output that went missing is always made again, even when the table exists)."""
         run = self.run
+        outputs: list[str | Path]
         if self.clip_step:
             outputs = list(self.step_outputs().values())
         else:

@@ -136,8 +136,8 @@ def estimate(config: dict, sample: int = 8, seed: int = 0, jobs: int = 1, workdi
 
     params = stage_params(config, "caption")
     runner = params.get("runner", "transformers")
-    with tempfile.TemporaryDirectory(prefix="vidcap-estimate-", dir=workdir) as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="vidcap-estimate-", dir=workdir) as tmp_name:
+        tmp = Path(tmp_name)
         write_table(part, tmp / "sample.parquet")
         shard = make_shards(tmp / "sample.parquet", tmp / "shards", n)[0]
         stage = get_stage(STAGE, params)
@@ -164,11 +164,12 @@ def estimate(config: dict, sample: int = 8, seed: int = 0, jobs: int = 1, workdi
            "output_tokens_mean": float(ot.mean()) if len(ok) else None,
            "cost_per_row": float(cost.mean()) if cost is not None and cost.notna().any() else None}
     # throughput of one job
+    rate: float | None
     if runner == "openai":
         o = config["stages"][STAGE]["openai"]
         lat = stats.item_seconds or stats.request_seconds
         res["latency_s_mean"] = statistics.fmean(lat) if lat else None
-        limits = {}
+        limits: dict[str, float] = {}
         if res["latency_s_mean"]:
             limits["concurrency"] = o["concurrency"] / res["latency_s_mean"]
         if o.get("requests_per_minute"):
@@ -178,7 +179,7 @@ def estimate(config: dict, sample: int = 8, seed: int = 0, jobs: int = 1, workdi
             limits["tokens_per_minute"] = o["tokens_per_minute"] / 60.0 / per
         res["rate_limits"] = limits
         rate = min(limits.values()) if limits else n / wall
-        res["bound_by"] = min(limits, key=limits.get) if limits else "sample wall time"
+        res["bound_by"] = min(limits, key=limits.__getitem__) if limits else "sample wall time"
         res["retries"] = stats.retries
     else:
         rate = n / wall if wall > 0 else None

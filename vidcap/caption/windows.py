@@ -28,7 +28,7 @@ from vidcap.media.files import check_file, media_type, open_video, probe_stream
 from vidcap.media.frames import Frames, frame_indices, read_frames
 from vidcap.media.timerange import range_frames
 from vidcap.prompts import Prompt
-from vidcap.runners.base import Generation, Request
+from vidcap.runners.base import Generation, Request, Runner
 
 SEP = "\x1f"   # request id of a window: row id + SEP + window number
 _EPS = 1e-9
@@ -202,7 +202,7 @@ def combine(answers: list[Generation], spans: list[tuple[float, float]], clean) 
     return windows, Generation(
         text="", finish_reason="length" if "length" in reasons else next((r for r in reasons if r != "stop"), "stop"),
         output_tokens=sum(int(g.output_tokens) for g in answers),
-        prompt_tokens=None if any(p is None for p in prompt_tokens) else sum(int(p) for p in prompt_tokens),
+        prompt_tokens=None if any(p is None for p in prompt_tokens) else sum(int(p) for p in prompt_tokens if p is not None),
         extra=extra)
 
 
@@ -226,7 +226,7 @@ class Summarizer:
         from vidcap.runners import runner_for
 
         self.runner_name = runner_for(self.block, media=False)
-        self.runner = None
+        self.runner: Runner | None = None
         self.provenance: dict = {}
 
     def params(self) -> dict:
@@ -255,6 +255,7 @@ class Summarizer:
             system, user = self.prompt.render(text)
             requests.append(Request(row_id, user=user, system=system))
         pending = {r.row_id for r in requests}
+        assert self.runner is not None, "load() first"
         for row_id, gen in self.runner.run(requests):
             if row_id in pending:
                 pending.discard(row_id)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import pyarrow as pa
 
@@ -111,7 +112,7 @@ class CleanStage(Stage):
         params.update(text_column=self.text_column, tokenizer=self.tokenizer_name,
                       repeat_ngram=int(s["repeat_ngram"]), repeat_count=int(s["repeat_count"]))
         super().__init__(params)
-        self.tokenizer = None
+        self.tokenizer: Any = None  # a transformers tokenizer once loaded
         self._tried = False
 
     def setup(self) -> None:

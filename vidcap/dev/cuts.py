@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,6 @@ def photos() -> list[np.ndarray]:
     import cv2
 
     try:
-        import skimage
         from skimage import data
 
         imgs = []
@@ -135,7 +135,7 @@ def photos() -> list[np.ndarray]:
             if im.ndim == 2:
                 im = np.repeat(im[..., None], 3, axis=2)
             imgs.append(np.ascontiguousarray(im[..., :3]).astype(np.uint8))
-        source = f"scikit-image {skimage.__version__} photographs ({len(imgs)})"
+        source = f"scikit-image {version('scikit-image')} photographs ({len(imgs)})"
     except Exception:  # noqa: BLE001 - scikit-image missing or a photo absent: procedural stand-ins
         imgs = [_procedural(i) for i in range(len(PHOTO_NAMES))]
         source = f"procedural textures ({len(imgs)}; scikit-image not available)"
@@ -155,7 +155,7 @@ def _procedural(seed: int) -> np.ndarray:
     img = np.zeros((512, 512, 3), np.float32)
     for scale in (4, 16, 64):
         small = rng.normal(0, 1, (512 // scale + 1, 512 // scale + 1, 3)).astype(np.float32)
-        img += 40 * cv2.resize(small, (512, 512), interpolation=cv2.INTER_CUBIC) / math.sqrt(scale / 4)
+        img += (40 * cv2.resize(small, (512, 512), interpolation=cv2.INTER_CUBIC) / math.sqrt(scale / 4)).astype(np.float32)
     img = np.clip(img + 128, 0, 255).astype(np.uint8)
     for _ in range(60):
         color = tuple(int(c) for c in rng.integers(0, 256, 3))
@@ -311,7 +311,7 @@ class Renderer:
         cx = shot.cx * W + (shot.vx * tau + disp[tau]) * crop_w
         cy = shot.cy * H + shot.vy * tau * crop_h
         s = crop_h / self.h  # photo pixels per output pixel
-        m = np.float32([[s, 0, cx - s * self.w / 2], [0, s, cy - s * self.h / 2]])
+        m = np.array([[s, 0, cx - s * self.w / 2], [0, s, cy - s * self.h / 2]], np.float32)
         frame = cv2.warpAffine(src, m, (self.w, self.h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_REFLECT101)
         blur = int(round(abs(speed[tau]) * self.w * 0.5))

@@ -87,6 +87,7 @@ def write_video(
     make = frames or (lambda i: pattern_frame(i, width, height, seed))
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec_name, rate=fps)
+        assert isinstance(stream, av.VideoStream), codec_name  # CODECS holds video codecs only
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if codec == "h264":
             stream.options = {"preset": "ultrafast", "g": str(max(fps, 1))}

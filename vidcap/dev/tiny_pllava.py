@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from vidcap.dev.tiny_models import (
     _VICUNA_SPECIAL,
@@ -61,7 +62,8 @@ def build_tiny_pllava(outdir, *, num_frames: int = 4, pooling_shape=None, lora_r
         text.update(vocab_size=len(tok), max_position_embeddings=int(max_position_embeddings))
     config = pllava_config(size, num_frames=num_frames, pooling_shape=pooling_shape, text=text,
                            image_token_index=ids["<image>"])
-    side = config.vision_config.image_size
+    vision: Any = config.vision_config  # a PreTrainedConfig once LlavaConfig is built (annotated as maybe a dict)
+    side = vision.image_size
     image_processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
     processor = PllavaProcessor(tok, image_processor, config)
 

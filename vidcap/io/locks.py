@@ -49,6 +49,7 @@ class FileLock:
         self.path = Path(path)
         self.what = what
         self._fd: int | None = None
+        self._held: Path | None = None  # the fallback lock file while held
         self._fallback = False
         self._stop = threading.Event()
 
@@ -152,7 +153,7 @@ class FileLock:
             finally:
                 os.close(self._fd)
                 self._fd = None
-        if self._fallback and getattr(self, "_held", None):
+        if self._fallback and self._held:
             self._stop.set()
             self._held.unlink(missing_ok=True)
             self._held = None

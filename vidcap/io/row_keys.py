@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -78,7 +79,7 @@ def hex_ids(digests: bytes, n: int) -> pa.Array:
 
 def digest_all(items: list[bytes]) -> bytes:
     base = hashlib.blake2b(digest_size=8)
-    out = []
+    out: list[bytes] = []
     append = out.append
     for item in items:
         h = base.copy()
@@ -129,7 +130,7 @@ class RowKeys:
         self.range_columns = tuple(range_columns)
         self.float_columns = float_columns or set()
         self._dir = Path(tempfile.mkdtemp(prefix=".rowids-", dir=spill_dir))
-        self._files: dict[int, object] = {}
+        self._files: dict[int, BinaryIO] = {}
 
     def keys(self, batch: pa.RecordBatch | pa.Table, media: pa.Array) -> pa.Array:
         """Each row's key from its resolved media path and range cells."""
@@ -146,7 +147,7 @@ class RowKeys:
         part = (rec["h1"] >> np.uint64(56)).astype(np.intp)
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(PARTITIONS + 1))
-        for p in np.flatnonzero(np.diff(bounds)):
+        for p in np.flatnonzero(np.diff(bounds)).tolist():
             fh = self._files.get(p) or self._files.setdefault(p, open(self._dir / f"{p:03d}", "ab"))
             rec[order[bounds[p]:bounds[p + 1]]].tofile(fh)
 

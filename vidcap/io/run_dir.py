@@ -152,7 +152,7 @@ class RunDir:
 
     def stage_names(self) -> list[str]:
         """Stages that have left any output, journal or stats in this run, sorted by name."""
-        names = set()
+        names: set[str] = set()
         for kind in ("stages", "journal", "stats"):
             folder = self.root / kind
             if folder.is_dir():

@@ -150,7 +150,7 @@ def _with_ids(batches, keys, workers: int):
         keys.spill(rec)
         return batch, media, ids
 
-    pending = deque()
+    pending: deque = deque()
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         for batch in batches:
             need = batch.select([c for c in ("path", *keys.range_columns) if c in batch.schema.names])
@@ -190,7 +190,8 @@ class _ShardWriter:
     def __init__(self, outdir: Path, shard_size: int):
         self.outdir, self.shard_size = outdir, shard_size
         self.index, self.filled, self.schema = 0, 0, None
-        self._writer = self._tmp = None
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
         self.names: list[str] = []
 
     def add(self, table: pa.Table) -> None:
@@ -214,6 +215,7 @@ class _ShardWriter:
                 self._close_shard()
 
     def _close_shard(self) -> None:
+        assert self._writer is not None and self._tmp is not None, "no shard open"
         self._writer.close()
         self._writer = None
         self.names.append(self._tmp.name)

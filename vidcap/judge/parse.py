@@ -123,7 +123,7 @@ def _from_json(obj: dict) -> Verdict | None:
 
 def _criteria(value) -> dict[str, list[float]]:
     """Per-criterion [score 1, score 2] pairs; entries that are not two scores in range are left out."""
-    out = {}
+    out: dict[str, list[float]] = {}
     if not isinstance(value, dict):
         return out
     for name, pair in value.items():
@@ -131,8 +131,9 @@ def _criteria(value) -> dict[str, list[float]]:
         if key not in CAPTION_CRITERIA or not isinstance(pair, (list, tuple)) or len(pair) != 2:
             continue
         nums = [_number(v) for v in pair]
-        if all(n is not None and MIN_SCORE <= n <= MAX_SCORE for n in nums):
-            out[key] = nums
+        scores = [n for n in nums if n is not None and MIN_SCORE <= n <= MAX_SCORE]
+        if len(scores) == len(nums):
+            out[key] = scores
     return out
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -242,7 +243,7 @@ def estimate_folder(pairs: pd.DataFrame, out: str | Path, settings: dict | None 
     items = [stage.item(r) for r in rows]
     s = stage.settings
     block = s.get(stage.runner_name, {}) if stage.runner_name == "openai" else {}
-    kw = {"both_orders": bool(s["both_orders"]), "concurrency": int(block.get("concurrency") or 1),
+    kw: dict[str, Any] = {"both_orders": bool(s["both_orders"]), "concurrency": int(block.get("concurrency") or 1),
           "price_per_1m_input": block.get("price_per_1m_input"), "price_per_1m_output": block.get("price_per_1m_output"),
           "requests_per_minute": block.get("requests_per_minute"), "tokens_per_minute": block.get("tokens_per_minute"),
           "output_tokens": float(s["generation"]["max_new_tokens"]) / 2}

@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -45,6 +46,10 @@ from vidcap.judge.rules import load_rules
 from vidcap.media.timerange import row_range
 from vidcap.runners import result_settings
 from vidcap.stages.base import Stage
+
+if TYPE_CHECKING:  # runners and frames load with the model, not at plan time
+    from vidcap.media.frames import Frames
+    from vidcap.runners.base import Runner
 
 log = logging.getLogger("vidcap.judge.stage")
 
@@ -125,7 +130,7 @@ class JudgeStage(Stage):
             "frames": dict(s["frames"]) if self.attach_frames else None,
             "generation": dict(s["generation"]),
         })
-        self.runner = None
+        self.runner: Runner | None = None
         self.provenance: dict = {}
 
     # ---------------------------------------------------------------------------------- runner
@@ -218,7 +223,7 @@ class JudgeStage(Stage):
         from vidcap.media.frames import sample_frames
 
         f = self.settings["frames"]
-        cache: dict[str, object] = {}
+        cache: dict[tuple, Frames | BaseException] = {}
         for item, row in zip(items, rows, strict=True):
             if item.error:
                 continue

@@ -7,8 +7,12 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vidcap.errors import MediaError
+
+if TYPE_CHECKING:  # PyAV is imported where media is opened, not at import time
+    from av.video.stream import VideoStream as AVStream
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m2ts", ".webm"})
@@ -46,7 +50,7 @@ class VideoStream:
     no rate); ``duration`` in seconds from the stream, else the container (None if neither says).
     """
 
-    stream: object
+    stream: AVStream
     header_frames: int
     total_frames: int
     counted: bool

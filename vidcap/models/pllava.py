@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,6 +77,7 @@ def set_pooling(config, num_frames: int, pooling_shape=None):
     grid = patch_grid(config)
     if num_frames is None or int(num_frames) < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames!r}")
+    shape: tuple[int, ...]
     if pooling_shape is None:
         shape = default_pooling_shape(int(num_frames), grid)
     else:
@@ -151,7 +153,8 @@ def pool_video_features(features: torch.Tensor, num_frames: int, grid: int, pool
         raise ValueError(f"cannot pool {n} frames of {tokens} tokens as videos of {num_frames} frames of "
                          f"{grid}x{grid} patches")
     x = features.reshape(n // num_frames, num_frames, grid, grid, dim).permute(0, 4, 1, 2, 3)
-    x = F.adaptive_avg_pool3d(x, tuple(int(v) for v in pooling_shape))
+    t, h, w = (int(v) for v in pooling_shape)
+    x = F.adaptive_avg_pool3d(x, (t, h, w))
     return x.flatten(2).transpose(1, 2)
 
 
@@ -175,7 +178,8 @@ class PllavaForConditionalGeneration(LlavaForConditionalGeneration):
     def __init__(self, config: LlavaConfig):
         LlavaPreTrainedModel.__init__(self, config)
         self.model = PllavaModel(config)
-        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        text: Any = config.text_config  # a PreTrainedConfig once LlavaConfig is built (annotated as maybe a dict)
+        self.lm_head = nn.Linear(text.hidden_size, text.vocab_size, bias=False)
         self.post_init()
 
 

@@ -63,6 +63,13 @@ def to_released(key: str) -> str:
     raise KeyError(key)
 
 
+def _shard_match(path: Path) -> re.Match[str]:
+    """``_SHARD``'s match of a file already known to be a shard."""
+    m = _SHARD.match(path.name)
+    assert m is not None, path
+    return m
+
+
 def checkpoint_files(weight_dir) -> list[Path]:
     """``model.safetensors``, or every ``model-0000i-of-0000n.safetensors`` shard (all n, one n).
 
@@ -82,14 +89,14 @@ def checkpoint_files(weight_dir) -> list[Path]:
     if not shards:
         raise RunnerFatal(f"no PLLaVA weights in {str(folder)!r}: expected {SINGLE_FILE} or "
                           f"model-00001-of-0000N.safetensors shards")
-    counts = {int(_SHARD.match(p.name).group(2)) for p in shards}
+    counts = {int(_shard_match(p).group(2)) for p in shards}
     if len(counts) != 1:
         raise RunnerFatal(f"PLLaVA shards in {str(folder)!r} disagree on their count: {sorted(counts)}")
     total = counts.pop()
-    have = {int(_SHARD.match(p.name).group(1)) for p in shards}
+    have = {int(_shard_match(p).group(1)) for p in shards}
     missing = [i for i in range(1, total + 1) if i not in have]
     if missing:
-        width = len(_SHARD.match(shards[0].name).group(1))
+        width = len(_shard_match(shards[0]).group(1))
         raise RunnerFatal(f"PLLaVA shard model-{missing[0]:0{width}d}-of-{total:0{width}d}.safetensors is missing "
                           f"from {str(folder)!r} ({len(missing)} of {total} missing)")
     return shards
@@ -119,7 +126,8 @@ def wrap_lora(model, r: int, lora_alpha: float, targets: list[str], *, init_lora
     """Wrap ``model.model.language_model`` with peft LoRA (the released layout); returns the peft model."""
     from peft import LoraConfig, get_peft_model
 
-    cfg = LoraConfig(r=int(r), lora_alpha=float(lora_alpha), target_modules=list(targets), lora_dropout=0.0,
+    # peft annotates lora_alpha as int; the scale is lora_alpha / r either way, and a float keeps 4.0 as given
+    cfg = LoraConfig(r=int(r), lora_alpha=float(lora_alpha), target_modules=list(targets), lora_dropout=0.0,  # type: ignore[arg-type]
                      bias="none", init_lora_weights=init_lora_weights)
     with warnings.catch_warnings():  # peft asks the model a deprecated transformers question
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)

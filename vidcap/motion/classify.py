@@ -29,6 +29,7 @@ Method and knobs: ``docs/motion.md``; tracking core: ``vidcap.motion.track``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,7 +46,7 @@ MIN_FRAMES = 3
 # Content score (vidcap.motion.track.content_score) of two views of the same, registered content.
 CONTENT_SAME = 0.8
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     # Net pan / tilt over the clip, as a fraction of the frame's shorter side, that counts (Open-Sora's 0.25).
     "threshold": 0.25,
     # Total scale change that counts as a zoom: magnification >= 1 + this (in) or <= 1 / (1 + this) (out).
@@ -245,7 +246,7 @@ def _classify(indices: list[int], frames: list[np.ndarray], more, k: dict) -> di
         for a, b in zip(use[:-1], use[1:], strict=True):
             fit = fits.get((a, b))
             if fit is None:
-                guess = None if prior is None else mt.power(prior, (b - a) / prior_gap)
+                guess: np.ndarray | None = None if prior is None else mt.power(prior, (b - a) / prior_gap)
                 fit = fits[(a, b)] = mt.pair_motion(preps[a], preps[b], guess, k)
             if fit.matrix is not None:
                 prior, prior_gap = fit.matrix, b - a
@@ -280,19 +281,19 @@ def _classify(indices: list[int], frames: list[np.ndarray], more, k: dict) -> di
         return _result("unclassified", fit=fit_q, reason=reason)
 
     frames_used = [preps[i] for i in use]
-    cum, _ = mt.chain(frames_used, [p.matrix for p in pairs], k)
+    cum, _ = mt.chain(frames_used, [p.matrix for p in pairs if p.matrix is not None], k)  # none is None: `broken` is 0
     h, w = frames_used[0].gray.shape
     centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0, 1.0])
-    dx, dy, dlog, drot = [], [], [], []
+    dxs, dys, dlogs, drot = [], [], [], []
     for j in range(1, len(cum)):
         d = cum[j] @ np.linalg.inv(cum[j - 1])
         moved = d @ centre
-        dx.append(moved[0] - centre[0])
-        dy.append(moved[1] - centre[1])
+        dxs.append(moved[0] - centre[0])
+        dys.append(moved[1] - centre[1])
         ls, rot = mt.decompose(d)
-        dlog.append(ls)
+        dlogs.append(ls)
         drot.append(rot)
-    dx, dy, dlog = np.array(dx), np.array(dy), np.array(dlog)
+    dx, dy, dlog = np.array(dxs), np.array(dys), np.array(dlogs)
     pan, tilt, zoom = -dx.sum() / short, dy.sum() / short, float(dlog.sum())
     if _content_changed(use, preps, cum, k):
         return _result("unclassified", pan, tilt, zoom, fit_q, "scene cut")
@@ -301,8 +302,8 @@ def _classify(indices: list[int], frames: list[np.ndarray], more, k: dict) -> di
     thr = float(k["threshold"])
     zthr = math.log1p(float(k["zoom_threshold"]))
     rev = float(k["max_reversal"])
-    for steps, t in ((-dx / short, thr), (dy / short, thr), (dlog, zthr)):
-        if min(steps[steps > 0].sum(), -steps[steps < 0].sum()) >= rev * t:
+    for moves, t in ((-dx / short, thr), (dy / short, thr), (dlog, zthr)):
+        if min(moves[moves > 0].sum(), -moves[moves < 0].sum()) >= rev * t:
             return _result("unclassified", pan, tilt, zoom, fit_q, "inconsistent motion")
     parts = []
     for (_, plus, minus), v, t in zip(_AXES, (pan, tilt, zoom), (thr, thr, zthr), strict=True):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,7 +37,7 @@ QUANT_STD = 0.3
 # content_score ignores cells whose grey levels (normalised frame, std 40 overall) vary less than this.
 CELL_TEXTURE_STD = 8.0
 
-_LK = {"winSize": (17, 17), "maxLevel": 3,
+_LK: dict[str, Any] = {"winSize": (17, 17), "maxLevel": 3,
        "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
@@ -74,11 +75,11 @@ def to_gray(frame: np.ndarray, short_side: int) -> np.ndarray:
 
 def prepare(frame: np.ndarray, index: int, k: dict) -> Prepared:
     gray = to_gray(frame, int(k["short_side"]))
-    mean, std = cv2.meanStdDev(gray)
-    std = float(std[0, 0])
+    means, stds = cv2.meanStdDev(gray)
+    std = float(stds[0, 0])
     if std < BLANK_STD:
         return Prepared(index, gray, np.zeros((0, 1, 2), np.float32), True, 0.0)
-    mean = float(mean[0, 0])
+    mean = float(means[0, 0])
     scale = NORM_STD / std
     norm = cv2.convertScaleAbs(gray, alpha=scale, beta=128.0 - scale * mean)
     lap = cv2.filter2D(norm.astype(np.float32), -1, _IMMERKAER)[1:-1, 1:-1]
@@ -92,7 +93,7 @@ def prepare(frame: np.ndarray, index: int, k: dict) -> Prepared:
 def _corners(gray: np.ndarray, floor: float, k: dict) -> np.ndarray:
     """Local maxima of the min-eigenvalue response at least ``min_distance`` apart and above ``floor``,
     at most ``max_features / grid**2`` per cell of a grid x grid layout (strongest first)."""
-    eig = cv2.cornerMinEigenVal(gray, 3, 3)
+    eig = cv2.cornerMinEigenVal(gray, 3, ksize=3)
     d = 2 * int(k["min_distance"]) + 1
     peaks = (eig >= cv2.dilate(eig, np.ones((d, d), np.uint8))) & (eig >= floor)
     b = 4
@@ -216,7 +217,7 @@ def pair_motion(a: Prepared, b: Prepared, prior: np.ndarray | None, k: dict) -> 
     best_dst = np.zeros((n, 2), np.float32)
     best_err = np.full(n, np.inf)
     candidates = [prior] if prior is not None else []
-    tried = []
+    tried: list = []
     for cand in candidates + ["phase"]:
         guesses = phase_shifts(a.gray, b.gray) + [np.eye(3)] if isinstance(cand, str) else [cand]
         for g in guesses:

@@ -53,7 +53,7 @@ def probe_video(path: str, check: str = "ends") -> dict:
                              f"{num_frames} frames are present")
         if check in ("first", "ends"):
             _decode_one(container, stream)
-        if check == "ends" and num_frames > 1 and stream.duration is not None:
+        if check == "ends" and num_frames > 1 and stream.duration is not None and duration is not None:
             _check_tail(container, stream, duration, fps)
     if not info.width or not info.height:
         raise MediaError("video stream has no frame size")

@@ -13,6 +13,7 @@ import csv
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from vidcap.io.run_dir import RunDir
 from vidcap.stages import STAGES
@@ -32,7 +33,7 @@ def read_benchmark(path: Path) -> dict | None:
         return None
     if not rows:
         return None
-    out = {}
+    out: dict[str, float | None] = {}
     for k, v in rows[-1].items():
         try:
             out[k] = float(v)
@@ -75,7 +76,8 @@ def throughput(run_dir: Path, config: dict | None) -> dict:
             cost_rows = {r["shard"]: r for r in cost["shards"]}
         except (OSError, ValueError) as exc:
             log.warning("cost: %s", exc)
-    shards, totals = [], {}
+    shards: list[dict[str, Any]] = []
+    totals: dict[str, dict[str, Any]] = {}
     for index, (stage, shard, path) in enumerate(_jobs(run)):
         b = read_benchmark(path)
         if b is None:

@@ -17,6 +17,10 @@ results (speed, limits, retries, prices), for a stage's journal fingerprint.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the runner modules load on demand (they pull in media and model code)
+    from vidcap.runners.base import Runner
 
 RUNNERS = {
     "transformers": "vidcap.runners.hf:TransformersRunner",
@@ -61,11 +65,11 @@ def runner_for(block: str, media: bool) -> str:
     return name
 
 
-def load_runner(block: str, settings: dict, media: bool):
+def load_runner(block: str, settings: dict, media: bool) -> Runner:
     return get_runner(runner_for(block, media), settings)
 
 
-def get_runner(name: str, settings: dict):
+def get_runner(name: str, settings: dict) -> Runner:
     if name not in RUNNERS:
         raise ValueError(f"unknown runner {name!r}; known: {', '.join(RUNNERS)}")
     module, _, cls = RUNNERS[name].partition(":")

@@ -40,6 +40,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -192,18 +193,20 @@ class EngineRunner(OpenAIRunner):
     def run(self, requests):
         """As ``OpenAIRunner.run``; RunnerFatal naming the server's exit when it dies during the run."""
         self.load()
-        if not self.server.alive():
-            raise RunnerFatal(self.server.exit_reason())
+        server = self.server
+        assert server is not None  # started by load()
+        if not server.alive():
+            raise RunnerFatal(server.exit_reason())
         for key, res in super().run(requests):
-            if isinstance(res, BaseException) and not self.server.alive():
-                raise RunnerFatal(f"{self.server.exit_reason()}\n(stopping: no request can succeed; rows not "
+            if isinstance(res, BaseException) and not server.alive():
+                raise RunnerFatal(f"{server.exit_reason()}\n(stopping: no request can succeed; rows not "
                                   "journaled yet are redone by the next run)")
             yield key, res
 
     # -- requests
     def messages(self, req: Request) -> tuple[list, int]:
         s = self.settings
-        msgs = [{"role": "system", "content": req.system}] if req.system else []
+        msgs: list[dict[str, Any]] = [{"role": "system", "content": req.system}] if req.system else []
         if req.frames is None:
             msgs.append({"role": "user", "content": req.user})
             return msgs, text_tokens(req.system) + text_tokens(req.user) + 8

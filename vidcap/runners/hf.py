@@ -31,6 +31,7 @@ import logging
 import numpy as np
 
 from vidcap.errors import RunnerFatal
+from vidcap.media.frames import Frames
 from vidcap.runners.base import Request
 from vidcap.runners.local import LocalRunner
 
@@ -173,10 +174,13 @@ class TransformersRunner(LocalRunner):
             return "image"
         return "video"
 
-    def _process(self, texts: list[str], visuals: list[tuple[str, np.ndarray | None, object]]):
+    def _process(self, texts: list[str], visuals: list[tuple[str, np.ndarray | None, Frames | None]]):
         """Run the processor on a batch: ``visuals`` = (kind, frames array or None, Frames or None)."""
         images, videos, metas = [], [], []
         for kind, arr, fr in visuals:
+            if kind == "text":
+                continue
+            assert arr is not None, kind  # image and video requests carry frames
             if kind == "image":
                 images.append([arr[0]])
             elif kind == "video" and self.family in VIDEO_FAMILIES:
@@ -208,7 +212,7 @@ class TransformersRunner(LocalRunner):
         return self._process(texts, visuals)
 
 
-def _metadata(frames, arr: np.ndarray):
+def _metadata(frames: Frames | None, arr: np.ndarray):
     """VideoMetadata for the processor from our ``Frames`` (real fps and indices; no resampling)."""
     from transformers.video_utils import VideoMetadata
 

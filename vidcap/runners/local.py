@@ -30,6 +30,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from vidcap.errors import RunnerFatal
 from vidcap.runners.base import Generation, Request, Runner
@@ -48,13 +49,16 @@ class LocalRunner(Runner):
         super().__init__(settings)
         self.generation = dict(self.settings.get("generation") or {})
         self.batch_size = max(1, int(self.settings.get("batch_size", 8)))
-        self.model = self.processor = self.config = None
+        # transformers objects (untyped here), set by load_processor and load_weights
+        self.model: Any = None
+        self.processor: Any = None
+        self.config: Any = None
         self.family = ""
         self.device = "cpu"
         self._fault_oom = int(os.environ.get("VIDCAP_FAULT_OOM", "0") or 0)
         self._encode_lock = threading.Lock()
-        self._decoder = None   # a copy of the tokenizer for decoding while the encoder thread works
-        self.stats = {"device": "", "preprocess_s": 0.0, "preprocess_wait_s": 0.0, "generate_s": 0.0,
+        self._decoder: Any = None   # a copy of the tokenizer for decoding while the encoder thread works
+        self.stats: dict[str, Any] = {"device": "", "preprocess_s": 0.0, "preprocess_wait_s": 0.0, "generate_s": 0.0,
                       "batches": 0, "prompt_tokens": 0, "output_tokens": 0}
 
     # ------------------------------------------------------------------------------------- hooks
@@ -250,7 +254,7 @@ class LocalRunner(Runner):
 
     def gen_kwargs(self) -> dict:
         g = self.generation
-        kw = {"max_new_tokens": int(g.get("max_new_tokens", 300))}
+        kw: dict[str, Any] = {"max_new_tokens": int(g.get("max_new_tokens", 300))}
         if g.get("min_new_tokens"):
             kw["min_new_tokens"] = int(g["min_new_tokens"])
         temp = float(g.get("temperature") or 0)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from typing import Any
 
 from vidcap.errors import RunnerFatal
 from vidcap.llm.client import ChatClient, ChatError, ChatJob, ChatResult
@@ -122,6 +123,8 @@ class OpenAIRunner(Runner):
     def run(self, requests):
         """Yield ``(row_id, Generation | Exception)`` per request as answers arrive (any order)."""
         self.load()
+        client = self.client
+        assert client is not None  # made by load()
         failed: deque = deque()  # requests that could not even be built (e.g. frame encoding)
 
         def jobs():
@@ -133,7 +136,7 @@ class OpenAIRunner(Runner):
                 except Exception as exc:  # noqa: BLE001 - the row fails, the job goes on
                     failed.append((req.row_id, exc))
 
-        for key, res in self.client.map(jobs()):
+        for key, res in client.map(jobs()):
             while failed:
                 yield failed.popleft()
             yield key, self._generation(res)
@@ -184,7 +187,7 @@ class OpenAIRunner(Runner):
                 url, w, h = jpeg_data_url(frame, int(s["max_image_side"]), int(s["jpeg_quality"]))
                 images.append({"type": "image_url", "image_url": {"url": url, "detail": s["detail"]}})
                 est += image_tokens(w, h, s["detail"])
-        msgs = []
+        msgs: list[dict[str, Any]] = []
         where = s.get("insert_media_token")   # NeVA's: left = images before the text, right = after
         if images and s["prompt_role"] == "system" and where is None:
             instruction = "\n\n".join(t for t in (req.system, req.user) if t)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class VideoInfo:
     codec: str
     time_base: Fraction
     start_pts: int
-    container: object = None  # the open av container (closed by ``close``)
+    container: Any = None  # the open av InputContainer (closed by ``close``)
     decoded: int = 0  # frames ``scan`` yielded
     decoder: str = "cpu"  # cpu | the hwaccel device type | cpu (<type> unavailable: <reason>)
     last_index: int = -1  # index of the last frame ``scan`` yielded

@@ -273,7 +273,7 @@ def _image_shot(path) -> Shot:
 
 def clip_row_id(source_row_id: str, start_frame: int | None, end_frame: int | None) -> str:
     """16-hex-digit id of a clip from its source row id and frame range (None, None: the error row)."""
-    rng = "-" if start_frame is None else f"{int(start_frame)}:{int(end_frame)}"
+    rng = "-" if start_frame is None or end_frame is None else f"{int(start_frame)}:{int(end_frame)}"
     return hashlib.blake2b(f"{source_row_id}\x00{rng}".encode(), digest_size=8).hexdigest()
 
 

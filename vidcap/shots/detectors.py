@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +27,15 @@ class _FastScore:
     """Mixin over PySceneDetect's ContentDetector (and so AdaptiveDetector): the same frame score from
     one OpenCV call (exact: the sums of absolute differences are integers)."""
 
+    # set by ContentDetector, which follows this mixin in the detector classes' MRO
+    _weights: Any
+    stats_manager: Any
+
     def _calculate_frame_score(self, timecode, frame_img):
         import cv2
 
         if self._weights.delta_edges > 0.0 or self.stats_manager is not None:
-            return super()._calculate_frame_score(timecode, frame_img)
+            return super()._calculate_frame_score(timecode, frame_img)  # type: ignore[misc]  # mixin: ContentDetector's
         hsv = cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV)
         last, self._last_hsv = getattr(self, "_last_hsv", None), hsv
         if last is None:
@@ -82,7 +87,7 @@ class FlashCheck:
         self.after = max(0, int(after))
         self.keep = keep
         self.idx: list[int] = []
-        self.thumbs: dict[int, object] = {}
+        self.thumbs: dict[int, np.ndarray] = {}
         self.pending: list[int] = []
         self.kept: list[int] = []
 

@@ -109,6 +109,8 @@ class DissolveDetector:
         hs, ends = [], []
         idx, n = self.idx, len(self.idx)
         contiguous = idx[-1] - idx[0] == n - 1  # no frame skipped: positions are offsets (as ``_at``)
+        ka: int | None
+        kb: int | None
         for h in self.hs:
             if contiguous:
                 ka, kb = t - h - idx[0], t + h - idx[0]

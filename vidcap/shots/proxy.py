@@ -22,12 +22,16 @@ in ``bench/shots/README.md``).
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from vidcap.shots.boundaries import Detection, merge_boundaries
 from vidcap.shots.decode import count_frames, open_video, scan, tiny
 
+if TYPE_CHECKING:
+    import numpy as np
 
-def proxy_candidates(samples: list[tuple[int, object]], fps: Fraction, proxy: dict) -> list[tuple[int, int]]:
+
+def proxy_candidates(samples: list[tuple[int, np.ndarray]], fps: Fraction, proxy: dict) -> list[tuple[int, int]]:
     """Frame spans ``[(a, b)]`` between proxy samples whose thumbnails differ by ``min_change`` or more."""
     import numpy as np
 
@@ -67,7 +71,7 @@ def detect_proxy(path, settings: dict, start: int = 0, end: int | None = None, *
         fps = info.fps
         total = count_frames(info)
         step = max(1, int(round(float(proxy["step_s"]) * float(fps))))
-        samples: list[tuple[int, object]] = []
+        samples: list[tuple[int, np.ndarray]] = []
         seen = 0
         for index, frame in scan(info, proxy["width"], start, end, proxy["skip"], True, dec["threads"]):
             seen += 1

@@ -58,6 +58,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -151,10 +152,11 @@ class Stage:
 
 
 class RowStage(Stage):
-    """A stage that handles one row at a time with ``process_row(row) -> dict`` (raise on failure)."""
+    """A stage that handles one row at a time with ``process_row(row) -> dict`` (a list of dicts for an
+    ``expands`` stage; raise on failure)."""
 
     def process(self, rows):
-        out = {}
+        out: dict[str, object] = {}
         for row in rows:
             try:
                 out[row[ROW_ID]] = self.process_row(row)
@@ -162,7 +164,7 @@ class RowStage(Stage):
                 out[row[ROW_ID]] = exc
         return out
 
-    def process_row(self, row: dict) -> dict:
+    def process_row(self, row: dict) -> dict | list[dict]:
         raise NotImplementedError
 
 
@@ -293,7 +295,7 @@ def _run_locked(stage, shard_path, out_path, journal_path, retry_failed, upstrea
 
 
 def _record(stage: Stage, row_id: str, result) -> dict:
-    rec = {ROW_ID: row_id}
+    rec: dict[str, Any] = {ROW_ID: row_id}
     if result is None:
         result = RuntimeError("stage returned no result for this row")
     if stage.expands:

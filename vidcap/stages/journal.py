@@ -16,6 +16,7 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TextIO
 
 from vidcap.io.atomic import atomic_path
 from vidcap.io.shards import ROW_ID
@@ -53,7 +54,7 @@ class Journal:
         self.path = Path(path)
         self.fingerprint = fingerprint
         self.stage = stage
-        self._fh = None
+        self._fh: TextIO | None = None
         self._last_sync = 0.0
 
     def load(self) -> dict[str, dict]:
@@ -85,16 +86,22 @@ class Journal:
             self._fh.write(json.dumps({"stage": self.stage, "fingerprint": self.fingerprint}) + "\n")
         self.sync(force=True)
 
+    def _open_file(self) -> TextIO:
+        assert self._fh is not None, f"journal {self.path} is not open"
+        return self._fh
+
     def append(self, record: dict) -> None:
-        self._fh.write(json.dumps(record, default=json_default, allow_nan=True) + "\n")
-        self._fh.flush()
+        fh = self._open_file()
+        fh.write(json.dumps(record, default=json_default, allow_nan=True) + "\n")
+        fh.flush()
         self.sync()
 
     def sync(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last_sync >= FSYNC_SECONDS:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            fh = self._open_file()
+            fh.flush()
+            os.fsync(fh.fileno())
             self._last_sync = now
 
     def close(self) -> None:
@@ -122,6 +129,7 @@ class _Members:
     ``<name>.parquet``, read one shard at a time) or a ``{name: ids}`` dict."""
 
     def __init__(self, shards):
+        self._dict: dict | None
         if isinstance(shards, dict):
             self.names, self._dict = list(shards), shards
         else:
@@ -239,7 +247,7 @@ class _Spill:
     def __init__(self, folder: Path):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self._fh: dict[int, object] = {}
+        self._fh: dict[int, TextIO] = {}
 
     def write(self, part: int, text: str) -> None:
         fh = self._fh.get(part)

@@ -39,7 +39,7 @@ from vidcap.config import stage_settings
 from vidcap.errors import StageRowError
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.runners import result_settings
-from vidcap.runners.base import Request
+from vidcap.runners.base import Request, Runner
 from vidcap.stages.base import Stage
 from vidcap.tags.parse import parse_answer, parse_list
 from vidcap.text import normalize_whitespace
@@ -108,7 +108,7 @@ class TagsStage(Stage):
         super().__init__({"runner": self.runner_name, self.runner_name: block, "keys": self.keys,
                           "json_mode": self.json_mode, "text_column": self.text_column,
                           "generation": dict(s["generation"]), "prompt_hash": self.prompt_hash})
-        self.runner = None
+        self.runner: Runner | None = None
         self.provenance: dict = {}
 
     # ---------------------------------------------------------------------------------- prompts
@@ -180,6 +180,7 @@ class TagsStage(Stage):
             return
         if self.runner is None or not self.provenance:
             self._load()
+        assert self.runner is not None  # set by _load
         requests = (req for row_id, text in todo for req in self.requests(text, row_id))
         if self.json_mode:
             for req_id, gen in self.runner.run(requests):
