@@ -22,7 +22,8 @@ import pytest
 
 from vidcap.dev.chat_server import ChatServer
 from vidcap.errors import RunnerFatal
-from vidcap.llm.client import ChatClient, ChatError, ChatJob, Pacer
+from vidcap.llm.client import ChatClient, ChatError, ChatJob
+from vidcap.llm.retry import Pacer
 from vidcap.media.frames import Frames
 from vidcap.redact import scrub
 from vidcap.runners.base import Generation, Request
