@@ -370,7 +370,7 @@ def transformers_server(tmp_path):
     import socket
     import urllib.request
 
-    from vidcap.dev.tiny_models import build_tiny_model
+    from vidcap.dev.tiny import build_tiny_model
 
     model = build_tiny_model("qwen2_vl", tmp_path / "qwen2_vl")
     with socket.socket() as s:

@@ -25,7 +25,7 @@ from PIL import Image
 
 from tests.helpers import REPO
 from vidcap.dev import synth
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.errors import RunnerFatal
 from vidcap.llm.engine import EngineServer, engine_python, server_command, visible_gpus
 from vidcap.media.frames import Frames, sample_frames

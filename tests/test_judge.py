@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from vidcap.dev.chat_server import ChatServer
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.errors import ConfigError, RunnerFatal
 from vidcap.io.neva import read_answers, read_prompt_file, write_answers
 from vidcap.judge.core import (
