@@ -22,7 +22,8 @@ import pytest
 
 from vidcap.dev.chat_server import ChatServer
 from vidcap.errors import RunnerFatal
-from vidcap.llm.client import ChatClient, ChatError, ChatJob, Pacer
+from vidcap.llm.client import ChatClient, ChatError, ChatJob
+from vidcap.llm.retry import Pacer
 from vidcap.media.frames import Frames
 from vidcap.redact import scrub
 from vidcap.runners.base import Generation, Request
@@ -371,7 +372,7 @@ def transformers_server(tmp_path):
     import socket
     import urllib.request
 
-    from vidcap.dev.tiny_models import build_tiny_model
+    from vidcap.dev.tiny import build_tiny_model
 
     model = build_tiny_model("qwen2_vl", tmp_path / "qwen2_vl")
     with socket.socket() as s:

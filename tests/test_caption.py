@@ -26,7 +26,7 @@ from tests.helpers import (
 )
 from vidcap.caption.stage import CaptionStage
 from vidcap.dev import synth
-from vidcap.dev.tiny_models import CURRENT_FAMILIES, FAMILIES, tiny_model
+from vidcap.dev.tiny import CURRENT_FAMILIES, FAMILIES, tiny_model
 from vidcap.errors import RunnerFatal
 from vidcap.prompts import Prompt, prompt_hash
 from vidcap.stages.base import run_stage

@@ -25,7 +25,7 @@ from vidcap.caption import windows as cw
 from vidcap.caption.stage import CaptionStage
 from vidcap.dev import synth
 from vidcap.dev.chat_server import ChatServer, _texts
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.errors import ConfigError, FrameError
 from vidcap.io.tables import write_table
 from vidcap.media.frames import sample_frames

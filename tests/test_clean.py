@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vidcap.clean.stage import has_url, is_repetitive, words
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.errors import RunnerFatal
 from vidcap.gather import mark_duplicates
 from vidcap.io.shards import make_shards

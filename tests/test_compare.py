@@ -13,7 +13,7 @@ import yaml
 from vidcap.cli import main
 from vidcap.dev import synth
 from vidcap.dev.chat_server import ChatServer
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.io.tables import write_table
 from vidcap.judge.rules import RULES
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import run_snakemake, small_clip_manifest, write_config
 from vidcap.dev.chat_server import ChatServer
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 
 pytestmark = pytest.mark.e2e
 

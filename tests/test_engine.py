@@ -25,7 +25,7 @@ from PIL import Image
 
 from tests.helpers import REPO
 from vidcap.dev import synth
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.errors import RunnerFatal
 from vidcap.llm.engine import EngineServer, engine_python, server_command, visible_gpus
 from vidcap.media.frames import Frames, sample_frames
@@ -381,7 +381,7 @@ def test_supervisor_tears_the_group_down_when_its_parent_is_killed(tmp_path):
     log = tmp_path / "engine.log"
     parent_code = (
         "import subprocess, sys, time\n"
-        f"sup = subprocess.Popen([sys.executable, '-m', 'vidcap.llm.engine', '--log', {str(log)!r}, '--grace', '1', '--',"
+        f"sup = subprocess.Popen([sys.executable, '-m', 'vidcap.llm.supervisor', '--log', {str(log)!r}, '--grace', '1', '--',"
         " 'bash', '-c', \"sleep 600 & trap '' TERM; sleep 600\"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,"
         " start_new_session=True)\n"
         "print(sup.pid, sup.stdout.readline().decode().strip(), flush=True)\n"
@@ -435,7 +435,7 @@ def test_caption_stage_on_vllm_through_snakemake_kill_and_resume(vllm_python, mo
     assert 3 <= n_before < len(paths), before
     deadline = time.time() + 30   # the supervisor notices its parent is gone and tears the server down
     while time.time() < deadline:
-        leftovers = subprocess.run(["pgrep", "-f", f"vidcap.llm.engine .*{tmp_path}|vllm.entrypoints.*{model}"],
+        leftovers = subprocess.run(["pgrep", "-f", f"vidcap.llm.supervisor .*{tmp_path}|vllm.entrypoints.*{model}"],
                                    capture_output=True, text=True).stdout.split()
         if not leftovers:
             break

@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import REPO
 from vidcap.dev import synth
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.media.frames import sample_frames
 from vidcap.runners.base import Generation, Request
 from vidcap.runners.engine import VLLMRunner

@@ -6,6 +6,7 @@ import pytest
 
 from vidcap.dev import synth
 from vidcap.errors import FrameError, StageRowError
+from vidcap.media import decoders
 from vidcap.media import frames as F
 from vidcap.media.frames import frame_indices, sample_frames
 
@@ -120,11 +121,11 @@ def test_seek_strategies_agree(tmp_path, monkeypatch):
     clip = synth.write_video(tmp_path / "long.mp4", num_frames=240, width=W, height=H, fps=FPS)
     got = {}
     for mode in ("never", "always", "auto"):
-        monkeypatch.setattr(F, "PYAV_SEEK", mode)
+        monkeypatch.setattr(decoders, "PYAV_SEEK", mode)
         r = sample_frames(clip, 5, "uniform", decoder="pyav")
         assert r.indices == frame_indices(240, 5) and [synth.read_index(f) for f in r.frames] == r.indices
         got[mode] = r.frames
-    monkeypatch.setattr(F, "OPENCV_SEEK_GAP_S", 0.0)
+    monkeypatch.setattr(decoders, "OPENCV_SEEK_GAP_S", 0.0)
     r = sample_frames(clip, 5, "uniform", decoder="opencv")
     assert [synth.read_index(f) for f in r.frames] == r.indices
     assert np.array_equal(got["never"], got["always"]) and np.array_equal(got["never"], got["auto"])

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from vidcap.dev.chat_server import ChatServer
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.errors import ConfigError, RunnerFatal
 from vidcap.io.answers import read_answers, write_answers
 from vidcap.io.prompt_files import read_prompt_file

@@ -21,7 +21,7 @@ import pytest
 from tests.helpers import REPO, journal_ids, kill_when_journaled, run_snakemake, write_config
 from vidcap.dev import synth
 from vidcap.dev.chat_server import ChatServer
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.errors import ConfigError, TableError
 from vidcap.io.answers import read_answers, write_answers
 from vidcap.io.shards import make_shards

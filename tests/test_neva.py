@@ -310,7 +310,7 @@ def _caption(root: Path, tmp_path: Path, **params):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_questions_through_the_tiny_model_each_clip_decoded_once(clips, tmp_path, workers):
-    from vidcap.dev.tiny_models import tiny_model
+    from vidcap.dev.tiny import tiny_model
 
     model = tiny_model("qwen2_5_vl")
     stage, out, stats = _caption(clips, tmp_path, decode_workers=workers, generation={"max_new_tokens": 4},
@@ -329,7 +329,7 @@ def test_questions_through_the_tiny_model_each_clip_decoded_once(clips, tmp_path
 def test_media_token_order_in_the_chat_template():
     """insert_media_token right: the question before the video in the rendered prompt; left: after."""
     from vidcap.caption.stage import CaptionStage
-    from vidcap.dev.tiny_models import tiny_model
+    from vidcap.dev.tiny import tiny_model
     from vidcap.runners.hf import TransformersRunner
 
     model = str(tiny_model("qwen2_5_vl"))

@@ -18,7 +18,7 @@ import pytest
 from tests.helpers import run_snakemake, write_config
 from vidcap.dev import synth
 from vidcap.dev.chat_server import ChatServer, _images
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.io.tables import write_table
 from vidcap.stages import REGISTRY
 

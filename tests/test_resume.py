@@ -147,7 +147,7 @@ def test_damaged_or_missing_stage_output_is_rebuilt_from_the_journal(tmp_path):
 def test_one_and_two_frame_videos_in_every_stage(tmp_path):
     """No stage repeats or substitutes frames: a one-frame video is captioned from its one frame (as an
     image) and gets no camera-motion label; a two-frame video is captioned from two frames."""
-    from vidcap.dev.tiny_models import tiny_model
+    from vidcap.dev.tiny import tiny_model
 
     media = tmp_path / "media"
     synth.write_video(media / "one.mp4", num_frames=1, width=64, height=48)

@@ -15,7 +15,7 @@ import yaml
 
 from tests.helpers import REPO, journal_ids, kill_when_journaled, run_snakemake, write_config
 from vidcap.dev import synth
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.io.tables import write_table
 
 pytestmark = pytest.mark.e2e

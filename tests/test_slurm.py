@@ -187,7 +187,7 @@ def _wait_running(run_dir: Path, stage: str, log: Path, comment: str, min_rows: 
 def _caption_config(tmp_path: Path, n: int, shard_size: int, name: str) -> Path:
     """``n`` distinct clips captioned by the tiny model on a (fake) GPU, one row per generate call so a
     cancel or requeue lands mid-shard."""
-    from vidcap.dev.tiny_models import tiny_model
+    from vidcap.dev.tiny import tiny_model
 
     media = tmp_path / "media"
     for i in range(n):

@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import read_result, run_snakemake, write_config
 from vidcap.dev import synth
 from vidcap.dev.chat_server import ChatServer
-from vidcap.dev.tiny_models import tiny_model
+from vidcap.dev.tiny import tiny_model
 from vidcap.io.shards import make_shards
 from vidcap.io.tables import write_table
 from vidcap.runners.base import Request

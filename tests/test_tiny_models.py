@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.video_utils import VideoMetadata
 
 from vidcap.dev import synth
-from vidcap.dev.tiny_models import CURRENT_FAMILIES, STAMP, VIDEO_FAMILIES, build_tiny_model, tiny_model
+from vidcap.dev.tiny import CURRENT_FAMILIES, STAMP, VIDEO_FAMILIES, build_tiny_model, tiny_model
 from vidcap.media.frames import sample_frames
 
 NEW_TOKENS = 4

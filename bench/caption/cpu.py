@@ -1,7 +1,7 @@
 """CPU caption benchmark: how long the model waits for frames, background decoding on vs off.
 
 ``python bench/caption/cpu.py [--clips N] [--quick]`` — a tiny random-weight Qwen2.5-VL model (built
-with ``vidcap.dev.tiny_models``, no download) captions the same H.264 clips twice in one run: decoding
+with ``vidcap.dev.tiny``, no download) captions the same H.264 clips twice in one run: decoding
 inline (``decode_workers: 0``) and in background processes (``decode_workers: 1`` and 2). Reported per
 setting: wall time, the time the model sat waiting for its next request (``CaptionStage.stats``), that
 wait as a share of wall time, videos/s, and the speed-up over inline decoding. Output length is fixed
@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from vidcap.caption.stage import CaptionStage  # noqa: E402
 from vidcap.dev import synth  # noqa: E402
-from vidcap.dev.tiny_models import build_tiny_model  # noqa: E402
+from vidcap.dev.tiny import build_tiny_model  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "caption"
 

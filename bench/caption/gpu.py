@@ -3,7 +3,7 @@
 ``python bench/caption/gpu.py [--grid BS:FRAMES:SHORT,...] [--pllava-grid BS:FRAMES,...] [--only qwen|pllava]
 [--clips N] [--tiny]``
 
-The model is built from a config object with the 7B sizes (``vidcap.dev.tiny_models`` ``size="7b"``:
+The model is built from a config object with the 7B sizes (``vidcap.dev.tiny`` ``size="7b"``:
 28 layers, hidden 3584, vocab 152064, 32-layer vision tower; tokenizer tiny-trained, config vocab kept)
 and random bf16 weights instantiated straight on the GPU. Captions run through the real pipeline
 (``CaptionStage``: PyAV decoding in background workers → ``TransformersRunner`` batching → generate)
@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from vidcap.caption.stage import CaptionStage  # noqa: E402
-from vidcap.dev.tiny_models import build_tiny_model  # noqa: E402
+from vidcap.dev.tiny import build_tiny_model  # noqa: E402
 from vidcap.dev.tiny_pllava import build_tiny_pllava  # noqa: E402
 from vidcap.runners.hf import TransformersRunner  # noqa: E402
 from vidcap.runners.pllava import PllavaRunner  # noqa: E402

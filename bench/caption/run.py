@@ -15,7 +15,7 @@ runner -> captions) on every row, for each runner in turn:
   0``): the clip pool repeats (``clips.py``), and a cache hit on a repeated clip would flatter it.
 
 Models (random weights, no download; the same folder for both runners):
-- ``--device gpu``: the full Qwen2.5-VL-7B configuration (``vidcap.dev.tiny_models`` ``size="7b"``: 28
+- ``--device gpu``: the full Qwen2.5-VL-7B configuration (``vidcap.dev.tiny`` ``size="7b"``: 28
   layers, hidden 3584, vocab 152064, 32-layer vision tower; tiny tokenizer), random bf16 weights made on
   the GPU and written once with ``save_pretrained`` to ``bench/out/caption/qwen2_5_vl-7b-random`` (~16 GB),
   so vLLM can load it; bf16 for both runners, sdpa attention for transformers, CUDA graphs for vLLM.
@@ -115,7 +115,7 @@ def random_checkpoint(config_dir: Path, out: Path, device: str) -> Path:
 
 def model_folder(args) -> tuple[Path, str]:
     """(model folder, one-line description) for the device."""
-    from vidcap.dev.tiny_models import build_tiny_model, tiny_model
+    from vidcap.dev.tiny import build_tiny_model, tiny_model
 
     if args.model:
         return Path(args.model), f"{args.model} (given)"

@@ -29,6 +29,7 @@ import av
 import cv2
 
 from vidcap.dev import synth
+from vidcap.media import decoders as D
 from vidcap.media import frames as F
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,8 +102,8 @@ def main() -> None:
             ("opencv", "uniform", {"ogap": float("inf"), "label": "uniform, always sequential"}),
         ]
         for dec, pol, extra in configs:
-            F.PYAV_SEEK = extra.get("seek", "auto")
-            F.OPENCV_SEEK_GAP_S = extra.get("ogap", 2.0)
+            D.PYAV_SEEK = extra.get("seek", "auto")
+            D.OPENCV_SEEK_GAP_S = extra.get("ogap", 2.0)
             rs = extra.get("resize_short")
 
             def fn(p, dec=dec, pol=pol, rs=rs):
@@ -112,7 +113,7 @@ def main() -> None:
             ms = timed(fn, paths, reps)
             rows.append((kind, dec, extra.get("label", pol), ms))
             print(f"{kind:5s} {dec:6s} {extra.get('label', pol):30s} {ms:8.1f} ms", file=sys.stderr)
-        F.PYAV_SEEK, F.OPENCV_SEEK_GAP_S = "auto", 2.0
+        D.PYAV_SEEK, D.OPENCV_SEEK_GAP_S = "auto", 2.0
 
     spec = {k: f"{len(v)} x {v[0].stem.split('_')[1]}, {v[0].stem.split('_')[2][:-1]} frames" for k, v in clips.items()}
     lines = [

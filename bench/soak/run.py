@@ -34,7 +34,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from vidcap.dev import synth  # noqa: E402
-from vidcap.dev.tiny_models import tiny_model  # noqa: E402
+from vidcap.dev.tiny import tiny_model  # noqa: E402
 from vidcap.io.tables import write_table  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "soak"

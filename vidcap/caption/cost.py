@@ -118,7 +118,7 @@ def estimate(config: dict, sample: int = 8, seed: int = 0, jobs: int = 1, workdi
     from vidcap.io.media_paths import media_base, resolve_media_path
     from vidcap.io.shards import make_shards
     from vidcap.io.tables import read_table, write_table
-    from vidcap.llm import client as llm_client
+    from vidcap.llm import stats as llm_stats
     from vidcap.stages import get_stage
     from vidcap.stages.base import run_stage
 
@@ -141,7 +141,7 @@ def estimate(config: dict, sample: int = 8, seed: int = 0, jobs: int = 1, workdi
         write_table(part, tmp / "sample.parquet")
         shard = make_shards(tmp / "sample.parquet", tmp / "shards", n)[0]
         stage = get_stage(STAGE, params)
-        stats = llm_client.reset_process_stats()
+        stats = llm_stats.reset_process_stats()
         t0 = time.monotonic()
         try:
             table = run_stage(stage, shard, tmp / "out.parquet", tmp / "journal.jsonl")

@@ -1,6 +1,6 @@
 """One entry point for every tiny model family ``vidcap tiny-model`` can write.
 
-``ALL_FAMILIES``: ``vidcap.dev.tiny_models``' families (vision-language, current, text-only) and
+``ALL_FAMILIES``: ``vidcap.dev.tiny``' families (vision-language, current, text-only) and
 ``pllava`` (``vidcap.dev.tiny_pllava``: the released checkpoint layout, LoRA included).
 ``build_family(family, outdir, size=..., max_position_embeddings=..., force=...)`` writes the folder
 and returns it; ValueError for an unknown family or a size the family does not have (``pllava``:
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vidcap.dev.tiny_models import CURRENT_FAMILIES, FAMILIES, TEXT_FAMILIES, build_tiny_model
+from vidcap.dev.tiny import CURRENT_FAMILIES, FAMILIES, TEXT_FAMILIES, build_tiny_model
 
 PLLAVA_SIZES = ("tiny", "7b", "13b")
 ALL_FAMILIES = FAMILIES + CURRENT_FAMILIES + TEXT_FAMILIES + ("pllava",)

@@ -21,15 +21,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from vidcap.dev.tiny_models import (
-    _VICUNA_SPECIAL,
-    STAMP,
-    _ids,
-    _tokenizer,
-    build_cached,
-    built_alike,
-    default_cache_dir,
-)
+from vidcap.dev.tiny import STAMP, build_cached, built_alike, default_cache_dir
+from vidcap.dev.tiny.tokenizer import VICUNA_SPECIAL, bpe_tokenizer, token_ids
 
 BUILD_VERSION = "1"
 LORA_TARGETS = ("q_proj", "v_proj")
@@ -55,8 +48,8 @@ def build_tiny_pllava(outdir, *, num_frames: int = 4, pooling_shape=None, lora_r
     from vidcap.models.pllava import PllavaForConditionalGeneration, PllavaProcessor, pllava_config
     from vidcap.models.pllava_checkpoint import save_released, wrap_lora
 
-    tok = _tokenizer(_VICUNA_SPECIAL, eos="</s>", pad="<pad>", bos="<s>", extra={"unk_token": "<unk>"})
-    ids = _ids(tok, _VICUNA_SPECIAL)
+    tok = bpe_tokenizer(VICUNA_SPECIAL, eos="</s>", pad="<pad>", bos="<s>", extra={"unk_token": "<unk>"})
+    ids = token_ids(tok, VICUNA_SPECIAL)
     text = dict(bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"])
     if size == "tiny":  # full sizes keep Vicuna's vocabulary (32064) and context (4096)
         text.update(vocab_size=len(tok), max_position_embeddings=int(max_position_embeddings))

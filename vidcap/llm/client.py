@@ -16,48 +16,40 @@ Semantics (``docs/api.md`` has the long form):
   any window of W seconds at most ``rpm*W/60 + 1`` requests start and at most
   ``tpm*W/60 + one request's tokens`` tokens are reserved). A request reserves its estimated tokens
   (prompt estimate + max output tokens) and the reservation is corrected with the real usage.
-* **Retries**: 429, 408, 409, 5xx, timeouts, dropped connections and malformed responses are
-  retried with exponential backoff ``backoff_s * 2**(k-1)`` capped at ``max_backoff_s``, with
-  "equal jitter" (a uniform wait between half and all of that); a ``Retry-After`` /
-  ``retry-after-ms`` header replaces the computed wait (it is honoured even above
-  ``max_backoff_s``). A 429 also pauses every request of the client until its wait is over (the
-  server said the whole key is over its limit). After ``max_tries`` tries the item fails with a
-  ``ChatError`` naming the last problem.
-* **Non-retryable** 4xx (400, 413, 422, ...) fail only their item at once.
-* **Fatal**: 401/403 (authentication, permission) and 404 (wrong ``base_url`` or model) raise
-  ``ChatFatal`` (a ``RunnerFatal``) from ``map``/``complete``: nothing else can succeed, stop the job.
+* **Retries, non-retryable and fatal statuses**: ``vidcap.llm.retry`` (``RetryPolicy``). A 429
+  also pauses every request of the client until its wait is over (the server said the whole key is
+  over its limit). After ``max_tries`` tries the item fails with a ``ChatError`` naming the last
+  problem. A fatal status (401/403/404) raises ``ChatFatal`` (a ``RunnerFatal``) from
+  ``map``/``complete``: nothing else can succeed, stop the job.
 * **The key** comes from the environment variable named by ``api_key_env``. A missing variable is
   fatal and the message names the variable. The key is scrubbed from every message this module
   produces and from log records of this package, ``openai`` and ``httpx``; it never leaves this
   process except in the ``Authorization`` header.
 * **Usage**: ``ChatResult`` carries prompt/completion tokens, tries, seconds and cost (from
   ``price_per_1m_input`` / ``price_per_1m_output``; None when no price is configured).
-* **Busy time**: ``busy_seconds()`` is the client's total time with at least one HTTP try in flight
-  (sent, answer not yet in), over its life; limiter waits and retry backoffs with nothing in flight
-  do not count. For a server that only this client feeds, ``busy / wall`` bounds the server's busy
-  share from above (a request in flight may still be in transfer or preprocessing), so
-  ``1 - busy / wall`` is a lower bound of its idle share.
+* **Busy time**: ``busy_seconds()`` is the client's total time with at least one HTTP try in flight,
+  over its life (``vidcap.llm.stats.BusyClock`` says what counts).
 """
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import os
 import queue
-import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from vidcap.errors import RunnerFatal
-from vidcap.redact import register_secret, scrub
+from vidcap.llm import retry
+from vidcap.llm import stats as usage
+from vidcap.llm.retry import Pacer, RetryPolicy, TryFailed
+from vidcap.llm.stats import BusyClock, ClientStats
+from vidcap.redact import register_secret
 
 log = logging.getLogger("vidcap.llm")
 
-RETRY_STATUS = {408, 409, 425, 429}
-FATAL_STATUS = {401: "authentication failed", 403: "permission denied", 404: "not found"}
 DEFAULTS = {
     "model": "gpt-4o-mini",
     "base_url": None,
@@ -107,34 +99,6 @@ class ChatResult:
     model: str = ""                   # the model the server says answered
 
 
-@dataclass
-class ClientStats:
-    """Counters over the life of a client (and, in ``PROCESS_STATS``, of every client in the process)."""
-
-    items_ok: int = 0
-    items_failed: int = 0
-    tries: int = 0
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    request_seconds: list = field(default_factory=list)   # per successful try, send -> answer
-    item_seconds: list = field(default_factory=list)      # per finished item, first send -> result
-    limiter_wait_s: float = 0.0
-    max_in_flight: int = 0
-
-    def add_ok(self, res: ChatResult) -> None:
-        self.items_ok += 1
-        self.prompt_tokens += res.prompt_tokens or 0
-        self.completion_tokens += res.completion_tokens or 0
-        self.cost_usd += res.cost_usd or 0.0
-        self.item_seconds.append(res.seconds)
-
-
-PROCESS_STATS = ClientStats()
-_STATS_LOCK = threading.Lock()
-
-
 # ------------------------------------------------------------------------------------------- key
 
 
@@ -154,114 +118,6 @@ def api_key_from_env(var: str | None, what: str = "api_key_env") -> str:
         return "EMPTY"
     register_secret(value)
     return value
-
-
-# ----------------------------------------------------------------------------------------- limiter
-
-
-class Pacer:
-    """Spreads units (requests or tokens) at ``per_minute / 60`` per second, first come first served.
-
-    ``reserve(n)`` returns the seconds to wait before using ``n`` units; ``adjust(delta)`` corrects an
-    earlier reservation once the real count is known. No burst: within any window of W seconds at
-    most ``rate*W`` units start, plus the units of one reservation.
-    """
-
-    def __init__(self, per_minute: float):
-        self.rate = float(per_minute) / 60.0
-        self.tat = 0.0  # when the units reserved so far are "paid for"
-
-    def reserve(self, n: float, now: float) -> float:
-        start = max(self.tat, now)
-        self.tat = start + n / self.rate
-        return start - now
-
-    def adjust(self, delta: float, now: float) -> None:
-        self.tat = max(self.tat + delta / self.rate, min(self.tat, now))
-
-
-def _retry_after(headers) -> float | None:
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(scrub(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _error_message(exc) -> str:
-    """The server's own error message when it sent one, else the exception text (scrubbed)."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return _short(str(inner["message"]))
-        if isinstance(inner, str):
-            return _short(inner)
-    return _short(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
-
-
-# ------------------------------------------------------------------------------------ retry policy
-
-
-class TryFailed(Exception):
-    """One try that did not give a result: ``status`` (HTTP, None for timeouts, dropped connections and
-    malformed answers), ``retry_after`` (seconds the server asked for) and the server's own message."""
-
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None,
-                 server_message: str = ""):
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-        self.server_message = server_message or message
-
-
-class RetryPolicy:
-    """What follows a failed try, apart from how a try is made.
-
-    ``action(status)``: ``fatal`` for 401/403/404 (no request can succeed), ``retry`` for 408, 409,
-    425, 429, 5xx and failures without a status (timeouts, dropped connections, malformed answers),
-    ``fail`` for other 4xx (only that item fails). ``wait(tries, retry_after)``: the server's
-    Retry-After when given (even above ``max_backoff_s``), else ``backoff_s * 2**(tries-1)`` capped at
-    ``max_backoff_s`` with equal jitter (uniform between half and all of it).
-    """
-
-    def __init__(self, max_tries: int = 6, backoff_s: float = 1.0, max_backoff_s: float = 60.0):
-        self.max_tries = max(1, int(max_tries))
-        self.backoff_s = float(backoff_s)
-        self.max_backoff_s = float(max_backoff_s)
-
-    def action(self, status: int | None) -> str:
-        if status in FATAL_STATUS:
-            return "fatal"
-        if status is None or status in RETRY_STATUS or status >= 500:
-            return "retry"
-        return "fail"
-
-    def wait(self, tries: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return retry_after
-        cap = min(self.max_backoff_s, self.backoff_s * (2 ** (tries - 1)))
-        return random.uniform(cap / 2, cap)
 
 
 # ------------------------------------------------------------------------------------------ client
@@ -292,10 +148,7 @@ class ChatClient:
         self._client = None
         self._sem: asyncio.Semaphore | None = None
         self._pause_until = 0.0
-        self._in_flight = 0
-        self._busy_lock = threading.Lock()
-        self._busy_s = 0.0                       # closed intervals with >= 1 try in flight
-        self._busy_since: float | None = None    # start of the open interval, None when idle
+        self._busy = BusyClock()
         self._fatal: ChatFatal | None = None
 
     # -- lifecycle
@@ -361,20 +214,7 @@ class ChatClient:
 
     def busy_seconds(self) -> float:
         """Seconds with at least one try in flight so far (the interval under way included)."""
-        with self._busy_lock:
-            open_s = time.monotonic() - self._busy_since if self._busy_since is not None else 0.0
-            return self._busy_s + open_s
-
-    def _track_in_flight(self, delta: int) -> None:
-        """Count a try starting (+1) or ending (-1); opens / closes the busy interval at 0 <-> 1."""
-        with self._busy_lock:
-            self._in_flight += delta
-            now = time.monotonic()
-            if self._in_flight == 1 and delta > 0:
-                self._busy_since = now
-            elif self._in_flight == 0 and self._busy_since is not None:
-                self._busy_s += now - self._busy_since
-                self._busy_since = None
+        return self._busy.seconds()
 
     # -- public API
     def complete(self, messages: list, **options) -> ChatResult:
@@ -422,8 +262,8 @@ class ChatClient:
                 if isinstance(exc, ChatFatal):
                     raise exc
                 if exc is not None:  # a bug of ours: fail the item, keep the job
-                    log.error("chat request %r failed unexpectedly: %s", job.key, _short(repr(exc)))
-                    yield job.key, ChatError(f"internal error: {_short(str(exc))}")
+                    log.error("chat request %r failed unexpectedly: %s", job.key, retry.short(repr(exc)))
+                    yield job.key, ChatError(f"internal error: {retry.short(str(exc))}")
                     continue
                 yield job.key, fut.result()
         finally:
@@ -474,16 +314,16 @@ class ChatClient:
                                  f"{head!r}")
             return self._result(resp, tries, t0)
         except openai.APIStatusError as exc:
-            raise TryFailed(f"HTTP {exc.status_code}: {_error_message(exc)}", exc.status_code,
-                            _retry_after(exc.response.headers), _error_message(exc)) from None
+            raise TryFailed(f"HTTP {exc.status_code}: {retry.error_message(exc)}", exc.status_code,
+                            retry.retry_after(exc.response.headers), retry.error_message(exc)) from None
         except openai.APITimeoutError:
             raise TryFailed(f"timed out after {self.timeout_s:g} s") from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
-            raise TryFailed(f"connection error: {_short(str(cause) or type(cause).__name__)}") from None
+            raise TryFailed(f"connection error: {retry.short(str(cause) or type(cause).__name__)}") from None
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError,
                 AttributeError, IndexError) as exc:
-            raise TryFailed(f"malformed response: {_short(str(exc) or type(exc).__name__, 200)}") from None
+            raise TryFailed(f"malformed response: {retry.short(str(exc) or type(exc).__name__, 200)}") from None
 
     async def _run_job(self, job: ChatJob) -> ChatResult | ChatError:
         """Tries of one job under the limits and ``self.policy``: a result, or a ChatError after the last
@@ -500,8 +340,8 @@ class ChatClient:
                 if self._fatal is not None:
                     raise self._fatal
                 tries += 1
-                self._track_in_flight(+1)
-                self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
+                self._busy.track(+1)
+                self.stats.max_in_flight = max(self.stats.max_in_flight, self._busy.in_flight)
                 sent = time.monotonic()
                 try:
                     result = await self._attempt(job, tries, t0)
@@ -511,13 +351,14 @@ class ChatClient:
                     self._count_ok(result, time.monotonic() - sent, est)
                     return result
                 finally:
-                    self._track_in_flight(-1)
+                    self._busy.track(-1)
             action = self.policy.action(failure.status)
             if action == "fatal":
-                self._fatal = ChatFatal(self._fatal_message(failure.status, failure.server_message))
+                self._fatal = ChatFatal(retry.fatal_message(failure.status, failure.server_message, self.settings["base_url"],
+                                                      self.settings["api_key_env"], self.model))
                 raise self._fatal
             if action == "fail":
-                self._count(tries, ok=False)
+                usage.count_item(self.stats, tries, ok=False)
                 return ChatError(str(failure), tries, failure.status)
             if self._tpm:  # the failed try used no tokens: give the reservation back
                 self._tpm.adjust(-max(1, est), time.monotonic())
@@ -529,25 +370,15 @@ class ChatClient:
             log.info("chat %r: try %d/%d failed (%s); retrying in %.2f s", job.key, tries,
                      self.policy.max_tries, failure, wait)
             await asyncio.sleep(wait)
-        self._count(tries, ok=False)
+        usage.count_item(self.stats, tries, ok=False)
         return ChatError(f"gave up after {tries} tries: {failure}", tries, failure.status if failure else None)
 
     def _count_ok(self, result: ChatResult, took: float, est: int) -> None:
-        self.stats.request_seconds.append(took)
-        with _STATS_LOCK:
-            PROCESS_STATS.request_seconds.append(took)
+        usage.count_request(self.stats, took)
         used = (result.prompt_tokens or 0) + (result.completion_tokens or 0)
         if self._tpm and used:  # correct the reservation with the real usage
             self._tpm.adjust(used - max(1, est), time.monotonic())
-        self._count(result.tries, ok=True, result=result)
-
-    def _fatal_message(self, status: int, msg: str) -> str:
-        where = self.settings["base_url"] or "api.openai.com"
-        what = FATAL_STATUS[status]
-        hint = {401: f"check the key in environment variable {self.settings['api_key_env']}",
-                403: "the key may lack access to this model or endpoint",
-                404: f"check base_url ({where}) and model ({self.model!r})"}[status]
-        return f"API {what} (HTTP {status}) at {where}: {msg}; {hint}. Stopping: no request can succeed."
+        usage.count_item(self.stats, result.tries, ok=True, result=result)
 
     def _result(self, resp, tries: int, t0: float) -> ChatResult:
         if not getattr(resp, "choices", None):
@@ -564,22 +395,3 @@ class ChatClient:
         return ChatResult(text=text, finish_reason=str(choice.finish_reason or ""), prompt_tokens=pt,
                           completion_tokens=ct, tries=tries, seconds=time.monotonic() - t0,
                           cost_usd=self._cost(pt, ct), model=str(getattr(resp, "model", "") or ""))
-
-    def _count(self, tries: int, ok: bool, result: ChatResult | None = None) -> None:
-        with _STATS_LOCK:
-            for st in (self.stats, PROCESS_STATS):
-                st.tries += tries
-                st.retries += tries - 1
-                if ok:
-                    st.add_ok(result)
-                else:
-                    st.items_failed += 1
-                st.max_in_flight = max(st.max_in_flight, self.stats.max_in_flight)
-
-
-def reset_process_stats() -> ClientStats:
-    """Start ``PROCESS_STATS`` afresh (for ``vidcap estimate``); returns the new object."""
-    global PROCESS_STATS
-    with _STATS_LOCK:
-        PROCESS_STATS = ClientStats()
-    return PROCESS_STATS

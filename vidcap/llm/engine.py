@@ -14,7 +14,7 @@ trust_request_mm_kwargs extra_args env startup_timeout_s stop_timeout_s tensor_p
 adds variables to the server's environment (e.g. ``VLLM_CPU_KVCACHE_SPACE``); ``extra_args`` are appended
 to its command line.
 
-Process tree and clean-up: the server runs under a small supervisor (``python -m vidcap.llm.engine``, our
+Process tree and clean-up: the server runs under a small supervisor (``python -m vidcap.llm.supervisor``, our
 interpreter, stdlib only) that leads its own process group (its own session, so a terminal's Ctrl-C
 reaches the job, not the engine). The supervisor tears the whole group down — SIGTERM, then SIGKILL
 after ``stop_timeout_s`` — when (a) we ask it to (``stop()`` writes ``stop`` to its stdin), (b) its
@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import secrets
-import select
 import shlex
 import signal
 import socket
@@ -48,6 +47,7 @@ from collections import deque
 from pathlib import Path
 
 from vidcap.errors import RunnerFatal
+from vidcap.llm.supervisor import describe_status, kill_group, server_status
 from vidcap.redact import register_secret, scrub
 
 log = logging.getLogger("vidcap.llm.engine")
@@ -242,7 +242,7 @@ class EngineServer:
             except subprocess.TimeoutExpired:
                 pass
         code = self._sup.poll() if self._sup is not None else self._exit
-        what = "is not running" if code is None else f"exited ({_describe_status(_server_status(code))})"
+        what = "is not running" if code is None else f"exited ({describe_status(server_status(code))})"
         tail = log_tail(self.log_path, 8)
         return f"{self.kind} server {what}; last lines of {self.log_path}:\n{tail}" if tail else \
             f"{self.kind} server {what} (log {self.log_path} is empty)"
@@ -264,7 +264,7 @@ class EngineServer:
                     sup.wait(timeout=grace + 10)
                 except subprocess.TimeoutExpired:
                     log.warning("%s: supervisor did not finish; killing process group %d", self.kind, sup.pid)
-                    _kill_group(sup.pid, signal.SIGKILL)
+                    kill_group(sup.pid, signal.SIGKILL)
                     sup.wait(timeout=10)
         finally:
             self._exit = sup.returncode
@@ -296,7 +296,7 @@ class EngineServer:
             fh.write(f"\n==== vidcap: starting {self.kind} server at {time.strftime('%Y-%m-%d %H:%M:%S')}: "
                      f"{shlex.join(cmd)} (CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']!r})\n")
         grace = float(self.settings["stop_timeout_s"])
-        sup_cmd = [sys.executable, "-m", "vidcap.llm.engine", "--log", str(self.log_path), "--grace", str(grace),
+        sup_cmd = [sys.executable, "-m", "vidcap.llm.supervisor", "--log", str(self.log_path), "--grace", str(grace),
                    "--", *cmd]
         self._sup = subprocess.Popen(sup_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env, start_new_session=True, close_fds=True)
@@ -336,127 +336,3 @@ class EngineServer:
             req.add_header("Authorization", f"Bearer {self.api_key}")
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.read().decode("utf-8", "replace")
-
-
-def _describe_status(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
-
-
-def _server_status(supervisor_code: int) -> int:
-    """The server's status from the supervisor's exit code (128 + N = killed by signal N, as shells say)."""
-    return -(supervisor_code - 128) if 128 < supervisor_code < 128 + 65 else supervisor_code
-
-
-def _kill_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-# ------------------------------------------------------------------------------------------ supervisor
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid`` other than this one (Linux /proc)."""
-    me, out = os.getpid(), []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                stat = fh.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()   # after "pid (comm) ": state ppid pgrp ...
-        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
-            out.append(int(entry.name))
-    return out
-
-
-def _signal_all(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _pdeathsig_kill() -> None:
-    """preexec_fn of the server: SIGKILL it when the supervisor dies (Linux prctl; best effort)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass
-
-
-def supervise(argv: list[str]) -> int:
-    """Run ``argv`` (after ``--``) in this process group and tear the group down when told to, when the
-    parent dies or when the server exits. Returns the server's exit status (128 + signal if killed)."""
-    log_path, grace = None, 20.0
-    while argv and argv[0] != "--":
-        opt, value, argv = argv[0], argv[1], argv[2:]
-        if opt == "--log":
-            log_path = value
-        elif opt == "--grace":
-            grace = float(value)
-    cmd = argv[1:]
-    parent = os.getppid()
-    stopping = []
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stopping.append(1))
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    try:
-        server = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                  preexec_fn=_pdeathsig_kill, close_fds=True)
-    except OSError as exc:
-        if log_path:
-            out.write(f"==== vidcap: cannot start the engine: {exc}\n".encode())
-        return 127
-    print(server.pid, flush=True)
-    why = ""
-    while not why:
-        if server.poll() is not None:
-            why = f"server exited ({_describe_status(server.returncode)})"
-        elif os.getppid() != parent:
-            why = "vidcap process gone"
-        elif stopping:
-            why = "signalled"
-        else:
-            try:
-                ready, _, _ = select.select([sys.stdin.fileno()], [], [], 0.2)
-            except InterruptedError:
-                continue
-            if ready:
-                data = os.read(sys.stdin.fileno(), 64)
-                if not data or b"stop" in data:
-                    why = "asked to stop" if data else "control pipe closed"
-    pgid = os.getpgrp()
-    members = _group_members(pgid)
-    if members:
-        _signal_all(members, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while members and time.monotonic() < deadline:
-            server.poll()                      # reap our child so it does not linger as a zombie
-            time.sleep(0.1)
-            members = _group_members(pgid)
-        if members:
-            _signal_all(members, signal.SIGKILL)
-    rc = server.wait()
-    if log_path:
-        status = "" if why.startswith("server exited") else f"; server {_describe_status(rc)}"
-        out.write(f"==== vidcap: engine stopped: {why}{status}\n".encode())
-        out.close()
-    return rc if rc >= 0 else 128 - rc
-
-
-if __name__ == "__main__":
-    sys.exit(supervise(sys.argv[1:]))
