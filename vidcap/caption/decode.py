@@ -63,6 +63,7 @@ def decoded_requests(clips: dict, frames: dict, windows: dict | None, ready, fai
             if fr is not None:
                 yield from ready(group, fr)
         return
+    assert pool is not None  # workers > 0 come with their pool
     todo = iter(clips.items())
     inflight: dict[cf.Future, list] = {}
     try:

@@ -99,9 +99,9 @@ def neva_generation(inference: dict) -> tuple[dict, dict[str, str]]:
         notes["greedy"] = "false: sampling" if temp > 0 else "false, but temperature 0: greedy in vidcap"
         notes["temperature"] = f"temperature: {temp:g}" + ("" if "temperature" in inf else " (NeVA default)")
         if "top_k" in inf:
-            k = int(inf["top_k"] or 0)
-            gen["top_k"] = k if k > 0 else None
-            notes["top_k"] = f"top_k: {k}" if k > 0 else "0 (off): unset"
+            top_k = int(inf["top_k"] or 0)
+            gen["top_k"] = top_k if top_k > 0 else None
+            notes["top_k"] = f"top_k: {top_k}" if top_k > 0 else "0 (off): unset"
         if "top_p" in inf:
             p = float(inf["top_p"] or 0)
             gen["top_p"] = p if 0 < p < 1 else None

@@ -34,6 +34,7 @@ limits, retries or prices.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
 import logging
 import time
@@ -49,7 +50,7 @@ from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.media.timerange import row_range
 from vidcap.prompts import get_prompt
 from vidcap.runners import result_settings
-from vidcap.runners.base import Request
+from vidcap.runners.base import Request, Runner
 from vidcap.stages.base import Stage
 from vidcap.text import clean_caption
 
@@ -112,8 +113,8 @@ class CaptionStage(Stage):
         if self.windows is not None:   # only when on: runs without windows keep their fingerprints
             params["windows"] = self.windows
         super().__init__(params)
-        self.runner = None
-        self._pool = None
+        self.runner: Runner | None = None
+        self._pool: cf.ProcessPoolExecutor | None = None
         self.provenance: dict = {}
         self._frames_cap: int | None = None          # per-window frames, when the runner lowered num_frames
         self._windowed: dict[str, dict] = {}         # row id -> its windows in flight
@@ -207,6 +208,7 @@ class CaptionStage(Stage):
         """Yield ``(row_id, result)`` for every row (see the module docstring)."""
         if self.runner is None or not self.provenance:
             self.setup()
+        assert self.runner is not None  # setup() created it
         failed: list[tuple[str, BaseException]] = []  # rows failed before the model: yielded at once
         meta: dict[str, tuple[list[int], list[float]]] = {}
         t0 = time.perf_counter()
@@ -350,6 +352,7 @@ class CaptionStage(Stage):
             return
         windows, total = cw.combine(state["answers"], state["spans"], self._clean)
         out = self._result(row_id, total, meta)
+        assert isinstance(out, dict)  # total is a Generation (no window failed), so a result row
         out[self.output_column] = cw.timed_text(windows, state["origin"])
         out["caption_windows"] = windows
         if self.summarizer is None:
@@ -364,6 +367,7 @@ class CaptionStage(Stage):
         batch, self._to_summarize = self._to_summarize, []
         if not batch:
             return
+        assert self.summarizer is not None  # rows wait for a summary only when there is a summarizer
         results = {row_id: out for row_id, out, _ in batch}
         for row_id, gen in self.summarizer.run([(row_id, text) for row_id, _, text in batch]):
             if isinstance(gen, BaseException):

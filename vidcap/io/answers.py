@@ -113,12 +113,15 @@ def read_answers(path: str | Path, on_bad_line: str = "fail") -> ReadResult:
     path = Path(path)
     if not path.is_file():
         raise TableError(f"answers file not found: {path}")
-    rows, bad, seen = [], [], {}
+    rows: list[dict] = []
+    bad: list[BadLine] = []
+    seen: dict[str, int] = {}
     for number, line, problem in iter_lines(path):
         obj = parse_object(number, line, problem)
         if isinstance(obj, BadLine):
             bad.append(obj)
             continue
+        assert line is not None  # parse_object returns a BadLine for an undecodable line
         try:
             row = answer_row(obj)
         except ValueError as exc:

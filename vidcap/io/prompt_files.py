@@ -174,7 +174,7 @@ def iter_prompt_file(path: str | Path, media_base_path: str | None = None,
         raise ConfigError(f"media_type must be video or image; got {media_type!r}")
     if not path.is_file():
         raise TableError(f"prompt file not found: {path}")
-    base = str(Path(media_base_path).expanduser().resolve()) if media_base_path else str(path.resolve().parent)
+    base: str | None = str(Path(media_base_path).expanduser().resolve()) if media_base_path else str(path.resolve().parent)
     if not resolve:
         base = None
     seen: dict[str, int] = {}
@@ -183,6 +183,7 @@ def iter_prompt_file(path: str | Path, media_base_path: str | None = None,
         if isinstance(obj, BadLine):
             yield obj
             continue
+        assert line is not None  # parse_object returns a BadLine for an undecodable line
         try:
             row = prompt_row(obj, base, media_type)
         except ValueError as exc:
@@ -225,9 +226,13 @@ def read_prompt_file(path: str | Path, media_base_path: str | None = None, media
     through columns (a key only some lines have) are ''. ``resolve=False`` keeps media paths as written.
     """
     check_bad_line_mode(on_bad_line)
-    rows, bad = [], []
+    rows: list[dict] = []
+    bad: list[BadLine] = []
     for item in iter_prompt_file(path, media_base_path, media_type, resolve=resolve):
-        (bad if isinstance(item, BadLine) else rows).append(item)
+        if isinstance(item, BadLine):
+            bad.append(item)
+        else:
+            rows.append(item)
     result = finish_read(path, rows, bad, PROMPT_COLUMNS, on_bad_line, "prompt file")
     result.table = result.table.fillna("")
     return result

@@ -160,7 +160,7 @@ def read_table_columns(path: str | Path, columns: list[str], bad_lines: str = "f
     if table_format(path) == "jsonl":
         if not path.is_file():
             raise TableError(f"table not found: {path}")
-        return read_table(path, required=columns, bad_lines=bad_lines)[list(columns)]
+        return read_table(path, required=tuple(columns), bad_lines=bad_lines)[list(columns)]
     if table_format(path) == "parquet":
         names = table_columns(path)
         check_columns(pd.DataFrame(columns=names), columns, path)

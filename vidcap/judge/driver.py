@@ -25,6 +25,7 @@ import statistics
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -81,7 +82,7 @@ def _swap(order: str, v: Verdict) -> tuple[float, float]:
 def _row(st: _State, rules, orders, model: str) -> dict:
     item = st.item
     rule_key, _ = rule_for(rules, item.rule_category)
-    row = {c: None for c in JUDGE_COLUMNS}
+    row: dict[str, Any] = {c: None for c in JUDGE_COLUMNS}
     row.update(question_id=item.key, category=item.category, rule=rule_key,
                judge_model=st.model or model, judge_prompt_hash=judge_prompt_hash(rules, item.rule_category),
                judge_requests=st.requests, judge_strict_retries=st.strict,
@@ -230,7 +231,7 @@ def estimate_judge(items: Iterable[JudgeItem], rules: dict[str, str] = RULES, bo
     cost = None
     if price_per_1m_input is not None or price_per_1m_output is not None:
         cost = (prompt_total * float(price_per_1m_input or 0) + out_total * float(price_per_1m_output or 0)) / 1e6
-    limits = {}
+    limits: dict[str, float] = {}
     if latency_s:
         limits["concurrency"] = concurrency / latency_s
     if requests_per_s:
@@ -246,7 +247,7 @@ def estimate_judge(items: Iterable[JudgeItem], rules: dict[str, str] = RULES, bo
     per_1000 = 1000.0 / pairs if pairs else None
     return {"pairs": pairs, "skipped": skipped, "orders": orders, "requests": requests,
             "prompt_tokens": round(prompt_total), "output_tokens": round(out_total),
-            "cost_usd": cost, "seconds": seconds, "bound_by": min(limits, key=limits.get) if limits else None,
+            "cost_usd": cost, "seconds": seconds, "bound_by": min(limits, key=lambda k: limits[k]) if limits else None,
             "requests_per_s": rate,
             "cost_per_1000_pairs": cost * per_1000 if cost is not None and per_1000 else None,
             "seconds_per_1000_pairs": seconds * per_1000 if seconds is not None and per_1000 else None}

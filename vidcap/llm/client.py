@@ -1,10 +1,9 @@
 """A reusable chat-completions client for any OpenAI-compatible endpoint (OpenAI, vLLM, SGLang, ...).
 
-Built on the official ``openai`` package (``AsyncOpenAI``, with the package's own retries disabled so
-that every try is ours and counted). Nothing here is caption-specific: a stage hands over
-``ChatJob`` items (an id, the ``messages`` list, generation options, an estimate of its tokens) and
-gets ``(id, ChatResult | ChatError)`` pairs back as they finish. Later text stages (tags, judge) use it
-the same way.
+Built on the official ``openai`` package (``AsyncOpenAI``, with the package's own retries disabled so that
+every try is ours and counted). Nothing here is caption-specific: a stage hands over ``ChatJob`` items (an
+id, the ``messages`` list, generation options, an estimate of its tokens) and gets ``(id, ChatResult |
+ChatError)`` pairs back as they finish. Later text stages (tags, judge) use it the same way.
 
 Semantics (``docs/api.md`` has the long form):
 
@@ -33,6 +32,7 @@ Semantics (``docs/api.md`` has the long form):
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import queue
@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from vidcap.errors import RunnerFatal
 from vidcap.llm import retry
@@ -145,7 +146,7 @@ class ChatClient:
         self._api_key = api_key_from_env(s["api_key_env"])
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._client = None
+        self._client: Any = None  # openai.AsyncOpenAI once started (openai is imported lazily)
         self._sem: asyncio.Semaphore | None = None
         self._pause_until = 0.0
         self._busy = BusyClock()
@@ -155,13 +156,13 @@ class ChatClient:
     def start(self) -> None:
         if self._loop is not None:
             return
-        self._loop = asyncio.new_event_loop()
+        loop = self._loop = asyncio.new_event_loop()
         ready = threading.Event()
 
         def _run():
-            asyncio.set_event_loop(self._loop)
+            asyncio.set_event_loop(loop)
             ready.set()
-            self._loop.run_forever()
+            loop.run_forever()
 
         self._thread = threading.Thread(target=_run, name="vidcap-llm-loop", daemon=True)
         self._thread.start()
@@ -190,6 +191,7 @@ class ChatClient:
         """Schedule ``coro`` on the client's loop; returns a concurrent.futures.Future."""
         if self._loop is None:
             self.start()
+        assert self._loop is not None  # start() set it
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def close(self) -> None:
@@ -201,6 +203,7 @@ class ChatClient:
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
         self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None  # start() sets it together with the loop
         self._thread.join(timeout=10)
         self._loop.close()
         self._loop = self._thread = self._client = None
@@ -235,7 +238,7 @@ class ChatClient:
         self.start()
         ahead = ahead or 2 * self.concurrency
         done: queue.Queue = queue.Queue()
-        futures = set()
+        futures: set[concurrent.futures.Future] = set()
         it = iter(jobs)
         exhausted = False
         source_error: BaseException | None = None
@@ -258,12 +261,12 @@ class ChatClient:
                     break
                 job, fut = done.get()
                 futures.discard(fut)
-                exc = fut.exception()
-                if isinstance(exc, ChatFatal):
-                    raise exc
-                if exc is not None:  # a bug of ours: fail the item, keep the job
-                    log.error("chat request %r failed unexpectedly: %s", job.key, retry.short(repr(exc)))
-                    yield job.key, ChatError(f"internal error: {retry.short(str(exc))}")
+                err = fut.exception()
+                if isinstance(err, ChatFatal):
+                    raise err
+                if err is not None:  # a bug of ours: fail the item, keep the job
+                    log.error("chat request %r failed unexpectedly: %s", job.key, retry.short(repr(err)))
+                    yield job.key, ChatError(f"internal error: {retry.short(str(err))}")
                     continue
                 yield job.key, fut.result()
         finally:
@@ -334,6 +337,7 @@ class ChatClient:
         est = self._est_total(job)
         failure: TryFailed | None = None
         tries = 0
+        assert self._sem is not None  # _setup() created it when the loop started
         while tries < self.policy.max_tries:
             async with self._sem:
                 await self._wait_limits(est)
@@ -354,6 +358,7 @@ class ChatClient:
                     self._busy.track(-1)
             action = self.policy.action(failure.status)
             if action == "fatal":
+                assert failure.status is not None  # only statuses in FATAL_STATUS are fatal
                 self._fatal = ChatFatal(retry.fatal_message(failure.status, failure.server_message, self.settings["base_url"],
                                                       self.settings["api_key_env"], self.model))
                 raise self._fatal
@@ -384,9 +389,7 @@ class ChatClient:
         if not getattr(resp, "choices", None):
             raise ValueError("no choices in the response")
         choice = resp.choices[0]
-        text = choice.message.content
-        if text is None:
-            text = ""
+        text = "" if choice.message.content is None else choice.message.content
         if not isinstance(text, str):
             raise TypeError("message content is not text")
         usage = getattr(resp, "usage", None)

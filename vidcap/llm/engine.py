@@ -45,6 +45,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 from vidcap.errors import RunnerFatal
 from vidcap.llm.supervisor import describe_status, kill_group, server_status
@@ -56,7 +57,7 @@ KINDS = ("vllm", "sglang")
 HOST = "127.0.0.1"
 TAIL_LINES = 40
 PYTHON_ENV_VARS = {"vllm": "VIDCAP_VLLM_PYTHON", "sglang": "VIDCAP_SGLANG_PYTHON"}
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "model": "",
     "revision": None,
     "python": None,                 # the engine env's python; None = $VIDCAP_VLLM_PYTHON / $VIDCAP_SGLANG_PYTHON
@@ -252,6 +253,7 @@ class EngineServer:
         sup, self._sup = self._sup, None
         if sup is None:
             return
+        assert sup.stdin is not None and sup.stdout is not None  # _launch opens both as pipes
         grace = float(self.settings["stop_timeout_s"])
         try:
             if sup.poll() is None:
@@ -301,6 +303,7 @@ class EngineServer:
         self._sup = subprocess.Popen(sup_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env, start_new_session=True, close_fds=True)
         atexit.register(self.stop)
+        assert self._sup.stdout is not None  # opened as a pipe just above
         line = self._sup.stdout.readline()   # the supervisor prints the server's pid once it started it
         self.server_pid = int(line) if line.strip().isdigit() else None
 

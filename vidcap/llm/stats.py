@@ -77,6 +77,7 @@ def count_item(own: ClientStats, tries: int, ok: bool, result: Usage | None = No
             st.tries += tries
             st.retries += tries - 1
             if ok:
+                assert result is not None  # callers pass the result of every ok item
                 st.add_ok(result)
             else:
                 st.items_failed += 1

@@ -93,12 +93,13 @@ def supervise(argv: list[str]) -> int:
     stopping = []
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stopping.append(1))
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    out = open(log_path, "ab") if log_path else None
     try:
-        server = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        server = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out if out is not None else subprocess.DEVNULL,
+                                  stderr=subprocess.STDOUT,
                                   preexec_fn=_pdeathsig_kill, close_fds=True)
     except OSError as exc:
-        if log_path:
+        if out is not None:
             out.write(f"==== vidcap: cannot start the engine: {exc}\n".encode())
         return 127
     print(server.pid, flush=True)
@@ -131,7 +132,7 @@ def supervise(argv: list[str]) -> int:
         if members:
             _signal_all(members, signal.SIGKILL)
     rc = server.wait()
-    if log_path:
+    if out is not None:
         status = "" if why.startswith("server exited") else f"; server {describe_status(rc)}"
         out.write(f"==== vidcap: engine stopped: {why}{status}\n".encode())
         out.close()

@@ -4,6 +4,8 @@ head_dim 32: Qwen3-VL dense and MoE, InternVL3, SmolVLM2, Gemma 3, GLM-4.1V and 
 """
 from __future__ import annotations
 
+from typing import Any
+
 from vidcap.dev.tiny.llava import clip_vision, llama_text
 from vidcap.dev.tiny.tokenizer import (
     QWEN_SPECIAL,
@@ -74,6 +76,8 @@ def _build_qwen3(family: str, max_pos: int):
                 rope_parameters={"rope_type": "default", "mrope_section": [4, 6, 6], "mrope_interleaved": True,
                                  "rope_theta": 5000000.0},
                 bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
+    Config: Any    # the family's config and model classes (imported below, per family)
+    Model: Any
     if family == "qwen3_vl_moe":
         from transformers import Qwen3VLMoeConfig as Config
         from transformers import Qwen3VLMoeForConditionalGeneration as Model
@@ -148,7 +152,7 @@ def _build_smolvlm(max_pos: int):
                 bos_token_id=ids["<|im_start|>"], eos_token_id=ids["<end_of_utterance>"],
                 pad_token_id=ids["<|endoftext|>"])
     config = SmolVLMConfig(vision_config=vision, text_config=text, image_token_id=ids["<image>"], scale_factor=2)
-    sizes = dict(size={"longest_edge": 64}, max_image_size={"longest_edge": 32})
+    sizes: dict[str, Any] = dict(size={"longest_edge": 64}, max_image_size={"longest_edge": 32})
     image_proc = SmolVLMImageProcessor(do_image_splitting=True, **sizes)
     video_proc = SmolVLMVideoProcessor(do_sample_frames=False, **sizes)
     processor = SmolVLMProcessor(image_processor=image_proc, tokenizer=tok, video_processor=video_proc,
@@ -208,7 +212,9 @@ def _build_glm4v(max_pos: int):
                          image_end_token_id=ids["<|end_of_image|>"], video_start_token_id=ids["<|begin_of_video|>"],
                          video_end_token_id=ids["<|end_of_video|>"])
     pixels = {"shortest_edge": 28 * 28, "longest_edge": 56 * 56}
-    image_proc = Glm4vImageProcessor(size=pixels, patch_size=14, merge_size=2, temporal_patch_size=2)
+    # transformers types __init__ with the base ImagesKwargs; Glm4v's valid_kwargs take these keys
+    image_proc = Glm4vImageProcessor(size=pixels, patch_size=14, merge_size=2,  # type: ignore[call-arg]
+                                     temporal_patch_size=2)
     video_proc = Glm4vVideoProcessor(size=pixels, max_image_size={"longest_edge": 56 * 56 * 8}, patch_size=14,
                                      merge_size=2, temporal_patch_size=2, do_sample_frames=False)
     processor = Glm4vProcessor(image_processor=image_proc, tokenizer=tok, video_processor=video_proc,

@@ -3,6 +3,8 @@ processor) for ``vidcap.dev.tiny.build_tiny_model``.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from vidcap.dev.tiny.tokenizer import QWEN_SPECIAL, QWEN_TEMPLATE, bpe_tokenizer, token_ids
 
 
@@ -12,6 +14,9 @@ def build_qwen(family: str, max_pos: int, size: str):
     tok = bpe_tokenizer(QWEN_SPECIAL, eos="<|im_end|>", pad="<|endoftext|>", bos=None)
     ids = token_ids(tok, QWEN_SPECIAL)
     vocab = len(tok)
+    Config: Any    # the family's config, model and processor classes (imported below, per family)
+    Model: Any
+    Processor: Any
     if family == "qwen2_5_vl":
         from transformers import Qwen2_5_VLConfig as Config
         from transformers import Qwen2_5_VLForConditionalGeneration as Model

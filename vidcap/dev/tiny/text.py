@@ -3,6 +3,8 @@ stage's local runner: (model class, config, tokenizer) for ``vidcap.dev.tiny.bui
 """
 from __future__ import annotations
 
+from typing import Any
+
 from vidcap.dev.tiny.tokenizer import QWEN_SPECIAL, QWEN_TEMPLATE, bpe_tokenizer, token_ids
 
 _LLAMA3_TEMPLATE = (
@@ -18,6 +20,8 @@ _LLAMA3_SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>"
 
 def build_text(family: str, max_pos: int):
     """A text-only chat model: (model class, config, tokenizer with the family's chat template)."""
+    Config: Any    # the family's config and model classes (imported below, per family)
+    Model: Any
     if family == "qwen2":
         from transformers import Qwen2Config as Config
         from transformers import Qwen2ForCausalLM as Model
