@@ -2,8 +2,8 @@
 
 Built on the official ``openai`` package (``AsyncOpenAI``, with the package's own retries disabled so that
 every try is ours and counted). Nothing here is caption-specific: a stage hands over ``ChatJob`` items (an
-id, the ``messages`` list, generation options, an estimate of its tokens) and gets ``(id, ChatResult |
-ChatError)`` pairs back as they finish. Later text stages (tags, judge) use it the same way.
+id, the ``messages`` list, generation options, an estimate of its tokens) and gets
+``(id, ChatResult | ChatError)`` pairs back as they finish. Later text stages (tags, judge) use it the same way.
 
 Semantics (``docs/api.md`` has the long form):
 
