@@ -4,8 +4,9 @@ It drives everything that needs to know the stages: the rule generated per stage
 (``rules/stages.smk``), the ``vidcap <stage>`` subcommands (``vidcap.cli.workflow``), the config schema sections
 (``vidcap/schema/stages/<name>.yaml``), ``status`` and the report's order.
 
-Adding a stage = its module under ``vidcap/stages/`` (a ``Stage`` subclass, contract in
-``vidcap.stages.base``), its schema section, and one ``StageSpec`` line below. Nothing else.
+Adding a stage = its package ``vidcap/<name>/`` (``stage.py``: a ``Stage`` subclass, contract in
+``vidcap.stages.base``; ``plan.py`` when it wires into other stages: ``vidcap.stages.plan``), its schema
+section, and one ``StageSpec`` line below. Nothing else (``docs/architecture.md`` has a worked example).
 """
 from __future__ import annotations
 
