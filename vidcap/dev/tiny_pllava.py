@@ -16,12 +16,11 @@ creates random weights on the device with ``vidcap.models.pllava.random_pllava``
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from vidcap.dev.tiny import STAMP, build_cached, built_alike, default_cache_dir
+from vidcap.dev.tiny import build_cached, built_alike, default_cache_dir, publish
 from vidcap.dev.tiny.tokenizer import VICUNA_SPECIAL, bpe_tokenizer, token_ids
 
 BUILD_VERSION = "1"
@@ -70,10 +69,7 @@ def build_tiny_pllava(outdir, *, num_frames: int = 4, pooling_shape=None, lora_r
         save_released(model, tmp, shards=shards)
     config.save_pretrained(tmp)
     processor.save_pretrained(tmp)
-    (tmp / STAMP).write_text(json.dumps(spec, indent=1))
-    shutil.rmtree(outdir, ignore_errors=True)
-    tmp.rename(outdir)
-    return outdir
+    return publish(tmp, outdir, spec)
 
 
 def tiny_pllava(**kwargs) -> Path:

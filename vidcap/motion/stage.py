@@ -18,9 +18,6 @@ from vidcap.media.timerange import row_range
 from vidcap.motion import classify as motion
 from vidcap.stages.base import RowStage
 
-# Settings of the stage that are not classifier knobs.
-STAGE_KEYS = ("append_to_text",)
-
 
 class MotionStage(RowStage):
     name = "motion"
@@ -36,8 +33,8 @@ class MotionStage(RowStage):
 
     def __init__(self, params=None):
         s = stage_settings(self.name, params)
-        knobs = {k: v for k, v in s.items() if k not in STAGE_KEYS}
-        super().__init__(motion._knobs(knobs))  # fills the classifier's defaults
+        # stage_settings leaves out workflow keys (append_to_text); _knobs fills the classifier's defaults
+        super().__init__(motion._knobs(s))
 
     def process_row(self, row: dict) -> dict:
         path = row[MEDIA_PATH]

@@ -112,6 +112,11 @@ def build_tiny_model(family: str, outdir: str | Path, *, max_position_embeddings
         gen.bos_token_id = text_config.bos_token_id
         model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
+    return publish(tmp, outdir, spec)
+
+
+def publish(tmp: Path, outdir: Path, spec: dict) -> Path:
+    """Stamp a model folder built in ``tmp`` with its ``spec`` and move it to ``outdir`` (replacing it)."""
     (tmp / STAMP).write_text(json.dumps(spec, indent=1))
     shutil.rmtree(outdir, ignore_errors=True)
     tmp.rename(outdir)
