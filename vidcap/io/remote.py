@@ -208,6 +208,7 @@ def list_objects(url: str, extensions: frozenset[str] | set[str] | None = None) 
     (lower-case, with the dot) when given. RemoteError when the prefix cannot be listed."""
     fs, path = filesystem(url)
     root = path.rstrip("/")
+    fs.invalidate_cache()
     found = call(lambda: fs.find(root), url)
     out = []
     for key in found:
