@@ -141,10 +141,10 @@ def test_workflow_over_s3_urls_labels_rows_as_local_files(tmp_path, store):
     server, proxy, client = store
     media = tmp_path / "media"
     clips = _clips(media, 3)
-    upload(client, "wf", clips)
+    upload(client, "wflow", clips)
     local = [str(p) for p in clips.values()]
-    urls = [f"s3://wf/{k}" for k in clips]
-    write_table(pd.DataFrame({"path": local + urls + ["s3://wf/clips/missing.mp4"]}), media / "m.csv")
+    urls = [f"s3://wflow/{k}" for k in clips]
+    write_table(pd.DataFrame({"path": local + urls + ["s3://wflow/clips/missing.mp4"]}), media / "m.csv")
     stages = {"caption": {"enabled": True, "prompt": "video_short", "decode_workers": 0,
                           "frames": {"num_frames": 4, "resize_short": 48}, "generation": {"max_new_tokens": 4},
                           "transformers": {"model": str(tiny_model("qwen2_5_vl"))},
@@ -153,14 +153,14 @@ def test_workflow_over_s3_urls_labels_rows_as_local_files(tmp_path, store):
     proxy.slowdown, proxy.cut = 2, 2
     run_snakemake(tmp_path, cfg, env=server.env(proxy.endpoint))
     out = read_result(tmp_path / "results" / "s3.csv")
-    assert out["path"].tolist() == local + urls + ["s3://wf/clips/missing.mp4"], "every row once, in order"
+    assert out["path"].tolist() == local + urls + ["s3://wflow/clips/missing.mp4"], "every row once, in order"
     same = ["num_frames", "fps", "width", "height", "duration", "codec", "cmotion", "motion_pan", "motion_tilt",
             "motion_zoom", "caption_frame_indices", "caption_error", "probe_error", "motion_error"]
     assert out.loc[:2, same].values.tolist() == out.loc[3:5, same].values.tolist()
     assert (out.loc[:5, "probe_error"] == "").all() and (out.loc[:5, "caption_error"] == "").all()
     missing = out.iloc[6]
     for col in ("probe_error", "caption_error", "motion_error"):
-        assert "object not found: s3://wf/clips/missing.mp4" in missing[col], (col, missing[col])
+        assert "object not found: s3://wflow/clips/missing.mp4" in missing[col], (col, missing[col])
     assert missing["cmotion"] == "" and missing["num_frames"] == ""
     assert sum(proxy.gets.values()) > 0 and proxy.faults >= 4
     for f in [*(tmp_path / "results").rglob("*"), *(tmp_path / ".snakemake").rglob("*.log")]:
