@@ -197,3 +197,92 @@ def test_kill_mid_run_over_s3_then_resume_fetches_no_journaled_row_again(tmp_pat
     assert out["path"].tolist() == urls and (out["probe_error"] == "").all() and (out["num_frames"] == "8").all()
     stats = [json.loads(p.read_text()) for p in (tmp_path / "results" / "k" / "stats" / "probe").glob("*.json")]
     assert sum(s["reused"] for s in stats) == len(done)
+
+
+def _export_table(tmp_path: Path, client) -> tuple[Path, dict[str, Path]]:
+    """A merged table (as a run writes it): 3 local clips, one on S3, one failed row, one range of a clip."""
+    media = tmp_path / "media"
+    files = {f"c{i}": synth.write_video(media / f"c{i}.mp4", num_frames=24, width=64, height=48, seed=i)
+             for i in range(4)}
+    long = synth.write_video(media / "long.mp4", num_frames=96, width=64, height=48, seed=9)
+    upload(client, "exp", {"src/c3.mp4": files["c3"]})
+    rows = [{"path": str(files[f"c{i}"]), "row_id": f"r{i}", "text": f"caption {i}", "probe_error": "",
+             "start": None, "end": None, "source_duration": 1.0} for i in range(3)]
+    rows.append({"path": "s3://exp/src/c3.mp4", "row_id": "r3", "text": "caption 3", "probe_error": "",
+                 "start": None, "end": None, "source_duration": 1.0})
+    rows.append({"path": str(media / "gone.mp4"), "row_id": "r4", "text": "", "probe_error": "file not found",
+                 "start": None, "end": None, "source_duration": None})
+    rows.append({"path": str(long), "row_id": "r5", "text": "caption 5", "probe_error": "",
+                 "start": 2.0, "end": 3.0, "source_duration": 4.0})
+    write_table(pd.DataFrame(rows), tmp_path / "table.parquet")
+    return tmp_path / "table.parquet", {**files, "long": long}
+
+
+def _read_back(folder: Path) -> dict[str, dict]:
+    import webdataset as wds
+
+    tars = sorted(str(p) for p in folder.glob("*.tar"))
+    return {s["__key__"]: s for s in wds.WebDataset(tars, shardshuffle=False, empty_check=False)}
+
+
+def test_webdataset_export_to_a_folder_and_to_s3_resumable(tmp_path, store):
+    import av
+
+    from vidcap.cli.main import main
+    from vidcap.export.webdataset import export_webdataset
+
+    _, _, client = store
+    table, files = _export_table(tmp_path, client)
+    out = tmp_path / "wds"
+    assert main(["export", "webdataset", str(table), "--to", str(out), "--shard-size", "20KB"]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["failed_rows"] == 1 and stats["samples_written"] == 5 and stats["shards"] >= 2
+    samples = _read_back(out)
+    assert sorted(samples) == ["r0", "r1", "r2", "r3", "r5"], "one sample per usable row"
+    for key, name in (("r0", "c0"), ("r3", "c3")):
+        assert samples[key]["mp4"] == files[name].read_bytes()
+        meta = json.loads(samples[key]["json"])
+        assert meta["row_id"] == key and samples[key]["txt"].decode() == meta["text"]
+    cut = av.open(__import__("io").BytesIO(samples["r5"]["mp4"]))
+    n = sum(1 for _ in cut.decode(video=0))
+    assert 24 <= n < 96, "the row's range, cut by stream copy (from the keyframe before it)"
+    index = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("0*.parquet"))])
+    assert sorted(index["key"]) == sorted(samples)
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")], names
+
+    # resumable: a shard lost (its stats file marks it done) is written again, identical; others kept
+    first = (out / "00001.tar").read_bytes()
+    (out / "00001.tar").unlink()
+    (out / "00001_stats.json").unlink()
+    again = export_webdataset(table, str(out), "20KB")
+    assert again["shards_written"] == 1 and again["shards_kept"] == stats["shards"] - 1
+    assert (out / "00001.tar").read_bytes() == first
+    with pytest.raises(Exception, match="other settings"):
+        export_webdataset(table, str(out), "1MB")
+
+    s3 = export_webdataset(table, "s3://exp/wds/", "20KB")
+    assert s3["shards"] == stats["shards"] and s3["samples_written"] == 5
+    keys = remote.list_objects("s3://exp/wds/")
+    assert {f"{i:05d}{ext}" for i in range(s3["shards"]) for ext in (".tar", ".parquet", "_stats.json")} \
+        <= set(keys) and len(keys) == 3 * s3["shards"] + 2
+    local = tmp_path / "from_s3"
+    local.mkdir()
+    for k in keys:
+        if k.endswith(".tar"):
+            (local / k).write_bytes(remote.read_range(f"s3://exp/wds/{k}", 0, remote.object_size(f"s3://exp/wds/{k}")))
+    assert {k: s["mp4"] for k, s in _read_back(local).items()} == {k: s["mp4"] for k, s in samples.items()}
+    again = export_webdataset(table, "s3://exp/wds/", "20KB")
+    assert again["shards_written"] == 0
+
+
+def test_vidcap_manifest_lists_a_bucket_prefix(tmp_path, store):
+    from vidcap.cli.main import main
+
+    _, _, client = store
+    clip = synth.write_video(tmp_path / "a.mp4", num_frames=4, width=32, height=32)
+    upload(client, "listing", {"p/a.mp4": clip, "p/sub/b.MP4": clip, "p/notes.txt": clip, "other/c.mp4": clip})
+    assert main(["manifest", "s3://listing/p/", "-o", str(tmp_path / "m.parquet")]) == 0
+    df = pd.read_parquet(tmp_path / "m.parquet")
+    assert df["path"].tolist() == ["s3://listing/p/a.mp4", "s3://listing/p/sub/b.MP4"]
+    assert df["relpath"].tolist() == ["a.mp4", "sub/b.MP4"] and df["id"].tolist() == ["a", "b"]
