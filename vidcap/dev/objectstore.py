@@ -14,6 +14,7 @@ import socket
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 SECRET = "vidcap-test-secret-3f9a"     # a recognisable dummy secret: tests assert it never leaks
@@ -32,7 +33,7 @@ class S3Server:
 
     def __init__(self, port: int | None = None):
         self.port = port or free_port()
-        self._server = None
+        self._server: Any = None
 
     @property
     def endpoint(self) -> str:
@@ -44,8 +45,9 @@ class S3Server:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)   # no line per request
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        server.start()
+        self._server = server
         return self
 
     def stop(self) -> None:
@@ -114,7 +116,7 @@ class FaultProxy:
                     if self.command != "HEAD":
                         self.wfile.write(SLOWDOWN)
                     return
-                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
+                conn = http.client.HTTPConnection(str(proxy.upstream.hostname), proxy.upstream.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
@@ -127,8 +129,8 @@ class FaultProxy:
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(k, v)
-                length = resp.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(data)))
+                told = resp.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", told or str(len(data)))
                 self.end_headers()
                 if self.command == "GET" and resp.status in (200, 206) and "list-type" not in self.path:
                     with proxy._lock:

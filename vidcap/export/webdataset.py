@@ -30,6 +30,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -199,7 +200,8 @@ class ShardWriter:
         self.tmp = Path(staging) / f"{shard:05d}.tar.tmp"
         self.tar = tarfile.open(self.tmp, "w")
         self.index: list[pa.Table] = []
-        self.samples, self.bytes, self.errors = 0, 0, []
+        self.samples, self.bytes = 0, 0
+        self.errors: list[str] = []
         self.started = time.time()
 
     def add(self, row: dict, path: str, table_row: pa.Table) -> None:
@@ -229,8 +231,7 @@ class ShardWriter:
 
     def _rewind(self, mark: int) -> None:
         """After a failed member: cut the tar back to ``mark``, the end of its last whole member."""
-        fileobj = self.tar.fileobj
-        assert fileobj is not None
+        fileobj: Any = self.tar.fileobj   # the temporary file tarfile opened
         fileobj.seek(mark)
         fileobj.truncate()
         self.tar.offset = mark

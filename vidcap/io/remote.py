@@ -179,7 +179,7 @@ class RemoteFile(io.RawIOBase):
             n -= len(part)
         return b"".join(parts)
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b) -> int:
         data = self.read(len(b))
         b[:len(data)] = data
         return len(data)
