@@ -35,7 +35,11 @@ RETRIES = int(os.environ.get("VIDCAP_REMOTE_RETRIES", "5"))      # tries after t
 BACKOFF_S = float(os.environ.get("VIDCAP_REMOTE_BACKOFF_S", "0.25"))
 MAX_BACKOFF_S = 8.0
 MAX_AHEAD = 8 << 20
+MIN_FETCH = 32 << 10          # the least fetched after a jump (FFmpeg then reads 8 KB at a time)
+KEEP_BLOCK, KEEP_TOTAL = 256 << 10, 32 << 20    # small blocks kept for the next open of the same object
 STATS = {"requests": 0, "bytes": 0, "retries": 0}
+SIZE_TTL_S, _SIZES_KEPT = 60.0, 64
+_SIZES: dict[str, tuple[int, float]] = {}
 
 
 class RemoteError(MediaError):
@@ -107,8 +111,49 @@ def call(fn: Callable[[], Any], url: str, retries: int | None = None) -> Any:
     raise AssertionError("unreachable")
 
 
+_BLOCKS: dict[str, list[tuple[int, bytes]]] = {}
+_KEPT = [0]
+
+
+def _keep_block(url: str, start: int, data: bytes) -> None:
+    """Keep a small block (headers, an index at the end, a GOP start) for reads that come back to it:
+    FFmpeg returns to the file's start after reading its index, and every stage of a row opens the
+    object anew. At most ``KEEP_TOTAL`` bytes, the least recently used objects dropped first."""
+    if len(data) > KEEP_BLOCK:
+        return
+    blocks = _BLOCKS.pop(url, [])
+    blocks.append((start, data))
+    _BLOCKS[url] = blocks
+    _KEPT[0] += len(data)
+    while _KEPT[0] > KEEP_TOTAL and _BLOCKS:
+        _KEPT[0] -= sum(len(d) for _, d in _BLOCKS.pop(next(iter(_BLOCKS))))
+
+
+def _kept_block(url: str, pos: int) -> tuple[int, bytes] | None:
+    size = _SIZES.get(url)   # blocks are used as long as the object's size is (SIZE_TTL_S)
+    if size is None or time.monotonic() - size[1] >= SIZE_TTL_S:
+        return None
+    for start, data in reversed(_BLOCKS.get(url, ())):
+        if start <= pos < start + len(data):
+            return start, data
+    return None
+
+
+def forget() -> None:
+    """Drop every kept size and block (the next read of any object asks the store again)."""
+    _SIZES.clear()
+    _BLOCKS.clear()
+    _KEPT[0] = 0
+
+
 def object_size(url: str) -> int:
-    """Size in bytes of the object at ``url``; RemoteError when it is missing, a prefix or refused."""
+    """Size in bytes of the object at ``url``; RemoteError when it is missing, a prefix or refused.
+    The last ``_SIZES_KEPT`` answers are kept for ``SIZE_TTL_S`` seconds: a row's check and its open
+    (and a probe then a sampling of the same clip) cost one metadata request, not one each."""
+    now = time.monotonic()
+    kept = _SIZES.get(url)
+    if kept is not None and now - kept[1] < SIZE_TTL_S:
+        return kept[0]
     fs, path = filesystem(url)
     info = call(lambda: fs.info(path), url)
     if info.get("type") == "directory":
@@ -116,6 +161,9 @@ def object_size(url: str) -> int:
     size = info.get("size")
     if size is None:
         raise RemoteError(f"cannot tell the size of {public_url(url)}")
+    if len(_SIZES) >= _SIZES_KEPT:
+        _SIZES.pop(next(iter(_SIZES)))
+    _SIZES[url] = (int(size), now)
     return int(size)
 
 
@@ -171,8 +219,12 @@ class RemoteFile(io.RawIOBase):
         while n > 0:    # whole reads (as a buffered file gives them): PIL relies on it
             lo = self.pos - self._buf_start
             if not 0 <= lo < len(self._buf):
-                self._fill(n)
-                lo = 0
+                kept = _kept_block(self.url, self.pos)
+                if kept is not None:
+                    self._buf_start, self._buf = kept
+                else:
+                    self._fill(n)
+                lo = self.pos - self._buf_start
             part = self._buf[lo:lo + n]
             parts.append(part)
             self.pos += len(part)
@@ -186,12 +238,13 @@ class RemoteFile(io.RawIOBase):
 
     def _fill(self, n: int) -> None:
         contiguous = self._buf and self.pos == self._buf_start + len(self._buf)
-        self._ahead = min(MAX_AHEAD, max(2 * self._ahead, n)) if contiguous else 0
+        self._ahead = min(MAX_AHEAD, max(2 * self._ahead, n)) if contiguous else MIN_FETCH
         end = min(self.size, self.pos + max(n, self._ahead))
         self._buf = read_range(self.url, self.pos, end, self.fs, self.path)
         self._buf_start = self.pos
         self._ahead = len(self._buf)
         self.fetched += len(self._buf)
+        _keep_block(self.url, self._buf_start, self._buf)
 
     def close(self) -> None:
         self._buf = b""
