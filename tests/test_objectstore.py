@@ -200,19 +200,20 @@ def test_kill_mid_run_over_s3_then_resume_fetches_no_journaled_row_again(tmp_pat
 
 
 def _export_table(tmp_path: Path, client) -> tuple[Path, dict[str, Path]]:
-    """A merged table (as a run writes it): 3 local clips, one on S3, one failed row, one range of a clip."""
+    """A merged table (as a run writes it): 3 local clips, one on S3, one failed row, one range of a clip
+    on S3 (cut by the shots step's stream copy, reading the object through the shots decoder)."""
     media = tmp_path / "media"
     files = {f"c{i}": synth.write_video(media / f"c{i}.mp4", num_frames=24, width=64, height=48, seed=i)
              for i in range(4)}
     long = synth.write_video(media / "long.mp4", num_frames=96, width=64, height=48, seed=9)
-    upload(client, "exp", {"src/c3.mp4": files["c3"]})
+    upload(client, "exp", {"src/c3.mp4": files["c3"], "src/long.mp4": long})
     rows = [{"path": str(files[f"c{i}"]), "row_id": f"r{i}", "text": f"caption {i}", "probe_error": "",
              "start": None, "end": None, "source_duration": 1.0} for i in range(3)]
     rows.append({"path": "s3://exp/src/c3.mp4", "row_id": "r3", "text": "caption 3", "probe_error": "",
                  "start": None, "end": None, "source_duration": 1.0})
     rows.append({"path": str(media / "gone.mp4"), "row_id": "r4", "text": "", "probe_error": "file not found",
                  "start": None, "end": None, "source_duration": None})
-    rows.append({"path": str(long), "row_id": "r5", "text": "caption 5", "probe_error": "",
+    rows.append({"path": "s3://exp/src/long.mp4", "row_id": "r5", "text": "caption 5", "probe_error": "",
                  "start": 2.0, "end": 3.0, "source_duration": 4.0})
     write_table(pd.DataFrame(rows), tmp_path / "table.parquet")
     return tmp_path / "table.parquet", {**files, "long": long}

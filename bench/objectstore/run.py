@@ -218,8 +218,12 @@ def run(clips: list[Path], passes: int, gen_s: float) -> None:
 
     cache = Path(tempfile.mkdtemp(prefix="vidcap-bench-cache-"))
     times: dict[str, list[tuple[float, float]]] = {"local": [], "s3": [], "cache": []}
-    for c, u in zip(clips, urls):   # warm-up
-        row_work(str(c)), row_work(u)
+    requests = []
+    for c, u in zip(clips, urls):   # warm-up; requests a row makes
+        row_work(str(c))
+        r = remote.STATS["requests"]
+        row_work(u)
+        requests.append(remote.STATS["requests"] - r)
     for _ in range(passes):
         for c, u in zip(clips, urls):   # interleaved: the machine's load hits all three alike
             times["local"].append(timed(row_work, str(c)))
@@ -250,6 +254,7 @@ def run(clips: list[Path], passes: int, gen_s: float) -> None:
     for k, label in (("local", "local files"), ("s3", "S3, ranged reads (vidcap)"),
                      ("cache", "S3, whole object to a local cache first")):
         print(f"| {label} | {rows[k]:.1f} | {rows[k] / rows['local']:.2f} | {cpu[k]:.1f} | {cpu[k] / cpu['local']:.2f} |")
+    print(f"\nrequests a row from S3 (metadata + ranges): median {med(requests)}, max {max(requests)}")
     print(f"\nexport webdataset to a local folder: {export_mb_s:.0f} MB/s ({export_mb:.0f} MB)")
 
 
