@@ -63,10 +63,11 @@ def test_probe_and_frames_read_ranges_and_match_local_files(tmp_path, store):
     upload(client, "probe", {"v/a.mp4": clip, "v/i.png": image})
     url = "s3://probe/v/a.mp4"
 
+    remote.forget()
     before = remote.STATS["bytes"]
     assert probe_video(url, "header") == probe_video(str(clip), "header")
     header_bytes = remote.STATS["bytes"] - before
-    assert header_bytes <= 32 * 1024 < clip.stat().st_size // 4, "a header probe fetches kilobytes"
+    assert header_bytes <= 64 * 1024 < clip.stat().st_size // 2, "a header probe fetches kilobytes"
     assert probe_video(url, "ends") == probe_video(str(clip), "ends")
 
     local = sample_frames(str(clip), 4)
@@ -75,6 +76,7 @@ def test_probe_and_frames_read_ranges_and_match_local_files(tmp_path, store):
     assert (sample_frames("s3://probe/v/i.png", 1).frames[0] == sample_frames(str(image), 1).frames[0]).all()
 
     # throttling and connections cut mid-body: retried, same frames
+    remote.forget()   # nothing kept: read the object again
     proxy.slowdown, proxy.cut = 2, 2
     again = sample_frames(url, 4)
     assert (again.frames == local.frames).all() and proxy.slowdown == proxy.cut == 0
