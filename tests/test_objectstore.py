@@ -108,6 +108,7 @@ def test_url_rows_keep_their_url_and_a_stable_id(tmp_path):
     url = "s3://bucket/a b/../c.mp4"
     assert resolve_media_path(url, "/data") == url
     assert resolve_media_path("x/c.mp4", "s3://bucket/root/") == "s3://bucket/root/x/c.mp4"
+    assert resolve_media_path("/data/c.mp4", "s3://bucket/root") == "/data/c.mp4", "a local file stays local"
     write_table(pd.DataFrame({"path": [url, "https://host/v.mp4?sig=1", "local.mp4"]}), tmp_path / "m.csv")
     make_shards(tmp_path / "m.csv", tmp_path / "shards", 1000)
     shard = pd.read_parquet(tmp_path / "shards" / "00000.parquet")

@@ -14,8 +14,8 @@ def resolve_media_path(path: str, base: str) -> str:
     """Absolute file name for a manifest ``path``: ``~`` expanded, relative paths joined to ``base``."""
     if path == "" or URL.match(path):
         return path
-    if URL.match(base):
-        return base.rstrip("/") + "/" + path.lstrip("/")
+    if URL.match(base) and not path.startswith(("/", "~")):
+        return base.rstrip("/") + "/" + path
     p = os.path.expanduser(path)
     if not os.path.isabs(p):
         p = os.path.join(base, p)
