@@ -290,3 +290,16 @@ def test_vidcap_manifest_lists_a_bucket_prefix(tmp_path, store):
     df = pd.read_parquet(tmp_path / "m.parquet")
     assert df["path"].tolist() == ["s3://listing/p/a.mp4", "s3://listing/p/sub/b.MP4"]
     assert df["relpath"].tolist() == ["a.mp4", "sub/b.MP4"] and df["id"].tolist() == ["a", "b"]
+
+
+def test_shot_detection_over_s3_equals_local_files(tmp_path, store):
+    from vidcap.shots.detect import detect_shots
+
+    _, _, client = store
+    a, b = synth.texture(96, 128, seed=1), synth.texture(96, 128, seed=2)
+    clip = synth.write_video(tmp_path / "cut.mp4", num_frames=48, width=128, height=96,
+                             frames=lambda i: a if i < 24 else b)
+    upload(client, "shots", {"cut.mp4": clip})
+    local = detect_shots(str(clip))
+    assert len(local) == 2, "the hard cut is found"
+    assert detect_shots("s3://shots/cut.mp4") == local
