@@ -16,7 +16,7 @@ MAX_LINES = 400
 # other feature (features meet in the registry, by name, and in the app layer)
 CORE = ("", "errors", "redact", "config", "prompts", "text", "camera_text", "gpu", "io", "media", "llm", "runners", "models", "stages")
 FEATURES = ("probe", "caption", "clean", "motion", "shots", "tags", "judge")
-APP = ("workflow", "gather", "summary", "status", "compare", "report")
+APP = ("workflow", "gather", "summary", "status", "compare", "report", "export")
 TOP = ("cli", "__main__", "dev")
 LAYER = {**{m: 0 for m in CORE}, **{m: 1 for m in FEATURES}, **{m: 2 for m in APP}, **{m: 3 for m in TOP}}
 

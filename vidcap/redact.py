@@ -2,8 +2,10 @@
 
 ``register_secret(value)`` (called when an API key is read from its environment variable) makes
 ``scrub`` replace that value, and installs a log filter on vidcap's, openai's and httpx's loggers
-and on the root handlers so no log record carries it. ``scrub`` also replaces ``Bearer ...`` values
-and ``sk-...`` keys. ``public_config`` is a copy of a config safe to publish.
+and on the root handlers so no log record carries it. ``scrub`` also replaces ``Bearer ...`` values,
+``sk-...`` keys, ``user:password@`` in URLs, the signature and credential parameters of presigned
+URLs (``X-Amz-Signature=``, ``X-Goog-Signature=``, Azure SAS ``sig=`` ...) and AWS access key ids;
+``register_storage_secrets()`` registers the object-store secrets found in the environment. ``public_config`` is a copy of a config safe to publish.
 """
 from __future__ import annotations
 
@@ -15,7 +17,13 @@ _SECRETS: set[str] = set()
 _PATTERNS = [re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")]
 _SECRET_KEY = re.compile(r"(?i)(api_?key|token|secret|password|passwd|credential)s?$")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
-_LOGGERS = ("vidcap", "openai", "httpx", "httpx2", "httpcore", "httpcore2")
+_URL_SIGNATURE = re.compile(r"(?i)([?&](?:x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential)"
+                            r"|signature|sig|awsaccesskeyid|access_token|token|key)=)[^&\s\"'#]+")
+_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+STORAGE_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_KEY",
+                      "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CONNECTION_STRING",
+                      "AZURE_CLIENT_SECRET", "GOOGLE_APPLICATION_CREDENTIALS_JSON")
+_LOGGERS = ("vidcap", "openai", "httpx", "httpx2", "httpcore", "httpcore2", "s3fs", "fsspec", "botocore", "aiobotocore")
 
 
 def register_secret(value: str) -> None:
@@ -31,7 +39,17 @@ def scrub(text: str) -> str:
     for secret in sorted(_SECRETS, key=len, reverse=True):
         text = text.replace(secret, "[REDACTED]")
     text = _PATTERNS[0].sub(r"\1[REDACTED]", text)
+    text = _URL_USERINFO.sub(r"\1[REDACTED]@", _URL_SIGNATURE.sub(r"\1[REDACTED]", text))
+    text = _AWS_KEY_ID.sub("[REDACTED]", text)
     return _PATTERNS[1].sub("sk-[REDACTED]", text)
+
+
+def register_storage_secrets() -> None:
+    """Register the object-store credentials set in the environment (``STORAGE_SECRET_ENV``)."""
+    import os
+
+    for name in STORAGE_SECRET_ENV:
+        register_secret(os.environ.get(name, ""))
 
 
 class _ScrubFilter(logging.Filter):

@@ -55,8 +55,8 @@ def cmd_shard(args) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("manifest", help="scan a folder recursively into a path,id,relpath table")
-    p.add_argument("root", help="folder scanned recursively for media files")
+    p = sub.add_parser("manifest", help="scan a folder or a bucket prefix recursively into a path,id,relpath table")
+    p.add_argument("root", help="folder scanned recursively for media files, or an object-store prefix (s3://bucket/prefix/)")
     p.add_argument("-o", "--output", required=True, help="the manifest to write: .csv or .parquet")
     p.add_argument("--kind", choices=("video", "image", "all"), default="video",
                    help="which files to list, told by extension (default: video)")

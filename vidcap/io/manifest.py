@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from vidcap.errors import TableError
+from vidcap.io import remote
 from vidcap.io.prompt_files import is_prompt_file, read_prompt_file
 from vidcap.io.tables import read_table
 from vidcap.media.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
@@ -36,13 +37,19 @@ def read_manifest(path: str | Path, media_base_path: str | None = None, on_bad_l
 
 
 def scan(root: str | Path, kind: str = "video") -> pd.DataFrame:
-    """Every file under ``root`` (recursively, symlinks followed) whose extension is of ``kind``.
+    """Every file under ``root`` (recursively, symlinks followed) whose extension is of ``kind``;
+    ``root`` may be an object-store prefix (``s3://bucket/prefix/``: every object under it).
 
     Returns ``path`` (absolute), ``id`` (file name without extension), ``relpath`` (to ``root``),
     sorted by ``relpath`` so the same folder always gives the same table.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if remote.is_url(root):   # an object-store prefix: listed as a folder is, paths are URLs
+        prefix = str(root).rstrip("/")
+        keys = remote.list_objects(prefix, set(KINDS[kind]))
+        return pd.DataFrame({"path": [remote.join_url(prefix, k) for k in keys],
+                             "id": [Path(k).stem for k in keys], "relpath": keys})
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise TableError(f"not a folder: {root}")

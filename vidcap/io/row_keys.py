@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vidcap.io.media_paths import resolve_media_path
+from vidcap.io.media_paths import URL, resolve_media_path
 
 PARTITIONS = 256
 RANGE_COLUMNS = ("start", "end")
@@ -56,11 +56,17 @@ def text_cells(column: pa.Array | pa.ChunkedArray, as_float: bool = False) -> pa
 
 def resolve_paths(paths: pa.Array, base: str) -> pa.Array:
     """``vidcap.io.media_paths.resolve_media_path`` over an array: '' stays '', relative paths are joined to
-    ``base`` (already absolute and normalised), ``~`` expanded, ``.``/``..``/``//`` normalised."""
+    ``base`` (already absolute and normalised), ``~`` expanded, ``.``/``..``/``//`` normalised; URLs
+    stay as written (their row id is then a hash of the URL)."""
     prefix = base if base.endswith("/") else base + "/"
     joined = pc.if_else(pc.starts_with(paths, "/"), paths, pc.binary_join_element_wise(prefix, paths, ""))
     joined = pc.if_else(pc.equal(paths, ""), "", joined)
     slow = pc.or_(pc.starts_with(paths, "~"), pc.match_substring_regex(joined, _NEEDS_NORMPATH))
+    url = pc.match_substring_regex(paths, URL.pattern)
+    if URL.match(base):   # a URL media root: every relative path is a URL, joined by resolve_media_path
+        slow = pc.and_not(pc.not_equal(paths, ""), url)
+    joined = pc.if_else(url, paths, joined)
+    slow = pc.and_not(slow, url)
     idx = np.flatnonzero(slow.to_numpy(zero_copy_only=False))
     if not len(idx):
         return joined

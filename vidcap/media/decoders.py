@@ -14,6 +14,7 @@ from fractions import Fraction
 import numpy as np
 
 from vidcap.errors import FrameError, MediaError
+from vidcap.io.remote import public_url
 from vidcap.media.files import open_video, probe_stream, reason
 
 DECODERS = ("pyav", "decord", "opencv")
@@ -43,7 +44,7 @@ def open_av(path: str):
     try:
         return open_video(path)
     except MediaError as e:
-        raise FrameError(f"{e}: {path}") from None
+        raise FrameError(f"{e}: {public_url(path)}") from None
 
 
 def probe(container, path: str):

@@ -1,6 +1,10 @@
 """Media files: what kind a path holds (told by its extension, as Open-Sora does), whether it is there,
 and the one PyAV probe of a video stream (``open_video`` + ``probe_stream``) that the probe stage and
-frame sampling share."""
+frame sampling share.
+
+A path is a local file name or an object-store URL (``s3://``, ``gs://``, ``az://``, ``https://``;
+``vidcap.io.remote``). ``check_file`` and ``media_source`` are the one place every stage opens its
+input through: a URL becomes a ``RemoteFile`` that PyAV and PIL read ranges of, never a download."""
 from __future__ import annotations
 
 import os
@@ -10,12 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidcap.errors import MediaError
+from vidcap.io import remote
 
 if TYPE_CHECKING:  # PyAV is imported where media is opened, not at import time
     from av.video.stream import VideoStream as AVStream
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m2ts", ".webm"})
+AV_BUFFER = 8192    # FFmpeg's read size for a URL (bench/objectstore: a probe `header` fetches ~20 KB)
 
 
 def media_type(path: str | Path) -> str:
@@ -28,6 +34,10 @@ def check_file(path) -> str:
     if path is None or str(path).strip() == "":
         raise MediaError("empty path")
     path = str(path)
+    if remote.is_url(path):
+        if remote.object_size(path) == 0:
+            raise MediaError(f"empty file (0 bytes): {remote.public_url(path)}")
+        return path
     if not os.path.exists(path):
         raise MediaError(f"file not found: {path}")
     if os.path.isdir(path):
@@ -68,16 +78,25 @@ def reason(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def open_video(path: str):
-    """An open PyAV container for ``path``; MediaError saying why it cannot be opened as a video."""
+def media_source(path: str):
+    """What PyAV's ``av.open`` and PIL's ``Image.open`` take for ``path``: the file name itself, or a
+    ``RemoteFile`` of a URL (RemoteError when the object cannot be read)."""
+    return remote.open_remote(path) if remote.is_url(path) else path
+
+
+def open_video(path: str, **options):
+    """An open PyAV container for ``path`` (a file or a URL; ``options`` go to ``av.open``);
+    MediaError saying why it cannot be opened as a video."""
     import av
 
+    if remote.is_url(path):   # small reads from FFmpeg: a probe fetches kilobytes; RemoteFile reads ahead
+        options.setdefault("buffer_size", AV_BUFFER)
     try:
-        return av.open(path, metadata_errors="ignore")
+        return av.open(media_source(path), metadata_errors="ignore", **options)
     except av.error.FFmpegError as exc:
         raise MediaError(f"not a readable video: cannot open it ({reason(exc)})") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise MediaError(f"cannot open {path}: {reason(exc)}") from None
+        raise MediaError(f"cannot open {remote.public_url(path)}: {reason(exc)}") from None
 
 
 def probe_stream(container, count: bool = True) -> VideoStream:

@@ -24,9 +24,10 @@ from fractions import Fraction
 import numpy as np
 
 from vidcap.errors import FrameError, MediaError, StageRowError
+from vidcap.io.remote import is_url
 from vidcap.media import decoders
 from vidcap.media.decoders import DECODERS, DEFAULT_DECODER
-from vidcap.media.files import check_file, media_type, reason
+from vidcap.media.files import check_file, media_source, media_type, reason
 from vidcap.media.timerange import range_frames
 
 POLICIES = ("uniform", "segment", "fps", "single")
@@ -213,6 +214,8 @@ def _read(path, pick, resize_short: int | None, decoder: str, threads: int | Non
         finally:
             container.close()
     else:
+        if is_url(path):
+            raise FrameError(f"decoder {decoder!r} reads local files only; use decoder 'pyav' for URLs")
         container = decoders.open_av(path)
         try:
             stream, total, fps_frac, w, h = decoders.probe(container, path)
@@ -243,7 +246,7 @@ def _read_image(path: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError  # heavy: only for images
 
     try:
-        with Image.open(path) as im:
+        with Image.open(media_source(path)) as im:
             im.load()
             rgb = im.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:

@@ -22,14 +22,14 @@ from PIL import Image, UnidentifiedImageError
 from vidcap.config import stage_settings
 from vidcap.errors import MediaError, StageRowError
 from vidcap.io.shards import MEDIA_PATH
-from vidcap.media.files import check_file, media_type, open_video, probe_stream, reason
+from vidcap.media.files import check_file, media_source, media_type, open_video, probe_stream, reason
 from vidcap.media.timerange import range_frames, row_range
 from vidcap.stages.base import RowStage
 
 
 def probe_image(path: str) -> dict:
     try:
-        with Image.open(path) as im:
+        with Image.open(media_source(path)) as im:
             im.load()
             width, height = im.size
             codec = (im.format or "").lower()

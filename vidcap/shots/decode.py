@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from vidcap.errors import FrameError, MediaError
-from vidcap.media.files import check_file
+from vidcap.media.files import check_file, media_source
 
 log = logging.getLogger("vidcap.shots.detect")
 
@@ -90,7 +90,7 @@ def _open_hw(path: str, device: str):
     if device not in hwdevices_available():
         return None, f"not in this FFmpeg build (it has: {', '.join(hwdevices_available()) or 'none'})"
     try:
-        container = av.open(path, metadata_errors="ignore", hwaccel=HWAccel(device, allow_software_fallback=True))
+        container = av.open(media_source(path), metadata_errors="ignore", hwaccel=HWAccel(device, allow_software_fallback=True))
     except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as exc:
         return None, f"the device does not open ({_reason(exc)}; no {device} device or driver here?)"
     stream = container.streams.video[0] if container.streams.video else None
@@ -120,7 +120,7 @@ def open_video(path, hwaccel: str = "none") -> VideoInfo:
         if container is None:
             _warn_once(f"stages.shots.decode.hwaccel = {hwaccel}: {reason}; decoding on the CPU instead")
     try:
-        container = container or av.open(path, metadata_errors="ignore")
+        container = container or av.open(media_source(path), metadata_errors="ignore")
     except av.error.FFmpegError as exc:
         raise FrameError(f"cannot open as video: {_reason(exc)}") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:

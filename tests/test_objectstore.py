@@ -1,0 +1,305 @@
+"""Media on object storage, against a real S3 API on 127.0.0.1 (moto's server) behind a proxy that
+throttles (503 SlowDown) and cuts connections: probe and frames read ranges, faults are retried or
+become row errors, and a whole workflow over s3:// URLs labels rows as it does local files."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.helpers import journal_ids, kill_when_journaled, read_result, run_snakemake, write_config
+from vidcap.dev import synth
+from vidcap.dev.objectstore import SECRET, FaultProxy, S3Server
+from vidcap.errors import FrameError, MediaError
+from vidcap.io import remote
+from vidcap.io.tables import write_table
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = S3Server().start()
+    proxy = FaultProxy(server.endpoint).start()
+    yield server, proxy
+    proxy.stop()
+    server.stop()
+
+
+@pytest.fixture
+def store(s3, monkeypatch):
+    """(server, proxy, boto3 client straight to the server); this process reads through the proxy."""
+    import boto3
+
+    server, proxy = s3
+    for k, v in server.env(proxy.endpoint).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")   # botocore's own retries sleep up to seconds: ours are tested
+    monkeypatch.setattr(remote, "BACKOFF_S", 0.01)
+    proxy.slowdown = proxy.cut = 0
+    proxy.gets.clear()
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                          aws_access_key_id="k", aws_secret_access_key="s")
+    return server, proxy, client
+
+
+def upload(client, bucket: str, files: dict[str, Path]) -> None:
+    try:
+        client.create_bucket(Bucket=bucket)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    for key, path in files.items():
+        client.upload_file(str(path), bucket, key)
+
+
+def test_probe_and_frames_read_ranges_and_match_local_files(tmp_path, store):
+    from vidcap.media.frames import sample_frames
+    from vidcap.probe.stage import probe_video
+
+    _, proxy, client = store
+    clip = synth.write_video(tmp_path / "a.mp4", num_frames=240, width=128, height=96, seed=3)
+    image = synth.write_image(tmp_path / "i.png")
+    upload(client, "probe", {"v/a.mp4": clip, "v/i.png": image})
+    url = "s3://probe/v/a.mp4"
+
+    remote.forget()
+    before = remote.STATS["bytes"]
+    assert probe_video(url, "header") == probe_video(str(clip), "header")
+    header_bytes = remote.STATS["bytes"] - before
+    assert header_bytes <= 64 * 1024 < clip.stat().st_size // 2, "a header probe fetches kilobytes"
+    assert probe_video(url, "ends") == probe_video(str(clip), "ends")
+
+    local = sample_frames(str(clip), 4)
+    got = sample_frames(url, 4)
+    assert got.indices == local.indices and (got.frames == local.frames).all()
+    assert (sample_frames("s3://probe/v/i.png", 1).frames[0] == sample_frames(str(image), 1).frames[0]).all()
+
+    # throttling and connections cut mid-body: retried, same frames
+    remote.forget()   # nothing kept: read the object again
+    proxy.slowdown, proxy.cut = 2, 2
+    again = sample_frames(url, 4)
+    assert (again.frames == local.frames).all() and proxy.slowdown == proxy.cut == 0
+
+
+def test_missing_object_and_endless_throttling_are_row_errors_not_labels(tmp_path, store, monkeypatch):
+    from vidcap.media.frames import sample_frames
+    from vidcap.probe.stage import ProbeStage
+
+    _, proxy, client = store
+    upload(client, "errs", {"a.mp4": synth.write_video(tmp_path / "a.mp4", num_frames=8, width=64, height=48)})
+    with pytest.raises(FrameError, match=r"object not found: s3://errs/nope\.mp4"):
+        sample_frames("s3://errs/nope.mp4", 4)
+    with pytest.raises(MediaError, match="object not found: s3://no-such-bucket/a.mp4"):
+        ProbeStage({"check": "ends"}).process_row({"_media_path": "s3://no-such-bucket/a.mp4"})
+    monkeypatch.setattr(remote, "RETRIES", 1)
+    proxy.slowdown = 10_000
+    try:
+        with pytest.raises(MediaError, match=r"cannot read s3://errs/a\.mp4 after 2 tries"):
+            remote.open_remote("s3://errs/a.mp4?X-Amz-Signature=abcdef123456")
+    finally:
+        proxy.slowdown = 0
+
+
+def test_url_rows_keep_their_url_and_a_stable_id(tmp_path):
+    from vidcap.io.media_paths import resolve_media_path
+    from vidcap.io.shards import make_shards
+
+    url = "s3://bucket/a b/../c.mp4"
+    assert resolve_media_path(url, "/data") == url
+    assert resolve_media_path("x/c.mp4", "s3://bucket/root/") == "s3://bucket/root/x/c.mp4"
+    assert resolve_media_path("/data/c.mp4", "s3://bucket/root") == "/data/c.mp4", "a local file stays local"
+    write_table(pd.DataFrame({"path": [url, "https://host/v.mp4?sig=1", "local.mp4"]}), tmp_path / "m.csv")
+    make_shards(tmp_path / "m.csv", tmp_path / "shards", 1000)
+    shard = pd.read_parquet(tmp_path / "shards" / "00000.parquet")
+    assert shard["_media_path"].tolist() == [url, "https://host/v.mp4?sig=1", str(tmp_path / "local.mp4")]
+    for path, rid in zip(shard["_media_path"], shard["row_id"]):
+        assert rid == hashlib.blake2b(f"{path}\x000".encode(), digest_size=8).hexdigest()
+
+
+def test_redaction_of_storage_credentials(monkeypatch):
+    from vidcap.redact import register_storage_secrets, scrub
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY")
+    register_storage_secrets()
+    text = scrub("https://u:pw@h/x.mp4?X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F&X-Amz-Signature=0badc0ffee&a=1 "
+                 "key wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY AKIAIOSFODNN7EXAMPLE")
+    for secret in ("pw@", "0badc0ffee", "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI"):
+        assert secret not in text
+    assert remote.public_url("s3://u:pw@b/k.mp4?sig=x") == "s3://b/k.mp4"
+
+
+def _clips(media: Path, n: int, frames: int = 16) -> dict[str, Path]:
+    return {f"clips/c{i:02d}.mp4": synth.write_video(media / f"c{i:02d}.mp4", num_frames=frames, width=64,
+                                                    height=48, seed=i) for i in range(n)}
+
+
+@pytest.mark.e2e
+def test_workflow_over_s3_urls_labels_rows_as_local_files(tmp_path, store):
+    """probe + caption (tiny model) + motion over a manifest holding every clip twice, as a local file
+    and as an s3:// URL, through a proxy that throttles and cuts: same labels, a missing object is a
+    row error, and the secret key appears in no file the run writes."""
+    from vidcap.dev.tiny import tiny_model
+
+    server, proxy, client = store
+    media = tmp_path / "media"
+    clips = _clips(media, 3)
+    upload(client, "wflow", clips)
+    local = [str(p) for p in clips.values()]
+    urls = [f"s3://wflow/{k}" for k in clips]
+    write_table(pd.DataFrame({"path": local + urls + ["s3://wflow/clips/missing.mp4"]}), media / "m.csv")
+    stages = {"caption": {"enabled": True, "prompt": "video_short", "decode_workers": 0,
+                          "frames": {"num_frames": 4, "resize_short": 48}, "generation": {"max_new_tokens": 4},
+                          "transformers": {"model": str(tiny_model("qwen2_5_vl"))},
+                          "resources": {"mem_mb": 2000, "runtime": 30, "threads": 1, "gpu": 0}}}
+    cfg = write_config(tmp_path, name="s3", manifest=str(media / "m.csv"), stages=stages)
+    proxy.slowdown, proxy.cut = 2, 2
+    run_snakemake(tmp_path, cfg, env=server.env(proxy.endpoint))
+    out = read_result(tmp_path / "results" / "s3.csv")
+    assert out["path"].tolist() == local + urls + ["s3://wflow/clips/missing.mp4"], "every row once, in order"
+    same = ["num_frames", "fps", "width", "height", "duration", "codec", "cmotion", "motion_pan", "motion_tilt",
+            "motion_zoom", "caption_frame_indices", "caption_error", "probe_error", "motion_error"]
+    assert out.loc[:2, same].values.tolist() == out.loc[3:5, same].values.tolist()
+    assert (out.loc[:5, "probe_error"] == "").all() and (out.loc[:5, "caption_error"] == "").all()
+    missing = out.iloc[6]
+    for col in ("probe_error", "caption_error", "motion_error"):
+        assert "object not found: s3://wflow/clips/missing.mp4" in missing[col], (col, missing[col])
+    assert missing["cmotion"] == "" and missing["num_frames"] == ""
+    assert sum(proxy.gets.values()) > 0 and proxy.faults >= 4
+    for f in [*(tmp_path / "results").rglob("*"), *(tmp_path / ".snakemake").rglob("*.log")]:
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
+
+
+@pytest.mark.e2e
+def test_kill_mid_run_over_s3_then_resume_fetches_no_journaled_row_again(tmp_path, store):
+    server, proxy, client = store
+    media = tmp_path / "media"
+    clips = _clips(media, 10, frames=8)
+    upload(client, "kill", clips)
+    urls = [f"s3://kill/{k}" for k in clips]
+    write_table(pd.DataFrame({"path": urls}), media / "m.csv")
+    # no report: its gallery reads frames of sampled rows, which is not a stage fetching a row again
+    cfg = write_config(tmp_path, name="k", manifest=str(media / "m.csv"), stages={"motion": {"enabled": False}},
+                       report={"enabled": False})
+    env = {**server.env(proxy.endpoint), "VIDCAP_FAULT_DELAY": "0.3"}
+    before = kill_when_journaled(tmp_path, cfg, "probe", 3, env=env)
+    done = {rid for ids in before.values() for rid in ids}
+    assert 3 <= len(done) < len(urls), "killed mid-run"
+    key_of = {hashlib.blake2b(f"{u}\x000".encode(), digest_size=8).hexdigest(): "/kill/" + u[len("s3://kill/"):]
+              for u in urls}
+    proxy.gets.clear()
+    run_snakemake(tmp_path, cfg, "--unlock", env=server.env(proxy.endpoint))
+    run_snakemake(tmp_path, cfg, "--rerun-incomplete", env=server.env(proxy.endpoint))
+    assert not [key_of[r] for r in done if proxy.gets[key_of[r]]], "a journaled row was fetched again"
+    assert all(proxy.gets[key_of[r]] for r in set(key_of) - done), "the other rows were fetched"
+    after = journal_ids(tmp_path / "results" / "k", "probe")
+    ids = [rid for v in after.values() for rid in v]
+    assert len(ids) == len(set(ids)) == len(urls), "every row once"
+    out = read_result(tmp_path / "results" / "k.csv")
+    assert out["path"].tolist() == urls and (out["probe_error"] == "").all() and (out["num_frames"] == "8").all()
+    stats = [json.loads(p.read_text()) for p in (tmp_path / "results" / "k" / "stats" / "probe").glob("*.json")]
+    assert sum(s["reused"] for s in stats) == len(done)
+
+
+def _export_table(tmp_path: Path, client) -> tuple[Path, dict[str, Path]]:
+    """A merged table (as a run writes it): 3 local clips, one on S3, one failed row, one range of a clip
+    on S3 (cut by the shots step's stream copy, reading the object through the shots decoder)."""
+    media = tmp_path / "media"
+    files = {f"c{i}": synth.write_video(media / f"c{i}.mp4", num_frames=24, width=64, height=48, seed=i)
+             for i in range(4)}
+    long = synth.write_video(media / "long.mp4", num_frames=96, width=64, height=48, seed=9)
+    upload(client, "exp", {"src/c3.mp4": files["c3"], "src/long.mp4": long})
+    rows = [{"path": str(files[f"c{i}"]), "row_id": f"r{i}", "text": f"caption {i}", "probe_error": "",
+             "start": None, "end": None, "source_duration": 1.0} for i in range(3)]
+    rows.append({"path": "s3://exp/src/c3.mp4", "row_id": "r3", "text": "caption 3", "probe_error": "",
+                 "start": None, "end": None, "source_duration": 1.0})
+    rows.append({"path": str(media / "gone.mp4"), "row_id": "r4", "text": "", "probe_error": "file not found",
+                 "start": None, "end": None, "source_duration": None})
+    rows.append({"path": "s3://exp/src/long.mp4", "row_id": "r5", "text": "caption 5", "probe_error": "",
+                 "start": 2.0, "end": 3.0, "source_duration": 4.0})
+    write_table(pd.DataFrame(rows), tmp_path / "table.parquet")
+    return tmp_path / "table.parquet", {**files, "long": long}
+
+
+def _read_back(folder: Path) -> dict[str, dict]:
+    import webdataset as wds
+
+    tars = sorted(str(p) for p in folder.glob("*.tar"))
+    return {s["__key__"]: s for s in wds.WebDataset(tars, shardshuffle=False, empty_check=False)}
+
+
+def test_webdataset_export_to_a_folder_and_to_s3_resumable(tmp_path, store):
+    import av
+
+    from vidcap.cli.main import main
+    from vidcap.export.webdataset import export_webdataset
+
+    _, _, client = store
+    table, files = _export_table(tmp_path, client)
+    out = tmp_path / "wds"
+    assert main(["export", "webdataset", str(table), "--to", str(out), "--shard-size", "20KB"]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["failed_rows"] == 1 and stats["samples_written"] == 5 and stats["shards"] >= 2
+    samples = _read_back(out)
+    assert sorted(samples) == ["r0", "r1", "r2", "r3", "r5"], "one sample per usable row"
+    for key, name in (("r0", "c0"), ("r3", "c3")):
+        assert samples[key]["mp4"] == files[name].read_bytes()
+        meta = json.loads(samples[key]["json"])
+        assert meta["row_id"] == key and samples[key]["txt"].decode() == meta["text"]
+    cut = av.open(__import__("io").BytesIO(samples["r5"]["mp4"]))
+    n = sum(1 for _ in cut.decode(video=0))
+    assert 24 <= n < 96, "the row's range, cut by stream copy (from the keyframe before it)"
+    index = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("0*.parquet"))])
+    assert sorted(index["key"]) == sorted(samples)
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")], names
+
+    # resumable: a shard lost (its stats file marks it done) is written again, identical; others kept
+    first = (out / "00001.tar").read_bytes()
+    (out / "00001.tar").unlink()
+    (out / "00001_stats.json").unlink()
+    again = export_webdataset(table, str(out), "20KB")
+    assert again["shards_written"] == 1 and again["shards_kept"] == stats["shards"] - 1
+    assert (out / "00001.tar").read_bytes() == first
+    with pytest.raises(Exception, match="other settings"):
+        export_webdataset(table, str(out), "1MB")
+
+    s3 = export_webdataset(table, "s3://exp/wds/", "20KB")
+    assert s3["shards"] == stats["shards"] and s3["samples_written"] == 5
+    keys = remote.list_objects("s3://exp/wds/")
+    assert {f"{i:05d}{ext}" for i in range(s3["shards"]) for ext in (".tar", ".parquet", "_stats.json")} \
+        <= set(keys) and len(keys) == 3 * s3["shards"] + 2
+    local = tmp_path / "from_s3"
+    local.mkdir()
+    for k in keys:
+        if k.endswith(".tar"):
+            (local / k).write_bytes(remote.read_range(f"s3://exp/wds/{k}", 0, remote.object_size(f"s3://exp/wds/{k}")))
+    assert {k: s["mp4"] for k, s in _read_back(local).items()} == {k: s["mp4"] for k, s in samples.items()}
+    again = export_webdataset(table, "s3://exp/wds/", "20KB")
+    assert again["shards_written"] == 0
+
+
+def test_vidcap_manifest_lists_a_bucket_prefix(tmp_path, store):
+    from vidcap.cli.main import main
+
+    _, _, client = store
+    clip = synth.write_video(tmp_path / "a.mp4", num_frames=4, width=32, height=32)
+    upload(client, "listing", {"p/a.mp4": clip, "p/sub/b.MP4": clip, "p/notes.txt": clip, "other/c.mp4": clip})
+    assert main(["manifest", "s3://listing/p/", "-o", str(tmp_path / "m.parquet")]) == 0
+    df = pd.read_parquet(tmp_path / "m.parquet")
+    assert df["path"].tolist() == ["s3://listing/p/a.mp4", "s3://listing/p/sub/b.MP4"]
+    assert df["relpath"].tolist() == ["a.mp4", "sub/b.MP4"] and df["id"].tolist() == ["a", "b"]
+
+
+def test_shot_detection_over_s3_equals_local_files(tmp_path, store):
+    from vidcap.shots.detect import detect_shots
+
+    _, _, client = store
+    a, b = synth.texture(96, 128, seed=1), synth.texture(96, 128, seed=2)
+    clip = synth.write_video(tmp_path / "cut.mp4", num_frames=48, width=128, height=96,
+                             frames=lambda i: a if i < 24 else b)
+    upload(client, "shots", {"cut.mp4": clip})
+    local = detect_shots(str(clip))
+    assert len(local) == 2, "the hard cut is found"
+    assert detect_shots("s3://shots/cut.mp4") == local

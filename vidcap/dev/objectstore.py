@@ -1,0 +1,150 @@
+"""A real S3 API on 127.0.0.1 for tests and benchmarks: moto's server (``S3Server``), and a proxy in
+front of it that counts requests and injects faults (``FaultProxy``).
+
+``S3Server().start()`` listens on a free port; ``env()`` is what a client (this process or a
+Snakemake run) needs: ``AWS_ENDPOINT_URL``, dummy credentials and region. ``FaultProxy(upstream)``
+forwards every request unchanged; ``slowdown = N`` answers the next N requests ``503 SlowDown`` (as
+S3 throttles), ``cut = N`` sends the next N object bodies half-way and drops the connection.
+``gets`` counts body-carrying GET requests per object key; ``bytes`` the body bytes sent.
+"""
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+SECRET = "vidcap-test-secret-3f9a"     # a recognisable dummy secret: tests assert it never leaks
+SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+            b"<Message>Please reduce your request rate.</Message></Error>")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """moto's S3 server in a thread of this process."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self._server: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> S3Server:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)   # no line per request
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def env(self, endpoint: str | None = None) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": endpoint or self.endpoint, "AWS_ACCESS_KEY_ID": "vidcap-test-key",
+                "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+class FaultProxy:
+    """An HTTP proxy on 127.0.0.1 in front of ``upstream`` (module docstring)."""
+
+    def __init__(self, upstream: str):
+        self.upstream = urlsplit(upstream)
+        self.slowdown = 0
+        self.cut = 0
+        self.gets: Counter[str] = Counter()
+        self.bytes = 0
+        self.faults = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _take(self, name: str) -> bool:
+        with self._lock:
+            if getattr(self, name) > 0:
+                setattr(self, name, getattr(self, name) - 1)
+                self.faults += 1
+                return True
+            return False
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if proxy._take("slowdown"):
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(SLOWDOWN)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(SLOWDOWN)
+                    return
+                conn = http.client.HTTPConnection(str(proxy.upstream.hostname), proxy.upstream.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                key = urlsplit(self.path).path
+                cut = (self.command == "GET" and resp.status in (200, 206) and len(data) > 1
+                       and "list-type" not in self.path and proxy._take("cut"))
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                told = resp.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", told or str(len(data)))
+                self.end_headers()
+                if self.command == "GET" and resp.status in (200, 206) and "list-type" not in self.path:
+                    with proxy._lock:
+                        proxy.gets[key] += 1
+                        proxy.bytes += len(data)
+                if cut:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _forward
+
+        return Handler

@@ -1,0 +1,1 @@
+"""Exports of a finished run's merged table (app layer): ``webdataset`` writes WebDataset tar shards."""

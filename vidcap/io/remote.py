@@ -1,0 +1,293 @@
+"""Media on object storage: ``s3://``, ``gs://``, ``az://``, ``https://`` ... URLs read through fsspec.
+
+Contracts:
+
+* ``is_url(path)``: a ``scheme://`` path. URLs are never joined to a media base or normalised.
+* ``open_remote(url)``: a read-only, seekable binary file (``RemoteFile``) that fetches byte ranges
+  as they are read, with a read-ahead that starts at what the reader asks for after each jump and
+  doubles on every contiguous refill up to ``MAX_AHEAD`` (a probe reads kilobytes; decoding a GOP
+  streams it in a few requests). Memory: one buffer of at most ``MAX_AHEAD`` bytes.
+* Every request goes through ``call``: a missing object is ``RemoteError("object not found: URL")``,
+  a refused one ``RemoteError("permission denied: URL")`` at once; anything else (``503 SlowDown``,
+  a connection cut, a short body) is retried ``RETRIES`` times with exponential backoff and jitter,
+  then becomes ``RemoteError("cannot read URL: ...")``. A row error, never bytes that are not the
+  object's.
+* Credentials and endpoints come from where the filesystem library looks (environment such as
+  ``AWS_ENDPOINT_URL``/``AWS_PROFILE``, ``FSSPEC_<PROTOCOL>_<KEY>`` variables, ``~/.aws``, fsspec
+  config files, instance roles); vidcap holds none. Messages name ``public_url(url)``: no user info,
+  no query string (signatures of presigned URLs).
+* ``STATS``: requests and bytes fetched by this process (the benchmark reads it).
+"""
+from __future__ import annotations
+
+import io
+import os
+import random
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from vidcap.errors import MediaError
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+RETRIES = int(os.environ.get("VIDCAP_REMOTE_RETRIES", "5"))      # tries after the first
+BACKOFF_S = float(os.environ.get("VIDCAP_REMOTE_BACKOFF_S", "0.25"))
+MAX_BACKOFF_S = 8.0
+MAX_AHEAD = 8 << 20
+MIN_FETCH = 32 << 10          # the least fetched after a jump (FFmpeg then reads 8 KB at a time)
+KEEP_BLOCK, KEEP_TOTAL = 256 << 10, 32 << 20    # small blocks kept for the next open of the same object
+STATS = {"requests": 0, "bytes": 0, "retries": 0}
+SIZE_TTL_S, _SIZES_KEPT = 60.0, 64
+_SIZES: dict[str, tuple[int, float]] = {}
+
+
+class RemoteError(MediaError):
+    """An object that cannot be read: missing, refused, or failing after the retries."""
+
+
+def is_url(path: object) -> bool:
+    """Whether ``path`` is a URL (``scheme://...``) rather than a local file name."""
+    return bool(_URL.match(str(path or "")))
+
+
+def public_url(url: str) -> str:
+    """``url`` without ``user:password@`` and without its query string (presigned signatures)."""
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@?#]*@", r"\1", str(url))
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
+def filesystem(url: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path within it) for ``url``; fsspec caches the instances."""
+    import fsspec
+
+    from vidcap.redact import register_storage_secrets
+
+    register_storage_secrets()
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        scheme = url.split("://", 1)[0]
+        raise RemoteError(f"cannot read {scheme}:// URLs here ({exc}); see docs/storage.md") from None
+
+
+def _fatal(exc: BaseException, url: str) -> RemoteError | None:
+    """The RemoteError that no retry can fix, or None when ``exc`` may pass."""
+    if isinstance(exc, FileNotFoundError):
+        return RemoteError(f"object not found: {public_url(url)}")
+    if isinstance(exc, PermissionError):
+        return RemoteError(f"permission denied: {public_url(url)}")
+    if isinstance(exc, IsADirectoryError):
+        return RemoteError(f"is a prefix, not an object: {public_url(url)}")
+    if isinstance(exc, RemoteError):
+        return exc
+    return None
+
+
+def _why(exc: BaseException) -> str:
+    from vidcap.redact import scrub
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = scrub(text)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def call(fn: Callable[[], Any], url: str, retries: int | None = None) -> Any:
+    """``fn()`` with the retry policy of the module docstring; RemoteError when it gives up."""
+    tries = (RETRIES if retries is None else retries) + 1
+    for attempt in range(tries):
+        try:
+            STATS["requests"] += 1
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - sorted below into fatal and retryable
+            fatal = _fatal(exc, url)
+            if fatal is not None:
+                raise fatal from None
+            if attempt + 1 >= tries:
+                raise RemoteError(f"cannot read {public_url(url)} after {tries} tries: {_why(exc)}") from None
+            STATS["retries"] += 1
+            delay = min(MAX_BACKOFF_S, BACKOFF_S * 2 ** attempt)
+            time.sleep(delay * (0.5 + random.random() / 2))
+    raise AssertionError("unreachable")
+
+
+_BLOCKS: dict[str, list[tuple[int, bytes]]] = {}
+_KEPT = [0]
+
+
+def _keep_block(url: str, start: int, data: bytes) -> None:
+    """Keep a small block (headers, an index at the end, a GOP start) for reads that come back to it:
+    FFmpeg returns to the file's start after reading its index, and every stage of a row opens the
+    object anew. At most ``KEEP_TOTAL`` bytes, the least recently used objects dropped first."""
+    if len(data) > KEEP_BLOCK:
+        return
+    blocks = _BLOCKS.pop(url, [])
+    blocks.append((start, data))
+    _BLOCKS[url] = blocks
+    _KEPT[0] += len(data)
+    while _KEPT[0] > KEEP_TOTAL and _BLOCKS:
+        _KEPT[0] -= sum(len(d) for _, d in _BLOCKS.pop(next(iter(_BLOCKS))))
+
+
+def _kept_block(url: str, pos: int) -> tuple[int, bytes] | None:
+    size = _SIZES.get(url)   # blocks are used as long as the object's size is (SIZE_TTL_S)
+    if size is None or time.monotonic() - size[1] >= SIZE_TTL_S:
+        return None
+    for start, data in reversed(_BLOCKS.get(url, ())):
+        if start <= pos < start + len(data):
+            return start, data
+    return None
+
+
+def forget() -> None:
+    """Drop every kept size and block (the next read of any object asks the store again)."""
+    _SIZES.clear()
+    _BLOCKS.clear()
+    _KEPT[0] = 0
+
+
+def object_size(url: str) -> int:
+    """Size in bytes of the object at ``url``; RemoteError when it is missing, a prefix or refused.
+    The last ``_SIZES_KEPT`` answers are kept for ``SIZE_TTL_S`` seconds: a row's check and its open
+    (and a probe then a sampling of the same clip) cost one metadata request, not one each."""
+    now = time.monotonic()
+    kept = _SIZES.get(url)
+    if kept is not None and now - kept[1] < SIZE_TTL_S:
+        return kept[0]
+    fs, path = filesystem(url)
+    info = call(lambda: fs.info(path), url)
+    if info.get("type") == "directory":
+        raise RemoteError(f"is a prefix, not an object: {public_url(url)}")
+    size = info.get("size")
+    if size is None:
+        raise RemoteError(f"cannot tell the size of {public_url(url)}")
+    if len(_SIZES) >= _SIZES_KEPT:
+        _SIZES.pop(next(iter(_SIZES)))
+    _SIZES[url] = (int(size), now)
+    return int(size)
+
+
+def read_range(url: str, start: int, end: int, fs: Any = None, path: str | None = None) -> bytes:
+    """Bytes ``[start, end)`` of the object (``end`` clipped by the caller to its size); a short or
+    long answer is retried like a cut connection."""
+    if fs is None or path is None:
+        fs, path = filesystem(url)
+
+    def fetch() -> bytes:
+        data = fs.cat_file(path, start=start, end=end)
+        if len(data) != end - start:
+            raise OSError(f"short read: got {len(data)} of {end - start} bytes at {start}")
+        STATS["bytes"] += len(data)
+        return data
+
+    return call(fetch, url)
+
+
+class RemoteFile(io.RawIOBase):
+    """A seekable read-only view of one object (module docstring); ``fetched``: bytes received."""
+
+    def __init__(self, url: str, size: int | None = None):
+        super().__init__()
+        self.url = url
+        self.fs, self.path = filesystem(url)
+        self.size = object_size(url) if size is None else size
+        self.pos = 0
+        self.fetched = 0
+        self._buf, self._buf_start, self._ahead = b"", 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.size}.get(whence)
+        if base is None:
+            raise ValueError(f"unsupported whence {whence}")
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.size - self.pos
+        n = min(n, self.size - self.pos)
+        parts = []
+        while n > 0:    # whole reads (as a buffered file gives them): PIL relies on it
+            lo = self.pos - self._buf_start
+            if not 0 <= lo < len(self._buf):
+                kept = _kept_block(self.url, self.pos)
+                if kept is not None:
+                    self._buf_start, self._buf = kept
+                else:
+                    self._fill(n)
+                lo = self.pos - self._buf_start
+            part = self._buf[lo:lo + n]
+            parts.append(part)
+            self.pos += len(part)
+            n -= len(part)
+        return b"".join(parts)
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def _fill(self, n: int) -> None:
+        contiguous = self._buf and self.pos == self._buf_start + len(self._buf)
+        self._ahead = min(MAX_AHEAD, max(2 * self._ahead, n)) if contiguous else MIN_FETCH
+        end = min(self.size, self.pos + max(n, self._ahead))
+        self._buf = read_range(self.url, self.pos, end, self.fs, self.path)
+        self._buf_start = self.pos
+        self._ahead = len(self._buf)
+        self.fetched += len(self._buf)
+        _keep_block(self.url, self._buf_start, self._buf)
+
+    def close(self) -> None:
+        self._buf = b""
+        super().close()
+
+
+def open_remote(url: str) -> RemoteFile:
+    """``RemoteFile`` of ``url`` (one metadata request); RemoteError when it cannot be read."""
+    return RemoteFile(url)
+
+
+def list_objects(url: str, extensions: frozenset[str] | set[str] | None = None) -> list[str]:
+    """Keys under the prefix ``url``, relative to it, sorted; only names with one of ``extensions``
+    (lower-case, with the dot) when given. RemoteError when the prefix cannot be listed."""
+    fs, path = filesystem(url)
+    root = path.rstrip("/")
+    fs.invalidate_cache()
+    found = call(lambda: fs.find(root), url)
+    out = []
+    for key in found:
+        rel = key[len(root):].lstrip("/") if key.startswith(root) else key
+        if rel and (extensions is None or os.path.splitext(rel)[1].lower() in extensions):
+            out.append(rel)
+    return sorted(out)
+
+
+def join_url(prefix: str, name: str) -> str:
+    """``prefix`` + '/' + ``name`` (one slash)."""
+    return prefix.rstrip("/") + "/" + name.lstrip("/")
+
+
+def exists(url: str) -> bool:
+    fs, path = filesystem(url)
+    return bool(call(lambda: fs.exists(path), url))
+
+
+def put_file(local: str, url: str) -> None:
+    """Upload ``local`` to ``url`` (one object, visible only once complete: S3-like stores commit
+    an upload at its end)."""
+    fs, path = filesystem(url)
+    call(lambda: fs.put_file(local, path), url)
+
+
+def remove(url: str) -> None:
+    fs, path = filesystem(url)
+    call(lambda: fs.rm_file(path), url)
