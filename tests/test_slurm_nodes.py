@@ -260,12 +260,14 @@ _TAKE = (
 )
 
 
-def test_lock_of_a_hung_host_is_taken_over_within_the_lease(tmp_path, nodes):
+@pytest.mark.parametrize("mode", ["flock", "files"])
+def test_lock_of_a_hung_host_is_taken_over_within_the_lease(tmp_path, nodes, mode):
     """A lock held on node 1 stops being refreshed (its host hangs: SIGSTOP; the filesystem still holds
     the lock for it). Node 2 is refused, naming node 1, until the lease runs out, then takes it over;
-    the old holder, woken, exits (75) instead of working beside the new one."""
+    the old holder, woken, exits (75) instead of working beside the new one. Both lock modes: flock,
+    and lock files (VIDCAP_LOCK_MODE=files, for mounts without a shared flock)."""
     lease = 3.0
-    env = {**os.environ, "PYTHONPATH": str(REPO), "VIDCAP_LOCK_LEASE_S": str(lease)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "VIDCAP_LOCK_LEASE_S": str(lease), "VIDCAP_LOCK_MODE": mode}
     path = str(tmp_path / "run.lock")
     holder = subprocess.Popen(in_node(nodes[0], sys.executable, "-c", _HOLD, path), stdout=subprocess.PIPE,
                               text=True, env=env)

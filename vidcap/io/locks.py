@@ -4,7 +4,8 @@
 holds it (host, pid, start time, working directory, ``what``, lease) into the file; the OS drops the
 lock when the holder exits or is killed, so a lock is never left behind by a dead process on this
 host. On a filesystem without ``flock`` (some Lustre/NFS mounts) it falls back to creating
-``path.held`` exclusively (``O_EXCL``).
+``path.held`` exclusively (``O_EXCL``); ``$VIDCAP_LOCK_MODE=files`` chooses that from the start (for
+mounts whose ``flock`` is local to each client, e.g. NFS with ``local_lock=flock``).
 
 Lease: while held, a thread touches the lock file (its mtime) every lease/6 seconds. A lock held by
 another host whose file was not touched for the lease (``$VIDCAP_LOCK_LEASE_S``, default
@@ -12,8 +13,9 @@ another host whose file was not touched for the lease (``$VIDCAP_LOCK_LEASE_S``,
 hung while the shared filesystem still holds the lock for it (NFSv3 keeps a dead client's locks).
 Not touched means either its mtime is older than the lease by this host's clock, or this process
 saw the same mtime for a whole lease on its own monotonic clock (immune to clock skew). A stale lock
-is taken over: the lock file is removed (only the very file judged stale, under ``path.break``)
-and a fresh one locked. A lock of this host is judged by its pid instead (fallback mode only; a
+is taken over: the lock file is removed (only if it still names the holding judged stale: each
+holding writes a random token; one breaker at a time under ``path.break`` where flock works) and a
+fresh one locked. A lock of this host is judged by its pid instead (fallback mode only; a
 held ``flock`` of this host always has a live holder). A holder whose lock file was replaced (it was
 judged stale, e.g. after hanging longer than the lease) exits at once with status 75 rather than
 work beside the new holder.
@@ -30,6 +32,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 
 log = logging.getLogger("vidcap.io.locks")
@@ -75,10 +78,11 @@ class FileLock:
         self.what = what
         self._fd: int | None = None
         self._held: Path | None = None  # the fallback lock file while held
-        self._fallback = False
+        self._fallback = os.environ.get("VIDCAP_LOCK_MODE", "") == "files"
         self._stop = threading.Event()
         self.lease = lease_s()
-        self._seen: tuple | None = None  # ((inode, mtime_ns), monotonic time first seen) of a held lock
+        self._seen: tuple | None = None  # ((token, inode, mtime_ns), monotonic time first seen) of a held lock
+        self._token = ""
 
     def holder(self) -> dict | None:
         try:
@@ -88,7 +92,8 @@ class FileLock:
 
     def _info(self) -> str:
         return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
-                           "cwd": os.getcwd(), "what": self.what, "lease_s": self.lease})
+                           "cwd": os.getcwd(), "what": self.what, "lease_s": self.lease,
+                           "token": self._token})
 
     def acquire(self, wait_s: float | None = 0.0, poll_s: float = 1.0, on_wait=None) -> FileLock:
         """Take the lock, waiting up to ``wait_s`` seconds (None: forever); LockBusy after that.
@@ -107,6 +112,7 @@ class FileLock:
             time.sleep(poll_s)
 
     def _try(self) -> bool:
+        self._token = uuid.uuid4().hex  # names this holding in the lock file
         for _ in range(3):  # again at once after taking over a stale lock or losing a race for the file
             if self._fallback:
                 return self._try_exclusive()
@@ -117,8 +123,9 @@ class FileLock:
                 st = os.fstat(fd)
                 os.close(fd)
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    if self._expired(self.path, st, same_host_alive=True):
-                        self._break(self.path, st.st_ino)
+                    stale = self._stale_token(self.path, st, same_host_alive=True)
+                    if stale is not None:
+                        self._break(self.path, stale)
                         continue
                     return False
                 if exc.errno not in _NO_FLOCK:
@@ -133,56 +140,57 @@ class FileLock:
             os.write(fd, self._info().encode())
             os.fsync(fd)
             self._fd = fd
-            self._beat(self.path, os.fstat(fd).st_ino)
+            self._beat(self.path)
             return True
         return False
 
-    def _beat(self, path: Path, inode: int) -> None:
+    def _beat(self, path: Path) -> None:
         self._stop = threading.Event()  # one per holding: a released holding's thread stays stopped
-        threading.Thread(target=self._heartbeat, args=(path, inode, self._stop), daemon=True,
+        threading.Thread(target=self._heartbeat, args=(path, self._token, self._stop), daemon=True,
                          name=f"lease {path.name}").start()
 
-    def _expired(self, path: Path, st: os.stat_result, same_host_alive: bool = False) -> bool:
-        """Whether the lock in ``path`` (``st``: its stat) is stale (module docstring)."""
+    def _stale_token(self, path: Path, st: os.stat_result, same_host_alive: bool = False) -> str | None:
+        """The token of the holding in ``path`` (``st``: its stat) when it is stale (module docstring),
+        else None."""
         info = self._read(path) or {}
+        token = str(info.get("token", ""))
         if info.get("host") == socket.gethostname():
             if same_host_alive:
-                return False
+                return None
             try:
                 os.kill(int(info.get("pid", 0)), 0)
             except ProcessLookupError:
-                return True
+                return token
             except (PermissionError, ValueError):
-                return False
-            return False
+                return None
+            return None
         try:
             lease = float(info.get("lease_s") or self.lease)
         except (TypeError, ValueError):
             lease = self.lease
         if time.time() - st.st_mtime > lease:
-            return True
-        key, now = (st.st_ino, st.st_mtime_ns), time.monotonic()
+            return token
+        key, now = (token, st.st_ino, st.st_mtime_ns), time.monotonic()
         if self._seen is None or self._seen[0] != key:
             self._seen = (key, now)
-        return now - self._seen[1] > lease
+        return token if now - self._seen[1] > lease else None
 
-    def _break(self, path: Path, inode: int) -> None:
-        """Remove the stale lock file ``path`` if it still is the file (``inode``) judged stale; one
-        breaker at a time (a ``flock`` on ``path.break``, held for microseconds)."""
+    def _break(self, path: Path, token: str) -> None:
+        """Remove the stale lock file ``path`` if it still holds the holding (``token``) judged stale;
+        one breaker at a time where ``flock`` works (on ``path.break``, held for microseconds)."""
         guard = os.open(path.with_name(path.name + ".break"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return
-            try:
-                if os.stat(path).st_ino != inode:
-                    return
-            except FileNotFoundError:
-                return
+            except OSError as exc:
+                if exc.errno not in _NO_FLOCK:
+                    return  # another breaker is at it
+            info = self._read(path)
+            if info is None or str(info.get("token", "")) != token:
+                return  # gone, or already someone else's
             log.warning("%s: taking over a stale lock (no heartbeat for its lease) of %s", path,
-                        describe_holder(self._read(path) or {}))
-            path.unlink()
+                        describe_holder(info))
+            path.unlink(missing_ok=True)
         finally:
             os.close(guard)
 
@@ -195,21 +203,16 @@ class FileLock:
                 st = os.stat(path)
             except FileNotFoundError:
                 return self._try_exclusive()
-            if not self._expired(path, st):
+            stale = self._stale_token(path, st)
+            if stale is None:
                 return False
-            log.warning("%s: taking over a stale lock of %s", path, describe_holder(self._read(path) or {}))
-            try:
-                if os.stat(path).st_ino == st.st_ino:
-                    path.unlink()
-            except FileNotFoundError:
-                pass
+            self._break(path, stale)
             return self._try_exclusive()
         os.write(fd, self._info().encode())
-        inode = os.fstat(fd).st_ino
         os.close(fd)
         self.path.write_text(self._info())
         self._held = path
-        self._beat(path, inode)
+        self._beat(path)
         return True
 
     @staticmethod
@@ -219,17 +222,20 @@ class FileLock:
         except (OSError, ValueError):
             return None
 
-    def _heartbeat(self, path: Path, inode: int, stop: threading.Event) -> None:
+    def _heartbeat(self, path: Path, token: str, stop: threading.Event) -> None:
         """Touch the lock file every lease/6 s; exit the process if it was replaced (judged stale)."""
         while not stop.wait(self.lease / 6):
             try:
-                lost = os.stat(path).st_ino != inode
+                text = path.read_text()
+                if not text:
+                    continue  # being written by a new holder: judged at the next beat
+                lost = json.loads(text).get("token") != token
                 if not lost:
                     os.utime(path)
             except FileNotFoundError:
                 lost = True
-            except OSError:
-                continue  # a filesystem hiccup: try again at the next beat
+            except (OSError, ValueError):
+                continue  # a filesystem hiccup or a half-written file: try again at the next beat
             if lost and not stop.is_set():
                 log.critical("%s: this lock was taken over as stale (no heartbeat for %.0f s); exiting "
                              "rather than work beside the new holder", path, self.lease)
