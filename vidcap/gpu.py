@@ -4,9 +4,10 @@
   as they are.
 * Locally, ``snakemake --resources gpu=N`` limits how many GPU jobs run at once but assigns no
   device. Each job therefore takes free *slots* among the machine's GPUs with an exclusive
-  ``fcntl`` lock on ``<lock dir>/gpu<i>.lock`` (lock dir: ``$VIDCAP_LOCK_DIR`` or
-  ``/tmp/vidcap-gpu-locks``), sets ``CUDA_VISIBLE_DEVICES`` to them before torch initialises CUDA,
-  and holds the locks for the life of the process (the OS releases them on exit or kill).
+  ``fcntl`` lock on ``<lock dir>/<host>/gpu<i>.lock`` (lock dir: ``$VIDCAP_LOCK_DIR`` or
+  ``/tmp/vidcap-gpu-locks``; ``<host>`` the hostname, so slots stay per machine even when the lock
+  dir is on a filesystem shared by several), sets ``CUDA_VISIBLE_DEVICES`` to them before torch
+  initialises CUDA, and holds the locks for the life of the process (the OS releases them on exit or kill).
 * GPUs per job: ``$VIDCAP_GPUS_PER_JOB`` (the caption rule sets it from ``resources.gpu``), default 1;
   0 hides every GPU (``CUDA_VISIBLE_DEVICES=""``, CPU run).
 * GPU count: ``$VIDCAP_GPU_SLOTS`` (tests, or to use fewer), else ``nvidia-smi -L``, else 0.
@@ -20,6 +21,7 @@ import fcntl
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -46,7 +48,8 @@ def gpu_count() -> int:
 
 
 def lock_dir() -> Path:
-    return Path(os.environ.get("VIDCAP_LOCK_DIR") or DEFAULT_LOCK_DIR)
+    """This host's slot locks: ``<$VIDCAP_LOCK_DIR or DEFAULT_LOCK_DIR>/<hostname>``."""
+    return Path(os.environ.get("VIDCAP_LOCK_DIR") or DEFAULT_LOCK_DIR) / socket.gethostname()
 
 
 def acquire_gpus(n: int | None = None, wait_s: float | None = None) -> list[int] | None:
