@@ -18,8 +18,9 @@ whole interval a fast pan is lost and EasyAnimate's own score saturates, ``bench
   NeMo Curator's blur score: lower = blurrier).
 * ``brightness`` (mean grey level 0-255), ``dark_share`` / ``overexposed_share`` (share of pixels at or
   below ``dark_level`` / at or above ``overexposed_level``).
-* ``still``: ``static`` (nothing moves in any pair and the sampled frames look alike), ``slideshow``
-  (nothing moves inside the pairs but the frames change between them: stills cut together),
+* ``still``: ``static`` (nothing moves in most pairs — the median pair flow is below ``still_flow`` — and
+  the sampled frames look alike), ``slideshow`` (nothing moves inside most pairs but the frames change
+  between them by ``still_change`` grey levels: stills cut together; a pair across a cut is outvoted),
   ``moving``; ``image`` for a one-frame row. A range shorter than the gap uses the pair (first, last)
   and scales its flow to the gap; a single-frame range has no motion (null) and ``still`` ``image``.
 """
@@ -102,7 +103,7 @@ def scores(scan, offsets: list[tuple[int, int]], knobs: dict) -> dict:
 
 def still(flows: list[float], smalls: list[np.ndarray], knobs: dict) -> str:
     """``static`` | ``slideshow`` | ``moving`` from the pairs' flows and the pairs' first frames."""
-    if max(flows) >= knobs["still_flow"]:
+    if float(np.median(flows)) >= knobs["still_flow"]:
         return "moving"
     changes = [float(np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16)))) for a, b in zip(smalls, smalls[1:])]
     return "slideshow" if changes and max(changes) >= knobs["still_change"] else "static"
