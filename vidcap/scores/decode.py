@@ -3,8 +3,10 @@
 ``scan(path, time_range, pick, motion_vectors)`` decodes the row's range ``[s, e)`` once, front to back
 (a seek to the keyframe before ``s`` when ``s > 0``), and returns a ``Scan``: grey frames (source
 resolution, uint8) at the range-relative offsets ``pick(n, fps)`` chooses, and, when
-``motion_vectors`` is on and the codec exports them (H.264, MPEG-2/4), the mean codec motion-vector
-length of every inter frame (pixels, source resolution; each block weighted by its area).
+``motion_vectors`` is on and the codec exports them (H.264, MPEG-2/4), the motion-vector lengths of
+every P frame (pixels, source resolution; B frames are not read), past- and future-pointing apart, with
+the I and P frames' positions
+(``vidcap.scores.measure.mv_speed`` turns them into a speed).
 Offsets are relative to the range start. A frame that should exist but does not decode is a
 ``FrameError`` (never a substitute); images are read as one grey frame with no motion vectors.
 """
@@ -27,7 +29,8 @@ class Scan:
     frames: dict[int, np.ndarray]      # range-relative offset -> grey frame (H, W) uint8, source size
     count: int                          # frames in the range
     fps: float | None                   # None for images
-    mv_lengths: list[float] = field(default_factory=list)   # per inter frame; empty: codec has none
+    # (offset, picture type I/P/B, past vector lengths, future vector lengths); empty: codec has none
+    mv_records: list[tuple[int, str, np.ndarray, np.ndarray]] = field(default_factory=list)
     image: bool = False
     rgb: dict[int, np.ndarray] = field(default_factory=dict)   # offset -> RGB frame, for model scores
 
@@ -63,7 +66,7 @@ def scan(path: str, time_range: tuple[float | None, float | None] | None,
         if motion_vectors:
             stream.codec_context.options = {"flags2": "+export_mvs"}
         stream.thread_count = 1
-        frames, rgb, lengths = _decode(container, stream, s, e, fps, want, want_rgb, motion_vectors)
+        frames, rgb, records = _decode(container, stream, s, e, fps, want, want_rgb, motion_vectors)
     except av.error.FFmpegError as exc:
         raise FrameError(f"decode failed: {reason(exc)}") from None
     finally:
@@ -71,7 +74,7 @@ def scan(path: str, time_range: tuple[float | None, float | None] | None,
     missing = sorted((want - set(frames)) | (want_rgb - set(rgb)))
     if missing:
         raise FrameError(f"cannot decode frame {s + missing[0]} of {total}: the stream ends early")
-    return Scan(frames, n, float(fps), lengths, rgb=rgb)
+    return Scan(frames, n, float(fps), records, rgb=rgb)
 
 
 def _decode(container, stream, s: int, e: int, fps: Fraction, want: set[int], want_rgb: set[int], mvs: bool):
@@ -83,7 +86,7 @@ def _decode(container, stream, s: int, e: int, fps: Fraction, want: set[int], wa
         by_pts = True
     frames: dict[int, np.ndarray] = {}
     rgb: dict[int, np.ndarray] = {}
-    lengths: list[float] = []
+    records: list[tuple[int, str, np.ndarray, np.ndarray]] = []
     pos = -1
     for frame in container.decode(stream):
         pos += 1
@@ -100,21 +103,24 @@ def _decode(container, stream, s: int, e: int, fps: Fraction, want: set[int], wa
         if off in want_rgb:
             rgb[off] = frame.to_ndarray(format="rgb24")
         if mvs:
-            length = _mv_length(frame)
-            if length is not None:
-                lengths.append(length)
-    return frames, rgb, lengths
+            kind = _PICT.get(int(frame.pict_type), "?")
+            if kind in ("I", "P"):   # anchors; B frames' vectors are left unread (half the cost, same motion)
+                vectors = _vectors(frame) if kind == "P" else None
+                records.append((off, kind, *(vectors or (np.zeros(0), np.zeros(0)))))
+    return frames, rgb, records
 
 
-def _mv_length(frame) -> float | None:
-    """Area-weighted mean motion-vector length of one frame (pixels); None for frames without vectors."""
+_PICT = {1: "I", 2: "P", 3: "B"}   # AVPictureType
+
+
+def _vectors(frame) -> tuple[np.ndarray, np.ndarray] | None:
+    """(past, future) motion-vector lengths of one frame in pixels; None for a frame without vectors."""
     for data in frame.side_data:
-        if getattr(data, "type", None) is not None and str(data.type).endswith("MOTION_VECTORS"):
+        if str(getattr(data, "type", "")).endswith("MOTION_VECTORS"):
             a = data.to_ndarray()
             if not len(a):
                 return None
             scale = np.maximum(a["motion_scale"].astype(np.float64), 1.0)
             length = np.hypot(a["motion_x"] / scale, a["motion_y"] / scale)
-            area = a["w"].astype(np.float64) * a["h"].astype(np.float64)
-            return float((length * area).sum() / max(area.sum(), 1.0))
+            return length[a["source"] < 0], length[a["source"] > 0]
     return None

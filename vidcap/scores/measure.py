@@ -2,18 +2,24 @@
 
 Units: EasyAnimate's (and Data-Juicer's) Farneback motion score compares frames ``gap = int(fps / 2)``
 apart (2 frames a second) at the source resolution. ``pair_offsets(n, fps, pairs, step)`` picks
-``pairs`` frame pairs spread evenly over the range, each ``round(step * gap)`` frames apart (at least 1):
-a shorter step keeps fast motion inside Farneback's reach (3 pyramid levels follow about 20 px; over a
-whole interval a fast pan is lost and EasyAnimate's own score saturates, ``bench/scores``).
-``scores(scan, offsets, knobs)`` then gives:
+``pairs`` frame triples ``(a, a + short, a + long)`` spread evenly over the range: ``short`` =
+``round(step * gap)`` frames (at least 1), ``long`` = ``gap`` (both less when the range is shorter).
+Each pair's flow is measured over the short step (fast motion stays inside Farneback's reach: 3 pyramid
+levels follow about 20 px; over a whole interval a fast pan is lost and EasyAnimate's own score
+saturates, ``bench/scores``); when the short step predicts less than ``LONG_PAIR_PX`` working pixels over
+the whole interval, the long pair is measured instead (slow motion is then above the noise).
+``scores(scan, triples, knobs)`` gives:
 
-* ``motion_flow``: mean Farneback flow magnitude of the pairs (EasyAnimate's parameters: pyramid 0.5,
-  3 levels, window 15, 3 iterations, poly_n 5, sigma 1.2), computed on frames shrunk to
-  ``flow_short_side`` and scaled back to source pixels and to the ``gap`` interval (linearly): pixels of
-  the source resolution per ``int(fps / 2)`` frames, the units of EasyAnimate's ``motion_score`` (its
-  filter keeps >= 2).
-* ``motion_mv``: the codec's own motion vectors, mean length over every inter frame of the range,
-  times the same ``int(fps / 2)``: the same units, no optical flow; null when the codec exports none.
+* ``motion_flow``: the median over pixels of the Farneback flow magnitude (EasyAnimate's parameters:
+  pyramid 0.5, 3 levels, window 15, 3 iterations, poly_n 5, sigma 1.2), on frames shrunk to
+  ``flow_short_side``, scaled back to source pixels and (linearly) to the ``gap`` interval, averaged over
+  the pairs: source pixels per ``int(fps / 2)`` frames, EasyAnimate's units (its filter keeps >= 2).
+  The median, not EasyAnimate's mean: the motion of most of the frame, which a small fast object,
+  noise or a flash does not decide (on ``bench/scores``' dev split the mean followed crossing objects).
+* ``motion_mv``: the codec's own motion vectors in the same units, no optical flow: per inter frame the
+  median vector length divided by its distance to the reference (the previous / next I or P frame in
+  display order, which is exact for one reference frame), averaged over frames, times ``gap``; null
+  when the codec exports none (``vidcap.scores.decode``).
 * ``laplacian_var``: mean variance of the Laplacian over the pairs' first frames (source resolution;
   NeMo Curator's blur score: lower = blurrier).
 * ``brightness`` (mean grey level 0-255), ``dark_share`` / ``overexposed_share`` (share of pixels at or
@@ -21,8 +27,7 @@ whole interval a fast pan is lost and EasyAnimate's own score saturates, ``bench
 * ``still``: ``static`` (nothing moves in most pairs — the median pair flow is below ``still_flow`` — and
   the sampled frames look alike), ``slideshow`` (nothing moves inside most pairs but the frames change
   between them by ``still_change`` grey levels: stills cut together; a pair across a cut is outvoted),
-  ``moving``; ``image`` for a one-frame row. A range shorter than the gap uses the pair (first, last)
-  and scales its flow to the gap; a single-frame range has no motion (null) and ``still`` ``image``.
+  ``moving``; ``image`` for a one-frame row or range (no motion: null).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import numpy as np
 
 FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5,
              "poly_sigma": 1.2, "flags": 0}
+LONG_PAIR_PX = 8.0   # working pixels over the whole interval below which the long pair is measured
 
 
 def gap_frames(fps: float) -> int:
@@ -37,14 +43,15 @@ def gap_frames(fps: float) -> int:
     return max(1, int(fps / 2))
 
 
-def pair_offsets(n: int, fps: float, pairs: int, step: float = 1.0) -> list[tuple[int, int]]:
-    """Up to ``pairs`` (a, b) frame pairs of a range of ``n`` frames, ``round(step * gap_frames(fps))``
-    apart (at least 1; less when the range is shorter), spread evenly; none for one frame."""
+def pair_offsets(n: int, fps: float, pairs: int, step: float = 1.0) -> list[tuple[int, int, int]]:
+    """Up to ``pairs`` triples ``(a, a + short, a + long)`` of a range of ``n`` frames (module docstring),
+    spread evenly; none for one frame."""
     if n < 2:
         return []
-    gap = min(max(1, round(step * gap_frames(fps))), n - 1)
-    starts = sorted({int(round(v)) for v in np.linspace(0, n - 1 - gap, max(1, pairs))})
-    return [(a, a + gap) for a in starts]
+    long = min(gap_frames(fps), n - 1)
+    short = min(max(1, round(step * gap_frames(fps))), long)
+    starts = sorted({int(round(v)) for v in np.linspace(0, n - 1 - long, max(1, pairs))})
+    return [(a, a + short, a + long) for a in starts]
 
 
 def shrink(grey: np.ndarray, short_side: int | None) -> tuple[np.ndarray, float]:
@@ -60,12 +67,12 @@ def shrink(grey: np.ndarray, short_side: int | None) -> tuple[np.ndarray, float]
 
 
 def flow_magnitude(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean Farneback flow magnitude from ``a`` to ``b`` (grey uint8, same size), in their pixels."""
+    """Median Farneback flow magnitude from ``a`` to ``b`` (grey uint8, same size), in their pixels."""
     import cv2
 
     flow = cv2.calcOpticalFlowFarneback(a, b, None, **FARNEBACK)
     mag, _ = cv2.cartToPolar(flow[..., 0], flow[..., 1])
-    return float(np.mean(mag))
+    return float(np.median(mag))
 
 
 def laplacian_var(grey: np.ndarray) -> float:
@@ -74,9 +81,37 @@ def laplacian_var(grey: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
-def scores(scan, offsets: list[tuple[int, int]], knobs: dict) -> dict:
+def pair_flow(scan, triple: tuple[int, int, int], short_side: int | None, gap: int) -> tuple[float, np.ndarray]:
+    """(the pair's flow in motion_flow units, its first frame at working size)."""
+    a, b, c = triple
+    fa, scale = shrink(scan.frames[a], short_side)
+    working = flow_magnitude(fa, shrink(scan.frames[b], short_side)[0]) / (b - a)   # working px a frame
+    if c > b and working * (c - a) < LONG_PAIR_PX:
+        working = flow_magnitude(fa, shrink(scan.frames[c], short_side)[0]) / (c - a)
+    return working * scale * gap, fa
+
+
+def mv_speed(records: list[tuple[int, str, np.ndarray, np.ndarray]]) -> float | None:
+    """Codec motion in source px per frame: per frame the median of vector length / reference distance
+    (past vectors to the previous I/P frame, future ones to the next), averaged over frames."""
+    anchors = sorted(off for off, kind, _, _ in records if kind in ("I", "P"))
+    values = []
+    for off, _, past, future in records:
+        before = [x for x in anchors if x < off]
+        after = [x for x in anchors if x > off]
+        parts = []
+        if len(past) and before:
+            parts.append(past / (off - before[-1]))
+        if len(future) and after:
+            parts.append(future / (after[0] - off))
+        if parts:
+            values.append(float(np.median(np.concatenate(parts))))
+    return float(np.mean(values)) if values else None
+
+
+def scores(scan, triples: list[tuple[int, int, int]], knobs: dict) -> dict:
     """The CPU score columns of one row (see the module docstring)."""
-    firsts = [scan.frames[a] for a, _ in offsets] or [scan.frames[min(scan.frames)]]
+    firsts = [scan.frames[t[0]] for t in triples] or [scan.frames[min(scan.frames)]]
     grey = np.stack([f.ravel() for f in firsts])
     out: dict = {
         "laplacian_var": float(np.mean([laplacian_var(f) for f in firsts])),
@@ -85,19 +120,16 @@ def scores(scan, offsets: list[tuple[int, int]], knobs: dict) -> dict:
         "overexposed_share": float((grey >= knobs["overexposed_level"]).mean()),
         "motion_flow": None, "motion_mv": None, "still": "image",
     }
-    if not offsets:
+    if not triples:
         return out
     gap = gap_frames(scan.fps)
-    flows, smalls = [], []
-    for a, b in offsets:
-        fa, scale = shrink(scan.frames[a], knobs["flow_short_side"])
-        fb, _ = shrink(scan.frames[b], knobs["flow_short_side"])
-        flows.append(flow_magnitude(fa, fb) * scale * gap / (b - a))
-        smalls.append(fa)
+    measured = [pair_flow(scan, t, knobs["flow_short_side"], gap) for t in triples]
+    flows = [f for f, _ in measured]
     out["motion_flow"] = float(np.mean(flows))
-    if scan.mv_lengths:
-        out["motion_mv"] = float(np.mean(scan.mv_lengths)) * gap
-    out["still"] = still(flows, smalls, knobs)
+    speed = mv_speed(scan.mv_records)
+    if speed is not None:
+        out["motion_mv"] = speed * gap
+    out["still"] = still(flows, [s for _, s in measured], knobs)
     return out
 
 

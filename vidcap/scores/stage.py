@@ -69,7 +69,7 @@ class ScoresStage(RowStage):
         path = check_file(row[MEDIA_PATH])
         p = self.params
         t0 = time.monotonic()
-        offsets: list[tuple[int, int]] = []
+        offsets: list[tuple[int, int, int]] = []
 
         def pick(n: int, fps: float) -> list[int]:
             offsets[:] = measure.pair_offsets(n, fps, int(p["pairs"]), float(p["pair_step"]))
