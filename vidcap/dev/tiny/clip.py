@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from vidcap.dev.tiny import built_alike, build_cached, default_cache_dir, publish
+from vidcap.dev.tiny import build_cached, built_alike, default_cache_dir, publish
 
 SPEC = {"family": "clip", "version": "1", "projection_dim": 32}
 HEAD = "aesthetic_head.pth"
