@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -100,7 +101,8 @@ class _Writer:
     """Streaming Parquet or CSV writer of the output's batches."""
 
     def __init__(self, path: Path, schema: pa.Schema, csv: bool):
-        self.path, self.schema, self.csv, self.writer = path, schema, csv, None
+        self.path, self.schema, self.csv = path, schema, csv
+        self.writer: Any = None
 
     def __enter__(self):
         if self.csv:

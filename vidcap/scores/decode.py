@@ -49,8 +49,8 @@ def scan(path: str, time_range: tuple[float | None, float | None] | None,
             with Image.open(path) as im:
                 grey = np.asarray(im.convert("L"), dtype=np.uint8)
                 rgb = np.asarray(im.convert("RGB"), dtype=np.uint8) if pick_rgb else None
-        except (OSError, ValueError, SyntaxError) as e:
-            raise FrameError(f"not a readable image: {path}: {reason(e)}") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise FrameError(f"not a readable image: {path}: {reason(exc)}") from None
         return Scan({0: grey}, 1, None, image=True, rgb={0: rgb} if rgb is not None else {})
     import av  # heavy: only when decoding
 
@@ -99,7 +99,7 @@ def _decode(container, stream, s: int, e: int, fps: Fraction, want: set[int], wa
             break
         off = i - s
         if off in want:
-            frames[off] = frame.to_ndarray(format="gray")
+            frames[off] = grey(frame)
         if off in want_rgb:
             rgb[off] = frame.to_ndarray(format="rgb24")
         if mvs:
@@ -111,6 +111,21 @@ def _decode(container, stream, s: int, e: int, fps: Fraction, want: set[int], wa
 
 
 _PICT = {1: "I", 2: "P", 3: "B"}   # AVPictureType
+_PLANAR_YUV = ("yuv420p", "yuv422p", "yuv444p", "yuvj420p", "yuvj422p", "yuvj444p", "nv12")
+_LIMITED = np.clip((np.arange(256) - 16) * 255.0 / 219.0 + 0.5, 0, 255).astype(np.uint8)   # luma 16-235 -> 0-255
+
+
+def grey(frame) -> np.ndarray:
+    """The frame's grey levels (0-255, full range) at source size: the luma plane itself for 8-bit YUV
+    (limited-range luma stretched to full range; about 20x cheaper than a grey conversion), else a
+    grey conversion."""
+    name = frame.format.name
+    if name not in _PLANAR_YUV:
+        return frame.to_ndarray(format="gray")
+    plane = frame.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
+    full = name.startswith("yuvj") or int(getattr(frame, "color_range", 0) or 0) == 2   # AVCOL_RANGE_JPEG
+    return np.ascontiguousarray(y) if full else _LIMITED[y]
 
 
 def _vectors(frame) -> tuple[np.ndarray, np.ndarray] | None:

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
-FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5,
-             "poly_sigma": 1.2, "flags": 0}
+# pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags (EasyAnimate's)
+FARNEBACK = (0.5, 3, 15, 3, 5, 1.2, 0)
 LONG_PAIR_PX = 8.0   # working pixels over the whole interval below which the long pair is measured
 
 
@@ -70,7 +70,7 @@ def flow_magnitude(a: np.ndarray, b: np.ndarray) -> float:
     """Median Farneback flow magnitude from ``a`` to ``b`` (grey uint8, same size), in their pixels."""
     import cv2
 
-    flow = cv2.calcOpticalFlowFarneback(a, b, None, **FARNEBACK)
+    flow = cv2.calcOpticalFlowFarneback(a, b, None, *FARNEBACK)  # type: ignore[call-overload]
     mag, _ = cv2.cartToPolar(flow[..., 0], flow[..., 1])
     return float(np.median(mag))
 
@@ -78,7 +78,8 @@ def flow_magnitude(a: np.ndarray, b: np.ndarray) -> float:
 def laplacian_var(grey: np.ndarray) -> float:
     import cv2
 
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    _, std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_64F))
+    return float(std[0, 0]) ** 2
 
 
 def pair_flow(scan, triple: tuple[int, int, int], short_side: int | None, gap: int) -> tuple[float, np.ndarray]:

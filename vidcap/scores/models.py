@@ -16,6 +16,7 @@ a head whose input width differs from the CLIP projection width is a clear error
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class ModelScores:
         self.torch = torch
         self.aesthetic = bool(params["aesthetic"]["enabled"])
         self.match = bool(params["caption_match"]["enabled"])
-        self.ocr = None
+        self.ocr: Any = None
         device = params["clip"]["device"]
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         if self.aesthetic or self.match:
@@ -51,7 +52,7 @@ class ModelScores:
 
             name = params["clip"]["model"]
             try:
-                self.model = CLIPModel.from_pretrained(name).to(self.device).eval()
+                self.model = CLIPModel.from_pretrained(name).to(self.device).eval()  # type: ignore[arg-type]
                 self.processor = CLIPProcessor.from_pretrained(name)
             except OSError as exc:
                 raise RunnerFatal(f"stages.scores.clip.model: cannot load CLIP from {name!r}: {exc}") from None

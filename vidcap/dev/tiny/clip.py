@@ -12,7 +12,8 @@ from pathlib import Path
 
 from vidcap.dev.tiny import build_cached, built_alike, default_cache_dir, publish
 
-SPEC = {"family": "clip", "version": "1", "projection_dim": 32}
+WIDTH = 32   # projection width (ViT-L/14: 768)
+SPEC = {"family": "clip", "version": "1", "projection_dim": WIDTH}
 HEAD = "aesthetic_head.pth"
 
 
@@ -33,13 +34,13 @@ def build_tiny_clip(outdir: Path) -> Path:
             "pad_token_id": 0}
     vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
               "image_size": 32, "patch_size": 8}
-    config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=SPEC["projection_dim"])
+    config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=WIDTH)
     model = CLIPModel(config).eval()
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     tmp = Path(tempfile.mkdtemp(prefix=".clip.", dir=outdir.parent))
     model.save_pretrained(tmp)
     CLIPProcessor(image_processor=images, tokenizer=tok).save_pretrained(tmp)
-    dims = [SPEC["projection_dim"], 1024, 128, 64, 16, 1]
+    dims = [WIDTH, 1024, 128, 64, 16, 1]
     head = {}
     for key, (a, b) in zip((0, 2, 4, 6, 7), zip(dims, dims[1:])):
         layer = torch.nn.Linear(a, b)
