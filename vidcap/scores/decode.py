@@ -125,7 +125,9 @@ def grey(frame) -> np.ndarray:
     plane = frame.planes[0]
     y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
     full = name.startswith("yuvj") or int(getattr(frame, "color_range", 0) or 0) == 2   # AVCOL_RANGE_JPEG
-    return np.ascontiguousarray(y) if full else _LIMITED[y]
+    import cv2
+
+    return np.ascontiguousarray(y) if full else cv2.LUT(y, _LIMITED)
 
 
 def _vectors(frame) -> tuple[np.ndarray, np.ndarray] | None:
