@@ -24,7 +24,7 @@ the whole interval, the long pair is measured instead (slow motion is then above
   NeMo Curator's blur score: lower = blurrier).
 * ``brightness`` (mean grey level 0-255), ``dark_share`` / ``overexposed_share`` (share of pixels at or
   below ``dark_level`` / at or above ``overexposed_level``).
-* ``still``: ``static`` (nothing moves in most pairs — the median pair flow is below ``still_flow`` — and
+* ``still``: ``static`` (nothing moves in most pairs — the median short-step flow is below ``still_flow`` — and
   the sampled frames look alike), ``slideshow`` (nothing moves inside most pairs but the frames change
   between them by ``still_change`` grey levels: stills cut together; a pair across a cut is outvoted),
   ``moving``; ``image`` for a one-frame row or range (no motion: null).
@@ -85,14 +85,14 @@ def laplacian_var(grey: np.ndarray) -> float:
     return float(std[0, 0]) ** 2
 
 
-def pair_flow(scan, triple: tuple[int, int, int], short_side: int | None, gap: int) -> tuple[float, np.ndarray]:
-    """(the pair's flow in motion_flow units, its first frame at working size)."""
+def pair_flow(scan, triple: tuple[int, int, int], short_side: int | None, gap: int) -> tuple[float, float, np.ndarray]:
+    """(the pair's flow in motion_flow units, the short step's alone, its first frame at working size)."""
     a, b, c = triple
     fa, scale = shrink(scan.frames[a], short_side)
-    working = flow_magnitude(fa, shrink(scan.frames[b], short_side)[0]) / (b - a)   # working px a frame
+    short = working = flow_magnitude(fa, shrink(scan.frames[b], short_side)[0]) / (b - a)   # working px a frame
     if c > b and working * (c - a) < LONG_PAIR_PX:
         working = flow_magnitude(fa, shrink(scan.frames[c], short_side)[0]) / (c - a)
-    return working * scale * gap, fa
+    return working * scale * gap, short * scale * gap, fa
 
 
 def mv_speed(records: list[tuple[int, str, np.ndarray, np.ndarray]]) -> float | None:
@@ -128,12 +128,12 @@ def scores(scan, triples: list[tuple[int, int, int]], knobs: dict) -> dict:
         return out
     gap = gap_frames(scan.fps)
     measured = [pair_flow(scan, t, knobs["flow_short_side"], gap) for t in triples]
-    flows = [f for f, _ in measured]
-    out["motion_flow"] = float(np.mean(flows))
+    out["motion_flow"] = float(np.mean([f for f, _, _ in measured]))
     speed = mv_speed(scan.mv_records)
     if speed is not None:
         out["motion_mv"] = speed * gap
-    out["still"] = still(flows, [s for _, s in measured], knobs)
+    # stills are judged on the short steps: a long pair is more likely to span a slideshow's cut
+    out["still"] = still([f for _, f, _ in measured], [s for _, _, s in measured], knobs)
     return out
 
 
