@@ -14,6 +14,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps rapidocr_onnxruntime==1.4.4   # scores OCR; --no-deps: docs/scores.md
 	touch $@
 
 demo: install

@@ -33,3 +33,15 @@ def test_every_rule_declares_an_env_that_exists():
         for env in re.findall(r'conda:\s*\n\s*"([^"]+)"', smk.read_text()):
             assert (smk.parent / env).resolve().is_file(), (smk.name, env)
 
+
+
+def test_the_scores_extra_pins_its_libraries_without_opencv_python():
+    """faiss-cpu and the OCR's dependencies are pinned in the ``scores`` extra and in ``test``; the OCR
+    package itself is installed with --no-deps (its metadata asks for opencv-python, which would clash
+    with opencv-python-headless): docs/scores.md, Makefile."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    scores, test = pins(extras["scores"]), pins(extras["test"])
+    assert "faiss-cpu" in scores and "onnxruntime" in scores
+    assert all(test.get(name) == version for name, version in scores.items())
+    assert not any(name.startswith("opencv-python") or name.startswith("rapidocr") for name in (*scores, *test))
+    assert "--no-deps rapidocr_onnxruntime==" in (REPO / "Makefile").read_text()

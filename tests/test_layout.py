@@ -15,8 +15,8 @@ MAX_LINES = 400
 # layers, lowest first: a module imports only from its own layer or below; a feature imports no
 # other feature (features meet in the registry, by name, and in the app layer)
 CORE = ("", "errors", "redact", "config", "prompts", "text", "camera_text", "gpu", "io", "media", "llm", "runners", "models", "stages")
-FEATURES = ("probe", "caption", "clean", "motion", "shots", "tags", "judge")
-APP = ("workflow", "gather", "summary", "status", "compare", "report", "export")
+FEATURES = ("probe", "caption", "clean", "motion", "shots", "tags", "judge", "scores")
+APP = ("workflow", "gather", "summary", "status", "compare", "report", "export", "filter")
 TOP = ("cli", "__main__", "dev")
 LAYER = {**{m: 0 for m in CORE}, **{m: 1 for m in FEATURES}, **{m: 2 for m in APP}, **{m: 3 for m in TOP}}
 
@@ -25,6 +25,7 @@ STAGE_NAME_ALLOWED = {
     "compare.py": "captions the same rows two ways and judges them: caption and judge by design",
     "summary.py": "the summary's format has a section per feature (docs/tags.md: the tag counts)",
     "report/": "report sections present one feature's results (caption models and prompts, API cost, tag filters)",
+    "judge/parse.py": "'scores' there is a key of the judge's JSON answer, not the scores stage",
 }
 
 

@@ -31,6 +31,9 @@ COMPARED = {
     "caption": ["text", "output_tokens", "finish_reason", "caption_error"],
     "motion": ["cmotion", "motion_pan", "motion_tilt", "motion_zoom", "motion_fit", "motion_reason", "motion_error"],
     "judge": ["judge_score_a", "judge_score_b", "judge_winner", "judge_error"],
+    # not motion_mv: the cut-out clip is a new encoding (x264 qp 0), its motion vectors are its encoder's
+    "scores": ["motion_flow", "laplacian_var", "brightness", "dark_share", "overexposed_share", "still",
+               "scores_error"],
 }
 # shots runs alone, as the first step (stages.shots on): it keeps or cuts a row's range into clips,
 # checked by tests/test_shots_workflow.py; its clips then run through the stages compared here
@@ -83,6 +86,7 @@ def test_every_media_stage_reads_only_the_rows_range(tmp_path, monkeypatch):
         stages = {
             "probe": {"enabled": True},
             "motion": {"enabled": True},
+            "scores": {"enabled": True},
             "clean": {"enabled": False},
             "caption": {"enabled": True, "prompt": "video_short", "decode_workers": 0, "batch_size": 1,
                         "frames": {"num_frames": 4, "resize_short": 48}, "generation": {"max_new_tokens": 4},

@@ -7,7 +7,7 @@ import errno
 import logging
 import sys
 
-from vidcap.cli import dev, export, manifest, report, workflow
+from vidcap.cli import dev, export, filter, manifest, report, workflow
 from vidcap.errors import ConfigError, GatherError, RunnerFatal, TableError, say_fatal
 from vidcap.io.locks import LockBusy
 
@@ -15,7 +15,7 @@ DESCRIPTION = "The ``vidcap`` command line. Each subcommand is a thin wrapper ov
 
 # each adds its subcommands, in the order `vidcap --help` lists them
 COMMAND_GROUPS = (manifest.add_commands, workflow.add_stage_jobs, workflow.add_gather, workflow.add_status,
-                  report.add_commands, export.add_commands, workflow.add_run, dev.add_commands)
+                  report.add_commands, export.add_commands, filter.add_commands, workflow.add_run, dev.add_commands)
 
 
 def _setup_logging(verbose: bool = False) -> None:

@@ -70,6 +70,8 @@ REGISTRY: tuple[StageSpec, ...] = (
     StageSpec("judge", "vidcap.judge.stage:JudgeStage", reads=("caption", "motion"), gpu=True,
               plan="vidcap.judge.plan:JudgePlan", command="vidcap.judge.command",
               help="an LLM judge scores two answers per row (reference vs caption): docs/judge.md"),
+    StageSpec("scores", "vidcap.scores.stage:ScoresStage", reads=("caption",), plan="vidcap.scores.plan:ScoresPlan",
+              group="cpu", help="filter scores: motion, blur, exposure, stills, aesthetic, caption match, text area"),
 )
 
 SPECS: dict[str, StageSpec] = {s.name: s for s in REGISTRY}

@@ -1,0 +1,30 @@
+"""``vidcap filter RESULTS -o kept.parquet --where "..."``: keep the rows of a run that satisfy a condition
+(``vidcap.filter``; the language: ``docs/scores.md``)."""
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_filter(args) -> int:
+    from vidcap.filter.run import filter_results, format_report, report_path
+
+    report = filter_results(args.results, args.output, args.where, media_root=args.media_root,
+                            batch_size=args.batch_size)
+    print(format_report(report))
+    print(f"report: {report_path(args.output)}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("filter", help="keep the rows of a finished run that satisfy a condition (docs/scores.md)",
+                       description="Keep the rows of a run's merged table where --where holds; the output is a "
+                       "manifest for the next run (relative paths made absolute). Prints, and writes next to "
+                       "the output as <stem>.filter.json, how many rows each `and` term removed.")
+    p.add_argument("results", help="run folder, its merged .parquet, or a Parquet file/folder")
+    p.add_argument("-o", "--output", required=True, help="kept rows: .parquet or .csv")
+    p.add_argument("--where", required=True,
+                   help="e.g. \"aesthetic >= 4.5 and motion_flow >= 0.5 and cmotion != 'unclassified'\"")
+    p.add_argument("--media-root", default=None,
+                   help="folder relative paths resolve against (default: the run's own media folder)")
+    p.add_argument("--batch-size", type=int, default=65_536, help="rows read at a time")
+    p.set_defaults(func=cmd_filter)

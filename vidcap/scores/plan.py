@@ -1,0 +1,35 @@
+"""The scores stage's plan hooks (``vidcap.stages.plan``).
+
+``caption_match`` matches the run's text (``ctx.text_column``: the caption when captioning, else the
+manifest's ``text``) unless ``text_column`` names another; the model scores need ``clip.model`` and the
+aesthetic score its head file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from vidcap.errors import ConfigError
+from vidcap.stages.plan import PlanContext, PlanHooks
+
+
+class ScoresPlan(PlanHooks):
+    def settings(self, ctx: PlanContext, settings: dict) -> dict:
+        match = dict(settings["caption_match"])
+        if match["enabled"] and not match["text_column"]:
+            match["text_column"] = ctx.text_column
+        return {**settings, "caption_match": match}
+
+    def check(self, ctx: PlanContext) -> None:
+        s = self.settings(ctx, self.section(ctx))
+        key = f"stages.{self.name}"
+        if (s["aesthetic"]["enabled"] or s["caption_match"]["enabled"]) and not s["clip"]["model"]:
+            raise ConfigError(f"config key '{key}.clip.model': aesthetic and caption_match need a CLIP model "
+                              "(a folder with a transformers CLIPModel, e.g. openai/clip-vit-large-patch14)")
+        head = s["aesthetic"]["head"]
+        if s["aesthetic"]["enabled"] and not (head and Path(head).is_file()):
+            raise ConfigError(f"config key '{key}.aesthetic.head': no file {head!r} (LAION's aesthetic "
+                              "predictor weights, e.g. sac+logos+ava1-l14-linearMSE.pth)")
+        column = s["caption_match"]["text_column"]
+        if s["caption_match"]["enabled"] and not ctx.has_column(column):
+            raise ConfigError(f"config key '{key}.caption_match.text_column': no column {column!r} in the "
+                              "manifest" + ("" if ctx.text_source else " (and the caption stage is off)"))
