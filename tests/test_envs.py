@@ -10,7 +10,7 @@ from tests.helpers import REPO
 def pins(specs):
     out = {}
     for spec in specs:
-        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)===?([^;\s]+)", spec.strip())
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[\w,]+\])?===?([^;\s]+)", spec.strip())
         assert m, f"not an exact pin: {spec!r}"
         out[m.group(1).lower()] = m.group(2)
     return out
@@ -32,7 +32,6 @@ def test_every_rule_declares_an_env_that_exists():
     for smk in (REPO / "rules").glob("*.smk"):
         for env in re.findall(r'conda:\s*\n\s*"([^"]+)"', smk.read_text()):
             assert (smk.parent / env).resolve().is_file(), (smk.name, env)
-
 
 
 def test_the_scores_extra_pins_its_libraries_without_opencv_python():
