@@ -28,10 +28,19 @@ import random
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
-from vidcap.config import stage_params
+from vidcap.caption.stage import CaptionStage
+from vidcap.config import stage_params, validate_config
+from vidcap.io.media_paths import media_base, resolve_media_path
 from vidcap.io.run_dir import RunDir
-from vidcap.io.shards import MEDIA_PATH, ROW_ID, ROW_INDEX
+from vidcap.io.shards import MEDIA_PATH, ROW_ID, ROW_INDEX, make_shards
+from vidcap.io.tables import read_table, write_table
+from vidcap.judge import run as judge_run
+from vidcap.judge.columns import from_stage_table
+from vidcap.judge.summary import format_category_table, order_agreement
+from vidcap.report import build_report
+from vidcap.stages.base import run_stage
 
 log = logging.getLogger("vidcap.compare")
 
@@ -42,18 +51,12 @@ _RENAME = {"caption_error": "error", "caption_model": "model", "caption_prompt":
 
 
 def load_config(path: str | Path) -> dict:
-    import yaml
-
-    from vidcap.config import validate_config
-
     with open(path, encoding="utf-8") as fh:
         return validate_config(yaml.safe_load(fh) or {})
 
 
 def sample_manifest(config: dict, n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` rows (all when fewer) picked with ``random.Random(seed)``, in manifest order, paths absolute."""
-    from vidcap.io.media_paths import media_base, resolve_media_path
-    from vidcap.io.tables import read_table
 
     manifest = config["manifest"]
     df = read_table(manifest, bad_lines=config.get("prompt_file_bad_lines", "fail"))
@@ -67,9 +70,6 @@ def sample_manifest(config: dict, n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def _caption(run: RunDir, config: dict, side: str, runner=None) -> pd.DataFrame:
-    from vidcap.caption.stage import CaptionStage
-    from vidcap.stages.base import run_stage
-
     stage = CaptionStage(stage_params(config, "caption"))
     if runner is not None:
         stage.runner = runner
@@ -88,11 +88,6 @@ def compare(config_a: str | Path, config_b: str | Path, sample: int, out: str | 
             judge: dict | None = None, report: bool = True, runners: dict | None = None) -> dict:
     """Run the comparison into ``out`` (module docstring); returns what ``format_compare`` prints.
     ``runners``: optional runner objects for ``a``, ``b`` and ``judge`` (benches, tests)."""
-    from vidcap.io.shards import make_shards
-    from vidcap.io.tables import write_table
-    from vidcap.judge import run as judge_run
-    from vidcap.judge.columns import from_stage_table
-    from vidcap.judge.summary import order_agreement
 
     runners = runners or {}
     cfg_a, cfg_b = load_config(config_a), load_config(config_b)
@@ -135,8 +130,6 @@ def compare(config_a: str | Path, config_b: str | Path, sample: int, out: str | 
               "failed": int((table["judge_error"].fillna("").astype(str) != "").sum()),
               "order_agreement": agree, "table": str(out / "compare.csv"), "report": None}
     if report:
-        from vidcap.report import build_report
-
         config = {"stages": {"caption": {"output_column": "caption_b", "frames": cfg_a["stages"]["caption"]["frames"]}},
                   "compare": {"a": str(config_a), "b": str(config_b), "sample": int(sample), "seed": int(seed)}}
         result["report"] = str(build_report(run.root, out=out / "compare.report.html", table=out / "compare.parquet",
@@ -145,8 +138,6 @@ def compare(config_a: str | Path, config_b: str | Path, sample: int, out: str | 
 
 
 def format_compare(result: dict) -> str:
-    from vidcap.judge.summary import format_category_table
-
     a, b = result["labels"]
     w = result["wins"]
     agree = result["order_agreement"]

@@ -70,6 +70,7 @@ def reason(exc: BaseException) -> str:
 
 def open_video(path: str):
     """An open PyAV container for ``path``; MediaError saying why it cannot be opened as a video."""
+    # heavy: PyAV, only when a file is decoded or written
     import av
 
     try:

@@ -15,9 +15,11 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 import pyarrow.parquet as pq
 
+from vidcap.config import fill_defaults, load_schema
 from vidcap.io.run_dir import RunDir
 from vidcap.io.tables import write_json, write_text
 from vidcap.redact import public_config
@@ -26,6 +28,7 @@ from vidcap.report.judge import judge_section
 from vidcap.report.plots import bar_plot, hist_plot, throughput_plot
 from vidcap.report.provenance import provenance
 from vidcap.report.throughput import throughput
+from vidcap.summary import summarize
 
 log = logging.getLogger("vidcap.report")
 
@@ -36,7 +39,6 @@ OPTION_KEYS = ("sample", "worst", "thumbnails", "thumb_size", "top_k", "seed")
 
 def report_options(config: dict | None, **overrides) -> dict:
     """The ``report`` block: schema defaults < ``config['report']`` < non-None ``overrides``."""
-    from vidcap.config import fill_defaults, load_schema
 
     schema = load_schema()
     opts = fill_defaults((config or {}).get("report", {}), schema["properties"]["report"], schema)
@@ -57,7 +59,6 @@ def dataset_summary(df: pd.DataFrame, top_k: int = 20, summary_json: Path | None
             return json.loads(summary_json.read_text())
         except (OSError, ValueError) as exc:
             log.warning("ignoring %s: %s", summary_json, exc)
-    from vidcap.summary import summarize
 
     return summarize(df, top_k=top_k)
 
@@ -92,7 +93,6 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
     ``options``: ``sample``, ``worst``, ``thumbnails``, ``thumb_size``, ``top_k``, ``seed`` (None =
     the config's ``report`` block, else the schema defaults).
     """
-    import jinja2
 
     run = RunDir.at(run_dir)
     name = run.name

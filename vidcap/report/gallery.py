@@ -12,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
+from vidcap.io.media_paths import resolve_media_path
 from vidcap.io.tables import cell_text
+from vidcap.media.frames import read_frames, sample_frames
 from vidcap.media.images import jpeg_data_url
 
 
@@ -100,7 +102,6 @@ def pick_rows(df: pd.DataFrame, sample: int, worst: int, seed: int = 0) -> list[
 def thumbnails(path: str, indices: list[int] | None, count: int, size: int,
                decoder: str | None = None) -> tuple[list[dict], str, str]:
     """(thumbs, note, error) for one row: ``count`` of ``indices`` evenly, else ``count`` uniform frames."""
-    from vidcap.media.frames import read_frames, sample_frames
 
     if count <= 0:
         return [], "", ""
@@ -126,8 +127,6 @@ def thumbnails(path: str, indices: list[int] | None, count: int, size: int,
 
 def gallery(df: pd.DataFrame, picks, media_base: str, opts: dict, caption_column: str,
             tag_cols: dict[str, str], decoder: str | None = None, threads: int = 2) -> list[dict]:
-    from vidcap.io.media_paths import resolve_media_path
-
     has_caption = "caption_model" in df.columns or "caption_error" in df.columns
     err_cols = [c for c in df.columns if c.endswith("_error")]
     items = []

@@ -11,11 +11,15 @@ question, both answers, both scores, the winner, the per-criterion scores and th
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
+from vidcap.io.media_paths import resolve_media_path
 from vidcap.io.tables import cell_text
+from vidcap.judge.columns import from_stage_table
+from vidcap.judge.summary import category_table, order_agreement
 from vidcap.report.gallery import _list, thumbnails
 
 
@@ -67,11 +71,7 @@ def _criteria(cell) -> list[tuple[str, str, str]]:
 def judge_section(df: pd.DataFrame, media_base: str, opts: dict, config: dict | None = None,
                   decoder: str | None = None, threads: int = 2, count: int = 24) -> dict | None:
     """What the template's judge section shows, or None when the table has no judge columns."""
-    from concurrent.futures import ThreadPoolExecutor
 
-    from vidcap.io.media_paths import resolve_media_path
-    from vidcap.judge.columns import from_stage_table
-    from vidcap.judge.summary import category_table, order_agreement
 
     if "judge_score_a" not in df.columns or "judge_error" not in df.columns:
         return None

@@ -13,6 +13,7 @@ def _svg_uri(fig) -> str:
 
 
 def _figure(width: float, height: float):
+    # heavy: matplotlib, only when a plot is drawn
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100)
@@ -20,6 +21,7 @@ def _figure(width: float, height: float):
 
 
 def _rc():
+    # heavy: matplotlib, only when a plot is drawn
     import matplotlib
 
     # parse_math off: a tag or label with '$' is text, not mathtext; svg text stays text (small);
@@ -33,6 +35,7 @@ COLOR = "#3b6ea8"
 
 def bar_plot(pairs, title: str, xlabel: str = "rows") -> str | None:
     """Horizontal bars of ``[[label, count], ...]`` (largest on top); None when empty."""
+    # heavy: matplotlib, only when a plot is drawn
     from matplotlib.ticker import MaxNLocator
 
     pairs = [(str(k)[:40], int(n)) for k, n in (pairs or [])][:40]
@@ -54,6 +57,7 @@ def bar_plot(pairs, title: str, xlabel: str = "rows") -> str | None:
 
 def hist_plot(stats: dict | None, title: str, xlabel: str) -> str | None:
     """Bars of a ``{"histogram": [[lo, hi, n], ...], ...}`` summary with p50/p90 marked."""
+    # heavy: matplotlib, only when a plot is drawn
     from matplotlib.ticker import MaxNLocator
 
     if not stats or not stats.get("histogram"):
@@ -85,6 +89,7 @@ def throughput_plot(shards: list[dict]) -> str | None:
             series.setdefault(r["stage"], []).append((r["index"], r["videos_per_s"]))
     if not series:
         return None
+    # heavy: matplotlib, only when a plot is drawn
     from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
     with _rc():

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import platform
+from importlib import metadata
 
 import pandas as pd
 
+from vidcap.prompts import get_prompt
 from vidcap.redact import public_config
 
 
 def _versions() -> list[tuple[str, str]]:
-    from importlib import metadata
-
     out = [("python", platform.python_version())]
     for pkg in ("vidcap", "snakemake", "torch", "transformers", "av", "openai", "pandas", "pyarrow", "matplotlib"):
         try:
@@ -38,8 +38,6 @@ def _pair_counts(df: pd.DataFrame, key: str, detail: str) -> list[tuple[str, str
 
 
 def provenance(df: pd.DataFrame, config: dict | None) -> dict:
-    from vidcap.prompts import get_prompt
-
     models = [{"stage": "caption", "model": model, "revision": revision, "rows": n}
               for model, revision, n in _pair_counts(df, "caption_model", "caption_revision")]
     configured = []

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from vidcap.caption.cost import run_cost
 from vidcap.io.run_dir import RunDir
 from vidcap.stages import STAGES
 
@@ -69,8 +70,6 @@ def throughput(run_dir: Path, config: dict | None) -> dict:
     stages_cfg = (config or {}).get("stages", {})
     cost, cost_rows = None, {}
     if "caption" in run.stage_names():
-        from vidcap.caption.cost import run_cost
-
         try:
             cost = run_cost(run.root)
             cost_rows = {r["shard"]: r for r in cost["shards"]}

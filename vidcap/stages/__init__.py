@@ -29,8 +29,10 @@ class StageSpec:
     step that runs alone before the main one and makes its manifest (``clips``: the shots step).
     ``command``: a module that makes ``vidcap <name>`` a command of its own as well as the stage's job:
     ``add_arguments(parser)`` adds the command's flags to the stage's subcommand (whose job flags
-    ``--shard``/``--out``/``--journal`` become optional), ``run(args) -> int`` runs it when ``--shard`` is
-    not given; with ``--shard`` the job runs (``vidcap.cli.workflow``). Empty: the job only.
+    ``--shard``/``--out``/``--journal`` become optional), ``RUN``: ``module:function`` of the
+    ``run(args) -> int`` that runs it when ``--shard`` is not given, imported only then (the parser is
+    built for every ``vidcap`` call); with ``--shard`` the job runs (``vidcap.cli.workflow``). Empty: the
+    job only.
     """
 
     name: str
