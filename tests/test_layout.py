@@ -23,9 +23,7 @@ LAYER = {**{m: 0 for m in CORE}, **{m: 1 for m in FEATURES}, **{m: 2 for m in AP
 
 # app modules that present one feature's results by design, and may name it (reviewed list)
 STAGE_NAME_ALLOWED = {
-    "compare.py": "captions the same rows two ways and judges them: caption and judge by design",
     "summary.py": "the summary's format has a section per feature (docs/tags.md: the tag counts)",
-    "report/": "report sections present one feature's results (caption models and prompts, API cost, tag filters)",
 }
 
 # third-party libraries a function may import where it needs them: slow to import (measured with

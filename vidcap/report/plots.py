@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 
+from vidcap.stages.report import Plot
+
 
 def _svg_uri(fig) -> str:
     buf = io.BytesIO()
@@ -110,3 +112,10 @@ def throughput_plot(shards: list[dict]) -> str | None:
         ax.legend(frameon=False, fontsize=7)
         ax.set_title("Throughput per shard job", loc="left")
         return _svg_uri(fig)
+
+
+def draw(plot: Plot) -> str | None:
+    """A stage's ``Plot`` (``vidcap.stages.report``) as an SVG data URI; None when it has no data."""
+    if plot.kind == "hist":
+        return hist_plot(plot.data, plot.heading or plot.title, plot.xlabel)
+    return bar_plot(plot.data, plot.heading or plot.title, plot.xlabel)
