@@ -3,6 +3,7 @@ names only where they belong. Reads the source with ``ast``; imports nothing of 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -22,10 +23,19 @@ LAYER = {**{m: 0 for m in CORE}, **{m: 1 for m in FEATURES}, **{m: 2 for m in AP
 
 # app modules that present one feature's results by design, and may name it (reviewed list)
 STAGE_NAME_ALLOWED = {
-    "compare.py": "captions the same rows two ways and judges them: caption and judge by design",
     "summary.py": "the summary's format has a section per feature (docs/tags.md: the tag counts)",
-    "report/": "report sections present one feature's results (caption models and prompts, API cost, tag filters)",
     "judge/parse.py": "'scores' there is a key of the judge's JSON answer, not the scores stage",
+}
+
+# third-party libraries a function may import where it needs them: slow to import (measured with
+# `python -X importtime`: torch about 4 s, transformers, accelerate, openai 1-3 s, matplotlib, scenedetect,
+# decord, OpenCV, PyAV 0.1-0.9 s) or optional; everything else is imported at the top of the module
+HEAVY = {"torch", "transformers", "vllm", "peft", "accelerate", "safetensors", "tokenizers", "matplotlib",
+         "scenedetect", "decord", "openai", "av", "cv2", "PIL", "skimage"}
+# modules whose function-local imports are not checked, with the reason (reviewed list)
+LOCAL_IMPORTS_ALLOWED = {
+    "gather.py": "rewritten by the streaming-merge work (issue 23)",
+    "summary.py": "rewritten by the streaming-merge work (issue 23)",
 }
 
 
@@ -40,9 +50,14 @@ def modules() -> dict[str, Path]:
     return out
 
 
+@functools.cache
+def parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     """vidcap modules ``name`` imports, at the top or inside a function (both can make a circle)."""
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parse(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
     for node in ast.walk(tree):
@@ -154,6 +169,53 @@ def test_stage_names_live_with_their_stage():
             if literal.search(line):
                 bad.append(f"{rules.relative_to(ROOT)}:{i}: {line.strip()}")
     assert not bad, "stage names outside their home:\n" + "\n".join(bad)
+
+
+def _local_imports(tree: ast.Module):
+    seen = {}
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    seen[node.lineno] = node
+    return list(seen.values())
+
+
+def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
+    return [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+
+
+def test_function_local_imports_only_for_heavy_libraries():
+    """A function imports only a ``HEAVY`` library, or a vidcap module that imports one at its top,
+    and says why in a comment on the line or above the imports; all else goes at the top of the
+    module (where the circle test and a reader see it)."""
+    mods = modules()
+    trees = {m: parse(p) for m, p in mods.items()}
+    heavy_mods = {m for m, tree in trees.items()
+                  if any(n.split(".")[0] in HEAVY for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+                         for n in _imported(node))}
+    bad = []
+    for m, path in mods.items():
+        rel = str(path.relative_to(PKG))
+        if rel in LOCAL_IMPORTS_ALLOWED:
+            continue
+        lines = path.read_text().splitlines()
+        nodes = _local_imports(trees[m])
+        covered = {i for n in nodes for i in range(n.lineno, n.end_lineno + 1)}
+        for node in nodes:
+            where = f"vidcap/{rel}:{node.lineno}: {lines[node.lineno - 1].strip()}"
+            for name in _imported(node):
+                if name.startswith("vidcap"):
+                    if name not in heavy_mods:
+                        bad.append(f"{where} (a vidcap module: import it at the top)")
+                elif name.split(".")[0] not in HEAVY:
+                    bad.append(f"{where} (not a heavy library: import it at the top)")
+            above = node.lineno - 1
+            while above in covered:
+                above -= 1
+            if "#" not in lines[node.lineno - 1] and not (above >= 1 and lines[above - 1].strip().startswith("#")):
+                bad.append(f"{where} (say why in a comment)")
+    assert not bad, "function-local imports:\n" + "\n".join(bad)
 
 
 @pytest.mark.parametrize("spec", _registry(), ids=lambda s: s.name)

@@ -17,6 +17,7 @@ from vidcap.io.shards import ROW_ID
 from vidcap.stages import REGISTRY, StageSpec
 from vidcap.stages.base import RowStage, run_stage
 from vidcap.stages.plan import PlanContext, PlanHooks
+from vidcap.stages.report import Plot, ReportInput, ReportPart, Section
 
 
 # --- vidcap/words/stage.py -----------------------------------------------------------------------
@@ -51,9 +52,21 @@ class WordsPlan(PlanHooks):
         return ["--top-k", "5"]
 
 
+# --- vidcap/words/report.py (and its template, tests/stage_example_report.html.j2) ---------------
+class WordsReport(ReportPart):
+    def plots(self, summary: dict) -> list[Plot]:
+        return [Plot("Words per row", "bar", summary.get("words_per_row"), order=60)]
+
+    def section(self, inp: ReportInput) -> Section | None:
+        if "text_words" not in inp.df.columns:
+            return None
+        return Section("words", "Words", "tests:stage_example_report.html.j2",
+                       {"total": int(inp.df["text_words"].sum())})
+
+
 # --- one line in vidcap/stages/__init__.py ------------------------------------------------------
 SPEC = StageSpec("words", f"{__name__}:WordsStage", reads=("caption",), plan=f"{__name__}:WordsPlan",
-                 help="words of the run's text")
+                 report=f"{__name__}:WordsReport", help="words of the run's text")
 
 
 @pytest.fixture
@@ -97,3 +110,23 @@ def test_a_new_stage_check_names_its_key(tmp_path, with_words):
     one_shard(tmp_path, ["a.mp4"])   # no text column, caption off
     with pytest.raises(ConfigError, match="stages.words.text_column"):
         workflow.Plan(_config(tmp_path, tmp_path / "m.csv", caption_on=False))
+
+
+def test_a_new_stage_adds_its_report_section(tmp_path, monkeypatch):
+    """The report loops over the registry: the stage's part adds a menu entry, its section (its own
+    template) and its plot; nothing in vidcap/report/ changes."""
+    from vidcap.report import build
+    from vidcap.summary import summarize
+
+    monkeypatch.setattr(build, "REGISTRY", (*REGISTRY, SPEC))
+    monkeypatch.setattr(build, "summarize", lambda df, top_k: {**summarize(df, top_k=top_k),
+                                                               "words_per_row": [["2", 2], ["3", 1]]})
+    run = tmp_path / "results" / "words"
+    run.mkdir(parents=True)
+    table = tmp_path / "results" / "words.parquet"
+    pq.write_table(pa.table({ROW_ID: ["a", "b", "c"], "path": ["", "", ""], "text": ["a b", "c d", "e f g"],
+                             "text_words": [2, 2, 3]}), table)
+    html = build.build_report(run, table=table, thumbnails=0).read_text()
+    assert '<a href="#words">Words</a>' in html
+    assert '<section id="words">' in html and "7 words in all" in html
+    assert 'alt="Words per row"' in html

@@ -2,9 +2,9 @@
 
 Before spending GPU-weeks on a model or a prompt: ``N`` rows sampled (seeded) from config A's manifest
 are captioned with A's caption settings and with B's (runner, model, prompt, frames, generation; the
-caption stage under ``run_stage``, journaled), then every pair goes to the judge stage with the
-caption rubric (``vidcap.judge.rules.RULES["caption"]``: accuracy, detail, hallucination, camera and
-motion), both orders averaged. The judge's settings are A's ``stages.judge`` block unless given
+caption stage under ``run_stage``, journaled: ``vidcap.caption.compare``), then every pair goes to the
+judge stage with the caption rubric (``vidcap.judge.compare``: accuracy, detail, hallucination, camera
+and motion), both orders averaged. The judge's settings are A's ``stages.judge`` block unless given
 (``judge``). A is the reference: the relative score is 100 × mean(B) / mean(A).
 
 Output folder ``out``::
@@ -28,32 +28,33 @@ import random
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
-from vidcap.config import stage_params
+from vidcap.caption.compare import caption_side, report_config
+from vidcap.config import validate_config
+from vidcap.io.media_paths import media_base, resolve_media_path
 from vidcap.io.run_dir import RunDir
-from vidcap.io.shards import MEDIA_PATH, ROW_ID, ROW_INDEX
+from vidcap.io.shards import MEDIA_PATH, ROW_ID, ROW_INDEX, make_shards
+from vidcap.io.tables import read_table, write_table
+from vidcap.judge.columns import from_stage_table
+from vidcap.judge.compare import NAME as JUDGE
+from vidcap.judge.compare import RULE, judge_pairs
+from vidcap.judge.summary import format_category_table, order_agreement
+from vidcap.report import build_report
 
 log = logging.getLogger("vidcap.compare")
 
 SHARD = "00000"
 QUESTION = "Write a caption of this video clip for a dataset that trains video models."
-_RENAME = {"caption_error": "error", "caption_model": "model", "caption_prompt": "prompt",
-           "output_tokens": "tokens", "finish_reason": "finish_reason"}
 
 
 def load_config(path: str | Path) -> dict:
-    import yaml
-
-    from vidcap.config import validate_config
-
     with open(path, encoding="utf-8") as fh:
         return validate_config(yaml.safe_load(fh) or {})
 
 
 def sample_manifest(config: dict, n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` rows (all when fewer) picked with ``random.Random(seed)``, in manifest order, paths absolute."""
-    from vidcap.io.media_paths import media_base, resolve_media_path
-    from vidcap.io.tables import read_table
 
     manifest = config["manifest"]
     df = read_table(manifest, bad_lines=config.get("prompt_file_bad_lines", "fail"))
@@ -66,33 +67,10 @@ def sample_manifest(config: dict, n: int, seed: int = 0) -> pd.DataFrame:
     return part
 
 
-def _caption(run: RunDir, config: dict, side: str, runner=None) -> pd.DataFrame:
-    from vidcap.caption.stage import CaptionStage
-    from vidcap.stages.base import run_stage
-
-    stage = CaptionStage(stage_params(config, "caption"))
-    if runner is not None:
-        stage.runner = runner
-    name = f"caption_{side}"
-    table = run_stage(stage, run.shard(SHARD), run.output(name, SHARD), run.journal(name, SHARD),
-                      stats_path=run.stats(name, SHARD)).to_pandas()
-    out = pd.DataFrame({ROW_ID: table[ROW_ID], f"caption_{side}": table[stage.output_column]})
-    for col, suffix in _RENAME.items():
-        out[f"caption_{side}_{suffix}"] = table[col]
-    if side == "a":   # the report's thumbnails: the frames A's model saw
-        out["caption_frame_indices"] = table["caption_frame_indices"]
-    return out
-
-
 def compare(config_a: str | Path, config_b: str | Path, sample: int, out: str | Path, seed: int = 0,
             judge: dict | None = None, report: bool = True, runners: dict | None = None) -> dict:
     """Run the comparison into ``out`` (module docstring); returns what ``format_compare`` prints.
     ``runners``: optional runner objects for ``a``, ``b`` and ``judge`` (benches, tests)."""
-    from vidcap.io.shards import make_shards
-    from vidcap.io.tables import write_table
-    from vidcap.judge import run as judge_run
-    from vidcap.judge.columns import from_stage_table
-    from vidcap.judge.summary import order_agreement
 
     runners = runners or {}
     cfg_a, cfg_b = load_config(config_a), load_config(config_b)
@@ -105,22 +83,18 @@ def compare(config_a: str | Path, config_b: str | Path, sample: int, out: str | 
     write_table(part, run.root / "sample.parquet")
     make_shards(run.root / "sample.parquet", run.shards_dir, len(part))
     shard = pd.read_parquet(run.shard(SHARD))
-    caps = [_caption(run, cfg, side, runners.get(side)) for side, cfg in (("a", cfg_a), ("b", cfg_b))]
+    caps = [caption_side(run, SHARD, cfg, side, runners.get(side)) for side, cfg in (("a", cfg_a), ("b", cfg_b))]
     rows = shard
     for c in caps:
         rows = rows.merge(c, on=ROW_ID, how="left", validate="one_to_one")
-    category = rows["category"].astype(str) if "category" in rows.columns else "caption"
+    category = rows["category"].astype(str) if "category" in rows.columns else RULE
     pairs = pd.DataFrame({
         "path": rows[MEDIA_PATH], "question_id": rows[ROW_ID], "question": QUESTION, "category": category,
         "answer_a": rows["caption_a"], "answer_b": rows["caption_b"],
         "error_a": rows["caption_a_error"].map(lambda e: f"caption A failed: {e}" if isinstance(e, str) and e else ""),
         "error_b": rows["caption_b_error"].map(lambda e: f"caption B failed: {e}" if isinstance(e, str) and e else ""),
     }).fillna("").astype(str)
-    settings = dict(judge if judge is not None else cfg_a["stages"]["judge"])
-    settings["rule"] = "caption"
-    est = judge_run.estimate_folder(pairs, run.root / "judge", settings)   # nothing sent: rendered requests
-    log.info("compare: judging %d pairs, before any request:\n%s", est["pairs"], judge_run.format_estimate(est))
-    judged, cats = judge_run.judge_folder(pairs, run.root / "judge", settings, runner=runners.get("judge"))
+    judged, cats = judge_pairs(pairs, run.root, cfg_a, judge, runners.get(JUDGE))
     judge_cols = [c for c in judged.columns if c.startswith("judge_")]
     table = rows.merge(judged[["question_id", *judge_cols]].rename(columns={"question_id": ROW_ID}), on=ROW_ID,
                        how="left", validate="one_to_one")
@@ -135,9 +109,7 @@ def compare(config_a: str | Path, config_b: str | Path, sample: int, out: str | 
               "failed": int((table["judge_error"].fillna("").astype(str) != "").sum()),
               "order_agreement": agree, "table": str(out / "compare.csv"), "report": None}
     if report:
-        from vidcap.report import build_report
-
-        config = {"stages": {"caption": {"output_column": "caption_b", "frames": cfg_a["stages"]["caption"]["frames"]}},
+        config = {**report_config(cfg_a, "caption_b"),
                   "compare": {"a": str(config_a), "b": str(config_b), "sample": int(sample), "seed": int(seed)}}
         result["report"] = str(build_report(run.root, out=out / "compare.report.html", table=out / "compare.parquet",
                                             config=config))
@@ -145,8 +117,6 @@ def compare(config_a: str | Path, config_b: str | Path, sample: int, out: str | 
 
 
 def format_compare(result: dict) -> str:
-    from vidcap.judge.summary import format_category_table
-
     a, b = result["labels"]
     w = result["wins"]
     agree = result["order_agreement"]

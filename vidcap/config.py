@@ -23,6 +23,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from vidcap.errors import ConfigError
+from vidcap.prompts import with_user_prompts
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
 
@@ -149,7 +150,6 @@ def stage_settings(stage: str, params: dict | None, passthrough: tuple[str, ...]
 def stage_params(config: dict, stage: str) -> dict:
     """The settings of ``stage`` in a validated ``config`` that change its results (``WORKFLOW_KEYS``
     left out), with a user-defined prompt's text alongside (``vidcap.prompts.with_user_prompts``)."""
-    from vidcap.prompts import with_user_prompts
 
     params = {k: v for k, v in config["stages"][stage].items() if k not in WORKFLOW_KEYS}
     return with_user_prompts(params, config.get("prompts"))

@@ -9,7 +9,9 @@ ids stripped) so that 20,000 "file not found: /a/clip_000001.mp4" rows count as 
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
 
 
 class MediaError(Exception):
@@ -122,8 +124,6 @@ def say_fatal(line: str) -> None:
     """Print a command's last line (why it failed) on stderr, the job's log. When that cannot be
     written (a full disk holds the log too), write it to the console instead: the file descriptor
     ``VIDCAP_CONSOLE_FD`` that the workflow's shell keeps open on Snakemake's stderr."""
-    import os
-    import sys
 
     try:
         print(line, file=sys.stderr, flush=True)

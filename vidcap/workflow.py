@@ -15,17 +15,21 @@ unusable manifest.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 
-from vidcap.config import stage_params
+from vidcap.config import stage_params, validate_config
 from vidcap.errors import ConfigError, TableError
+from vidcap.io.damage import damaged_files, set_aside
+from vidcap.io.locks import FileLock, LockBusy, describe_holder
 from vidcap.io.prompt_files import is_prompt_file, scan_prompt_file
 from vidcap.io.run_dir import RunDir
 from vidcap.io.shards import resolve_shard_size, shard_names
+from vidcap.io.table_batches import checked_row_count, table_columns
 from vidcap.io.tables import read_table
 from vidcap.stages import REGISTRY, SPECS
 from vidcap.stages.plan import PlanHooks, TextSource
@@ -88,7 +92,6 @@ class Plan:
         unchanged manifest); no rows is an error. A prompt file's bad lines fail here or, with
         ``prompt_file_bad_lines: report``, are listed on stderr once (the shard rule passes the mode to
         the shard step)."""
-        from vidcap.io.table_batches import checked_row_count
 
         manifest, mode = self.config["manifest"], self.config.get("prompt_file_bad_lines", "fail")
         if not is_prompt_file(manifest):
@@ -105,7 +108,6 @@ class Plan:
     def lock_run(self):
         """Hold ``run.lock`` for the life of this process (the Snakemake run); ConfigError naming the
         other run when another Snakemake process (any working directory, any host) holds it."""
-        from vidcap.io.locks import FileLock, LockBusy, describe_holder
 
         lock = FileLock(self.run.run_lock, what=f"snakemake run of {self.run.root}")
         try:
@@ -195,7 +197,6 @@ class Plan:
         """Set aside every damaged file of the run folder (``vidcap.io.damage``: shard tables, stage outputs,
         stats, settings, merged table, summary, answers, judge table, report), each named on stderr, so
         that this run makes them again without computing a journaled row. Returns what was damaged."""
-        from vidcap.io.damage import damaged_files, set_aside
 
         return set_aside(damaged_files(self), lambda line: print(line, file=sys.stderr))
 
@@ -216,8 +217,6 @@ class Plan:
                     quiet.setLevel(level)
             return column in self._prompt_columns
         if not hasattr(self, "_columns"):
-            from vidcap.io.table_batches import table_columns
-
             self._columns = set(table_columns(self.config["manifest"]))
         return column in self._columns
 
@@ -240,7 +239,6 @@ def _or_exit(fn, *args):
 def validated(config: dict) -> dict:
     """The Snakefile's config, defaults filled and checked against the packaged schema; a bad value
     stops Snakemake with the message naming the key (no traceback)."""
-    from vidcap.config import validate_config
 
     return _or_exit(validate_config, config)
 
@@ -254,7 +252,6 @@ def clip_step_config(user: dict, config: dict, workdir: Path | None = None) -> d
     """The config of the main step after a step of its own (the shots step): the user's config (as
     written) with the clip table as manifest, run name ``<name>_clips``, paths already absolute (no
     ``media_root``) and the step's stages off."""
-    import copy
 
     out = copy.deepcopy(user)
     run = RunDir(Path(workdir or Path.cwd()) / config["results_dir"], config["name"])

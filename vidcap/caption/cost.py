@@ -22,7 +22,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from vidcap.config import stage_params
+from vidcap.io.media_paths import media_base, resolve_media_path
 from vidcap.io.run_dir import RunDir
+from vidcap.io.shards import make_shards
+from vidcap.io.tables import read_table, write_table
+from vidcap.llm import stats as llm_stats
+from vidcap.stages import get_stage
+from vidcap.stages.base import run_stage
 from vidcap.stages.journal import read_journal
 
 STAGE = "caption"
@@ -115,12 +122,6 @@ def estimate(config: dict, sample: int = 8, seed: int = 0, jobs: int = 1, workdi
     at the same time (each has its own concurrency and limits). Returns the measurements and the
     projection (see ``format_estimate``).
     """
-    from vidcap.io.media_paths import media_base, resolve_media_path
-    from vidcap.io.shards import make_shards
-    from vidcap.io.tables import read_table, write_table
-    from vidcap.llm import stats as llm_stats
-    from vidcap.stages import get_stage
-    from vidcap.stages.base import run_stage
 
     manifest = config["manifest"]
     df = read_table(manifest)
@@ -132,7 +133,6 @@ def estimate(config: dict, sample: int = 8, seed: int = 0, jobs: int = 1, workdi
     part = df.iloc[picked].copy()
     base = media_base(manifest, config.get("media_root"))
     part["path"] = ["" if pd.isna(p) else resolve_media_path(str(p), base) for p in part["path"]]
-    from vidcap.config import stage_params
 
     params = stage_params(config, "caption")
     runner = params.get("runner", "transformers")

@@ -33,8 +33,7 @@ def decode_clip(clip: tuple, frames: dict, windows: dict | None = None):
 
 
 def _warm(_):
-    import vidcap.media.frames  # noqa: F401 - import decoders once per worker
-
+    """Starts a worker (the decoders came with this module, imported before the fork)."""
     return None
 
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidcap.caption.neva_inference import apply_neva_inference
 from vidcap.errors import ConfigError
+from vidcap.prompts import get_prompt
 from vidcap.stages.plan import PlanContext, PlanHooks, TextSource
 
 
 class CaptionPlan(PlanHooks):
     def prompt_text(self, ctx: PlanContext) -> str:
-        from vidcap.prompts import get_prompt
-
         return get_prompt(self.section(ctx)["prompt"], ctx.config["prompts"]).user
 
     def text_source(self, ctx: PlanContext) -> TextSource:
@@ -40,7 +40,6 @@ class CaptionPlan(PlanHooks):
     def check(self, ctx: PlanContext) -> None:
         caption = self.section(ctx)
         if caption["neva_inference"]:   # a typo in NeVA's block stops the run here
-            from vidcap.caption.neva_inference import apply_neva_inference
 
             apply_neva_inference(caption["generation"], caption["neva_inference"], caption["insert_media_token"])
         if caption["prompt_column"] and not ctx.has_column(caption["prompt_column"]):

@@ -49,7 +49,7 @@ from vidcap.errors import ConfigError, StageRowError, describe_error
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.media.timerange import row_range
 from vidcap.prompts import get_prompt
-from vidcap.runners import result_settings
+from vidcap.runners import get_runner, result_settings, runner_for
 from vidcap.runners.base import Request, Runner
 from vidcap.stages.base import Stage
 from vidcap.text import clean_caption
@@ -161,7 +161,6 @@ class CaptionStage(Stage):
     def setup(self) -> None:
         """Start the decode workers (``vidcap.caption.decode.start_pool``: forked before the model loads),
         then create and load the runner once (only when rows remain)."""
-        from vidcap.runners import get_runner, runner_for
 
         if self.decode_workers > 0 and self.prompt.kind != "text" and self._pool is None:
             self._pool = start_pool(self.decode_workers)

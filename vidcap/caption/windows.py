@@ -23,11 +23,12 @@ from itertools import pairwise
 
 import pyarrow as pa
 
-from vidcap.errors import FrameError, MediaError, StageRowError, describe_error
+from vidcap.errors import ConfigError, FrameError, MediaError, StageRowError, describe_error
 from vidcap.media.files import check_file, media_type, open_video, probe_stream
 from vidcap.media.frames import Frames, frame_indices, read_frames
 from vidcap.media.timerange import range_frames
 from vidcap.prompts import Prompt
+from vidcap.runners import get_runner, result_settings, runner_for
 from vidcap.runners.base import Generation, Request, Runner
 
 SEP = "\x1f"   # request id of a window: row id + SEP + window number
@@ -215,23 +216,18 @@ class Summarizer:
     """
 
     def __init__(self, settings: dict, prompt: Prompt):
-        from vidcap.errors import ConfigError
-
         if prompt.kind != "text" or not prompt.uses_text:
             raise ConfigError(f"config key 'stages.caption.windows.summary.prompt': prompt {prompt.key!r} must be "
                               "kind text and use {text} (the window captions)")
         self.settings = settings
         self.prompt = prompt
         self.block = settings["runner"]
-        from vidcap.runners import runner_for
 
         self.runner_name = runner_for(self.block, media=False)
         self.runner: Runner | None = None
         self.provenance: dict = {}
 
     def params(self) -> dict:
-        from vidcap.runners import result_settings
-
         return {"runner": self.block, self.block: result_settings(self.block, self.settings.get(self.block, {})),
                 "generation": dict(self.settings["generation"]), "prompt": self.prompt.key,
                 "prompt_hash": self.prompt.hash}
@@ -242,8 +238,6 @@ class Summarizer:
         return {**s.get(self.block, {}), "generation": dict(s["generation"]), "batch_size": int(s["batch_size"])}
 
     def load(self) -> None:
-        from vidcap.runners import get_runner
-
         if self.runner is None:   # a runner set beforehand (tests) is used as given
             self.runner = get_runner(self.runner_name, self.runner_settings())
         self.runner.load()

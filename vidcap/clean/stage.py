@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from vidcap.camera_text import append_motion_to_caption
 from vidcap.config import stage_settings
-from vidcap.errors import StageRowError
+from vidcap.errors import RunnerFatal, StageRowError
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.stages.base import Stage
 from vidcap.text import normalize_whitespace, strip_opening
@@ -119,14 +119,13 @@ class CleanStage(Stage):
         if self._tried or not self.tokenizer_name:
             return
         self._tried = True
+        # heavy: transformers, only when a model or processor is built
         from transformers import AutoTokenizer
 
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
         except (OSError, ValueError) as exc:
             if self.settings.get("tokenizer") != "auto" and not self.settings.get("tokenizer_auto"):
-                from vidcap.errors import RunnerFatal
-
                 raise RunnerFatal(f"clean: cannot load tokenizer {self.tokenizer_name!r}: {exc}") from None
             log.warning("clean: tokenizer %r unavailable (%s); caption_tokens left empty",
                         self.tokenizer_name, " ".join(str(exc).split())[:200])

@@ -5,16 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vidcap.cli.lazy import handler
 from vidcap.dev.tiny_family import ALL_FAMILIES, build_family
-
-
-def cmd_demo(args) -> int:
-    # pandas/pyarrow and the media writers: loaded only when the command runs
-    from vidcap.dev.demo import make_demo
-
-    manifest = make_demo(args.root)
-    print(manifest)
-    return 0
 
 
 def cmd_tiny_model(args) -> int:
@@ -29,7 +21,7 @@ def cmd_tiny_model(args) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="write demo clips, images, bad files and a manifest under ROOT")
     p.add_argument("root", help="folder to write (created; demo/ in the README)")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=handler("vidcap.cli.dev_run:cmd_demo"))
 
     p = sub.add_parser("tiny-model", help="write a tiny random-weight model folder (tests, demo; no download)")
     p.add_argument("family", help="model family, e.g. qwen2_5_vl, qwen2_vl, llava, qwen2, pllava (vidcap.dev.tiny_family)")

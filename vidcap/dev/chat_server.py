@@ -43,6 +43,7 @@ whole; ``wait_idle(timeout)``: wait until no request is being handled.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import threading
@@ -350,7 +351,6 @@ class ChatServer:
 
 def main(argv=None) -> int:
     """``python -m vidcap.dev.chat_server --port 8011 --latency 2``: serve until Ctrl-C."""
-    import argparse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=8011)

@@ -124,9 +124,11 @@ def photos() -> list[np.ndarray]:
     """Source photographs (RGB uint8), shorter side resized to 1080 px."""
     if "photos" in _CACHE:
         return _CACHE["photos"]
+    # heavy: OpenCV, only when frames are processed
     import cv2
 
     try:
+        # optional (bench extra): scikit-image's photographs
         from skimage import data
 
         imgs = []
@@ -149,6 +151,7 @@ def photos() -> list[np.ndarray]:
 
 
 def _procedural(seed: int) -> np.ndarray:
+    # heavy: OpenCV, only when frames are processed
     import cv2
 
     rng = np.random.default_rng(1000 + seed)
@@ -280,6 +283,7 @@ class Renderer:
             self._pan[k] = (disp, speed)
 
     def _patch(self, obj: ObjectSpec) -> tuple[np.ndarray, np.ndarray]:
+        # heavy: OpenCV, only when frames are processed
         import cv2
 
         key = id(obj)
@@ -299,6 +303,7 @@ class Renderer:
 
     def shot_frame(self, k: int, t: int) -> np.ndarray:
         """Shot ``k`` at absolute frame ``t`` (RGB uint8, before fades and grain)."""
+        # heavy: OpenCV, only when frames are processed
         import cv2
 
         shot = self.spec.shots[k]
@@ -340,6 +345,7 @@ class Renderer:
 
     def frame(self, t: int) -> np.ndarray:
         """Frame ``t`` (RGB uint8)."""
+        # heavy: OpenCV, only when frames are processed
         import cv2
 
         spec = self.spec
@@ -368,6 +374,7 @@ class Renderer:
 def write_video(spec: VideoSpec, path: str | Path, width: int = 1280, height: int = 720,
                 crf: int = 23, preset: str = "veryfast") -> Path:
     """Encode the spec to H.264 (libx264, yuv420p, its default GOP and B-frames) at ``path``."""
+    # heavy: PyAV, only when a file is decoded or written
     import av
 
     path = Path(path)

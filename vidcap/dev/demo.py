@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidcap.dev import synth
+from vidcap.dev.tiny import build_tiny_model
 from vidcap.io.manifest import scan
 from vidcap.io.tables import write_table
 
@@ -39,7 +40,6 @@ def make_demo_model(root: str | Path) -> Path:
 
     Random weights write random text: the demo shows the pipeline and the columns, not caption quality.
     """
-    from vidcap.dev.tiny import build_tiny_model
 
     return build_tiny_model(DEMO_MODEL_FAMILY, Path(root) / "models" / f"tiny-{DEMO_MODEL_FAMILY}")
 
@@ -52,6 +52,5 @@ def make_demo_chat_model(root: str | Path) -> Path:
 
     Random weights answer random text: most rows get empty tag lists and a ``tags_error`` (no tag is guessed).
     """
-    from vidcap.dev.tiny import build_tiny_model
 
     return build_tiny_model(DEMO_CHAT_FAMILY, Path(root) / "models" / f"tiny-{DEMO_CHAT_FAMILY}")

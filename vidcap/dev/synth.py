@@ -152,6 +152,7 @@ def camera_frames(width: int, height: int, num_frames: int, pan: float = 0.0, ti
     """``i -> frame`` of a virtual camera over a texture: over the clip it pans by ``pan`` and tilts by
     ``tilt`` (fractions of the shorter side; + = pan right / tilt up, i.e. the scene moves left / down)
     and magnifies by ``zoom`` (> 1 = zoom in)."""
+    # heavy: OpenCV, only when frames are processed
     import cv2
 
     short = min(width, height)

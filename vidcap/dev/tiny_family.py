@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidcap.dev.tiny import CURRENT_FAMILIES, FAMILIES, TEXT_FAMILIES, build_tiny_model
+from vidcap.dev.tiny_pllava import build_tiny_pllava
 
 PLLAVA_SIZES = ("tiny", "7b", "13b")
 ALL_FAMILIES = FAMILIES + CURRENT_FAMILIES + TEXT_FAMILIES + ("pllava",)
@@ -20,8 +21,6 @@ def build_family(family: str, outdir: str | Path, *, size: str = "tiny", max_pos
                  force: bool = False) -> Path:
     """Write the tiny ``family`` model folder at ``outdir`` (reused when already built alike)."""
     if family == "pllava":
-        from vidcap.dev.tiny_pllava import build_tiny_pllava
-
         if size not in PLLAVA_SIZES:
             raise ValueError(f"pllava sizes: {', '.join(PLLAVA_SIZES)}; got {size!r}")
         return build_tiny_pllava(outdir, size=size, max_position_embeddings=max_position_embeddings, force=force)

@@ -41,9 +41,11 @@ def build_tiny_pllava(outdir, *, num_frames: int = 4, pooling_shape=None, lora_r
             "version": BUILD_VERSION}
     if not force and built_alike(outdir, spec):
         return outdir
+    # heavy: torch, only when a model runs
     import torch
     from transformers import CLIPImageProcessor
 
+    # imports torch and transformers at its top: only when the model loads
     from vidcap.models.pllava import PllavaForConditionalGeneration, PllavaProcessor, pllava_config
     from vidcap.models.pllava_checkpoint import save_released, wrap_lora
 

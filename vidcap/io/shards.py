@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import tempfile
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -141,8 +143,6 @@ def _with_ids(batches, keys, workers: int):
             rows += batch.num_rows
             yield batch, media, ids
         return
-    import multiprocessing
-    from collections import deque
 
     def done(item):
         batch, result = item

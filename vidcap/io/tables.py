@@ -164,3 +164,37 @@ def parquet_intact(path: str | Path) -> bool:
         return False
     footer = int.from_bytes(tail[:4], "little")
     return head == b"PAR1" and tail[4:] == b"PAR1" and footer + 12 <= size
+
+
+def cell_list(v) -> list:
+    """A list cell (Arrow list, numpy array, JSON text) as a Python list."""
+    if v is None:
+        return []
+    if isinstance(v, str):
+        try:
+            v = json.loads(v) if v.strip().startswith("[") else [v]
+        except ValueError:
+            return [v]
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [x for x in (v.tolist() if isinstance(v, np.ndarray) else v) if x is not None]
+    try:
+        if pd.isna(v):
+            return []
+    except (TypeError, ValueError):
+        pass
+    return [v]
+
+
+def pair_counts(df: pd.DataFrame, key: str, detail: str) -> list[tuple[str, str, int]]:
+    """(key, detail, rows) for each distinct non-empty ``key`` value with its ``detail`` ('' when the
+    detail column is absent), commonest first; [] when ``key`` is not a column."""
+    if key not in df.columns:
+        return []
+    cols = [c for c in (key, detail) if c in df.columns]
+    sub = df[cols].astype("string").fillna("")
+    sub = sub[sub[key] != ""]
+    out = []
+    for values, n in sub.value_counts().items():
+        values = values if isinstance(values, tuple) else (values,)
+        out.append((values[0], values[1] if len(values) > 1 else "", int(n)))
+    return out

@@ -29,10 +29,17 @@ from typing import Any
 import pandas as pd
 
 from vidcap.errors import TableError
+from vidcap.io.answers import read_answers
 from vidcap.io.media_paths import media_base, resolve_media_path
+from vidcap.io.prompt_files import read_prompt_file
 from vidcap.io.run_dir import RunDir
-from vidcap.io.shards import MEDIA_PATH, ROW_ID
-from vidcap.io.tables import cell_text
+from vidcap.io.shards import MEDIA_PATH, ROW_ID, make_shards
+from vidcap.io.tables import cell_text, read_table, write_table
+from vidcap.judge.columns import from_stage_table
+from vidcap.judge.driver import estimate_judge, measure_judge
+from vidcap.judge.summary import category_table
+from vidcap.stages import get_stage
+from vidcap.stages.base import read_rows, run_stage
 
 log = logging.getLogger("vidcap.judge.run")
 
@@ -54,8 +61,6 @@ def pairs_from_answers(answers_a: str | Path, answers_b: str | Path, questions: 
     one, is a pair with ``error_a``/``error_b``. Without ``questions``, answers that carry no question
     (a ``{"response_id", "response"}`` file) are refused: TableError naming the files and the count,
     as a judge shown an empty question scores the answers against nothing."""
-    from vidcap.io.answers import read_answers
-    from vidcap.io.prompt_files import read_prompt_file
 
     a = read_answers(answers_a, on_bad_line).table
     b = read_answers(answers_b, on_bad_line).table
@@ -90,7 +95,6 @@ def pairs_from_table(table: str | Path | pd.DataFrame, column_a: str, column_b: 
                      error_a: str | None = None, error_b: str | None = None, media_root: str | None = None) -> pd.DataFrame:
     """Pairs from two columns of one table (CSV, Parquet, prompt file or a DataFrame); relative media
     paths resolve against ``media_root`` or the table's folder."""
-    from vidcap.io.tables import cell_text, read_table
 
     if isinstance(table, pd.DataFrame):
         df, base = table, media_root or ""
@@ -152,7 +156,6 @@ def pairs_from_run(run: str | Path, reference: str | Path, column: str = "text",
                    on_bad_line: str = "fail") -> pd.DataFrame:
     """Pairs from one finished run (answer B: ``column``) and a reference answers file (answer A),
     matched by ``question_id``."""
-    from vidcap.io.answers import read_answers
 
     df, base = _run_table(run)
     if "question_id" not in df.columns:
@@ -186,10 +189,6 @@ def stage_params(settings: dict | None) -> dict:
 
 
 def _prepare(pairs: pd.DataFrame, out: Path, settings: dict | None):
-    from vidcap.io.shards import make_shards
-    from vidcap.io.tables import write_table
-    from vidcap.stages import get_stage
-
     missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
     if missing:
         raise TableError(f"pairs table lacks column(s) {', '.join(missing)}")
@@ -209,10 +208,6 @@ def judge_folder(pairs: pd.DataFrame, out: str | Path, settings: dict | None = N
     """Judge ``pairs`` (``PAIR_COLUMNS``) into ``out`` (module docstring); returns (per-pair table,
     category table). ``runner``: a runner object to use instead of the configured one (benches, tests).
     A rerun on the same folder takes finished pairs from the journal."""
-    from vidcap.io.tables import write_table
-    from vidcap.judge.columns import from_stage_table
-    from vidcap.judge.summary import category_table
-    from vidcap.stages.base import run_stage
 
     out = Path(out)
     run, stage = _prepare(pairs, out, settings)
@@ -235,8 +230,6 @@ def estimate_folder(pairs: pd.DataFrame, out: str | Path, settings: dict | None 
     ``sample`` > 0, that many pairs are judged for real first (``measure_judge``: latency, tokens,
     retries, the runner's own rate) and the projection uses what they measured; with 0 nothing is
     sent (prompt tokens from the rendered requests; time only from configured limits)."""
-    from vidcap.judge.driver import estimate_judge, measure_judge
-    from vidcap.stages.base import read_rows
 
     run, stage = _prepare(pairs, Path(out), settings)
     rows = read_rows(stage, run.shard(SHARD))

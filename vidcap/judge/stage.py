@@ -37,14 +37,16 @@ import pyarrow as pa
 
 from vidcap.config import stage_settings
 from vidcap.errors import ConfigError, StageRowError, describe_error
+from vidcap.io.answers import read_answers
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.io.tables import cell_text
-from vidcap.judge.columns import to_stage_row
-from vidcap.judge.core import JudgeItem
+from vidcap.judge.columns import STAGE_COLUMNS, to_stage_row
+from vidcap.judge.core import JudgeItem, read_contexts
 from vidcap.judge.driver import iter_judge
 from vidcap.judge.rules import load_rules
+from vidcap.media.frames import sample_frames
 from vidcap.media.timerange import row_range
-from vidcap.runners import result_settings
+from vidcap.runners import get_runner, result_settings, runner_for
 from vidcap.stages.base import Stage
 
 if TYPE_CHECKING:  # runners and frames load with the model, not at plan time
@@ -73,8 +75,6 @@ class JudgeStage(Stage):
     version = "2"
 
     def __init__(self, params: dict | None = None):
-        from vidcap.judge.columns import STAGE_COLUMNS
-
         s = stage_settings(self.name, params)
         self.settings = s
         self.runner_name = s["runner"]
@@ -102,8 +102,6 @@ class JudgeStage(Stage):
         ctx_hash = _file_hash(s["contexts_file"], "contexts_file")
         self.contexts: dict[str, str] = {}
         if s["contexts_file"]:
-            from vidcap.judge.core import read_contexts
-
             try:
                 self.contexts = read_contexts(s["contexts_file"])
             except ValueError as exc:
@@ -137,7 +135,6 @@ class JudgeStage(Stage):
 
     def runner_kind(self) -> str:
         """The ``vidcap.runners`` name: frames attached need a vision runner, else a text one."""
-        from vidcap.runners import runner_for
 
         return runner_for(self.runner_name, media=self.attach_frames)
 
@@ -155,8 +152,6 @@ class JudgeStage(Stage):
         """Nothing up front: the runner loads in ``process_stream`` only when a pair needs a request."""
 
     def _load(self) -> None:
-        from vidcap.runners import get_runner
-
         if self.runner is None:   # a runner set beforehand (tests, benches) is used as given
             self.runner = get_runner(self.runner_kind(), self.runner_settings())
         self.runner.load()
@@ -173,8 +168,6 @@ class JudgeStage(Stage):
     def load_reference(self) -> dict[str, dict]:
         """The reference answers by ``question_id`` (read once; bad lines stop the job, listed)."""
         if self.reference is None:
-            from vidcap.io.answers import read_answers
-
             table = read_answers(self.settings["reference_answers"]).table
             self.reference = {str(r["question_id"]): r for r in table.to_dict("records")}
         return self.reference
@@ -220,7 +213,6 @@ class JudgeStage(Stage):
 
     def _attach(self, items: list[JudgeItem], rows: list[dict]) -> None:
         """Frames for every item still to judge, one decode per clip; a failure fails the item."""
-        from vidcap.media.frames import sample_frames
 
         f = self.settings["frames"]
         cache: dict[tuple, Frames | BaseException] = {}

@@ -170,7 +170,7 @@ class ChatClient:
         self.run_async(self._setup()).result()
 
     async def _setup(self) -> None:
-        import openai
+        import openai  # heavy (1-2 s to import): only when a client is made
 
         for name in ("httpx", "httpx2"):  # one INFO line per HTTP request is too much at scale
             lg = logging.getLogger(name)
@@ -305,7 +305,7 @@ class ChatClient:
     async def _attempt(self, job: ChatJob, tries: int, t0: float) -> ChatResult:
         """One HTTP try. Returns the result, or raises ``TryFailed`` saying what went wrong (with the
         status and Retry-After when the server sent them); the retry policy decides what follows."""
-        import openai
+        import openai  # heavy (1-2 s to import): only when a client is made
 
         try:
             raw = await self._client.chat.completions.with_raw_response.create(

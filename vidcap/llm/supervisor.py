@@ -11,6 +11,7 @@ status (128 + N when a signal N killed it, as shells say); 127 when the server c
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import signal
@@ -70,8 +71,6 @@ def _signal_all(pids: list[int], sig: int) -> None:
 def _pdeathsig_kill() -> None:
     """preexec_fn of the server: SIGKILL it when the supervisor dies (Linux prctl; best effort)."""
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):

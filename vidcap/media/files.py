@@ -87,6 +87,7 @@ def media_source(path: str):
 def open_video(path: str, **options):
     """An open PyAV container for ``path`` (a file or a URL; ``options`` go to ``av.open``);
     MediaError saying why it cannot be opened as a video."""
+    # heavy: PyAV, only when a file is decoded or written
     import av
 
     if remote.is_url(path):   # small reads from FFmpeg: a probe fetches kilobytes; RemoteFile reads ahead

@@ -10,6 +10,7 @@ import numpy as np
 def jpeg_data_url(frame: np.ndarray, max_side: int, quality: int = 85, optimize: bool = False) -> tuple[str, int, int]:
     """(``data:image/jpeg;base64,...``, width, height) of an RGB uint8 frame, its longest side shrunk to
     ``max_side`` (Lanczos, aspect kept, never enlarged)."""
+    # heavy: Pillow, only for images
     from PIL import Image
 
     img = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8), "RGB")

@@ -219,6 +219,7 @@ class PllavaProcessor:
     @classmethod
     def from_pretrained(cls, repo_id, config, **kwargs) -> PllavaProcessor:
         """Tokenizer (``AutoTokenizer``) and ``CLIPImageProcessor`` from ``repo_id`` (hub id or folder)."""
+        # heavy: transformers, only when a model or processor is built
         from transformers import AutoTokenizer, CLIPImageProcessor
 
         return cls(AutoTokenizer.from_pretrained(repo_id, **kwargs),

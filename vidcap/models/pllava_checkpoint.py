@@ -104,6 +104,7 @@ def checkpoint_files(weight_dir) -> list[Path]:
 
 def _lora_spec(files: list[Path]) -> tuple[int, list[str]]:
     """(r, adapted module names) from the released ``lora_A`` tensors; RunnerFatal when there are none."""
+    # heavy: safetensors (with torch), only when a checkpoint is read or written
     from safetensors import safe_open
 
     ranks, targets = set(), set()
@@ -124,6 +125,7 @@ def _lora_spec(files: list[Path]) -> tuple[int, list[str]]:
 
 def wrap_lora(model, r: int, lora_alpha: float, targets: list[str], *, init_lora_weights=True):
     """Wrap ``model.model.language_model`` with peft LoRA (the released layout); returns the peft model."""
+    # heavy, optional: peft, only for a LoRA checkpoint
     from peft import LoraConfig, get_peft_model
 
     # peft annotates lora_alpha as int; the scale is lora_alpha / r either way, and a float keeps 4.0 as given
@@ -141,6 +143,7 @@ def load_config(repo_id, *, num_frames=None, pooling_shape=None, **hub_kwargs):
     ``num_frames``/``pooling_shape``: given values win, then the config's own, then 4 frames and
     ``default_pooling_shape``. RunnerFatal when the config cannot be read or is not a LLaVA config.
     """
+    # heavy: transformers, only when a model or processor is built
     from transformers import AutoConfig, LlavaConfig
 
     try:
@@ -170,6 +173,7 @@ def read_released(files: list[Path], expected: dict, *, dtype=None, device="cpu"
     ``expected``: our model's state dict (shapes; meta tensors are fine). ``ignore_keys``: released keys
     to skip on purpose (exact names). Floating tensors are cast to ``dtype`` (None: kept).
     """
+    # heavy: safetensors (with torch), only when a checkpoint is read or written
     from safetensors import safe_open
 
     ignore = set(ignore_keys)
@@ -217,6 +221,7 @@ def load_weights(weight_dir, config, *, lora_alpha: float = 4.0, dtype=None, dev
     from the files only (non-persistent buffers such as RoPE frequencies are computed as usual).
     RunnerFatal for a file or key problem.
     """
+    # heavy: accelerate, only when a checkpoint loads
     from accelerate import init_empty_weights
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -262,6 +267,7 @@ def save_released(model, folder, *, shards: int = 1) -> list[Path]:
 
     For test checkpoints (``vidcap.dev.tiny_pllava``); returns the files written.
     """
+    # heavy: safetensors (with torch), only when a checkpoint is read or written
     from safetensors.torch import save_file
 
     folder = Path(folder)

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from vidcap.camera_text import append_motion_to_caption, camera_motion_phrase  # noqa: F401 - the labels' sentences
+from vidcap.media import frames as vf
 from vidcap.motion import track as mt
 
 MOTION_LABELS = (
@@ -115,7 +116,6 @@ def read_motion_frames(path, num_frames: int = DEFAULTS["num_frames"],
     """Up to ``num_frames`` distinct frames evenly spaced over the clip at ``path`` (first and last
     included; fewer when the clip has fewer frames), downscaled so the shorter side is ``short_side`` (never
     upscaled): (N, H, W, 3) uint8 RGB. Raises ``FrameError`` on unreadable input."""
-    from vidcap.media import frames as vf
 
     got = vf.sample_frames(path, num_frames=max(4, int(num_frames)), policy="uniform", resize_short=short_side,
                            unique=True)
@@ -127,7 +127,6 @@ def classify_path(path, time_range: tuple[float | None, float | None] | None = N
     ``num_frames`` evenly spaced first, then, round by round, the frame halfway between any two samples
     whose motion is large or unexplained, up to ``max_frames`` in all. ``time_range``: (start, end)
     seconds (either None = the file's edge): only frames inside ``[start, end)`` are looked at."""
-    from vidcap.media import frames as vf
 
     k = _knobs(knobs)
     size = int(k["short_side"])

@@ -1,31 +1,37 @@
 """Building the run's HTML report from the merged table, the dataset summary and the run folder.
 
-``build_report`` gathers the parts (``gallery``, ``plots``, ``throughput``, ``provenance``), renders
-``page.html.j2`` (autoescape: everything from the data is HTML-escaped) and writes the page
-atomically. Options come from the config's ``report`` block (schema defaults filled in).
+``build_report`` gathers the parts (``gallery``, ``plots``, ``throughput``, ``provenance``) and what each
+stage adds (its ``ReportPart``, ``vidcap.stages.report``: plots, a section of its own, cost, provenance),
+renders ``page.html.j2`` (autoescape: everything from the data is HTML-escaped) and writes the page
+atomically. Options come from the config's ``report`` block (schema defaults filled in). Names no stage.
 """
 from __future__ import annotations
 
 import base64
 import datetime as _dt
 import hashlib
+import importlib.resources
 import json
 import logging
 import math
 from collections import Counter
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 import pyarrow.parquet as pq
 
+from vidcap.config import fill_defaults, load_schema
 from vidcap.io.run_dir import RunDir
 from vidcap.io.tables import write_json, write_text
 from vidcap.redact import public_config
-from vidcap.report.gallery import gallery, pick_rows, tag_columns
-from vidcap.report.judge import judge_section
-from vidcap.report.plots import bar_plot, hist_plot, throughput_plot
+from vidcap.report.gallery import gallery, pick_rows
+from vidcap.report.plots import draw, throughput_plot
 from vidcap.report.provenance import provenance
 from vidcap.report.throughput import throughput
+from vidcap.stages import REGISTRY
+from vidcap.stages.report import ReportInput
+from vidcap.summary import summarize
 
 log = logging.getLogger("vidcap.report")
 
@@ -36,7 +42,6 @@ OPTION_KEYS = ("sample", "worst", "thumbnails", "thumb_size", "top_k", "seed")
 
 def report_options(config: dict | None, **overrides) -> dict:
     """The ``report`` block: schema defaults < ``config['report']`` < non-None ``overrides``."""
-    from vidcap.config import fill_defaults, load_schema
 
     schema = load_schema()
     opts = fill_defaults((config or {}).get("report", {}), schema["properties"]["report"], schema)
@@ -57,7 +62,6 @@ def dataset_summary(df: pd.DataFrame, top_k: int = 20, summary_json: Path | None
             return json.loads(summary_json.read_text())
         except (OSError, ValueError) as exc:
             log.warning("ignoring %s: %s", summary_json, exc)
-    from vidcap.summary import summarize
 
     return summarize(df, top_k=top_k)
 
@@ -82,6 +86,14 @@ def _usd(v) -> str:
     return f"${v:,.6f}" if abs(v) < 0.01 else f"${v:,.4f}"
 
 
+def _feature_template(name: str) -> str | None:
+    """A stage's section template, named ``package:file`` (``vidcap.stages.report.Section``)."""
+    package, sep, file = name.partition(":")
+    if not sep:
+        return None
+    return (importlib.resources.files(package) / file).read_text(encoding="utf-8")
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None, table: str | Path | None = None,
                  config: dict | None = None, threads: int = 2, **options) -> Path:
     """Write the HTML report of ``run_dir`` (``results/<name>``); returns its path.
@@ -92,8 +104,6 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
     ``options``: ``sample``, ``worst``, ``thumbnails``, ``thumb_size``, ``top_k``, ``seed`` (None =
     the config's ``report`` block, else the schema defaults).
     """
-    import jinja2
-
     run = RunDir.at(run_dir)
     name = run.name
     table = Path(table) if table else run.table("parquet")
@@ -111,30 +121,23 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
 
     df = pq.read_table(table).to_pandas(types_mapper=pd.ArrowDtype)
     summary = dataset_summary(df, int(opts["top_k"]), run.summary_json, table)
-    cap_cfg = ((config or {}).get("stages") or {}).get("caption") or {}
-    caption_column = cap_cfg.get("output_column", "text")
-    decoder = (cap_cfg.get("frames") or {}).get("decoder")
-    tag_cols = tag_columns(df, (summary.get("tags") or {}).keys())
+    parts = [spec.report_part() for spec in REGISTRY]
+    caption_column, decoder = next((t for t in (part.text(config) for part in parts) if t), ("text", None))
+    tag_cols = {k: c for part in parts for k, c in part.list_columns(df, summary).items()}
 
     picks = pick_rows(df, int(opts["sample"]), int(opts["worst"]), int(opts["seed"]))
-    items = gallery(df, picks, info.get("media_base") or str(table.parent), opts, caption_column, tag_cols,
-                    decoder, threads)
-    judge = judge_section(df, info.get("media_base") or str(table.parent), opts, config, decoder, threads)
+    media_base = info.get("media_base") or str(table.parent)
+    items = gallery(df, picks, media_base, opts, caption_column, tag_cols, decoder, threads)
+    inp = ReportInput(df, summary, config, opts, media_base, decoder, threads)
+    sections = [sec for sec in (part.section(inp) for part in parts) if sec is not None]
     motions = Counter(it["cmotion"] for it in items if it["cmotion"])
     tag_counts = Counter(v for it in items for v in it["tag_values"])
 
-    plots = []
-    plots.append(("Camera motion", bar_plot(summary.get("cmotion"), "Camera motion (cmotion)")))
-    for key, pairs in (summary.get("tags") or {}).items():
-        plots.append((f"Tags: {key}", bar_plot(pairs, f"Top {key}")))
-    plots.append(("Caption length", hist_plot(summary.get("caption_words"), "Caption length", "words")))
-    plots.append(("Clip duration", hist_plot(summary.get("duration_s"), "Clip duration", "seconds")))
-    plots.append(("Resolution", bar_plot(summary.get("resolution"), "Resolution (width×height)")))
-    plots = [(t, p) for t, p in plots if p]
-    stats = [(label, summary[key]) for key, label in (("caption_words", "caption words"),
-                                                       ("duration_s", "duration (s)")) if summary.get(key)]
+    specs = sorted((plot for part in parts for plot in part.plots(summary)), key=lambda plot: plot.order)
+    plots = [(plot.title, uri) for plot in specs if (uri := draw(plot))]
+    stats = [(plot.stats_label, plot.data) for plot in specs if plot.stats_label and plot.data]
 
-    tp = throughput(run.root, config)
+    tp = throughput(run.root, config, parts)
     tp_plot = throughput_plot(tp.get("all_shards", []))
     failures = []
     rows = int(summary.get("rows", len(df)) or 0)
@@ -144,7 +147,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
                          "top": [(str(m), int(n), (s.get("error_examples") or {}).get(m, []))
                                  for m, n in s.get("top_errors", [])]})
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("vidcap.report", "."),
+    env = jinja2.Environment(loader=jinja2.ChoiceLoader([jinja2.PackageLoader("vidcap.report", "."),
+                                                         jinja2.FunctionLoader(_feature_template)]),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True)
     env.filters["fmt"] = _fmt
@@ -158,7 +162,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
         opts=opts, items=items, motions=motions.most_common(), tags=tag_counts.most_common(200),
         n_problem=sum(1 for it in items if "random" not in it["kinds"]),
         plots=plots, stats=stats, summary=summary, tp=tp, tp_plot=tp_plot, failures=failures,
-        prov=provenance(df, config), has_config=config is not None, judge=judge,
+        prov=provenance(df, config, parts), has_config=config is not None, sections=sections,
         skipped=info.get("bad_lines") or [],
     )
     write_text(out, html)

@@ -6,44 +6,14 @@ A file that cannot be decoded shows its error instead of thumbnails; it never st
 """
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
-from vidcap.io.tables import cell_text
-from vidcap.media.images import jpeg_data_url
-
-
-def _list(v) -> list:
-    """A list cell (Arrow list, numpy array, JSON text) as a Python list."""
-    if v is None:
-        return []
-    if isinstance(v, str):
-        try:
-            v = json.loads(v) if v.strip().startswith("[") else [v]
-        except ValueError:
-            return [v]
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [x for x in (v.tolist() if isinstance(v, np.ndarray) else v) if x is not None]
-    try:
-        if pd.isna(v):
-            return []
-    except (TypeError, ValueError):
-        pass
-    return [v]
-
-
-def tag_columns(df: pd.DataFrame, keys) -> dict[str, str]:
-    """Tag key -> column holding its values (``tags_<key>`` or ``<key>``)."""
-    out = {}
-    for key in keys:
-        for col in (f"tags_{key}", key):
-            if col in df.columns:
-                out[key] = col
-                break
-    return out
+from vidcap.io.media_paths import resolve_media_path
+from vidcap.io.tables import cell_list, cell_text
+from vidcap.media.thumbs import thumbnails
 
 
 def pick_rows(df: pd.DataFrame, sample: int, worst: int, seed: int = 0) -> list[tuple[int, list[str]]]:
@@ -97,44 +67,15 @@ def pick_rows(df: pd.DataFrame, sample: int, worst: int, seed: int = 0) -> list[
     return out
 
 
-def thumbnails(path: str, indices: list[int] | None, count: int, size: int,
-               decoder: str | None = None) -> tuple[list[dict], str, str]:
-    """(thumbs, note, error) for one row: ``count`` of ``indices`` evenly, else ``count`` uniform frames."""
-    from vidcap.media.frames import read_frames, sample_frames
-
-    if count <= 0:
-        return [], "", ""
-    try:
-        if indices:
-            pos = sorted({int(round(p)) for p in np.linspace(0, len(indices) - 1, min(count, len(indices)))})
-            fr = read_frames(path, [indices[p] for p in pos], resize_short=size, decoder=decoder)
-            note = "frames the caption model saw" + (f" ({len(pos)} of {len(indices)})" if len(pos) < len(indices) else "")
-        else:
-            fr = sample_frames(path, count, "uniform", resize_short=size, decoder=decoder, unique=True)
-            note = "uniform frames (no caption frames recorded)"
-    except Exception as exc:  # noqa: BLE001 - FrameError, ValueError, decoder errors: shown, never fatal
-        return [], "", f"{type(exc).__name__}: {exc}"
-    if fr.media_type == "image":
-        fr.frames, fr.indices, fr.timestamps = fr.frames[:1], fr.indices[:1], fr.timestamps[:1]
-        note = "the image"
-    thumbs = []
-    for frame, i, t in zip(fr.frames, fr.indices, fr.timestamps):
-        label = "image" if fr.media_type == "image" else f"#{i} · {t:.2f} s"
-        thumbs.append({"src": jpeg_data_url(frame, size, quality=70, optimize=True)[0], "label": label})
-    return thumbs, note, ""
-
-
 def gallery(df: pd.DataFrame, picks, media_base: str, opts: dict, caption_column: str,
             tag_cols: dict[str, str], decoder: str | None = None, threads: int = 2) -> list[dict]:
-    from vidcap.io.media_paths import resolve_media_path
-
     has_caption = "caption_model" in df.columns or "caption_error" in df.columns
     err_cols = [c for c in df.columns if c.endswith("_error")]
     items = []
     for pos, kinds in picks:
         row = df.iloc[pos]
         path = cell_text(row.get("path"))
-        tags = [(k, [cell_text(v).replace("\n", " ") for v in _list(row.get(c))]) for k, c in tag_cols.items()]
+        tags = [(k, [cell_text(v).replace("\n", " ") for v in cell_list(row.get(c))]) for k, c in tag_cols.items()]
         w, h = cell_text(row.get("width")), cell_text(row.get("height"))
         meta = [f"row {pos}"]
         if cell_text(row.get("duration")):
@@ -147,15 +88,15 @@ def gallery(df: pd.DataFrame, picks, media_base: str, opts: dict, caption_column
         items.append({
             "pos": pos, "kinds": kinds, "path": path, "row_id": cell_text(row.get("row_id")),
             "media": resolve_media_path(path, media_base) if path else "",
-            "caption": cell_text(row.get(caption_column)) if (has_caption or caption_column in df.columns) else "",
-            "caption_label": caption_column if has_caption else f"{caption_column} (manifest)",
-            "caption_kept": has_caption and bool(cell_text(row.get("caption_error"))),
+            "text": cell_text(row.get(caption_column)) if (has_caption or caption_column in df.columns) else "",
+            "text_label": caption_column if has_caption else f"{caption_column} (manifest)",
+            "text_kept": has_caption and bool(cell_text(row.get("caption_error"))),
             "finish_reason": cell_text(row.get("finish_reason")), "output_tokens": cell_text(row.get("output_tokens")),
             "cmotion": cell_text(row.get("cmotion")), "motion_reason": cell_text(row.get("motion_reason")),
-            "tags": tags, "tag_values": sorted({v for _, vs in tags for v in vs}),
+            "lists": tags, "tag_values": sorted({v for _, vs in tags for v in vs}),
             "errors": [(c[: -len("_error")], cell_text(row.get(c))) for c in err_cols if cell_text(row.get(c))],
             "meta": " · ".join(meta),
-            "indices": [int(i) for i in _list(row.get("caption_frame_indices"))],
+            "indices": [int(i) for i in cell_list(row.get("caption_frame_indices"))],
         })
 
     def thumbs(item):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 
+from vidcap.stages.report import Plot
+
 
 def _svg_uri(fig) -> str:
     buf = io.BytesIO()
@@ -13,6 +15,7 @@ def _svg_uri(fig) -> str:
 
 
 def _figure(width: float, height: float):
+    # heavy: matplotlib, only when a plot is drawn
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100)
@@ -20,6 +23,7 @@ def _figure(width: float, height: float):
 
 
 def _rc():
+    # heavy: matplotlib, only when a plot is drawn
     import matplotlib
 
     # parse_math off: a tag or label with '$' is text, not mathtext; svg text stays text (small);
@@ -33,6 +37,7 @@ COLOR = "#3b6ea8"
 
 def bar_plot(pairs, title: str, xlabel: str = "rows") -> str | None:
     """Horizontal bars of ``[[label, count], ...]`` (largest on top); None when empty."""
+    # heavy: matplotlib, only when a plot is drawn
     from matplotlib.ticker import MaxNLocator
 
     pairs = [(str(k)[:40], int(n)) for k, n in (pairs or [])][:40]
@@ -54,6 +59,7 @@ def bar_plot(pairs, title: str, xlabel: str = "rows") -> str | None:
 
 def hist_plot(stats: dict | None, title: str, xlabel: str) -> str | None:
     """Bars of a ``{"histogram": [[lo, hi, n], ...], ...}`` summary with p50/p90 marked."""
+    # heavy: matplotlib, only when a plot is drawn
     from matplotlib.ticker import MaxNLocator
 
     if not stats or not stats.get("histogram"):
@@ -85,6 +91,7 @@ def throughput_plot(shards: list[dict]) -> str | None:
             series.setdefault(r["stage"], []).append((r["index"], r["videos_per_s"]))
     if not series:
         return None
+    # heavy: matplotlib, only when a plot is drawn
     from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
     with _rc():
@@ -105,3 +112,10 @@ def throughput_plot(shards: list[dict]) -> str | None:
         ax.legend(frameon=False, fontsize=7)
         ax.set_title("Throughput per shard job", loc="left")
         return _svg_uri(fig)
+
+
+def draw(plot: Plot) -> str | None:
+    """A stage's ``Plot`` (``vidcap.stages.report``) as an SVG data URI; None when it has no data."""
+    if plot.kind == "hist":
+        return hist_plot(plot.data, plot.heading or plot.title, plot.xlabel)
+    return bar_plot(plot.data, plot.heading or plot.title, plot.xlabel)

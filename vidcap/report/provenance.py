@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import platform
+from importlib import metadata
 
 import pandas as pd
 
 from vidcap.redact import public_config
+from vidcap.stages.report import ReportPart
 
 
 def _versions() -> list[tuple[str, str]]:
-    from importlib import metadata
-
     out = [("python", platform.python_version())]
     for pkg in ("vidcap", "snakemake", "torch", "transformers", "av", "openai", "pandas", "pyarrow", "matplotlib"):
         try:
@@ -22,26 +22,11 @@ def _versions() -> list[tuple[str, str]]:
     return out
 
 
-def _pair_counts(df: pd.DataFrame, key: str, detail: str) -> list[tuple[str, str, int]]:
-    """(key, detail, rows) for each distinct non-empty ``key`` value with its ``detail`` ('' when the
-    detail column is absent), commonest first; [] when ``key`` is not a column."""
-    if key not in df.columns:
-        return []
-    cols = [c for c in (key, detail) if c in df.columns]
-    sub = df[cols].astype("string").fillna("")
-    sub = sub[sub[key] != ""]
-    out = []
-    for values, n in sub.value_counts().items():
-        values = values if isinstance(values, tuple) else (values,)
-        out.append((values[0], values[1] if len(values) > 1 else "", int(n)))
-    return out
-
-
-def provenance(df: pd.DataFrame, config: dict | None) -> dict:
-    from vidcap.prompts import get_prompt
-
-    models = [{"stage": "caption", "model": model, "revision": revision, "rows": n}
-              for model, revision, n in _pair_counts(df, "caption_model", "caption_revision")]
+def provenance(df: pd.DataFrame, config: dict | None, parts: list[ReportPart]) -> dict:
+    """Models and prompts the stages recorded (their ``ReportPart.provenance``), models configured for
+    stages that record none, software versions and the config."""
+    given = [part.provenance(df, config) for part in parts]
+    models = [m for g in given for m in g.get("models", [])]
     configured = []
     with_column = {m["stage"] for m in models}
     for stage, sc in ((config or {}).get("stages") or {}).items():
@@ -52,18 +37,6 @@ def provenance(df: pd.DataFrame, config: dict | None) -> dict:
         if isinstance(block, dict) and block.get("model"):
             configured.append({"stage": stage, "runner": runner, "model": block.get("model"),
                                "revision": block.get("revision") or "", "base_url": block.get("base_url") or ""})
-    prompts = []
-    for name, recorded, n in _pair_counts(df, "caption_prompt", "caption_prompt_hash"):
-        entry = {"stage": "caption", "key": name, "hash": recorded, "rows": n, "system": "", "user": "",
-                 "kind": "", "note": ""}
-        try:
-            p = get_prompt(name, (config or {}).get("prompts"))
-            entry.update(system=p.system, user=p.user, kind=p.kind)
-            if recorded and p.hash != recorded:
-                entry["note"] = (f"the wording below (hash {p.hash}) is today's; the rows were made with "
-                                 f"another wording (hash {recorded})")
-        except KeyError:
-            entry["note"] = "wording unknown (not a built-in prompt and not in the config)"
-        prompts.append(entry)
+    prompts = [p for g in given for p in g.get("prompts", [])]
     return {"models": models, "configured": configured, "prompts": prompts, "versions": _versions(),
             "config": json.dumps(public_config(config), indent=1, sort_keys=True) if config else ""}

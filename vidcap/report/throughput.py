@@ -2,7 +2,7 @@
 
 Sources: each job's stats file (``RunDir.stats``: rows, rows reused from the journal, stage counters
 such as model wait and device), Snakemake's benchmark TSV (wall, CPU time, max RSS) and
-``vidcap.caption.cost.run_cost`` (tokens and cost). Never log text.
+the cost of the stages that have one (their ``ReportPart.cost``: tokens and cost). Never log text.
 
 GPU hours are *reserved* hours: each job's wall time × the GPUs its rule requested
 (``stages.<stage>.resources.gpu``), model loading and waits included; not measured utilisation.
@@ -17,6 +17,7 @@ from typing import Any
 
 from vidcap.io.run_dir import RunDir
 from vidcap.stages import STAGES
+from vidcap.stages.report import ReportPart
 
 log = logging.getLogger("vidcap.report")
 
@@ -63,19 +64,31 @@ def _jobs(run: RunDir) -> list[tuple[str, str, Path]]:
     return entries
 
 
-def throughput(run_dir: Path, config: dict | None) -> dict:
-    """``{"stages": [per-stage totals], "shards": [slowest jobs], "all_shards", "cost", "hidden"}``."""
-    run = RunDir.at(run_dir)
-    stages_cfg = (config or {}).get("stages", {})
-    cost, cost_rows = None, {}
-    if "caption" in run.stage_names():
-        from vidcap.caption.cost import run_cost
-
+def _costs(run: RunDir, parts: list[ReportPart]) -> dict[str, dict]:
+    """Stage -> its cost (``ReportPart.cost``), for the stages of the run that have one."""
+    costs = {}
+    names = run.stage_names()
+    for part in parts:
+        if part.name not in names:
+            continue
         try:
-            cost = run_cost(run.root)
-            cost_rows = {r["shard"]: r for r in cost["shards"]}
+            cost = part.cost(run.root)
         except (OSError, ValueError) as exc:
             log.warning("cost: %s", exc)
+            continue
+        if cost is not None:
+            costs[part.name] = cost
+    return costs
+
+
+def throughput(run_dir: Path, config: dict | None, parts: list[ReportPart]) -> dict:
+    """``{"stages": [per-stage totals], "shards": [slowest jobs], "all_shards", "cost", "hidden"}``
+    (``cost``: the first stage's with one, for its set-aside spending)."""
+    run = RunDir.at(run_dir)
+    stages_cfg = (config or {}).get("stages", {})
+    costs = _costs(run, parts)
+    cost = next(iter(costs.values()), None)
+    cost_rows = {(stage, r["shard"]): r for stage, c in costs.items() for r in c["shards"]}
     shards: list[dict[str, Any]] = []
     totals: dict[str, dict[str, Any]] = {}
     for index, (stage, shard, path) in enumerate(_jobs(run)):
@@ -91,8 +104,8 @@ def throughput(run_dir: Path, config: dict | None) -> dict:
              "videos_per_s": (processed / s) if processed and s > 0 else None,
              "cpu_s": b.get("cpu_time"), "max_rss_mb": b.get("max_rss"), "gpus": gpu, "gpu_h": s * gpu / 3600.0,
              "model_wait_pct": model_wait_pct(st), "device": st.get("device", "")}
-        if stage == "caption" and shard in cost_rows:
-            c = cost_rows[shard]
+        if (stage, shard) in cost_rows:
+            c = cost_rows[(stage, shard)]
             r.update(prompt_tokens=c["prompt_tokens"], output_tokens=c["output_tokens"], cost_usd=c["cost_usd"],
                      retries=c["retries"])
         shards.append(r)
@@ -118,8 +131,8 @@ def throughput(run_dir: Path, config: dict | None) -> dict:
                "cpu_h": t["cpu_s"] / 3600.0, "wall_h": t["s"] / 3600.0,
                "model_wait_pct": (sum(t["waits"]) / len(t["waits"])) if t["waits"] else None,
                "device": ", ".join(f"{d} ×{n}" for d, n in t["devices"].most_common())}
-        if stage == "caption" and cost:
-            c = cost["total"]
+        if stage in costs:
+            c = costs[stage]["total"]
             row.update(prompt_tokens=c["prompt_tokens"], output_tokens=c["output_tokens"], cost_usd=c["cost_usd"],
                        retries=c["retries"])
         stage_rows.append(row)

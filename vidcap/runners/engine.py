@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from vidcap.errors import RunnerFatal
+from vidcap.gpu import acquire_gpus
 from vidcap.llm.client import ChatClient, ChatJob
 from vidcap.llm.engine import DEFAULTS as ENGINE_DEFAULTS
 from vidcap.llm.engine import EngineServer
@@ -74,6 +75,7 @@ DEFAULTS = {
 
 def encode_png_or_jpeg(frame: np.ndarray, fmt: str, quality: int, max_side: int | None) -> tuple[str, int, int]:
     """(base64 of the encoded frame, width, height): PNG (lossless, fast compression) or JPEG."""
+    # heavy: Pillow, only for images
     from PIL import Image
 
     img = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8), "RGB")
@@ -96,6 +98,7 @@ def model_type(model: str, revision: str | None = None) -> str:
     try:
         if path.is_dir():
             return str(json.loads((path / "config.json").read_text()).get("model_type", ""))
+        # heavy: transformers, only when a model or processor is built
         from transformers import AutoConfig
 
         return str(AutoConfig.from_pretrained(model, revision=revision).model_type)
@@ -149,7 +152,6 @@ class EngineRunner(OpenAIRunner):
     def load(self) -> None:
         if self.client is not None:
             return
-        from vidcap.gpu import acquire_gpus
 
         try:
             acquire_gpus()

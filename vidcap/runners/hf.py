@@ -75,6 +75,7 @@ class TransformersRunner(LocalRunner):
         self.fit_report: dict = {}
 
     def load_processor(self, model_id: str) -> None:
+        # heavy: transformers, only when a model or processor is built
         from transformers import AutoConfig, AutoProcessor
 
         self.config = AutoConfig.from_pretrained(model_id, **self.hub_kwargs())
@@ -82,6 +83,7 @@ class TransformersRunner(LocalRunner):
         self.family = detect_family(self.config)
 
     def _load_model(self, model_id: str, kwargs: dict):
+        # heavy: transformers, only when a model or processor is built
         from transformers import AutoModelForImageTextToText
 
         return AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
@@ -214,6 +216,7 @@ class TransformersRunner(LocalRunner):
 
 def _metadata(frames: Frames | None, arr: np.ndarray):
     """VideoMetadata for the processor from our ``Frames`` (real fps and indices; no resampling)."""
+    # heavy: transformers, only when a model or processor is built
     from transformers.video_utils import VideoMetadata
 
     if frames is None or not frames.fps:

@@ -18,6 +18,7 @@ class TextTransformersRunner(LocalRunner):
     name = "text_transformers"
 
     def load_processor(self, model_id: str) -> None:
+        # heavy: transformers, only when a model or processor is built
         from transformers import AutoConfig, AutoTokenizer
 
         self.config = AutoConfig.from_pretrained(model_id, **self.hub_kwargs())
@@ -27,6 +28,7 @@ class TextTransformersRunner(LocalRunner):
         self.family = getattr(self.config, "model_type", "")
 
     def _load_model(self, model_id: str, kwargs: dict):
+        # heavy: transformers, only when a model or processor is built
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM.from_pretrained(model_id, **kwargs)

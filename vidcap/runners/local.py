@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import copy
+import gc
 import logging
 import os
 import threading
@@ -33,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from vidcap.errors import RunnerFatal
+from vidcap.gpu import acquire_gpus
 from vidcap.runners.base import Generation, Request, Runner
 
 log = logging.getLogger("vidcap.runners.local")
@@ -97,7 +99,6 @@ class LocalRunner(Runner):
 
     def load(self) -> None:
         """GPU slot, config and processor, context check, then the weights."""
-        from vidcap.gpu import acquire_gpus
 
         acquire_gpus()
         model_id = self.settings.get("model")
@@ -116,6 +117,7 @@ class LocalRunner(Runner):
         self.load_weights(model_id)
 
     def load_weights(self, model_id: str) -> None:
+        # heavy: torch, only when a model runs
         import torch
 
         cuda = torch.cuda.is_available()
@@ -135,6 +137,7 @@ class LocalRunner(Runner):
             self.model.to(self.device)
         self.model.eval()
         if self.generation.get("seed") is not None:
+            # heavy: transformers, only when a model or processor is built
             from transformers import set_seed
 
             set_seed(int(self.generation["seed"]))
@@ -221,6 +224,7 @@ class LocalRunner(Runner):
         yield from self._run_batch(batch, inputs)
 
     def _run_batch(self, batch: list[Request], inputs=None) -> Iterator[tuple[str, Generation | BaseException]]:
+        # heavy: torch, only when a model runs
         import torch
 
         try:
@@ -271,6 +275,7 @@ class LocalRunner(Runner):
         return kw
 
     def _generate(self, batch: list[Request], inputs) -> list[tuple[str, Generation]]:
+        # heavy: torch, only when a model runs
         import torch
 
         inputs = inputs.to(self.model.device)
@@ -317,8 +322,7 @@ class LocalRunner(Runner):
         return ids
 
     def _empty_cache(self) -> None:
-        import gc
-
+        # heavy: torch, only when a model runs
         import torch
 
         gc.collect()

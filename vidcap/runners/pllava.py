@@ -37,6 +37,7 @@ import logging
 import time
 
 from vidcap.errors import RunnerFatal
+from vidcap.models.pllava_prompts import lengths_in_use, pllava_prompt, prompt_for
 from vidcap.runners.base import Generation, Request
 from vidcap.runners.local import LocalRunner
 
@@ -67,8 +68,6 @@ class PllavaRunner(LocalRunner):
         return {"revision": self.settings["revision"]} if self.settings.get("revision") else {}
 
     def load(self) -> None:
-        from vidcap.models.pllava_prompts import pllava_prompt
-
         if not self.weight_dir:
             raise RunnerFatal("pllava runner: no weights: set stages.caption.pllava.weight_dir to the folder of a "
                               "released PLLaVA checkpoint (e.g. a local copy of ermu2001/pllava-13b)")
@@ -83,6 +82,7 @@ class PllavaRunner(LocalRunner):
         super().load()
 
     def load_processor(self, model_id: str) -> None:
+        # imports torch and transformers at its top: only when the model loads
         from vidcap.models.pllava_checkpoint import load_config, load_processor
 
         self.config = load_config(self.repo_id, num_frames=self.num_frames,
@@ -91,6 +91,7 @@ class PllavaRunner(LocalRunner):
         self.family = "pllava"
 
     def _load_model(self, model_id: str, kwargs: dict):
+        # imports torch and transformers at its top: only when the model loads
         from vidcap.models.pllava_checkpoint import load_weights
 
         if kwargs.get("attn_implementation"):
@@ -100,8 +101,8 @@ class PllavaRunner(LocalRunner):
 
     def check_context(self) -> None:
         """Visual (pooled) + prompt + the row limit, for each length in use, must fit the context."""
+        # imports torch and transformers at its top: only when the model loads
         from vidcap.models.pllava import visual_token_count
-        from vidcap.models.pllava_prompts import lengths_in_use, prompt_for
 
         ctx = getattr(self.config.text_config, "max_position_embeddings", None)
         visual = visual_token_count(self.config)
@@ -131,7 +132,6 @@ class PllavaRunner(LocalRunner):
 
     def row_prompt(self, req: Request):
         """The row's ``PllavaPrompt``: fixed by its id, template and ratio (same on every run and machine)."""
-        from vidcap.models.pllava_prompts import pllava_prompt
 
         return pllava_prompt(req.row_id, self.template, self.short_caption_ratio, self.limits)
 
@@ -156,8 +156,10 @@ class PllavaRunner(LocalRunner):
 
     def _generate(self, batch: list[Request], inputs) -> list[tuple[str, Generation]]:
         """Generate up to the batch's largest row limit; cut each row at its own (see the module docstring)."""
+        # heavy: torch, only when a model runs
         import torch
 
+        # imports torch and transformers at its top: only when the model loads
         from vidcap.models.pllava import cut_output
 
         prompts = [self.row_prompt(req) for req in batch]

@@ -80,6 +80,7 @@ def _index(info, pts: int) -> int:
 
 
 def _copy(src, tmp: Path, start: int, end: int) -> tuple[int, int]:
+    # heavy: PyAV, only when a file is decoded or written
     import av
 
     info = open_video(src)
@@ -160,6 +161,7 @@ def _copy(src, tmp: Path, start: int, end: int) -> tuple[int, int]:
 
 
 def _reencode(src, tmp: Path, start: int, end: int, crf: int, preset: str) -> tuple[int, int]:
+    # heavy: PyAV, only when a file is decoded or written
     import av
 
     info = open_video(src)

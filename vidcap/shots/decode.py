@@ -84,6 +84,7 @@ def _warn_once(message: str) -> None:
 
 def _open_hw(path: str, device: str):
     """(container, None) decoding on ``device``, or (None, reason) when that device cannot be used here."""
+    # heavy: PyAV, only when a file is decoded or written
     import av
     from av.codec.hwaccel import HWAccel, hwdevices_available
 
@@ -105,6 +106,7 @@ def open_video(path, hwaccel: str = "none") -> VideoInfo:
 
     ``hwaccel``: one of HWACCELS; a device that cannot be used falls back to the CPU with a warning.
     """
+    # heavy: PyAV, only when a file is decoded or written
     import av
 
     if hwaccel not in HWACCELS:
@@ -174,6 +176,7 @@ def scan(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = No
     (FrameError ``truncated``); the number of frames seen is in ``info.decoded`` and the last index in
     ``info.last_index``.
     """
+    # heavy: PyAV, only when a file is decoded or written
     import av
     from av.video.reformatter import VideoReformatter
 
@@ -244,6 +247,7 @@ def scan(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = No
 def tiny(frame: np.ndarray, size: tuple[int, int] = (8, 5)) -> np.ndarray:
     """A (h, w, 3) float32 thumbnail of a BGR frame: means of ``size`` (w, h) equal blocks (the last
     rows/columns that do not fill a block are left out, which keeps OpenCV on its fast path)."""
+    # heavy: OpenCV, only when frames are processed
     import cv2
 
     h, w = frame.shape[:2]

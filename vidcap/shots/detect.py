@@ -22,14 +22,17 @@ defaults filled by ``shot_settings``.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+from vidcap.config import stage_settings
 from vidcap.errors import MediaError, StageRowError, describe_error
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.media.files import media_type
+from vidcap.media.frames import read_frames
 from vidcap.media.timerange import range_frames, row_range
 from vidcap.shots.boundaries import MERGE_GAP, PRIORITY, Boundary, Detection, merge_boundaries  # noqa: F401 - part of this module's API
 from vidcap.shots.decode import count_frames, open_video, scan, tiny
@@ -64,7 +67,6 @@ class Shot:
 
 def shot_settings(params: dict | None = None) -> dict:
     """``stages.shots`` settings with every default filled and every value checked (ConfigError)."""
-    from vidcap.config import stage_settings
 
     return stage_settings("shots", params)
 
@@ -77,6 +79,7 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
 
     Raises FrameError for anything that prevents reading the frames (see ``vidcap.shots.decode``).
     """
+    # heavy: PySceneDetect (and OpenCV), only when shots are detected
     from scenedetect import FrameTimecode
 
     settings = shot_settings(settings)
@@ -151,8 +154,6 @@ def _batched(items, n: int):
 def _hard_cut(cut: int, seen: list[int], seen_set: set[int]) -> Boundary:
     """A hard cut at the frame a detector reported; with skipped frames, the middle of the unseen gap."""
     if cut in seen_set:
-        import bisect
-
         k = bisect.bisect_left(seen, cut)
         prev = seen[k - 1] if k > 0 else cut - 1
         if cut - prev > 1:  # frames between the last frame seen of the old shot and this one were skipped
@@ -165,7 +166,6 @@ def _fade_span(cut: int, dark: set[int], seen: list[int], means: list[float], fp
     """A fade boundary spanning its dark stretch (frames below the threshold around ``cut``) and the
     brightness ramps on either side (frames getting steadily darker before it, brighter after it, at
     most one second each), so that other detections inside the fade merge into it."""
-    import bisect
 
     k = min(max(bisect.bisect_left(seen, cut), 0), len(seen) - 1)
     lo = hi = k
@@ -263,8 +263,6 @@ def detect_shots(path, settings: dict | None = None) -> list[Shot]:
 
 
 def _image_shot(path) -> Shot:
-    from vidcap.media.frames import read_frames
-
     read_frames(path, [0])  # FrameError when it is not a readable image
     return Shot(0, 0, 1, None, None, "start", "end")
 

@@ -32,6 +32,7 @@ class _FastScore:
     stats_manager: Any
 
     def _calculate_frame_score(self, timecode, frame_img):
+        # heavy: OpenCV, only when frames are processed
         import cv2
 
         if self._weights.delta_edges > 0.0 or self.stats_manager is not None:
@@ -49,6 +50,7 @@ class _FastScore:
 
 def detectors(settings: dict, fps: Fraction):
     """(hard-cut detector, fade detector or None, dissolve detector or None) for ``stages.shots`` settings."""
+    # heavy: PySceneDetect (and OpenCV), only when shots are detected
     from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDetector
 
     class FastAdaptive(_FastScore, AdaptiveDetector):

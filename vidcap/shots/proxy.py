@@ -24,6 +24,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from vidcap.shots.boundaries import Detection, merge_boundaries
 from vidcap.shots.decode import count_frames, open_video, scan, tiny
 
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
 
 def proxy_candidates(samples: list[tuple[int, np.ndarray]], fps: Fraction, proxy: dict) -> list[tuple[int, int]]:
     """Frame spans ``[(a, b)]`` between proxy samples whose thumbnails differ by ``min_change`` or more."""
-    import numpy as np
 
     window = float(proxy["window_s"]) * float(fps)
     spans = []

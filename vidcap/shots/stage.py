@@ -18,6 +18,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
+from vidcap.shots.clips import export_clips
+from vidcap.shots.detect import clip_row_id, clip_rows, shot_settings
 from vidcap.stages.base import RowStage
 
 CLIP_COLUMNS = {
@@ -42,8 +44,6 @@ class ShotsStage(RowStage):
     expands = True
 
     def __init__(self, params: dict | None = None):
-        from vidcap.shots.detect import shot_settings
-
         s = shot_settings(params)
         self.settings = s
         self.export = dict(s["export"])
@@ -57,13 +57,9 @@ class ShotsStage(RowStage):
         super().__init__(result)
 
     def error_rows(self, row_id: str, message: str) -> list[dict]:
-        from vidcap.shots.detect import clip_row_id
-
         return [{ROW_ID: clip_row_id(row_id, None, None), "source_row_id": row_id, self.error_column: message}]
 
     def process_row(self, row: dict) -> list[dict]:
-        from vidcap.shots.detect import clip_rows
-
         out = []
         for clip in clip_rows(row, self.settings):
             out.append({ROW_ID: clip["clip_id"], self.error_column: clip.get("shots_error"),
@@ -73,8 +69,6 @@ class ShotsStage(RowStage):
         return out
 
     def _export(self, row: dict, clips: list[dict]) -> None:
-        from vidcap.shots.clips import export_clips
-
         todo = [(c[ROW_ID], c["start_frame"], c["end_frame"]) for c in clips if not c[self.error_column]]
         if not todo or not self.export.get("dir"):
             return

@@ -14,6 +14,7 @@ import importlib
 from dataclasses import dataclass
 
 from vidcap.stages.plan import PlanHooks
+from vidcap.stages.report import ReportPart
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,11 @@ class StageSpec:
     step that runs alone before the main one and makes its manifest (``clips``: the shots step).
     ``command``: a module that makes ``vidcap <name>`` a command of its own as well as the stage's job:
     ``add_arguments(parser)`` adds the command's flags to the stage's subcommand (whose job flags
-    ``--shard``/``--out``/``--journal`` become optional), ``run(args) -> int`` runs it when ``--shard`` is
-    not given; with ``--shard`` the job runs (``vidcap.cli.workflow``). Empty: the job only.
+    ``--shard``/``--out``/``--journal`` become optional), ``RUN``: ``module:function`` of the
+    ``run(args) -> int`` that runs it when ``--shard`` is not given, imported only then (the parser is
+    built for every ``vidcap`` call); with ``--shard`` the job runs (``vidcap.cli.workflow``). Empty: the
+    job only. ``report``: ``module:Class`` of what it adds to the run's report
+    (``vidcap.stages.report.ReportPart``: plots, a section, cost, provenance); none: nothing.
     """
 
     name: str
@@ -42,6 +46,7 @@ class StageSpec:
     plan: str = ""
     step: str = "main"
     command: str = ""
+    report: str = ""
 
     def load(self):
         module, _, cls = self.target.partition(":")
@@ -53,22 +58,31 @@ class StageSpec:
         module, _, cls = self.plan.partition(":")
         return getattr(importlib.import_module(module), cls)(self)
 
+    def report_part(self) -> ReportPart:
+        """What the stage adds to the report (``report``: ``module:Class``, ``vidcap.stages.report``)."""
+        if not self.report:
+            return ReportPart(self)
+        module, _, cls = self.report.partition(":")
+        return getattr(importlib.import_module(module), cls)(self)
+
 
 REGISTRY: tuple[StageSpec, ...] = (
     StageSpec("shots", "vidcap.shots.stage:ShotsStage", plan="vidcap.shots.plan:ShotsPlan", step="clips",
               help="cut each video into shots: one row per clip (the shots step; docs/shots.md)"),
-    StageSpec("probe", "vidcap.probe.stage:ProbeStage", group="cpu",
+    StageSpec("probe", "vidcap.probe.stage:ProbeStage", group="cpu", report="vidcap.probe.report:ProbeReport",
               help="container facts: frames, fps, size, codec; truncated and unreadable files"),
     StageSpec("caption", "vidcap.caption.stage:CaptionStage", gpu=True, plan="vidcap.caption.plan:CaptionPlan",
+              report="vidcap.caption.report:CaptionReport",
               help="a caption per row from a vision-language model (local or API)"),
     StageSpec("clean", "vidcap.clean.stage:CleanStage", reads=("caption", "motion"), plan="vidcap.clean.plan:CleanPlan",
               help="caption hygiene: openings, whitespace, flags, word and token counts"),
-    StageSpec("motion", "vidcap.motion.stage:MotionStage", group="cpu",
+    StageSpec("motion", "vidcap.motion.stage:MotionStage", group="cpu", report="vidcap.motion.report:MotionReport",
               help="camera-motion label per row"),
     StageSpec("tags", "vidcap.tags.stage:TagsStage", reads=("caption",), gpu=True, plan="vidcap.tags.plan:TagsPlan",
+              report="vidcap.tags.report:TagsReport",
               help="objects/actions/your keys as lists, from an LLM reading the caption"),
     StageSpec("judge", "vidcap.judge.stage:JudgeStage", reads=("caption", "motion"), gpu=True,
-              plan="vidcap.judge.plan:JudgePlan", command="vidcap.judge.command",
+              plan="vidcap.judge.plan:JudgePlan", command="vidcap.judge.command", report="vidcap.judge.report:JudgeReport",
               help="an LLM judge scores two answers per row (reference vs caption): docs/judge.md"),
     StageSpec("scores", "vidcap.scores.stage:ScoresStage", reads=("caption",), plan="vidcap.scores.plan:ScoresPlan",
               group="cpu", help="filter scores: motion, blur, exposure, stills, aesthetic, caption match, text area"),

@@ -13,10 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import TextIO
+
+import pyarrow.parquet as pq
 
 from vidcap.io.atomic import atomic_path
 from vidcap.io.shards import ROW_ID
@@ -139,7 +143,6 @@ class _Members:
     def ids(self, name: str) -> list[str]:
         if self._dict is not None:
             return list(self._dict.get(name, []))
-        import pyarrow.parquet as pq
 
         return pq.read_table(self._dir / f"{name}.parquet", columns=[ROW_ID]).column(ROW_ID).to_pylist()
 
@@ -181,8 +184,6 @@ def carry_journals(journal_root: str | Path, shards) -> dict[str, int]:
 
 def _move_records(folder: Path, files: list[Path], members: _Members) -> None:
     """Rewrite ``folder``'s journals so each record sits in its row's shard (``carry_journals``)."""
-    import shutil
-    import tempfile
 
     spill = Path(tempfile.mkdtemp(prefix=".carry-", dir=folder))
     try:

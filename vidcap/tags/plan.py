@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from vidcap.errors import ConfigError
 from vidcap.stages.plan import PlanContext, PlanHooks
+from vidcap.tags.stage import effective_keys
 
 
 class TagsPlan(PlanHooks):
@@ -20,8 +21,6 @@ class TagsPlan(PlanHooks):
         return settings
 
     def gather_options(self, ctx: PlanContext) -> list[str]:
-        from vidcap.tags.stage import effective_keys
-
         opts: list[str] = []
         for key in effective_keys(self.section(ctx)["keys"]):
             opts += ["--tag-key", key]

@@ -38,7 +38,7 @@ import pyarrow as pa
 from vidcap.config import stage_settings
 from vidcap.errors import StageRowError
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
-from vidcap.runners import result_settings
+from vidcap.runners import get_runner, result_settings, runner_for
 from vidcap.runners.base import Request, Runner
 from vidcap.stages.base import Stage
 from vidcap.tags.parse import parse_answer, parse_list
@@ -139,8 +139,6 @@ class TagsStage(Stage):
         """Nothing up front: the model loads in ``process_stream`` only when a row has text to tag."""
 
     def _load(self) -> None:
-        from vidcap.runners import get_runner, runner_for
-
         if self.runner is None:  # a runner set beforehand (tests) is used as given
             self.runner = get_runner(runner_for(self.runner_name, media=False), self.runner_settings())
         self.runner.load()

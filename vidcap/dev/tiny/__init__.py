@@ -80,6 +80,7 @@ def build_tiny_model(family: str, outdir: str | Path, *, max_position_embeddings
             "seed": seed, "version": BUILD_VERSION}
     if not force and built_alike(outdir, spec):
         return outdir
+    # heavy: torch, only when a model runs
     import torch
     from transformers.utils import logging as hf_logging
 

@@ -68,6 +68,7 @@ _GLM_SPECIAL = ["<|endoftext|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "
 
 
 def _build_qwen3(family: str, max_pos: int):
+    # heavy: transformers, only when a model or processor is built
     from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
     tok = bpe_tokenizer(QWEN_SPECIAL, eos="<|im_end|>", pad="<|endoftext|>", bos=None)
@@ -79,11 +80,13 @@ def _build_qwen3(family: str, max_pos: int):
     Config: Any    # the family's config and model classes (imported below, per family)
     Model: Any
     if family == "qwen3_vl_moe":
+        # heavy: transformers, only when a model or processor is built
         from transformers import Qwen3VLMoeConfig as Config
         from transformers import Qwen3VLMoeForConditionalGeneration as Model
 
         text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, decoder_sparse_step=1)
     else:
+        # heavy: transformers, only when a model or processor is built
         from transformers import Qwen3VLConfig as Config
         from transformers import Qwen3VLForConditionalGeneration as Model
     vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16, spatial_merge_size=2,
@@ -102,6 +105,7 @@ def _build_qwen3(family: str, max_pos: int):
 
 
 def _build_internvl(max_pos: int):
+    # heavy: transformers, only when a model or processor is built
     from transformers import (
         GotOcr2ImageProcessor,
         InternVLConfig,
@@ -130,6 +134,7 @@ def _build_internvl(max_pos: int):
 
 
 def _build_smolvlm(max_pos: int):
+    # heavy: transformers, only when a model or processor is built
     from transformers import (
         SmolVLMConfig,
         SmolVLMForConditionalGeneration,
@@ -161,6 +166,7 @@ def _build_smolvlm(max_pos: int):
 
 
 def _build_gemma3(max_pos: int):
+    # heavy: transformers, only when a model or processor is built
     from transformers import (
         Gemma3Config,
         Gemma3ForConditionalGeneration,
@@ -189,6 +195,7 @@ def _build_gemma3(max_pos: int):
 
 
 def _build_glm4v(max_pos: int):
+    # heavy: transformers, only when a model or processor is built
     from transformers import (
         Glm4vConfig,
         Glm4vForConditionalGeneration,
@@ -223,6 +230,7 @@ def _build_glm4v(max_pos: int):
 
 
 def _build_llava_next(max_pos: int):
+    # heavy: transformers, only when a model or processor is built
     from transformers import (
         LlavaNextConfig,
         LlavaNextForConditionalGeneration,

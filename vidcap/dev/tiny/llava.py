@@ -19,6 +19,7 @@ _ONEVISION_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", 
 
 
 def clip_vision(size=28, hidden=32):
+    # heavy: transformers, only when a model or processor is built
     from transformers import CLIPVisionConfig
 
     return CLIPVisionConfig(hidden_size=hidden, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2,
@@ -32,6 +33,7 @@ def llama_text(vocab, ids, max_pos):
 
 
 def build_llava(max_pos: int):
+    # heavy: transformers, only when a model or processor is built
     from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
     tok = bpe_tokenizer(VICUNA_SPECIAL, eos="</s>", pad="<pad>", bos="<s>", extra={"unk_token": "<unk>"})
@@ -47,6 +49,7 @@ def build_llava(max_pos: int):
 
 
 def build_llava_next_video(max_pos: int):
+    # heavy: transformers, only when a model or processor is built
     from transformers import (
         LlavaNextImageProcessor,
         LlavaNextVideoConfig,
@@ -72,6 +75,7 @@ def build_llava_next_video(max_pos: int):
 
 
 def build_llava_onevision(max_pos: int):
+    # heavy: transformers, only when a model or processor is built
     from transformers import (
         LlavaOnevisionConfig,
         LlavaOnevisionForConditionalGeneration,

@@ -9,6 +9,7 @@ from vidcap.dev.tiny.tokenizer import QWEN_SPECIAL, QWEN_TEMPLATE, bpe_tokenizer
 
 
 def build_qwen(family: str, max_pos: int, size: str):
+    # heavy: transformers, only when a model or processor is built
     from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
     tok = bpe_tokenizer(QWEN_SPECIAL, eos="<|im_end|>", pad="<|endoftext|>", bos=None)
@@ -18,10 +19,12 @@ def build_qwen(family: str, max_pos: int, size: str):
     Model: Any
     Processor: Any
     if family == "qwen2_5_vl":
+        # heavy: transformers, only when a model or processor is built
         from transformers import Qwen2_5_VLConfig as Config
         from transformers import Qwen2_5_VLForConditionalGeneration as Model
         from transformers import Qwen2_5_VLProcessor as Processor
     else:
+        # heavy: transformers, only when a model or processor is built
         from transformers import Qwen2VLConfig as Config
         from transformers import Qwen2VLForConditionalGeneration as Model
         from transformers import Qwen2VLProcessor as Processor

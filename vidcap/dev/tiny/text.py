@@ -23,6 +23,7 @@ def build_text(family: str, max_pos: int):
     Config: Any    # the family's config and model classes (imported below, per family)
     Model: Any
     if family == "qwen2":
+        # heavy: transformers, only when a model or processor is built
         from transformers import Qwen2Config as Config
         from transformers import Qwen2ForCausalLM as Model
 
@@ -31,6 +32,7 @@ def build_text(family: str, max_pos: int):
         ids = token_ids(tok, QWEN_SPECIAL[:3])
         bos, eos, pad = ids["<|endoftext|>"], ids["<|im_end|>"], ids["<|endoftext|>"]
     else:
+        # heavy: transformers, only when a model or processor is built
         from transformers import LlamaConfig as Config
         from transformers import LlamaForCausalLM as Model
 

@@ -45,6 +45,7 @@ VICUNA_SPECIAL = ["<unk>", "<s>", "</s>", "<image>", "<video>", "<pad>"]
 def bpe_tokenizer(special: list[str], eos: str, pad: str, bos: str | None, vocab_size: int = 400,
                extra: dict | None = None):
     """A byte-level BPE tokenizer trained on a tiny corpus, with ``special`` tokens first (ids 0..)."""
+    # heavy: the tokenizer stack, only when a tiny tokenizer is trained
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

@@ -1,4 +1,5 @@
-"""The report's judge section: the per-category table and pairs side by side.
+"""The judge's part of the run's report (``vidcap.stages.report``): a section with the per-category
+table and pairs side by side (template ``report.html.j2`` next to this module).
 
 Present when the table has the judge stage's columns (a workflow run with ``stages.judge`` on, or
 ``vidcap compare``). Per category: n, failed, mean A, mean B, relative score 100 × mean(B) / mean(A)
@@ -11,12 +12,17 @@ question, both answers, both scores, the winner, the per-criterion scores and th
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
-from vidcap.io.tables import cell_text
-from vidcap.report.gallery import _list, thumbnails
+from vidcap.io.media_paths import resolve_media_path
+from vidcap.io.tables import cell_list, cell_text
+from vidcap.judge.columns import from_stage_table
+from vidcap.judge.summary import category_table, order_agreement
+from vidcap.media.thumbs import thumbnails
+from vidcap.stages.report import ReportInput, ReportPart, Section
 
 
 def _labels(config: dict | None) -> tuple[str, str]:
@@ -67,12 +73,6 @@ def _criteria(cell) -> list[tuple[str, str, str]]:
 def judge_section(df: pd.DataFrame, media_base: str, opts: dict, config: dict | None = None,
                   decoder: str | None = None, threads: int = 2, count: int = 24) -> dict | None:
     """What the template's judge section shows, or None when the table has no judge columns."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from vidcap.io.media_paths import resolve_media_path
-    from vidcap.judge.columns import from_stage_table
-    from vidcap.judge.summary import category_table, order_agreement
-
     if "judge_score_a" not in df.columns or "judge_error" not in df.columns:
         return None
     rows = from_stage_table(df)
@@ -95,7 +95,7 @@ def judge_section(df: pd.DataFrame, media_base: str, opts: dict, config: dict | 
             "agree": cell_text(row.get("judge_order_agree")),
             "reasons": [r for r in (cell_text(row.get("judge_reason_ab")), cell_text(row.get("judge_reason_ba"))) if r],
             "criteria": _criteria(row.get("judge_criteria")),
-            "indices": [int(i) for i in _list(row.get("caption_frame_indices"))],
+            "indices": [int(i) for i in cell_list(row.get("caption_frame_indices"))],
         })
 
     def thumbs(item):
@@ -115,3 +115,9 @@ def judge_section(df: pd.DataFrame, media_base: str, opts: dict, config: dict | 
             "wins": {w: int((winners == w).sum()) for w in ("A", "B", "tie")}, "agreement": agree,
             "models": sorted({m for m in rows["judge_model"].fillna("").astype(str) if m}),
             "items": items}
+
+
+class JudgeReport(ReportPart):
+    def section(self, inp: ReportInput) -> Section | None:
+        data = judge_section(inp.df, inp.media_base, inp.opts, inp.config, inp.decoder, inp.threads)
+        return None if data is None else Section("judge", "Judge", "vidcap.judge:report.html.j2", data)
