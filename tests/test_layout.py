@@ -31,7 +31,9 @@ STAGE_NAME_ALLOWED = {
 # `python -X importtime`: torch about 4 s, transformers, accelerate, openai 1-3 s, matplotlib, scenedetect,
 # decord, OpenCV, PyAV 0.1-0.9 s) or optional; everything else is imported at the top of the module
 HEAVY = {"torch", "transformers", "vllm", "peft", "accelerate", "safetensors", "tokenizers", "matplotlib",
-         "scenedetect", "decord", "openai", "av", "cv2", "PIL", "skimage"}
+         "scenedetect", "decord", "openai", "av", "cv2", "PIL", "skimage",
+         # optional: only in an extra (s3, scores) or the test environment, imported where used
+         "fsspec", "s3fs", "moto", "rapidocr_onnxruntime", "onnxruntime", "faiss", "webdataset"}
 # modules whose function-local imports are not checked, with the reason (reviewed list)
 LOCAL_IMPORTS_ALLOWED = {
     "gather.py": "rewritten by the streaming-merge work (issue 23)",

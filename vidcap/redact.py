@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
 
 _SECRETS: set[str] = set()
@@ -46,7 +47,6 @@ def scrub(text: str) -> str:
 
 def register_storage_secrets() -> None:
     """Register the object-store credentials set in the environment (``STORAGE_SECRET_ENV``)."""
-    import os
 
     for name in STORAGE_SECRET_ENV:
         register_secret(os.environ.get(name, ""))

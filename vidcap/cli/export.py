@@ -2,23 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 
-
-def cmd_webdataset(args) -> int:
-    from vidcap.errors import ConfigError
-    from vidcap.export.webdataset import export_webdataset, parse_size
-
-    try:
-        parse_size(args.shard_size)
-    except ValueError as exc:
-        raise ConfigError(f"--shard-size: {exc}") from None
-    stats = export_webdataset(args.run, args.to, args.shard_size, text_column=args.text_column,
-                              media_root=args.media_root)
-    logging.info("%s", json.dumps(stats))
-    print(json.dumps(stats, indent=1))
-    return 0
+from vidcap.cli.lazy import handler
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -31,4 +16,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--text-column", default="text", help="the column written as <key>.txt (default: text)")
     w.add_argument("--media-root", default=None,
                    help="where relative paths point (default: the run's media base)")
-    w.set_defaults(func=cmd_webdataset)
+    w.set_defaults(func=handler("vidcap.cli.export_run:cmd_webdataset"))

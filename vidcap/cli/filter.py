@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def cmd_filter(args) -> int:
-    from vidcap.filter.run import filter_results, format_report, report_path
-
-    report = filter_results(args.results, args.output, args.where, media_root=args.media_root,
-                            batch_size=args.batch_size)
-    print(format_report(report))
-    print(f"report: {report_path(args.output)}")
-    return 0
+from vidcap.cli.lazy import handler
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -27,4 +19,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--media-root", default=None,
                    help="folder relative paths resolve against (default: the run's own media folder)")
     p.add_argument("--batch-size", type=int, default=65_536, help="rows read at a time")
-    p.set_defaults(func=cmd_filter)
+    p.set_defaults(func=handler("vidcap.cli.filter_run:cmd_filter"))

@@ -10,6 +10,7 @@ S3 throttles), ``cut = N`` sends the next N object bodies half-way and drops the
 from __future__ import annotations
 
 import http.client
+import logging
 import socket
 import threading
 from collections import Counter
@@ -40,9 +41,8 @@ class S3Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> S3Server:
-        import logging
 
-        from moto.server import ThreadedMotoServer
+        from moto.server import ThreadedMotoServer  # heavy/optional library: loaded only when this runs
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)   # no line per request
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

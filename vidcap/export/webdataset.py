@@ -41,6 +41,9 @@ from vidcap.io import remote
 from vidcap.io.media_paths import resolve_media_path
 from vidcap.io.results import iter_result_batches, results_source
 from vidcap.io.run_dir import RunDir
+from vidcap.media.timerange import range_frames, row_range
+from vidcap.shots.clips import export_clips
+from vidcap.shots.decode import count_frames, open_video
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 SETTINGS_FILE, STATS_FILE = "_export.json", "stats.json"
@@ -169,9 +172,6 @@ def _clip_file(path: str, row: dict, staging: str) -> tuple[str, Path | None]:
     ext = os.path.splitext(remote.public_url(path))[1].lower() or ".mp4"
     if _cut_share(row) >= 1.0 and not (row.get("start") not in (None, "") or row.get("end") not in (None, "")):
         return ext, None
-    from vidcap.media.timerange import range_frames, row_range
-    from vidcap.shots.clips import export_clips
-    from vidcap.shots.decode import count_frames, open_video
 
     info = open_video(path)
     try:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from vidcap.filter.expr import parse
 from vidcap.io.atomic import atomic_path
@@ -106,11 +108,9 @@ class _Writer:
 
     def __enter__(self):
         if self.csv:
-            import pyarrow.csv as pacsv
 
             self.writer = pacsv.CSVWriter(str(self.path), self.schema)
         else:
-            import pyarrow.parquet as pq
 
             self.writer = pq.ParquetWriter(str(self.path), self.schema)
         return self

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vidcap.errors import MediaError
+from vidcap.redact import register_storage_secrets, scrub
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 RETRIES = int(os.environ.get("VIDCAP_REMOTE_RETRIES", "5"))      # tries after the first
@@ -59,9 +60,8 @@ def public_url(url: str) -> str:
 
 def filesystem(url: str) -> tuple[Any, str]:
     """(fsspec filesystem, path within it) for ``url``; fsspec caches the instances."""
-    import fsspec
+    import fsspec  # heavy/optional library: loaded only when this runs
 
-    from vidcap.redact import register_storage_secrets
 
     register_storage_secrets()
     try:
@@ -85,7 +85,6 @@ def _fatal(exc: BaseException, url: str) -> RemoteError | None:
 
 
 def _why(exc: BaseException) -> str:
-    from vidcap.redact import scrub
 
     text = " ".join(str(exc).split()) or type(exc).__name__
     text = scrub(text)

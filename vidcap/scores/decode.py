@@ -43,7 +43,7 @@ def scan(path: str, time_range: tuple[float | None, float | None] | None,
     if media_type(path) == "image":
         if time_range is not None and any(v is not None for v in time_range):
             raise StageRowError("an image has no time range (start/end given)")
-        from PIL import Image
+        from PIL import Image  # heavy/optional library: loaded only when this runs
 
         try:
             with Image.open(path) as im:
@@ -125,7 +125,7 @@ def grey(frame) -> np.ndarray:
     plane = frame.planes[0]
     y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
     full = name.startswith("yuvj") or int(getattr(frame, "color_range", 0) or 0) == 2   # AVCOL_RANGE_JPEG
-    import cv2
+    import cv2  # heavy/optional library: loaded only when this runs
 
     return np.ascontiguousarray(y) if full else cv2.LUT(y, _LIMITED)
 

@@ -56,7 +56,7 @@ def pair_offsets(n: int, fps: float, pairs: int, step: float = 1.0) -> list[tupl
 
 def shrink(grey: np.ndarray, short_side: int | None) -> tuple[np.ndarray, float]:
     """(frame shrunk so its shorter side is at most ``short_side``, source px per working px)."""
-    import cv2
+    import cv2  # heavy/optional library: loaded only when this runs
 
     h, w = grey.shape
     if not short_side or min(h, w) <= short_side:
@@ -71,7 +71,7 @@ def shrink(grey: np.ndarray, short_side: int | None) -> tuple[np.ndarray, float]
 
 def flow_magnitude(a: np.ndarray, b: np.ndarray) -> float:
     """Median Farneback flow magnitude from ``a`` to ``b`` (grey uint8, same size), in their pixels."""
-    import cv2
+    import cv2  # heavy/optional library: loaded only when this runs
 
     flow = cv2.calcOpticalFlowFarneback(a, b, None, *FARNEBACK)  # type: ignore[call-overload]
     mag, _ = cv2.cartToPolar(flow[..., 0], flow[..., 1])
@@ -79,7 +79,7 @@ def flow_magnitude(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def laplacian_var(grey: np.ndarray) -> float:
-    import cv2
+    import cv2  # heavy/optional library: loaded only when this runs
 
     _, std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_16S))   # 8-bit in: |value| <= 1020 fits
     return float(std[0, 0]) ** 2

@@ -25,7 +25,7 @@ from vidcap.errors import RunnerFatal
 
 def load_head(path: str):
     """The LAION head as a list of (weight, bias) torch tensors, applied in order."""
-    import torch
+    import torch  # heavy/optional library: loaded only when this runs
 
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state)
@@ -39,7 +39,7 @@ def load_head(path: str):
 
 class ModelScores:
     def __init__(self, params: dict):
-        import torch
+        import torch  # heavy/optional library: loaded only when this runs
 
         self.torch = torch
         self.aesthetic = bool(params["aesthetic"]["enabled"])
@@ -48,7 +48,7 @@ class ModelScores:
         device = params["clip"]["device"]
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         if self.aesthetic or self.match:
-            from transformers import CLIPModel, CLIPProcessor
+            from transformers import CLIPModel, CLIPProcessor  # heavy/optional library: loaded only when this runs
 
             name = params["clip"]["model"]
             try:
@@ -64,7 +64,7 @@ class ModelScores:
                                   f"the CLIP model gives {width} (LAION's heads are for ViT-L/14: 768)")
         if params["ocr"]["enabled"]:
             try:
-                from rapidocr_onnxruntime import RapidOCR
+                from rapidocr_onnxruntime import RapidOCR  # heavy/optional library: loaded only when this runs
             except ImportError:
                 raise RunnerFatal("stages.scores.ocr: rapidocr_onnxruntime is not installed: pip install "
                                   "'vidcap[scores]' && pip install --no-deps rapidocr_onnxruntime==1.4.4") from None
@@ -104,7 +104,7 @@ class ModelScores:
 
     def text_area(self, frame: np.ndarray) -> float:
         """Share of ``frame`` inside the detector's text boxes (their union)."""
-        import cv2
+        import cv2  # heavy/optional library: loaded only when this runs
 
         boxes, _ = self.ocr(np.ascontiguousarray(frame[..., ::-1]), use_det=True, use_cls=False, use_rec=False)
         if not boxes:

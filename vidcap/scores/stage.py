@@ -18,6 +18,7 @@ from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.media.files import check_file
 from vidcap.media.timerange import row_range
 from vidcap.scores import decode, measure
+from vidcap.scores.models import ModelScores
 from vidcap.stages.base import RowStage
 
 MODEL_COLUMNS = ("aesthetic", "clip_match", "text_area")
@@ -58,7 +59,6 @@ class ScoresStage(RowStage):
 
     def setup(self) -> None:
         if self._models_on():
-            from vidcap.scores.models import ModelScores
 
             self.models = ModelScores(self.params)
 

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from vidcap.dev.tiny import build_cached, built_alike, default_cache_dir, publish
+from vidcap.dev.tiny.tokenizer import bpe_tokenizer
 
 WIDTH = 32   # projection width (ViT-L/14: 768)
 SPEC = {"family": "clip", "version": "1", "projection_dim": WIDTH}
@@ -20,10 +21,14 @@ HEAD = "aesthetic_head.pth"
 def build_tiny_clip(outdir: Path) -> Path:
     if built_alike(outdir, SPEC):
         return outdir
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+    import torch  # heavy/optional library: loaded only when this runs
+    from transformers import (  # heavy/optional library: loaded only when this runs
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+    )
 
-    from vidcap.dev.tiny.tokenizer import bpe_tokenizer
 
     torch.manual_seed(0)
     tok = bpe_tokenizer(["<|endoftext|>", "<|startoftext|>"], eos="<|endoftext|>", pad="<|endoftext|>",
