@@ -78,24 +78,30 @@ class DissolveDetector:
 
         The same result as pushing them one by one, cheaper: the changes across every half-window are
         computed for the whole batch at once, and a centre whose ``2 * hmax + 1`` frames around it were
-        all seen and where no window reaches ``min_change`` is not evaluated again (it has no evidence).
+        all seen and where no window passes the change and residual tests is not evaluated again (it
+        has no evidence).
         """
         flat = frames.reshape(len(indices), -1)
         tail_idx, tail = self._tail
         idx = tail_idx + [int(i) for i in indices]
         both = flat if not tail_idx else np.concatenate([tail, flat])
         hm = self.hmax
-        if len(idx) > 2 * hm and idx[-1] - idx[0] == len(idx) - 1:  # no frame skipped
-            most = np.zeros(len(idx) - 2 * hm, np.float32)
+        n = len(idx)
+        if n > 2 * hm and idx[-1] - idx[0] == n - 1:  # no frame skipped
+            mid = both[hm:n - hm]
+            quiet = np.ones(n - 2 * hm, bool)
             for h in self.hs:
-                lo, hi = both[hm - h:len(idx) - hm - h], both[hm + h:len(idx) - hm + h]
-                np.maximum(most, np.abs(hi - lo).mean(axis=1), out=most)
-            # a margin for rounding (the thumbnails' changes are exact here: sums of whole numbers)
-            for t, m in zip(idx[hm:len(idx) - hm], (most < self.min_change - 1e-3).tolist(), strict=True):
-                if m:
+                lo, hi = both[hm - h:n - hm - h], both[hm + h:n - hm + h]
+                change = np.abs(hi - lo).mean(axis=1)
+                residual = np.abs(mid - 0.5 * (lo + hi)).mean(axis=1)
+                # evidence: change >= min_change and residual <= max_ratio * change (``_evaluate``); the
+                # margins keep a centre near either limit for the full evaluation
+                quiet &= (change < self.min_change - 1e-3) | (residual > self.max_ratio * change + 1e-3)
+            for t, q in zip(idx[hm:n - hm], quiet.tolist(), strict=True):
+                if q:
                     self._quiet[t] = True
-        keep = min(len(idx), 2 * hm)
-        self._tail = (idx[len(idx) - keep:], both[len(idx) - keep:])
+        keep = min(n, 2 * hm)
+        self._tail = (idx[n - keep:], both[n - keep:])
         for i, index in enumerate(indices):
             self.push(index, frames[i])
 
