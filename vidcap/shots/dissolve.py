@@ -45,7 +45,8 @@ class Dissolve:
 
 
 class DissolveDetector:
-    """Feed ``push(index, thumbnail)`` in increasing index order, then ``finish()`` -> [Dissolve]."""
+    """Feed ``push(index, thumbnail)`` (or ``push_batch(indices, thumbnails)``: the same result, cheaper)
+    in increasing index order, then ``finish()`` -> [Dissolve]."""
 
     def __init__(self, min_change: float = 16.0, max_ratio: float = 0.25,
                  min_contrast: float = 1.7, half_windows: tuple[int, ...] = HALF_WINDOWS):
