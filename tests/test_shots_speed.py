@@ -135,3 +135,45 @@ def test_proxy_mode_inside_a_range(multi_shot):
     full = shots.detect_boundaries(path, {}, start, end)
     assert [b.cut for b in det.boundaries] == [b.cut for b in full.boundaries]
     assert all(start < b.cut < end for b in det.boundaries)
+
+
+def test_batched_analysis_gives_the_frame_by_frame_values(multi_shot, monkeypatch):
+    """The detect loop analyses a batch of frames at once (thumbnails, hard-cut scores, the dissolve
+    windows); each value is the one the frame-by-frame code gives, so the boundaries are too."""
+    from vidcap.shots.detectors import thumbnails
+    from vidcap.shots.dissolve import DissolveDetector
+
+    _, path = multi_shot
+    settings = shots.shot_settings({})
+    for width, end in ((37, 40), (160, 620)):  # 37: frames that do not split into whole 8x5 blocks
+        info = shots_decode.open_video(path)
+        try:  # up to 620: a cut, fades and two dissolves (frames 474-484, 580-586)
+            stack = np.stack([f for _, f in shots_decode.scan(info, width, end=end)])
+        finally:
+            info.close()
+        assert np.array_equal(thumbnails(stack), np.stack([shots_decode.tiny(f) for f in stack]))
+
+    one, batched = detectors(settings, Fraction(24))[0], detectors(settings, Fraction(24))[0]
+    want = [one._calculate_frame_score(None, f) for f in stack]
+    got = []
+    for k in range(0, len(stack), 32):
+        batched.precompute(stack[k:k + 32])
+        got += [batched._calculate_frame_score(None, f) for f in stack[k:k + 32]]
+    assert got == want and max(want) > 0
+
+    thumbs = thumbnails(stack)
+    evaluated = []
+    real = DissolveDetector._evaluate
+    monkeypatch.setattr(DissolveDetector, "_evaluate", lambda self, pos: (evaluated.append(pos), real(self, pos)))
+    for keep in (slice(None), slice(None, None, 2)):  # every frame; every other frame (decode.skip)
+        idx = list(range(len(thumbs)))[keep]
+        ref, fast = DissolveDetector(), DissolveDetector()
+        for i in idx:
+            ref.push(i, thumbs[i])
+        evaluated.clear()
+        for k in range(0, len(idx), 32):
+            fast.push_batch(idx[k:k + 32], thumbs[idx[k:k + 32]])
+        assert fast.finish() == ref.finish()
+        if keep == slice(None):
+            assert any(d.cut for d in ref.found)  # the video has dissolves
+            assert len(evaluated) < len(idx) / 2  # most centres are settled by the batch test

@@ -3,6 +3,7 @@
     .venv/bin/python bench/shots/run.py           # frozen test split (28 videos, 360p) + test720 (6 videos, 720p)
     .venv/bin/python bench/shots/run.py --quick   # first 8 test videos, first 2 test720 videos
     .venv/bin/python bench/shots/run.py --split dev   # the split the knobs were tuned on (not for reporting)
+    .venv/bin/python bench/shots/run.py --speed   # the speed table only (a GPU machine: adds decode.hwaccel = cuda)
 
 Videos are generated once into ``bench/out/shots/<split>/`` (``data.py``; the split settings and a hash of
 their ground truth are frozen in ``splits.json``). Compared in one run, each on the same files:
@@ -12,8 +13,9 @@ their ground truth are frozen in ``splits.json``). Compared in one run, each on 
 * PySceneDetect 0.7.2 as shipped: ``detect(path, AdaptiveDetector())`` and ``detect(path, ContentDetector())``
   (PyAV backend, its automatic downscaling, no fade or dissolve handling);
 * speed only: the decode floors (decoding alone, vidcap's decoder settings, every frame or reference
-  frames only, no conversion), from which each method's cost above decoding is computed; decoding every
-  frame to full-resolution RGB; ``decode.hwaccel = cuda`` where CUDA decoding works.
+  frames only, no conversion), from which each method's cost above decoding is computed; vidcap's
+  decoding and shrinking alone (no analysis: the split of that cost); decoding every frame to
+  full-resolution RGB; ``decode.hwaccel = cuda`` where CUDA decoding works.
 
 Matching: a detected boundary matches a true one of any kind within 2 frames (one-to-one); an unmatched
 detection counts as a false positive of the kind of the nearest true transition. CPU time is
@@ -81,6 +83,21 @@ def run_floor(path, skip="none"):
     return []
 
 
+def run_scan(path, skip="none"):
+    """vidcap's own decoding and shrinking to ``analysis_width`` (``decode.scan``), no analysis."""
+    from vidcap.shots.decode import open_video, scan
+
+    settings = shots.shot_settings({})
+    dec = settings["decode"]
+    info = open_video(path)
+    try:
+        for _ in scan(info, settings["analysis_width"], skip=skip, fast=dec["fast"], threads=dec["threads"]):
+            pass
+    finally:
+        info.close()
+    return []
+
+
 PROXY = "vidcap (proxy mode, skip = {})"
 METHODS = {
     "vidcap (defaults)": lambda p: run_vidcap(p, {}),
@@ -92,13 +109,15 @@ METHODS = {
 }
 HWACCEL = "vidcap (decode.hwaccel = cuda)"
 FLOOR = "decode floor: every frame (1 thread, deblocking skipped, no conversion)"
+SCAN = "decode + shrink to analysis_width (BGR, swscale), no analysis"
 FLOORS = {
     FLOOR: run_floor,
     "decode floor: reference frames only (skip_frame nonref)": lambda p: run_floor(p, "nonref"),
+    SCAN: run_scan,
     "PyAV decode every frame to full-res RGB (the former baseline)": run_decode_all,
 }
 # the floor each method's "above its floor" is measured against (same frames decoded)
-OWN_FLOOR = {"vidcap (defaults)": FLOOR, HWACCEL: FLOOR,
+OWN_FLOOR = {"vidcap (defaults)": FLOOR, HWACCEL: FLOOR, SCAN: FLOOR,
              "vidcap (decode.skip = nonref)": "decode floor: reference frames only (skip_frame nonref)"}
 
 
@@ -139,6 +158,43 @@ def fmt(p, r, tp, fp, fn):
     return f"{p:.3f} / {r:.3f} ({tp} tp, {fp} fp, {fn} fn)"
 
 
+def speed_table(args) -> list[str]:
+    """The speed table on test720 (every method interleaved per video), as printed lines."""
+    hi_name = "test720"
+    hsplit, hspecs, hpaths = data.videos(hi_name, args.out, args.jobs)
+    if args.quick:
+        hspecs, hpaths = hspecs[:2], hpaths[:2]
+    hframes = sum(s.num_frames for s in hspecs)
+    seconds = hframes / hsplit["fps"]
+    no_cuda = hwaccel_status(hpaths[0])
+    methods = [*METHODS, *([HWACCEL] if no_cuda is None else []), *FLOORS]
+    speed = evaluate(hi_name, hspecs, hpaths, methods, args.repeat)
+    floor = speed[FLOOR][1]
+    lines = [f"Speed on '{hi_name}' ({len(hspecs)} videos, {hsplit['width']}x{hsplit['height']}, "
+             f"{hframes} frames = {seconds / 60:.1f} min of video), CPU time of this process, one video "
+             f"at a time, methods interleaved per video{f', least of {args.repeat} runs' if args.repeat > 1 else ''}. "
+             "'x floor': CPU time over the decode floor (every frame decoded, nothing else); 'above its "
+             "floor': the cost over decoding the same frames alone:", "",
+             "| method | CPU s | CPU s per hour of video | x real time per core | x floor | above its floor | "
+             "P / R hard cut | P / R dissolve |", "|---|---|---|---|---|---|---|---|"]
+    for label, (htot, cpu) in speed.items():
+        if label in FLOORS:
+            pr = ["-", "-"]
+        else:
+            pr = ["{:.3f} / {:.3f}".format(*metrics.prf(htot, k)[:2]) for k in ("cut", "dissolve")]
+        own = OWN_FLOOR.get(label)
+        above = f"{(cpu / speed[own][1] - 1) * 100:+.1f}%" if own else "-"
+        lines.append(f"| {label} | {cpu:.1f} | {cpu / seconds * 3600:.0f} | {seconds / cpu:.1f}x | "
+                     f"{cpu / floor:.2f}x | {above} | {pr[0]} | {pr[1]} |")
+    scan_cpu, full_cpu = speed[SCAN][1], speed["vidcap (defaults)"][1]
+    lines += ["", f"Where the defaults' cost above the decode floor goes: shrinking every frame to "
+              f"analysis_width {(scan_cpu / floor - 1) * 100:+.1f}%, the detectors "
+              f"{(full_cpu - scan_cpu) / floor * 100:+.1f}% (of the floor's CPU time)."]
+    if no_cuda is not None:
+        lines += ["", f"{HWACCEL}: not measured, CUDA decoding is unavailable here: {no_cuda}."]
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 test videos, 2 test720 videos")
@@ -146,11 +202,18 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="processes generating videos")
     ap.add_argument("--repeat", type=int, default=1, help="speed: runs per video and method (least CPU time)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/shots")
+    ap.add_argument("--speed", action="store_true",
+                    help="the speed table on test720 only (with decode.hwaccel = cuda where CUDA decoding works)")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
+    if args.speed:
+        text = "\n".join(speed_table(args))
+        print(text)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"table_speed{'_quick' if args.quick else ''}.md").write_text(text + "\n")
+        return 0
 
     split, specs, paths = data.videos(args.split, args.out, args.jobs)
-    hi_name = "test720" if args.split == "test" else None
     if args.quick:
         specs, paths = specs[:8], paths[:8]
     counts = Counter(t.kind for s in specs for t in s.transitions)
@@ -171,34 +234,8 @@ def main(argv=None) -> int:
     errs = {k: dict(sorted(Counter(v).items())) for k, v in tot.get("errors", {}).items()}
     lines += ["", f"vidcap (defaults) offsets of matched boundaries (detected - true: count): {errs}"]
 
-    if hi_name:
-        hsplit, hspecs, hpaths = data.videos(hi_name, args.out, args.jobs)
-        if args.quick:
-            hspecs, hpaths = hspecs[:2], hpaths[:2]
-        hframes = sum(s.num_frames for s in hspecs)
-        seconds = hframes / hsplit["fps"]
-        no_cuda = hwaccel_status(hpaths[0])
-        methods = [*METHODS, *([HWACCEL] if no_cuda is None else []), *FLOORS]
-        speed = evaluate(hi_name, hspecs, hpaths, methods, args.repeat)
-        floor = speed[FLOOR][1]
-        lines += ["", f"Speed on '{hi_name}' ({len(hspecs)} videos, {hsplit['width']}x{hsplit['height']}, "
-                  f"{hframes} frames = {seconds / 60:.1f} min of video), CPU time of this process, one video "
-                  f"at a time, methods interleaved per video{f', least of {args.repeat} runs' if args.repeat > 1 else ''}. "
-                  "'x floor': CPU time over the decode floor (every frame decoded, nothing else); 'above its "
-                  "floor': the detector's own cost over decoding the same frames alone:", "",
-                  "| method | CPU s | CPU s per hour of video | x real time per core | x floor | above its floor | "
-                  "P / R hard cut | P / R dissolve |", "|---|---|---|---|---|---|---|---|"]
-        for label, (htot, cpu) in speed.items():
-            if label in FLOORS:
-                pr = ["-", "-"]
-            else:
-                pr = ["{:.3f} / {:.3f}".format(*metrics.prf(htot, k)[:2]) for k in ("cut", "dissolve")]
-            own = OWN_FLOOR.get(label)
-            above = f"{(cpu / speed[own][1] - 1) * 100:+.1f}%" if own else "-"
-            lines.append(f"| {label} | {cpu:.1f} | {cpu / seconds * 3600:.0f} | {seconds / cpu:.1f}x | "
-                         f"{cpu / floor:.2f}x | {above} | {pr[0]} | {pr[1]} |")
-        if no_cuda is not None:
-            lines += ["", f"{HWACCEL}: not measured, CUDA decoding is unavailable here: {no_cuda}."]
+    if args.split == "test":
+        lines += ["", *speed_table(args)]
     text = "\n".join(lines)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
 from vidcap.config import stage_settings
 from vidcap.errors import MediaError, StageRowError, describe_error
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
@@ -35,8 +37,8 @@ from vidcap.media.files import media_type
 from vidcap.media.frames import read_frames
 from vidcap.media.timerange import range_frames, row_range
 from vidcap.shots.boundaries import MERGE_GAP, PRIORITY, Boundary, Detection, merge_boundaries  # noqa: F401 - part of this module's API
-from vidcap.shots.decode import count_frames, open_video, scan, tiny
-from vidcap.shots.detectors import FlashCheck, detectors
+from vidcap.shots.decode import count_frames, open_video, scan
+from vidcap.shots.detectors import FlashCheck, detectors, thumbnails
 from vidcap.shots.proxy import detect_proxy
 
 KINDS = ("cut", "fade", "dissolve")
@@ -103,20 +105,26 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
         # frames are decoded a batch at a time and then analysed in one go: the detectors' code and data
         # stay in the CPU caches across a batch instead of being evicted by the decoder after each frame
         frames = scan(info, settings["analysis_width"], start, end, dec["skip"], dec["fast"], dec["threads"])
+        # (the per-frame quantities of a batch are computed together: thumbnails, the hard-cut scores,
+        # the dissolve windows' changes; the same values as frame by frame)
         for batch in _batched(frames, BATCH):
-            for index, frame in batch:
+            indices = [index for index, _ in batch]
+            stack = np.stack([frame for _, frame in batch])
+            thumbs = thumbnails(stack)
+            cut_det.precompute(stack)
+            levels = thumbs.mean(axis=(1, 2, 3)).tolist()
+            for k, index in enumerate(indices):
                 tc = FrameTimecode(index, fps=fps)
                 seen.append(index)
-                thumb = tiny(frame)
-                flash.push(index, thumb)
-                flash.add([c.frame_num for c in cut_det.process_frame(tc, frame)])
+                flash.push(index, thumbs[k])
+                flash.add([c.frame_num for c in cut_det.process_frame(tc, stack[k])])
                 if fade_det is not None:  # its frame mean from the thumbnail (the same mean, fewer pixels)
-                    fades += [c.frame_num for c in fade_det.process_frame(tc, thumb)]
-                    means.append(float(thumb.mean()))
-                    if means[-1] < thr:
+                    fades += [c.frame_num for c in fade_det.process_frame(tc, thumbs[k])]
+                    means.append(levels[k])
+                    if levels[k] < thr:
                         dark.add(index)
-                if diss_det is not None:
-                    diss_det.push(index, thumb)
+            if diss_det is not None:
+                diss_det.push_batch(indices, thumbs)
         last = FrameTimecode(info.last_index, fps=fps)
         flash.add([c.frame_num for c in cut_det.post_process(last)])
         cuts = flash.finish()

@@ -13,14 +13,30 @@ the time (edges, a stats manager: PySceneDetect's own code).
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from fractions import Fraction
 from typing import Any
 
+import cv2
 import numpy as np
 
+from vidcap.shots.decode import tiny
 from vidcap.shots.dissolve import DissolveDetector
 
 FLASH_RATIO = 0.5
+
+
+def thumbnails(frames: np.ndarray, size: tuple[int, int] = (8, 5)) -> np.ndarray:
+    """``vidcap.shots.decode.tiny`` of each frame of a batch ((n, h, w, 3) BGR uint8) -> (n, h', w', 3)
+    float32, in one OpenCV call: the frames are stacked into one tall image, whose blocks (whole
+    numbers of pixels, as ``tiny`` crops them) never straddle two frames, so every value is the same."""
+    n, h, w = frames.shape[:3]
+    hh, ww = h - h % size[1], w - w % size[0]
+    if n == 0 or hh == 0 or ww == 0:  # smaller than the thumbnail: one frame at a time (``tiny``)
+        return np.stack([tiny(f, size) for f in frames]) if n else np.zeros((0, size[1], size[0], 3), np.float32)
+    crop = frames if (hh, ww) == (h, w) else np.ascontiguousarray(frames[:, :hh, :ww])
+    out = cv2.resize(crop.reshape(n * hh, ww, 3), (size[0], size[1] * n), interpolation=cv2.INTER_AREA)
+    return out.reshape(n, size[1], size[0], 3).astype(np.float32)
 
 
 class _FastScore:
@@ -32,12 +48,26 @@ class _FastScore:
     stats_manager: Any
 
     def _calculate_frame_score(self, timecode, frame_img):
-        # heavy: OpenCV, only when frames are processed
-        import cv2
-
         if self._weights.delta_edges > 0.0 or self.stats_manager is not None:
             return super()._calculate_frame_score(timecode, frame_img)  # type: ignore[misc]  # mixin: ContentDetector's
-        hsv = cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV)
+        scores = getattr(self, "_scores", None)
+        if scores:  # computed by ``precompute`` for this frame
+            return scores.popleft()
+        return self._score(cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV))
+
+    def precompute(self, frames: np.ndarray) -> None:
+        """Compute the scores of a batch of frames ((n, h, w, 3) BGR, the next n frames ``process_frame``
+        gets, in order) in one colour conversion; ``process_frame`` then takes them in turn."""
+        if self._weights.delta_edges > 0.0 or self.stats_manager is not None:
+            return
+        n, h, w = frames.shape[:3]
+        hsv = cv2.cvtColor(frames.reshape(n * h, w, 3), cv2.COLOR_BGR2HSV).reshape(n, h, w, 3)
+        if getattr(self, "_scores", None) is None:
+            self._scores: deque[float] = deque()
+        self._scores.extend(self._score(hsv[k]) for k in range(n))
+
+    def _score(self, hsv: np.ndarray) -> float:
+        """The frame score of a frame (HSV) against the previous one (0.0 for the first frame)."""
         last, self._last_hsv = getattr(self, "_last_hsv", None), hsv
         if last is None:
             return 0.0

@@ -45,7 +45,8 @@ class Dissolve:
 
 
 class DissolveDetector:
-    """Feed ``push(index, thumbnail)`` in increasing index order, then ``finish()`` -> [Dissolve]."""
+    """Feed ``push(index, thumbnail)`` (or ``push_batch(indices, thumbnails)``: the same result, cheaper)
+    in increasing index order, then ``finish()`` -> [Dissolve]."""
 
     def __init__(self, min_change: float = 16.0, max_ratio: float = 0.25,
                  min_contrast: float = 1.7, half_windows: tuple[int, ...] = HALF_WINDOWS):
@@ -60,26 +61,68 @@ class DissolveDetector:
         self.next_centre = 0  # position in self.idx of the next centre to evaluate
         self.segment: list[tuple[int, float, int, float]] = []  # (t, ratio, h, change) with evidence
         self.found: list[Dissolve] = []
+        self._quiet: dict[int, bool] = {}  # centres known to have no evidence (``push_batch``)
+        self._tail: tuple[list[int], np.ndarray] = ([], np.zeros((0, 0), np.float32))  # last frames of ``push_batch``
 
     def push(self, index: int, frame: np.ndarray) -> None:
         self.idx.append(int(index))
         self.frames.append(frame)
         while self.next_centre < len(self.idx) and self.idx[self.next_centre] + 3 * self.hmax <= index:
-            self._evaluate(self.next_centre)
-            self.next_centre += 1
+            self._step()
         while len(self.idx) > 1 and self.idx[0] < index - self.keep and self.next_centre > 0:
             self.idx.popleft()
             self.frames.popleft()
             self.next_centre -= 1
 
+    def push_batch(self, indices: list[int], frames: np.ndarray) -> None:
+        """``push`` each of ``frames`` (an (n, ...) array of thumbnails, rows in ``indices`` order).
+
+        The same result as pushing them one by one, cheaper: the changes across every half-window are
+        computed for the whole batch at once, and a centre whose ``2 * hmax + 1`` frames around it were
+        all seen and where no window passes the change and residual tests is not evaluated again (it
+        has no evidence).
+        """
+        flat = frames.reshape(len(indices), -1)
+        tail_idx, tail = self._tail
+        idx = tail_idx + [int(i) for i in indices]
+        both = flat if not tail_idx else np.concatenate([tail, flat])
+        hm = self.hmax
+        n = len(idx)
+        if n > 2 * hm and idx[-1] - idx[0] == n - 1:  # no frame skipped
+            mid = both[hm:n - hm]
+            quiet = np.ones(n - 2 * hm, bool)
+            for h in self.hs:
+                lo, hi = both[hm - h:n - hm - h], both[hm + h:n - hm + h]
+                change = np.abs(hi - lo).mean(axis=1)
+                residual = np.abs(mid - 0.5 * (lo + hi)).mean(axis=1)
+                # evidence: change >= min_change and residual <= max_ratio * change (``_evaluate``); the
+                # margins keep a centre near either limit for the full evaluation
+                quiet &= (change < self.min_change - 1e-3) | (residual > self.max_ratio * change + 1e-3)
+            for t, q in zip(idx[hm:n - hm], quiet.tolist(), strict=True):
+                if q:
+                    self._quiet[t] = True
+        keep = min(n, 2 * hm)
+        self._tail = (idx[n - keep:], both[n - keep:])
+        for i, index in enumerate(indices):
+            self.push(index, frames[i])
+
     def finish(self) -> list[Dissolve]:
         while self.next_centre < len(self.idx):
-            self._evaluate(self.next_centre)
-            self.next_centre += 1
+            self._step()
         self._close_segment()
         return self.found
 
     # ---------------------------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        """Evaluate the next centre (one known to have no evidence only closes the open segment)."""
+        t = self.idx[self.next_centre]
+        if self._quiet.pop(t, False):
+            if self.segment and t - self.segment[-1][0] > 2:
+                self._close_segment()
+        else:
+            self._evaluate(self.next_centre)
+        self.next_centre += 1
 
     def _at(self, index: int) -> int | None:
         """Position in the buffer of the frame nearest ``index`` (None when the buffer lacks it)."""
