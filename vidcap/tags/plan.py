@@ -4,7 +4,7 @@ or its own ``text_column``), which must exist; the merge counts the values of ev
 from __future__ import annotations
 
 from vidcap.errors import ConfigError
-from vidcap.stages.plan import PlanContext, PlanHooks
+from vidcap.stages.plan import PlanContext, PlanHooks, SummarySection
 
 
 class TagsPlan(PlanHooks):
@@ -26,3 +26,6 @@ class TagsPlan(PlanHooks):
         for key in effective_keys(self.section(ctx)["keys"]):
             opts += ["--tag-key", key]
         return opts
+
+    def summary_sections(self) -> list[SummarySection]:
+        return [SummarySection("tags", "tags", order=10)]
