@@ -16,14 +16,13 @@ MAX_LINES = 400
 # other feature (features meet in the registry, by name, and in the app layer)
 CORE = ("", "errors", "redact", "config", "prompts", "text", "camera_text", "gpu", "io", "media", "llm", "runners", "models", "stages")
 FEATURES = ("probe", "caption", "clean", "motion", "shots", "tags", "judge")
-APP = ("workflow", "gather", "summary", "status", "compare", "report")
+APP = ("workflow", "gather", "merge", "summary", "status", "compare", "report")
 TOP = ("cli", "__main__", "dev")
 LAYER = {**{m: 0 for m in CORE}, **{m: 1 for m in FEATURES}, **{m: 2 for m in APP}, **{m: 3 for m in TOP}}
 
 # app modules that present one feature's results by design, and may name it (reviewed list)
 STAGE_NAME_ALLOWED = {
     "compare.py": "captions the same rows two ways and judges them: caption and judge by design",
-    "summary.py": "the summary's format has a section per feature (docs/tags.md: the tag counts)",
     "report/": "report sections present one feature's results (caption models and prompts, API cost, tag filters)",
 }
 

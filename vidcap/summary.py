@@ -203,7 +203,7 @@ class Summary:
         self._keys: list[str] | None = None
 
     def add(self, df: pd.DataFrame) -> None:
-        if self._keys is None and any(s.kind == "tags" for s in self.sections):
+        if self._keys is None and any(s.kind == "lists" for s in self.sections):
             self._pending.append(df)
             if sum(len(d) for d in self._pending) < TAG_SAMPLE:
                 return
@@ -227,7 +227,7 @@ class Summary:
                 for v in df[col][_nonempty_mask(df[col])]:
                     groups.add(" ".join(str(v).split()))
         for sec in self.sections:
-            if sec.kind == "tags":
+            if sec.kind == "lists":
                 keys = self._keys or []
                 if keys:
                     self.present.add(sec.key)
@@ -275,7 +275,7 @@ class Summary:
         for sec in self.sections:
             if sec.key not in self.present:
                 continue
-            if sec.kind == "tags":
+            if sec.kind == "lists":
                 out[sec.key] = {k: _ranked(c, self.top_k) for k, c in self.tags.get(sec.key, {}).items()}
             elif sec.kind == "numbers":
                 spill = self.numbers[sec.key]
@@ -334,7 +334,7 @@ def summary_rows(summary: dict) -> list[dict]:
         for msg, n in s["top_errors"]:
             add("stages", stage, msg, n)
     secs = sections()
-    for sec in [s for s in secs if s.kind == "tags" and s.key in summary]:
+    for sec in [s for s in secs if s.kind == "lists" and s.key in summary]:
         for key, items in summary[sec.key].items():
             for tag, n in items:
                 add(sec.key, key, tag, n)

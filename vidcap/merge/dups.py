@@ -31,6 +31,10 @@ _ENTRY = pa.schema([("h1", pa.uint64()), ("h2", pa.uint64()), ("ord", pa.int64()
 _PAIR = pa.schema([("ord", pa.int64()), ("first", pa.string())])
 
 
+def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
 def text_hashes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(positions of the non-empty texts, h1, h2) of ``texts``."""
     texts = texts.cast(pa.string()) if texts.type != pa.string() else texts
@@ -50,13 +54,14 @@ class Duplicates:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.buckets = max(1, min(MAX_BUCKETS, math.ceil(rows / ROWS_PER_BUCKET)))
         self.ordinal = 0
-        self._writers: dict[int, tuple] = {}
+        self._writers: dict[tuple[str, int], tuple] = {}
         self._range_size = 1
         self._ranges = 0
         self._loaded: tuple[int, np.ndarray, pa.Array] | None = None
 
-    def add(self, texts: pa.Array, row_ids: pa.Array) -> None:
+    def add(self, texts: pa.Array | pa.ChunkedArray, row_ids: pa.Array | pa.ChunkedArray) -> None:
         """The next rows of the merged table (in manifest order): their texts and row ids."""
+        texts, row_ids = _flat(texts), _flat(row_ids)
         start, n = self.ordinal, len(texts)
         self.ordinal += n
         pos, h1, h2 = text_hashes(texts)
@@ -66,12 +71,13 @@ class Duplicates:
         order = np.argsort(bucket, kind="stable")
         counts = np.bincount(bucket, minlength=self.buckets)
         ids = row_ids.take(pa.array(pos[order], pa.int64()))
+        h1, h2, ords = h1[order], h2[order], pos[order] + start
         at = 0
         for b in np.flatnonzero(counts):
             sel = slice(at, at + int(counts[b]))
             at += int(counts[b])
-            batch = pa.record_batch([pa.array(h1[order][sel]), pa.array(h2[order][sel]),
-                                     pa.array(pos[order][sel] + start, pa.int64()), ids[sel]], schema=_ENTRY)
+            batch = pa.record_batch([pa.array(h1[sel]), pa.array(h2[sel]), pa.array(ords[sel], pa.int64()),
+                                     ids[sel]], schema=_ENTRY)
             self._writer("bucket", int(b), _ENTRY).write_batch(batch)
 
     def _writer(self, kind: str, i: int, schema: pa.Schema):
@@ -85,7 +91,7 @@ class Duplicates:
         for sink, writer in self._writers.values():
             writer.close()
             sink.close()
-        self._writers = {}
+        self._writers.clear()
 
     def finish(self) -> int:
         """Group every bucket; returns how many rows repeat an earlier row's text."""

@@ -16,7 +16,6 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from vidcap.io.run_dir import RunDir
 from vidcap.io.tables import write_json, write_text
@@ -25,6 +24,7 @@ from vidcap.report.gallery import gallery, pick_rows, tag_columns
 from vidcap.report.judge import judge_section
 from vidcap.report.plots import bar_plot, hist_plot, throughput_plot
 from vidcap.report.provenance import provenance
+from vidcap.report.reading import report_rows
 from vidcap.report.throughput import throughput
 
 log = logging.getLogger("vidcap.report")
@@ -49,7 +49,8 @@ def dataset_summary(df: pd.DataFrame, top_k: int = 20, summary_json: Path | None
     """The dataset summary of issue 6 (``vidcap.summary.summarize``).
 
     Read from ``summary_json`` (gather's ``<name>.summary.json``) when it is at least as new as the
-    table, else computed with ``summarize(df, top_k)``.
+    table, else computed over every row of ``table`` in batches (``summarize_table``; without a table
+    ``summarize(df, top_k)``).
     """
     if summary_json is not None and summary_json.is_file() and (
             table is None or summary_json.stat().st_mtime >= table.stat().st_mtime):
@@ -57,9 +58,9 @@ def dataset_summary(df: pd.DataFrame, top_k: int = 20, summary_json: Path | None
             return json.loads(summary_json.read_text())
         except (OSError, ValueError) as exc:
             log.warning("ignoring %s: %s", summary_json, exc)
-    from vidcap.summary import summarize
+    from vidcap.summary import summarize, summarize_table
 
-    return summarize(df, top_k=top_k)
+    return summarize(df, top_k=top_k) if table is None else summarize_table(table, top_k=top_k)
 
 
 def _fmt(v, digits: int = 2) -> str:
@@ -96,7 +97,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
 
     run = RunDir.at(run_dir)
     name = run.name
-    table = Path(table) if table else run.table("parquet")
+    table = Path(table) if table else (run.root / "table" if (run.root / "table").is_dir() else run.table("parquet"))
     out = Path(out) if out else run.report
     if config is not None:
         config = public_config(config)
@@ -109,7 +110,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
     except FileNotFoundError:
         info = {}
 
-    df = pq.read_table(table).to_pandas(types_mapper=pd.ArrowDtype)
+    df = report_rows(table, seed=int(opts["seed"]))
     summary = dataset_summary(df, int(opts["top_k"]), run.summary_json, table)
     cap_cfg = ((config or {}).get("stages") or {}).get("caption") or {}
     caption_column = cap_cfg.get("output_column", "text")

@@ -53,7 +53,7 @@ class SummarySection:
 
     ``kind``: ``numbers`` (count, mean, p50, p90, max and a histogram of ``columns[0]``), ``labels``
     (every value of ``columns[0]`` counted), ``pairs`` (``columns[0]`` x ``columns[1]`` counted, top_k),
-    ``tags`` (list-of-strings columns, top_k values per column; ``columns`` empty: the ``--tag-key``
+    ``lists`` (list-of-strings columns, top_k values per column; ``columns`` empty: the ``--tag-key``
     columns, else detected). ``order``: place among the sections (JSON keys and CSV rows).
     """
 

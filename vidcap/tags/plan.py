@@ -28,4 +28,4 @@ class TagsPlan(PlanHooks):
         return opts
 
     def summary_sections(self) -> list[SummarySection]:
-        return [SummarySection("tags", "tags", order=10)]
+        return [SummarySection("tags", "lists", order=10)]
