@@ -249,10 +249,12 @@ class Summary:
                 values = col[_nonempty_mask(col)].astype(str)
                 self.counters.setdefault(sec.key, Counter()).update(values.value_counts().to_dict())
             elif sec.kind == "pairs":
-                w = pd.Series(_to_numbers(col)), pd.Series(_to_numbers(df[sec.columns[1]]))
-                ok = w[0].notna() & w[1].notna()
-                labels = [f"{int(a)}x{int(b)}" for a, b in zip(w[0][ok], w[1][ok])]
-                self.counters.setdefault(sec.key, Counter()).update(Counter(labels))
+                w, h = _to_numbers(col), _to_numbers(df[sec.columns[1]])
+                ok = ~(np.isnan(w) | np.isnan(h))
+                pairs = pd.DataFrame({"a": w[ok].astype(np.int64), "b": h[ok].astype(np.int64)}).value_counts()
+                counter = self.counters.setdefault(sec.key, Counter())
+                for (a, b), n in pairs.items():
+                    counter[f"{a}x{b}"] += int(n)
         if DUPLICATE in df.columns:
             self.duplicated = (self.duplicated or 0) + int(_nonempty_mask(df[DUPLICATE]).sum())
 
@@ -294,6 +296,10 @@ class Summary:
 
 
 def _to_numbers(series: pd.Series) -> np.ndarray:
+    """Every cell as a float (null and text that is no number: NaN)."""
+    if isinstance(series.dtype, pd.ArrowDtype) and (
+            pa.types.is_integer(series.dtype.pyarrow_dtype) or pa.types.is_floating(series.dtype.pyarrow_dtype)):
+        return series.to_numpy(dtype=float, na_value=np.nan)
     return pd.to_numeric(pd.Series(list(series), dtype=object), errors="coerce").to_numpy(dtype=float)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vidcap.io.run_dir import RunDir
@@ -71,14 +72,14 @@ def merge_schema(run: RunDir, names: list[str], stages: list[str]) -> MergeSchem
     return schema
 
 
-def _read(path: Path, schema: pa.Schema, columns: set[str] | None) -> pd.DataFrame:
+def _read(path: Path, schema: pa.Schema, columns: set[str] | None) -> pa.Table:
     want = None if columns is None else [c for c in schema.names if c in columns]
     if want is None:
         table = read_stage_table(path)
     else:
         have = set(pq.read_schema(path).names)
         table = read_stage_table_columns(path, [c for c in want if c in have])
-    return conform(table, schema, want).to_pandas(types_mapper=pd.ArrowDtype)
+    return conform(table, schema, want)
 
 
 def read_stage_table_columns(path: Path, columns: list[str]) -> pa.Table:
@@ -92,32 +93,37 @@ def merge_shard(run: RunDir, name: str, schema: MergeSchema, columns: set[str] |
                 check: bool = True, warn: bool = False) -> tuple[pd.DataFrame, set[str]]:
     """Shard ``name`` merged (rows in manifest order, columns in merge order) and the replaced columns
     that fell back to text in it. ``columns``: only these (and what they need); ``check``: each stage
-    has the shard's rows exactly once (``GatherError`` otherwise); ``warn``: log the replaced columns."""
+    has the shard's rows exactly once (``GatherError`` otherwise); ``warn``: log the replaced columns.
+    A stage's rows are put in the shard's order by ``row_id`` (a left join)."""
     base = _read(run.shard(name), schema.base, columns)
-    merged, fell_back = base, set()
+    ids = base.column(ROW_ID).combine_chunks()
+    merged, fell_back = base.to_pandas(types_mapper=pd.ArrowDtype), set()
     clashes = schema.clashes()
     for stage, stage_schema in schema.stages.items():
         part = _read(run.output(stage, name), stage_schema, columns)
         if check:
-            check_shard_once(stage, name, pa.array(base[ROW_ID].astype(STRING)),
-                             pa.array(part[ROW_ID].astype(STRING)))
-        clash = [c for c in clashes[stage] if c in part.columns and c in merged.columns]
+            check_shard_once(stage, name, ids, part.column(ROW_ID))
+        where = pc.index_in(ids, value_set=part.column(ROW_ID).combine_chunks())
+        aligned = part.drop_columns([ROW_ID]).take(where).to_pandas(types_mapper=pd.ArrowDtype)
+        clash = [c for c in clashes[stage] if c in aligned.columns and c in merged.columns]
         if clash and warn:
             log.warning("stage %s replaces column(s) %s where it has a value", stage, ", ".join(clash))
-        merged = merged.rename(columns={c: f"{c}\x00old" for c in clash})
-        merged = merged.merge(part, on=ROW_ID, how="left", validate="one_to_one", sort=False)
-        for c in clash:
-            old = merged.pop(f"{c}\x00old")
-            new = merged[c]
-            if c in schema.as_text:
-                old, new = old.astype(STRING), new.astype(STRING)
-            elif new.dtype != old.dtype:
-                try:
-                    old = old.astype(new.dtype)  # e.g. a CSV's "32" into the stage's int64
-                except (TypeError, ValueError, pa.ArrowInvalid):
-                    fell_back.add(c)
+        cols = {c: merged[c] for c in merged.columns if c not in clash}
+        for c in aligned.columns:
+            new = aligned[c]
+            if c in clash:
+                old = merged[c]
+                if c in schema.as_text:
                     old, new = old.astype(STRING), new.astype(STRING)
-            merged[c] = new.where(new.notna(), old)
+                elif new.dtype != old.dtype:
+                    try:
+                        old = old.astype(new.dtype)  # e.g. a CSV's "32" into the stage's int64
+                    except (TypeError, ValueError, pa.ArrowInvalid):
+                        fell_back.add(c)
+                        old, new = old.astype(STRING), new.astype(STRING)
+                new = new.where(new.notna(), old)
+            cols[c] = new
+        merged = pd.DataFrame(cols)
     merged = merged.sort_values(ROW_INDEX, kind="stable").reset_index(drop=True)
     ordered = schema.originals + [ROW_ID]
     ordered += [c for c in merged.columns if c not in ordered and c not in (ROW_INDEX, MEDIA_PATH)]
