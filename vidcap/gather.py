@@ -71,6 +71,7 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
     schema = merge_schema(run, names, stages)
     work = run.root / ".gather"
     shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     dups = None
     if duplicates_of:
         dups = find_duplicates(run, names, schema, duplicates_of, drop_failed or [], work)
@@ -103,6 +104,8 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
     finally:
         if dups is not None:
             dups.close()
+        if summary is None:
+            shutil.rmtree(work, ignore_errors=True)
     for stage, n in dropped.items():
         log.info("left out %d rows whose %s failed (keep_failed: false)", n, stage)
     if answers:
@@ -110,9 +113,11 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
     if judge_table:
         write_judge_table(pd.concat(judge_rows, ignore_index=True) if judge_rows else pd.DataFrame(), judge_table)
     if summary is not None:
-        write_summary(summary.result(dropped_failed_captions=sum(dropped.values()) if dropped else None,
-                                     skipped_lines=run.shard_info().get("bad_lines")), summary_json, summary_csv)
-    shutil.rmtree(work, ignore_errors=True)
+        try:
+            write_summary(summary.result(dropped_failed_captions=sum(dropped.values()) if dropped else None,
+                                         skipped_lines=run.shard_info().get("bad_lines")), summary_json, summary_csv)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     log.info("merged %d rows in %d parts into %s%s", written, parts.count, run.root / "table",
              "".join(f", {p}" for p in outputs or []))
     return written
