@@ -100,6 +100,7 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
     except BaseException:
         parts.abort()
         single.abort()
+        shutil.rmtree(work, ignore_errors=True)
         raise
     finally:
         if dups is not None:
