@@ -118,3 +118,19 @@ def test_merge_memory_is_bounded_by_a_shard(tmp_path):
     assert ids == shards.column(ROW_ID).to_pylist(), "every row once, in manifest order"
     old = subprocess.run([sys.executable, "-c", script, "old"], capture_output=True, text=True)
     assert old.returncode != 0 and "MemoryError" in old.stderr[-500:] + old.stdout, old.stdout[-500:]
+
+
+@pytest.mark.parametrize("merge, rows, single", [({}, 5, True), ({"single_file_max_rows": 4}, 5, False),
+                                                  ({"single_file": "never"}, 5, False),
+                                                  ({"single_file": "always", "single_file_max_rows": 1}, 5, True)])
+def test_single_file_tables_are_outputs_by_run_size(tmp_path, merge, rows, single):
+    from vidcap.config import validate_config
+    from vidcap.workflow import Plan
+
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame({"path": [f"{i}.mp4" for i in range(rows)]}).to_csv(manifest, index=False)
+    plan = Plan(validate_config({"manifest": str(manifest), "results_dir": str(tmp_path / "results"), "name": "p",
+                                 "merge": merge}))
+    outputs = plan.gather_outputs()
+    assert outputs["table"] == str(tmp_path / "results" / "p" / "table")
+    assert ("csv" in outputs and "parquet" in outputs) is single
