@@ -31,10 +31,11 @@ OUT = REPO / "bench" / "out" / "scale-gather"
 SINGLE_FILE_MAX = 1_000_000
 
 
-def timed(cmd: list[str], env: dict) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MB) of ``cmd`` (``/usr/bin/time -v``)."""
+def timed(cmd: list[str], env: dict, cwd: Path = REPO) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MB) of ``cmd`` (``/usr/bin/time -v``) run in ``cwd`` (``python -m``
+    imports from there first)."""
     t = time.time()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env, cwd=cwd)
     wall = time.time() - t
     if proc.returncode:
         raise SystemExit(f"{cmd[:3]} failed:\n{proc.stderr[-3000:]}")
@@ -79,7 +80,7 @@ def main() -> None:
             old.mkdir(parents=True)
             archive = subprocess.run(["git", "-C", str(REPO), "archive", args.old, "vidcap"], capture_output=True, check=True)
             subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
-            wall, rss = timed(gather_cmd(run.root, rows, True), {**os.environ, "PYTHONPATH": str(old)})
+            wall, rss = timed(gather_cmd(run.root, rows, True), {**os.environ, "PYTHONPATH": str(old)}, cwd=old)
             lines.append(f"| {rows:,} | gather ({args.old}, whole table, single files) | {size} | {wall:.1f} | {rss} |")
             print(lines[-1], file=sys.stderr)
         if not args.keep:
