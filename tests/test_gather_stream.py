@@ -134,3 +134,24 @@ def test_single_file_tables_are_outputs_by_run_size(tmp_path, merge, rows, singl
     outputs = plan.gather_outputs()
     assert outputs["table"] == str(tmp_path / "results" / "p" / "table")
     assert ("csv" in outputs and "parquet" in outputs) is single
+
+
+def test_numbers_above_the_in_memory_size_give_numpys_figures(tmp_path, monkeypatch):
+    import numpy as np
+
+    from vidcap.merge import numbers
+    from vidcap.summary import HIST_BINS, _r, numeric_stats
+
+    monkeypatch.setattr(numbers, "IN_MEMORY", 10)
+    monkeypatch.setattr(numbers, "CHUNK", 97)
+    rng = np.random.default_rng(1)
+    for values in (rng.random(2001) * 30, np.r_[np.full(900, 5.0), rng.integers(0, 9, 600).astype(float)]):
+        spill = numbers.NumberSpill(tmp_path)
+        for part in np.array_split(values, 7):
+            spill.add(part)
+        got = spill.stats(numeric_stats, HIST_BINS, _r)
+        want = numeric_stats(values)
+        assert {k: got[k] for k in ("count", "p50", "p90", "max", "histogram")} == \
+               {k: want[k] for k in ("count", "p50", "p90", "max", "histogram")}
+        assert abs(got["mean"] - want["mean"]) < 1e-3
+        spill.close()
