@@ -16,7 +16,7 @@ rule run_config:
 
 rule report:
     input:
-        table=str(RUN.table("parquet")),
+        table=str(RUN.root / "table"),
         info=str(RUN.shard_info_path),
         config=str(RUN.config_json),
     output:

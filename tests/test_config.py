@@ -21,7 +21,7 @@ def test_every_problem_named_with_key_and_allowed_values():
                  "config key 'stages.probe.check': must be one of 'header', 'first', 'ends'; got 'x'",
                  "config key 'stages.motion.threshold': must be of type number, got 'high' (str)",
                  "config key 'name': must match",
-                 "config key 'bogus': is not a known key; allowed here: manifest, media_root, name"]:
+                 "config key 'bogus': is not a known key; allowed here: manifest, media_root, merge, name"]:
         assert part in msg, msg
 
 

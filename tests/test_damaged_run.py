@@ -29,6 +29,7 @@ KINDS = {
     "config": "r/config.json",
     "merged csv": "r.csv",
     "merged parquet": "r.parquet",
+    "merged part": "r/table/part-00001.parquet",
     "summary json": "r.summary.json",
     "summary csv": "r.summary.csv",
     "answers": "r.answers.jsonl",

@@ -17,13 +17,12 @@ MAX_LINES = 400
 # other feature (features meet in the registry, by name, and in the app layer)
 CORE = ("", "errors", "redact", "config", "prompts", "text", "camera_text", "gpu", "io", "media", "llm", "runners", "models", "stages")
 FEATURES = ("probe", "caption", "clean", "motion", "shots", "tags", "judge", "scores")
-APP = ("workflow", "gather", "summary", "status", "compare", "report", "export", "filter")
+APP = ("workflow", "gather", "merge", "summary", "status", "compare", "report", "export", "filter")
 TOP = ("cli", "__main__", "dev")
 LAYER = {**{m: 0 for m in CORE}, **{m: 1 for m in FEATURES}, **{m: 2 for m in APP}, **{m: 3 for m in TOP}}
 
 # app modules that present one feature's results by design, and may name it (reviewed list)
 STAGE_NAME_ALLOWED = {
-    "summary.py": "the summary's format has a section per feature (docs/tags.md: the tag counts)",
     "judge/parse.py": "'scores' there is a key of the judge's JSON answer, not the scores stage",
 }
 
@@ -36,8 +35,6 @@ HEAVY = {"torch", "transformers", "vllm", "peft", "accelerate", "safetensors", "
          "fsspec", "s3fs", "moto", "rapidocr_onnxruntime", "onnxruntime", "faiss", "webdataset"}
 # modules whose function-local imports are not checked, with the reason (reviewed list)
 LOCAL_IMPORTS_ALLOWED = {
-    "gather.py": "rewritten by the streaming-merge work (issue 23)",
-    "summary.py": "rewritten by the streaming-merge work (issue 23)",
 }
 
 

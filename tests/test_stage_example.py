@@ -16,7 +16,7 @@ from vidcap.errors import ConfigError
 from vidcap.io.shards import ROW_ID
 from vidcap.stages import REGISTRY, StageSpec
 from vidcap.stages.base import RowStage, run_stage
-from vidcap.stages.plan import PlanContext, PlanHooks
+from vidcap.stages.plan import PlanContext, PlanHooks, SummarySection
 from vidcap.stages.report import Plot, ReportInput, ReportPart, Section
 
 
@@ -50,6 +50,9 @@ class WordsPlan(PlanHooks):
 
     def gather_options(self, ctx: PlanContext) -> list[str]:
         return ["--top-k", "5"]
+
+    def summary_sections(self) -> list[SummarySection]:
+        return [SummarySection("words_per_row", "labels", ("text_words",), order=60)]
 
 
 # --- vidcap/words/report.py (and its template, tests/stage_example_report.html.j2) ---------------
@@ -114,13 +117,13 @@ def test_a_new_stage_check_names_its_key(tmp_path, with_words):
 
 def test_a_new_stage_adds_its_report_section(tmp_path, monkeypatch):
     """The report loops over the registry: the stage's part adds a menu entry, its section (its own
-    template) and its plot; nothing in vidcap/report/ changes."""
+    template) and its plot, from the summary section its plan hooks declare; nothing in vidcap/report/
+    or vidcap/summary.py changes."""
+    from vidcap import summary
     from vidcap.report import build
-    from vidcap.summary import summarize
 
     monkeypatch.setattr(build, "REGISTRY", (*REGISTRY, SPEC))
-    monkeypatch.setattr(build, "summarize", lambda df, top_k: {**summarize(df, top_k=top_k),
-                                                               "words_per_row": [["2", 2], ["3", 1]]})
+    monkeypatch.setattr(summary, "REGISTRY", (*REGISTRY, SPEC))
     run = tmp_path / "results" / "words"
     run.mkdir(parents=True)
     table = tmp_path / "results" / "words.parquet"

@@ -1,4 +1,4 @@
-"""The final merge: all shards and all stage outputs into one table.
+"""The final merge: all shards and all stage outputs into one table, streamed shard by shard.
 
 Output: every manifest row exactly once, in manifest order; the manifest's columns first (values as
 read), then ``row_id``, then each stage's columns in stage order. A stage column named like a manifest
@@ -6,6 +6,12 @@ column replaces it in place (as Open-Sora's ``--info`` does for ``num_frames``; 
 ``text``), except in rows where the stage has no value (a failed row keeps its manifest value; the
 stage's error column says it failed). Stage rows are joined
 by ``row_id``; a missing, repeated or unknown id stops the merge with a message instead of shifting rows.
+
+Written one shard at a time (``vidcap.merge``), memory bounded by a shard: the Parquet dataset
+``results/<name>/table/part-NNNNN.parquet`` (one part per shard, manifest order across parts, one
+schema for all parts) always; the single-file tables (``outputs``: CSV, Parquet) when asked for
+(the workflow asks when the run has at most ``merge.single_file_max_rows`` rows, or ``merge.single_file:
+always``). Each stage's rows are checked per shard: a missing, repeated or unknown id stops the merge.
 
 Finishing steps that need every shard: ``caption_duplicate`` (with ``duplicates_of``: the ``row_id`` of
 the first row, in manifest order, whose caption is exactly the same; empty for that first row, for
@@ -19,31 +25,41 @@ a seeded 95 % bootstrap interval).
 from __future__ import annotations
 
 import logging
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from vidcap.errors import GatherError
+from vidcap.io.answers import answer_records, write_answers
+from vidcap.io.results import iter_result_batches
 from vidcap.io.run_dir import RunDir
-from vidcap.io.run_tables import check_exactly_once, read_stage_tables
-from vidcap.io.shards import INTERNAL, MEDIA_PATH, ROW_ID, ROW_INDEX
+from vidcap.io.shards import ROW_ID, ROW_INDEX
 from vidcap.io.tables import write_table
+from vidcap.judge.columns import from_stage_table
+from vidcap.judge.summary import category_table, format_category_table, order_agreement
+from vidcap.merge.dups import Duplicates
+from vidcap.merge.join import STRING, MergeSchema, merge_schema, merge_shard
+from vidcap.merge.parts import PartWriter, SingleFiles
+from vidcap.summary import Summary, write_summary
 
 log = logging.getLogger("vidcap.gather")
+DUPLICATE = "caption_duplicate"
 
 
-def gather(run: RunDir, stages: list[str], outputs: list[str | Path],
+def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = None,
            duplicates_of: str | None = None, summary_json: str | Path | None = None,
            summary_csv: str | Path | None = None, tag_keys: list[str] | None = None,
            top_k: int = 20, answers: dict | None = None, judge_table: str | Path | None = None,
-           drop_failed: list[str] | None = None) -> pd.DataFrame:
-    """Merge the run's shards with every stage's per-shard outputs.
+           drop_failed: list[str] | None = None) -> int:
+    """Merge the run's shards with every stage's per-shard outputs; returns the rows written.
 
     ``stages``: stage names, in the order their columns should appear.
-    ``outputs``: tables to write (CSV and/or Parquet, by extension), each atomically.
+    ``outputs``: single-file tables to write besides the part files (CSV and/or Parquet, by extension).
     ``duplicates_of``: the caption column whose exact duplicates get ``caption_duplicate``.
-    ``summary_json`` / ``summary_csv``: where the dataset summary goes (``vidcap.summary.summarize`` with
+    ``summary_json`` / ``summary_csv``: where the dataset summary goes (``vidcap.summary.Summary`` with
     ``tag_keys`` and ``top_k``). The camera-motion sentence is the clean stage's (``append_motion``).
     ``answers``: ``write_answers_file`` keyword arguments (``path``, ``text_column``, ...).
     ``judge_table``: where the judge's per-category table goes (CSV or Parquet).
@@ -52,79 +68,121 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path],
     caption's as ``dropped_failed_captions``.
     """
     names = run.shard_names()
-    base = read_stage_tables([run.shard(n) for n in names])
-    originals = [c for c in base.columns if c not in INTERNAL]
-    merged = base
-    for stage in stages:
-        part = read_stage_tables([run.output(stage, n) for n in names])
-        check_exactly_once(stage, base[ROW_ID], part[ROW_ID])
-        clash = [c for c in part.columns if c != ROW_ID and c in merged.columns]
-        if clash:
-            log.warning("stage %s replaces column(s) %s where it has a value", stage, ", ".join(clash))
-            merged = merged.rename(columns={c: f"{c}\x00old" for c in clash})
-        merged = merged.merge(part, on=ROW_ID, how="left", validate="one_to_one", sort=False)
-        for c in clash:
-            old = merged.pop(f"{c}\x00old")
-            new = merged[c]
-            if new.dtype != old.dtype:
-                try:
-                    old = old.astype(new.dtype)  # e.g. a CSV's "32" into the stage's int64
-                except (TypeError, ValueError, pa.ArrowInvalid):
-                    old, new = old.astype(pd.ArrowDtype(pa.string())), new.astype(pd.ArrowDtype(pa.string()))
-            merged[c] = new.where(new.notna(), old)
-    merged = merged.sort_values(ROW_INDEX, kind="stable").reset_index(drop=True)
-    ordered = originals + [ROW_ID]
-    ordered += [c for c in merged.columns if c not in ordered and c not in (ROW_INDEX, MEDIA_PATH)]
-    merged = merged[[c for c in ordered if c in merged.columns]]
-    dropped: dict[str, int] = {}
-    for stage in drop_failed or ():
-        errors = merged[f"{stage}_error"].astype(pd.ArrowDtype(pa.string())).fillna("").str.strip()
-        failed = (errors != "").to_numpy(dtype=bool)
-        dropped[stage] = int(failed.sum())
-        merged = merged[~failed].reset_index(drop=True)
-        log.info("left out %d rows whose %s failed (keep_failed: false)", dropped[stage], stage)
+    schema = merge_schema(run, names, stages)
+    work = run.root / ".gather"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    dups = None
     if duplicates_of:
-        merged["caption_duplicate"] = mark_duplicates(merged, duplicates_of)
-    for out in outputs:
-        write_table(merged, out)
+        dups = find_duplicates(run, names, schema, duplicates_of, drop_failed or [], work)
+    parts = PartWriter(run.root / "table")
+    single = SingleFiles([Path(p) for p in outputs or []])
+    summary = Summary(top_k, tag_keys, work) if (summary_json or summary_csv) else None
+    dropped = {s: 0 for s in drop_failed or ()}
+    judge_rows: list[pd.DataFrame] = []
+    written = 0
+    try:
+        for i, name in enumerate(names):
+            merged, _ = merge_shard(run, name, schema, warn=i == 0)
+            merged = _drop_failed(merged, drop_failed or [], dropped)
+            if duplicates_of:
+                merged[DUPLICATE] = (pd.Series(dups.column(written, len(merged)), dtype=STRING)
+                                     if dups is not None else pd.Series([None] * len(merged), dtype=STRING))
+            table = parts.write(pa.Table.from_pandas(merged, preserve_index=False), name)
+            single.add(table)
+            written += len(table)
+            if summary is not None:
+                summary.add(merged)
+            if judge_table:
+                judge_rows.append(from_stage_table(merged))
+        single.close(parts.schema)
+        parts.commit()
+    except BaseException:
+        parts.abort()
+        single.abort()
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        if dups is not None:
+            dups.close()
+        if summary is None:
+            shutil.rmtree(work, ignore_errors=True)
+    for stage, n in dropped.items():
+        log.info("left out %d rows whose %s failed (keep_failed: false)", n, stage)
     if answers:
-        write_answers_file(merged, **answers)
+        write_answers_file(run.root / "table", **answers)
     if judge_table:
-        write_judge_table(merged, judge_table)
-    if summary_json or summary_csv:
-        from vidcap.summary import summarize, write_summary
+        write_judge_table(pd.concat(judge_rows, ignore_index=True) if judge_rows else pd.DataFrame(), judge_table)
+    if summary is not None:
+        try:
+            write_summary(summary.result(dropped_failed_captions=sum(dropped.values()) if dropped else None,
+                                         skipped_lines=run.shard_info().get("bad_lines")), summary_json, summary_csv)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    log.info("merged %d rows in %d parts into %s%s", written, parts.count, run.root / "table",
+             "".join(f", {p}" for p in outputs or []))
+    return written
 
-        write_summary(summarize(merged, top_k=top_k, tag_keys=tag_keys,
-                                dropped_failed_captions=sum(dropped.values()) if dropped else None,
-                                skipped_lines=run.shard_info().get("bad_lines")), summary_json, summary_csv)
-    log.info("merged %d rows, %d columns into %s", len(merged), merged.shape[1],
-             ", ".join(map(str, outputs)))
+
+def _drop_failed(merged: pd.DataFrame, stages: list[str], dropped: dict[str, int]) -> pd.DataFrame:
+    for stage in stages:
+        errors = merged[f"{stage}_error"].astype(STRING).fillna("").str.strip()
+        failed = (errors != "").to_numpy(dtype=bool)
+        dropped[stage] += int(failed.sum())
+        merged = merged[~failed].reset_index(drop=True)
     return merged
 
 
-def write_answers_file(merged: pd.DataFrame, path: str | Path, text_column: str = "text",
+def find_duplicates(run: RunDir, names: list[str], schema: MergeSchema, column: str, drop_failed: list[str],
+                    work: Path) -> Duplicates | None:
+    """``caption_duplicate`` of the whole run (``vidcap.merge.dups``), from a pass over the columns it
+    needs only; None (and a warning) when the merged table has no ``column``."""
+    known = set(schema.base.names).union(*(s.names for s in schema.stages.values()))
+    if column not in known:
+        log.warning("caption_duplicate: no column %r; nothing marked", column)
+        return None
+    dups = Duplicates(work / "dups", int(run.shard_info().get("rows") or 0))
+    need = {ROW_ID, ROW_INDEX, column, *(f"{s}_error" for s in drop_failed)}
+    for name in names:
+        merged, _ = merge_shard(run, name, schema, columns=need)
+        merged = _drop_failed(merged, drop_failed, {s: 0 for s in drop_failed})
+        dups.add(pa.array(merged[column].astype(STRING)), pa.array(merged[ROW_ID].astype(STRING)))
+    log.info("caption_duplicate: %d rows repeat an earlier caption", dups.finish())
+    return dups
+
+
+def write_answers_file(merged: pd.DataFrame | Path, path: str | Path, text_column: str = "text",
                        id_column: str = "question_id", prompt_column: str | None = None,
                        prompt: str | None = None) -> Path:
     """The caption stage's answers of every row, in manifest order, as NeVA answers JSONL
     (``vidcap.io.answers.write_answers``; model from ``caption_model``, errors from ``caption_error``,
-    ``category`` in ``metadata`` when the manifest has one)."""
-    from vidcap.io.answers import write_answers
+    ``category`` in ``metadata`` when the manifest has one). ``merged``: a frame, or a merged table
+    (``vidcap.io.results``) read in batches."""
+    frames = [merged] if isinstance(merged, pd.DataFrame) else _frames(merged)
+    count = [0]
 
-    if id_column not in merged.columns:
-        raise GatherError(f"answers file: no column {id_column!r} to take question ids from")
-    out = write_answers(merged, path, model_column="caption_model", text_column=text_column,
-                        prompt_column=prompt_column, prompt=prompt or "",
-                        error_column="caption_error", id_column=id_column)
-    log.info("answers of %d rows -> %s", len(merged), out)
+    def records() -> Iterator[dict]:
+        for df in frames:
+            if id_column not in df.columns:
+                raise GatherError(f"answers file: no column {id_column!r} to take question ids from")
+            count[0] += len(df)
+            yield from answer_records(df, "", model_column="caption_model", text_column=text_column,
+                                      prompt_column=prompt_column, prompt=prompt or "",
+                                      error_column="caption_error", id_column=id_column)
+
+    out = write_answers(records(), path)
+    log.info("answers of %d rows -> %s", count[0], out)
     return out
 
 
-def write_judge_table(merged: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    """The judge stage's per-category table (``vidcap.judge.core.category_table``) written to ``path``."""
-    from vidcap.judge.columns import from_stage_table
-    from vidcap.judge.summary import category_table, format_category_table, order_agreement
+def _frames(where: Path) -> Iterator[pd.DataFrame]:
+    for batch in iter_result_batches(where):
+        yield batch.to_pandas(types_mapper=pd.ArrowDtype)
 
-    rows = from_stage_table(merged)
+
+def write_judge_table(rows: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """The judge stage's per-category table (``vidcap.judge.core.category_table``) of the judge's rows
+    (``vidcap.judge.columns.from_stage_table`` of the merged table) written to ``path``."""
     table = category_table(rows)
     write_table(table, path)
     agree = order_agreement(rows)

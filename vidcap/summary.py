@@ -1,11 +1,17 @@
 """Dataset summary of a merged table: what the set contains and what failed (written by ``gather``).
 
-``summarize(df, top_k=20, tag_keys=None) -> dict`` (the report reads it; ``docs/tags.md`` has the format)::
+``Summary(top_k, tag_keys)`` is computed batch by batch (``add(frame)`` per part of the merged table,
+then ``result()``), memory bounded by a batch: counts are kept per value, numbers spill to disk
+(``vidcap.merge.numbers``). ``summarize(df, ...)`` is the same over one frame,
+``summarize_table(where)`` over a merged table read in batches (``vidcap.io.results``). The sections
+besides ``rows``, ``stages``, ``duplicates`` and the two counts of dropped rows come from the stages'
+plan hooks (``summary_sections``, ``vidcap.stages.plan.SummarySection``). The format (the report reads
+it; ``docs/tags.md`` has it)::
 
     {"rows": N,
-     "stages": {"probe": {"failed": n, "top_errors": [["class", n], ...],      # every <stage>_error column,
+     "stages": {"<stage>": {"failed": n, "top_errors": [["class", n], ...],      # every <stage>_error column,
                           "error_examples": {"class": ["message", ...]}}, ...}, # grouped by vidcap.errors.error_class
-     "tags": {"objects": [["dog", 120], ...], "actions": [...]},                 # top_k values per key
+     "<tags>": {"objects": [["dog", 120], ...], "actions": [...]},                 # top_k values per key
      "caption_words": {"count": n, "mean": x, "p50": x, "p90": x, "max": x, "histogram": [[lo, hi, n], ...]},
      "cmotion": [["static", n], ...],
      "duration_s": {...same as caption_words...},
@@ -17,6 +23,7 @@
 A section is absent when its column is absent (``duplicates`` needs ``caption_duplicate``; ``resolution``
 needs ``width`` and ``height``; ``duration_s`` needs ``duration``). Rules:
 
+* Tag columns are detected (``tag_keys`` None) on the table's first 200 rows.
 * Counted lists are sorted by count (descending), then by value; ``top_errors``, ``tags`` and
   ``resolution`` keep the first ``top_k``; ``cmotion`` keeps every label (combined labels as they are,
   e.g. ``pan_left+tilt_up``).
@@ -45,8 +52,7 @@ needs ``width`` and ``height``; ``duration_s`` needs ``duration``). Rules:
     tags,<key>,<tag>,<n>
     caption_words,<count|mean|p50|p90|max>,<x>,      caption_words,histogram,<lo>..<hi>,<n>
     cmotion,,<label>,<n>      resolution,,<WxH>,<n>      duplicates,duplicated_captions,,<n>
-    dropped_failed_captions,,,<n>
-"""
+    dropped_failed_captions,,,<n>"""
 from __future__ import annotations
 
 import json
@@ -56,11 +62,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from vidcap.errors import ErrorGroups
+from vidcap.io.results import iter_result_batches
+from vidcap.io.tables import write_table, write_text
+from vidcap.merge.numbers import NumberSpill
+from vidcap.stages import REGISTRY
+from vidcap.stages.plan import SummarySection
 
 HIST_BINS = 10
 DEFAULT_TAG_KEYS = ("objects", "actions")
+TAG_SAMPLE = 200
+DUPLICATE = "caption_duplicate"
+
+
+def sections() -> list[SummarySection]:
+    """Every stage's summary sections (``summary_sections`` hooks), in summary order."""
+    return sorted((s for spec in REGISTRY for s in spec.hooks().summary_sections()), key=lambda s: s.order)
 
 
 def _present(value) -> bool:
@@ -106,7 +126,7 @@ def _as_list(value) -> list | None:
 
 
 def _is_tag_column(series: pd.Series) -> bool:
-    sample = [v for v in series.head(200) if _present(v)]
+    sample = [v for v in series.head(TAG_SAMPLE) if _present(v)]
     parsed = [_as_list(v) for v in sample if not isinstance(v, str) or v.strip().startswith("[")]
     lists = [x for x in parsed if x is not None]
     if not lists or len(lists) < len(sample):
@@ -133,7 +153,7 @@ def _r(x) -> float | None:
 
 def numeric_stats(values) -> dict:
     """count, mean, p50, p90, max and a histogram of the non-null numeric ``values``."""
-    arr = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").dropna().to_numpy(dtype=float)
+    arr = _numbers(values)
     if len(arr) == 0:
         return {"count": 0, "mean": None, "p50": None, "p90": None, "max": None, "histogram": []}
     lo, hi = float(arr.min()), float(arr.max())
@@ -146,56 +166,157 @@ def numeric_stats(values) -> dict:
             "p90": _r(np.percentile(arr, 90)), "max": _r(hi), "histogram": hist}
 
 
+def _numbers(values) -> np.ndarray:
+    """The non-null numbers of ``values`` (text that is no number counts as null)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values[~np.isnan(values)]
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.ArrowDtype) and (
+            pa.types.is_integer(values.dtype.pyarrow_dtype) or pa.types.is_floating(values.dtype.pyarrow_dtype)):
+        return values.dropna().to_numpy(dtype=float)
+    return pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").dropna().to_numpy(dtype=float)
+
+
+def _nonempty_mask(series: pd.Series) -> np.ndarray:
+    """Rows whose cell is present and not only whitespace (as ``_nonempty``), vectorised for text."""
+    if isinstance(series.dtype, pd.ArrowDtype) and pa.types.is_string(series.dtype.pyarrow_dtype):
+        arr = pa.array(series)
+        keep = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0), False)
+        return keep.to_numpy(zero_copy_only=False)
+    return np.array([_nonempty(v) for v in series], dtype=bool)
+
+
+class Summary:
+    """The dataset summary computed part by part (module docstring): ``add`` each part of the merged
+    table in manifest order, then ``result()`` once."""
+
+    def __init__(self, top_k: int = 20, tag_keys: list[str] | None = None, workdir: Path | None = None):
+        self.top_k, self.tag_keys, self.workdir = top_k, tag_keys, workdir
+        self.sections = sections()
+        self.rows = 0
+        self.errors: dict[str, ErrorGroups] = {}
+        self.counters: dict[str, Counter] = {}
+        self.tags: dict[str, dict[str, Counter]] = {}
+        self.numbers: dict[str, NumberSpill] = {}
+        self.present: set[str] = set()
+        self.duplicated: int | None = None
+        self._pending: list[pd.DataFrame] = []   # the first rows, until tag columns are decided
+        self._keys: list[str] | None = None
+
+    def add(self, df: pd.DataFrame) -> None:
+        if self._keys is None and any(s.kind == "lists" for s in self.sections):
+            self._pending.append(df)
+            if sum(len(d) for d in self._pending) < TAG_SAMPLE:
+                return
+            self._decide_tags()
+            pending, self._pending = self._pending, []
+            for d in pending:
+                self._add(d)
+            return
+        self._add(df)
+
+    def _decide_tags(self) -> None:
+        head = pd.concat(self._pending, ignore_index=True) if self._pending else pd.DataFrame()
+        self._keys = (tag_columns(head.head(TAG_SAMPLE)) if self.tag_keys is None
+                      else [k for k in self.tag_keys if k in head.columns])
+
+    def _add(self, df: pd.DataFrame) -> None:
+        self.rows += len(df)
+        for col in df.columns:
+            if col.endswith("_error") and not col.startswith("_"):
+                groups = self.errors.setdefault(col, ErrorGroups())
+                for v in df[col][_nonempty_mask(df[col])]:
+                    groups.add(" ".join(str(v).split()))
+        for sec in self.sections:
+            if sec.kind == "lists":
+                keys = self._keys or []
+                if keys:
+                    self.present.add(sec.key)
+                for key in keys:
+                    counter = self.tags.setdefault(sec.key, {}).setdefault(key, Counter())
+                    for cell in df[key]:
+                        items = _as_list(cell)
+                        if items:
+                            counter.update(set(str(v) for v in items))  # once per row
+                continue
+            if not all(c in df.columns for c in sec.columns):
+                continue
+            self.present.add(sec.key)
+            col = df[sec.columns[0]]
+            if sec.kind == "numbers":
+                spill = self.numbers.get(sec.key) or self.numbers.setdefault(sec.key, NumberSpill(self.workdir))
+                spill.add(_numbers(col))
+            elif sec.kind == "labels":
+                values = col[_nonempty_mask(col)].astype(str)
+                self.counters.setdefault(sec.key, Counter()).update(values.value_counts().to_dict())
+            elif sec.kind == "pairs":
+                w, h = _to_numbers(col), _to_numbers(df[sec.columns[1]])
+                ok = ~(np.isnan(w) | np.isnan(h))
+                pairs = pd.DataFrame({"a": w[ok].astype(np.int64), "b": h[ok].astype(np.int64)}).value_counts()
+                counter = self.counters.setdefault(sec.key, Counter())
+                for (a, b), n in pairs.items():
+                    counter[f"{a}x{b}"] += int(n)
+        if DUPLICATE in df.columns:
+            self.duplicated = (self.duplicated or 0) + int(_nonempty_mask(df[DUPLICATE]).sum())
+
+    def result(self, dropped_failed_captions: int | None = None, skipped_lines: list[dict] | None = None) -> dict:
+        """The summary (module docstring). ``dropped_failed_captions``: rows with a failed caption the
+        merge left out (None: it dropped none). ``skipped_lines``: a prompt-file manifest's bad lines
+        the shard step skipped (``{"line", "reason"}`` each, from ``shards/manifest.json``)."""
+        if self._keys is None:
+            self._decide_tags()
+            pending, self._pending = self._pending, []
+            for d in pending:
+                self._add(d)
+        out: dict = {"rows": int(self.rows)}
+        stages = {}
+        for col, groups in self.errors.items():
+            top = groups.top(self.top_k)
+            stages[col[: -len("_error")]] = {"failed": groups.total(), "top_errors": [[cls, n] for cls, n, _ in top],
+                                             "error_examples": {cls: ex for cls, _, ex in top}}
+        out["stages"] = stages
+        for sec in self.sections:
+            if sec.key not in self.present:
+                continue
+            if sec.kind == "lists":
+                out[sec.key] = {k: _ranked(c, self.top_k) for k, c in self.tags.get(sec.key, {}).items()}
+            elif sec.kind == "numbers":
+                spill = self.numbers[sec.key]
+                out[sec.key] = spill.stats(numeric_stats, HIST_BINS, _r)
+                spill.close()
+            else:
+                out[sec.key] = _ranked(self.counters.get(sec.key, Counter()),
+                                       self.top_k if sec.kind == "pairs" else None)
+        if self.duplicated is not None:
+            out["duplicates"] = {"duplicated_captions": int(self.duplicated)}
+        if dropped_failed_captions is not None:
+            out["dropped_failed_captions"] = int(dropped_failed_captions)
+        if skipped_lines:
+            out["skipped_manifest_lines"] = [{"line": int(b["line"]), "reason": str(b["reason"])} for b in skipped_lines]
+        return out
+
+
+def _to_numbers(series: pd.Series) -> np.ndarray:
+    """Every cell as a float (null and text that is no number: NaN)."""
+    if isinstance(series.dtype, pd.ArrowDtype) and (
+            pa.types.is_integer(series.dtype.pyarrow_dtype) or pa.types.is_floating(series.dtype.pyarrow_dtype)):
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(pd.Series(list(series), dtype=object), errors="coerce").to_numpy(dtype=float)
+
+
 def summarize(df: pd.DataFrame, top_k: int = 20, tag_keys: list[str] | None = None,
               dropped_failed_captions: int | None = None, skipped_lines: list[dict] | None = None) -> dict:
-    """The dataset summary of a merged table (format in the module docstring).
+    """The dataset summary of one frame (format in the module docstring)."""
+    summary = Summary(top_k, tag_keys)
+    summary.add(df)
+    return summary.result(dropped_failed_captions, skipped_lines)
 
-    ``dropped_failed_captions``: rows with a failed caption the merge left out (None: it dropped none).
-    ``skipped_lines``: a prompt-file manifest's bad lines the shard step skipped
-    (``prompt_file_bad_lines: report``; ``{"line", "reason"}`` each, from ``shards/manifest.json``).
-    """
-    out: dict = {"rows": int(len(df))}
-    stages = {}
-    for col in df.columns:
-        if col.endswith("_error") and not col.startswith("_"):
-            groups = ErrorGroups()
-            for v in df[col]:
-                if _nonempty(v):
-                    groups.add(" ".join(str(v).split()))
-            top = groups.top(top_k)
-            stages[col[: -len("_error")]] = {"failed": groups.total(),
-                                             "top_errors": [[cls, n] for cls, n, _ in top],
-                                             "error_examples": {cls: ex for cls, _, ex in top}}
-    out["stages"] = stages
-    keys = tag_columns(df) if tag_keys is None else [k for k in tag_keys if k in df.columns]
-    if keys:
-        tags = {}
-        for key in keys:
-            counter: Counter = Counter()
-            for cell in df[key]:
-                items = _as_list(cell)
-                if items:
-                    counter.update(set(str(v) for v in items))  # once per row
-            tags[key] = _ranked(counter, top_k)
-        out["tags"] = tags
-    if "caption_words" in df.columns:
-        out["caption_words"] = numeric_stats(df["caption_words"])
-    if "cmotion" in df.columns:
-        out["cmotion"] = _ranked(Counter(str(v) for v in df["cmotion"] if _nonempty(v)), None)
-    if "duration" in df.columns:
-        out["duration_s"] = numeric_stats(df["duration"])
-    if "width" in df.columns and "height" in df.columns:
-        w = pd.to_numeric(pd.Series(list(df["width"]), dtype=object), errors="coerce")
-        h = pd.to_numeric(pd.Series(list(df["height"]), dtype=object), errors="coerce")
-        res = Counter(f"{int(a)}x{int(b)}" for a, b in zip(w, h) if not (pd.isna(a) or pd.isna(b)))
-        out["resolution"] = _ranked(res, top_k)
-    if "caption_duplicate" in df.columns:
-        out["duplicates"] = {"duplicated_captions": int(sum(1 for v in df["caption_duplicate"] if _nonempty(v)))}
-    if dropped_failed_captions is not None:
-        out["dropped_failed_captions"] = int(dropped_failed_captions)
-    if skipped_lines:
-        out["skipped_manifest_lines"] = [{"line": int(b["line"]), "reason": str(b["reason"])} for b in skipped_lines]
-    return out
+
+def summarize_table(where: str | Path, top_k: int = 20, tag_keys: list[str] | None = None) -> dict:
+    """The dataset summary of a merged table (``vidcap.io.results``), read in batches."""
+    summary = Summary(top_k, tag_keys)
+    for batch in iter_result_batches(where):
+        summary.add(batch.to_pandas(types_mapper=pd.ArrowDtype))
+    return summary.result()
 
 
 def _fmt(x) -> str:
@@ -207,7 +328,8 @@ def _fmt(x) -> str:
 
 
 def summary_rows(summary: dict) -> list[dict]:
-    """The long form of a summary: dicts with section, key, value, count (see the module docstring)."""
+    """The long form of a summary: dicts with section, key, value, count (see the module docstring):
+    stages, then tag sections, number sections, counted lists, in summary order within each kind."""
     rows = [{"section": "rows", "key": "", "value": "", "count": summary.get("rows", 0)}]
 
     def add(section, key, value, count):
@@ -217,19 +339,20 @@ def summary_rows(summary: dict) -> list[dict]:
         add("stages", stage, "", s["failed"])
         for msg, n in s["top_errors"]:
             add("stages", stage, msg, n)
-    for key, items in summary.get("tags", {}).items():
-        for tag, n in items:
-            add("tags", key, tag, n)
-    for section in ("caption_words", "duration_s"):
-        if section in summary:
-            st = summary[section]
-            for stat in ("count", "mean", "p50", "p90", "max"):
-                add(section, stat, _fmt(st[stat]), "")
-            for lo, hi, n in st["histogram"]:
-                add(section, "histogram", f"{_fmt(lo)}..{_fmt(hi)}", n)
-    for section in ("cmotion", "resolution"):
-        for value, n in summary.get(section, []):
-            add(section, "", value, n)
+    secs = sections()
+    for sec in [s for s in secs if s.kind == "lists" and s.key in summary]:
+        for key, items in summary[sec.key].items():
+            for tag, n in items:
+                add(sec.key, key, tag, n)
+    for sec in [s for s in secs if s.kind == "numbers" and s.key in summary]:
+        st = summary[sec.key]
+        for stat in ("count", "mean", "p50", "p90", "max"):
+            add(sec.key, stat, _fmt(st[stat]), "")
+        for lo, hi, n in st["histogram"]:
+            add(sec.key, "histogram", f"{_fmt(lo)}..{_fmt(hi)}", n)
+    for sec in [s for s in secs if s.kind in ("labels", "pairs") and s.key in summary]:
+        for value, n in summary[sec.key]:
+            add(sec.key, "", value, n)
     if "duplicates" in summary:
         add("duplicates", "duplicated_captions", "", summary["duplicates"]["duplicated_captions"])
     if "dropped_failed_captions" in summary:
@@ -241,8 +364,6 @@ def summary_rows(summary: dict) -> list[dict]:
 
 def write_summary(summary: dict, json_path: str | Path | None = None, csv_path: str | Path | None = None) -> None:
     """Write the summary as JSON and/or long-form CSV (each atomically)."""
-    from vidcap.io.tables import write_table, write_text
-
     if json_path:
         write_text(json_path, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     if csv_path:

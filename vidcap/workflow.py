@@ -163,13 +163,23 @@ class Plan:
         return opts + ["--top-k", str(int(self.config["report"]["top_k"]))]
 
     def gather_outputs(self) -> dict[str, str]:
-        """Files the merge writes: table, summary, and each enabled stage's extra files (answers, ...)."""
+        """Files the merge writes: the part folder ``table`` (a directory), the single-file tables when
+        ``single_file`` says so, the summary, and each enabled stage's extra files (answers, ...)."""
         run = self.run
-        out = {"csv": run.table("csv"), "parquet": run.table("parquet"), "summary_json": run.summary_json,
-               "summary_csv": run.summary_csv}
+        out: dict = {"table": run.root / "table"}
+        if self.single_file:
+            out.update({"csv": run.table("csv"), "parquet": run.table("parquet")})
+        out.update({"summary_json": run.summary_json, "summary_csv": run.summary_csv})
         for name in self._enabled_names():
             out.update(self.hooks[name].outputs(self))
         return {k: str(v) for k, v in out.items()}
+
+    @property
+    def single_file(self) -> bool:
+        """Whether the merge also writes ``<name>.csv`` and ``<name>.parquet`` (``merge.single_file``)."""
+        merge = self.config.get("merge") or {}
+        mode = merge.get("single_file", "auto")
+        return mode == "always" or (mode == "auto" and self.rows <= int(merge.get("single_file_max_rows", 1_000_000)))
 
     def step_outputs(self) -> dict[str, str]:
         """Files a step of its own ends with (the shots step: the clip tables), whether or not it runs."""

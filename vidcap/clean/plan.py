@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from vidcap.errors import ConfigError
-from vidcap.stages.plan import PlanContext, PlanHooks
+from vidcap.stages.plan import PlanContext, PlanHooks, SummarySection
 
 MOTION = "motion"   # the stage whose label sentence clean appends (one of clean's registry `reads`)
 
@@ -45,3 +45,6 @@ class CleanPlan(PlanHooks):
     def duplicates_of(self, ctx: PlanContext) -> str:
         clean = self.section(ctx)
         return (clean["text_column"] or ctx.text_column) if clean["replace_text"] else "clean_text"
+
+    def summary_sections(self) -> list[SummarySection]:
+        return [SummarySection("caption_words", "numbers", ("caption_words",), order=20)]

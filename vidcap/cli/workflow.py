@@ -40,8 +40,9 @@ def add_gather(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gather", help="merge shards and stage outputs into the final table")
     p.add_argument("--run", required=True, help="the run folder, results/<name>")
     p.add_argument("--stage", action="append", default=[], help="a stage to merge (repeat, in column order)")
-    p.add_argument("-o", "--output", action="append", required=True,
-                   help="table to write, .csv or .parquet (repeatable)")
+    p.add_argument("-o", "--output", action="append", default=[],
+                   help="single-file table to write besides the part files <run>/table/part-*.parquet, "
+                        ".csv or .parquet (repeatable)")
     p.add_argument("--duplicates-of", default=None, metavar="COLUMN",
                    help="mark exact duplicate captions of this column in caption_duplicate")
     p.add_argument("--summary-json", default=None, help="write the dataset summary (vidcap.summary) as JSON")

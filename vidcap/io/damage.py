@@ -2,7 +2,8 @@
 
 Every file the workflow makes is checked cheaply (a few bytes, or a small JSON file parsed):
 
-* Parquet (shard tables, stage outputs, the merged table, the clip table): magic bytes and footer;
+* Parquet (shard tables, stage outputs, the merged table and each part of ``<name>/table/``, the clip
+  table): magic bytes and footer (a damaged part sets its whole part folder aside, so the merge runs again);
 * JSON (``shards/manifest.json``, ``settings/<stage>.json``, ``stats/<stage>/<shard>.json``, the
   summary, ``config.json``): it parses;
 * CSV (merged table, summary, judge table, clip tables) and JSON lines (answers): they end with a
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from vidcap.io.tables import parquet_intact
@@ -75,8 +77,11 @@ def damaged_files(plan) -> list[tuple[Path, list[Path]]]:
         stage_outputs = [run.output(stage, shard) for shard in plan.shards]
         checks.append((run.settings(stage), [run.settings(stage), *stage_outputs]))
     checks.append((run.config_json, [run.config_json, run.report]))
-    for path in plan.final_outputs():
-        checks.append((Path(path), [Path(path)]))
+    for path in map(Path, plan.final_outputs()):
+        if path.is_dir():   # the merged table's part folder: a damaged part sets the folder aside
+            checks += [(part, [part, path]) for part in sorted(path.glob("*.parquet"))]
+        else:
+            checks.append((path, [path]))
     seen, found = set(), []
     for path, along in checks:
         if path in seen:
@@ -93,7 +98,10 @@ def set_aside(found: list[tuple[Path, list[Path]]], say) -> list[Path]:
     for path, along in found:
         for p in along:
             if p.exists():
-                os.replace(p, p.with_name(p.name + ".damaged"))
+                target = p.with_name(p.name + ".damaged")
+                if p.is_dir() and target.exists():
+                    shutil.rmtree(target)   # an older set-aside copy of the same folder
+                os.replace(p, target)
         extra = [p.name for p in along if p != path]
         with_it = f" (with {', '.join(extra)}, made again with it)" if extra else ""
         say(f"vidcap: {path} is damaged (not a whole file): set aside as {path.name}.damaged{with_it}; "

@@ -105,7 +105,7 @@ def write_table(df: pd.DataFrame | pa.Table, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         if fmt == "csv":
             frame = df.to_pandas() if isinstance(df, pa.Table) else df
-            _lists_as_json(frame).to_csv(tmp, index=False)
+            lists_as_json(frame).to_csv(tmp, index=False)
         else:
             table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
             # no pandas metadata: Arrow-backed dtypes in it (list<...>[pyarrow]) break plain readers
@@ -113,7 +113,7 @@ def write_table(df: pd.DataFrame | pa.Table, path: str | Path) -> Path:
     return path
 
 
-def _lists_as_json(df: pd.DataFrame) -> pd.DataFrame:
+def lists_as_json(df: pd.DataFrame) -> pd.DataFrame:
     """List-valued cells (frame indices, tags) as JSON text, e.g. ``[0, 8, 15]``; others unchanged."""
     out = df
     for col in df.columns:

@@ -32,6 +32,7 @@ from vidcap.errors import TableError
 from vidcap.io.answers import read_answers
 from vidcap.io.media_paths import media_base, resolve_media_path
 from vidcap.io.prompt_files import read_prompt_file
+from vidcap.io.results import ResultsError, results_dataset
 from vidcap.io.run_dir import RunDir
 from vidcap.io.shards import MEDIA_PATH, ROW_ID, make_shards
 from vidcap.io.tables import cell_text, read_table, write_table
@@ -117,14 +118,15 @@ def pairs_from_table(table: str | Path | pd.DataFrame, column_a: str, column_b: 
 
 def _run_table(run_dir: str | Path) -> tuple[pd.DataFrame, str]:
     run = RunDir.at(run_dir)
-    path = run.table("parquet")
-    if not path.is_file():
-        raise TableError(f"{run.root}: no merged table {path} (has the run finished?)")
+    try:
+        table = results_dataset(run.root).to_table()
+    except ResultsError as exc:
+        raise TableError(f"{run.root}: no merged table ({exc})") from None
     try:
         base = run.shard_info().get("media_base", "")
     except FileNotFoundError:
         base = ""
-    return pd.read_parquet(path), base
+    return table.to_pandas(), base
 
 
 def pairs_from_runs(run_a: str | Path, run_b: str | Path, column: str = "text", question_column: str = "prompt") -> pd.DataFrame:

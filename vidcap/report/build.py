@@ -19,7 +19,6 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
-import pyarrow.parquet as pq
 
 from vidcap.config import fill_defaults, load_schema
 from vidcap.io.run_dir import RunDir
@@ -28,10 +27,11 @@ from vidcap.redact import public_config
 from vidcap.report.gallery import gallery, pick_rows
 from vidcap.report.plots import draw, throughput_plot
 from vidcap.report.provenance import provenance
+from vidcap.report.reading import report_rows
 from vidcap.report.throughput import throughput
 from vidcap.stages import REGISTRY
 from vidcap.stages.report import ReportInput
-from vidcap.summary import summarize
+from vidcap.summary import summarize, summarize_table
 
 log = logging.getLogger("vidcap.report")
 
@@ -54,7 +54,8 @@ def dataset_summary(df: pd.DataFrame, top_k: int = 20, summary_json: Path | None
     """The dataset summary of issue 6 (``vidcap.summary.summarize``).
 
     Read from ``summary_json`` (gather's ``<name>.summary.json``) when it is at least as new as the
-    table, else computed with ``summarize(df, top_k)``.
+    table, else computed over every row of ``table`` in batches (``summarize_table``; without a table
+    ``summarize(df, top_k)``).
     """
     if summary_json is not None and summary_json.is_file() and (
             table is None or summary_json.stat().st_mtime >= table.stat().st_mtime):
@@ -63,7 +64,7 @@ def dataset_summary(df: pd.DataFrame, top_k: int = 20, summary_json: Path | None
         except (OSError, ValueError) as exc:
             log.warning("ignoring %s: %s", summary_json, exc)
 
-    return summarize(df, top_k=top_k)
+    return summarize(df, top_k=top_k) if table is None else summarize_table(table, top_k=top_k)
 
 
 def _fmt(v, digits: int = 2) -> str:
@@ -106,7 +107,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
     """
     run = RunDir.at(run_dir)
     name = run.name
-    table = Path(table) if table else run.table("parquet")
+    table = Path(table) if table else (run.root / "table" if (run.root / "table").is_dir() else run.table("parquet"))
     out = Path(out) if out else run.report
     if config is not None:
         config = public_config(config)
@@ -119,7 +120,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, table: str 
     except FileNotFoundError:
         info = {}
 
-    df = pq.read_table(table).to_pandas(types_mapper=pd.ArrowDtype)
+    df = report_rows(table, seed=int(opts["seed"]))
     summary = dataset_summary(df, int(opts["top_k"]), run.summary_json, table)
     parts = [spec.report_part() for spec in REGISTRY]
     caption_column, decoder = next((t for t in (part.text(config) for part in parts) if t), ("text", None))

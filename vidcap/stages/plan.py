@@ -15,7 +15,9 @@ calls the hooks of every enabled stage, in registry order, and names no stage it
 5. ``duplicates_of(ctx)``: a text column whose duplicate values the merge marks (the last enabled
    stage that offers one wins); ``gather_options(ctx)``: further ``vidcap gather`` arguments;
    ``outputs(ctx)``: extra files the merge writes (name → path).
-6. ``step_outputs(ctx)``: for a stage that runs as a step of its own (``StageSpec.step``), the files
+6. ``summary_sections()``: the sections of the dataset summary the stage's columns give
+   (``SummarySection``; ``vidcap.summary`` computes them, a section whose columns are absent is left out).
+7. ``step_outputs(ctx)``: for a stage that runs as a step of its own (``StageSpec.step``), the files
    that step ends with (they are the next step's manifest).
 
 Hooks stay light (no model, no media library): Snakemake imports them while it reads the workflow.
@@ -43,6 +45,22 @@ class TextSource:
     question_column: str | None = None   # the per-row question column it answered, if any
     question: str | None = None          # the question text it asked every row, if it is one question
     tokenizer: str | None = None         # the model's tokenizer, when it is a local Hugging Face model
+
+
+@dataclass(frozen=True)
+class SummarySection:
+    """A section of the dataset summary (``vidcap.summary``) a stage's columns give.
+
+    ``kind``: ``numbers`` (count, mean, p50, p90, max and a histogram of ``columns[0]``), ``labels``
+    (every value of ``columns[0]`` counted), ``pairs`` (``columns[0]`` x ``columns[1]`` counted, top_k),
+    ``lists`` (list-of-strings columns, top_k values per column; ``columns`` empty: the ``--tag-key``
+    columns, else detected). ``order``: place among the sections (JSON keys and CSV rows).
+    """
+
+    key: str
+    kind: str
+    columns: tuple[str, ...] = ()
+    order: int = 0
 
 
 class PlanContext(Protocol):
@@ -99,3 +117,6 @@ class PlanHooks:
 
     def step_outputs(self, ctx: PlanContext) -> dict[str, Path]:
         return {}
+
+    def summary_sections(self) -> list[SummarySection]:
+        return []

@@ -4,7 +4,7 @@ or its own ``text_column``), which must exist; the merge counts the values of ev
 from __future__ import annotations
 
 from vidcap.errors import ConfigError
-from vidcap.stages.plan import PlanContext, PlanHooks
+from vidcap.stages.plan import PlanContext, PlanHooks, SummarySection
 from vidcap.tags.stage import effective_keys
 
 
@@ -25,3 +25,6 @@ class TagsPlan(PlanHooks):
         for key in effective_keys(self.section(ctx)["keys"]):
             opts += ["--tag-key", key]
         return opts
+
+    def summary_sections(self) -> list[SummarySection]:
+        return [SummarySection("tags", "lists", order=10)]
