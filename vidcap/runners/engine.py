@@ -29,6 +29,10 @@ frame_format jpeg_quality max_image_side`` (null = frames as decoded), ``num_fra
 default: a file in the temp folder) and the generation block (as the ``openai`` runner maps it; top_k,
 repetition_penalty and min_new_tokens are always sent).
 
+``replicas`` (default 1): that many engine servers for the job, each on its own port and share of the job's
+GPUs (``vidcap.runners.replicas.split_gpus``; server logs ``<log>.<i>.log``), one client each, requests
+spread over them (``spread``); a replica that dies stops the run as one server would.
+
 ``stats`` adds ``busy_s`` to the ``openai`` runner's counters: the client's time with at least one request
 in flight, so ``1 - busy_s / wall`` is a lower bound of the engine's idle share over a run.
 """

@@ -105,7 +105,9 @@ class OpenAIRunner(Runner):
 
     @property
     def stats(self) -> dict:
-        """Counters of this runner's client: requests, tries, tokens, cost, waits (for the job's stats)."""
+        """Counters of this runner's client: requests, tries, tokens, cost, waits (for the job's stats);
+        ``request_s`` = CPU seconds building requests (encoding frames the feed did not), ``response_s`` = the
+        requests' round trips summed (sent to answer parsed)."""
         if self.client is None:
             return dict(self._stats)
         st = self.client.stats
