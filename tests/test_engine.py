@@ -460,3 +460,24 @@ def test_caption_stage_on_vllm_through_snakemake_kill_and_resume(vllm_python, mo
 
     expected = set(get_stage("caption", {"runner": "transformers"}).columns) | {"caption_error"}
     assert expected <= set(out.columns), expected - set(out.columns)
+
+
+@pytest.mark.engine
+def test_the_engines_host_work_spread_over_two_api_servers(vllm_python, model, media, tmp_path):
+    """One engine start: `vllm serve` with 2 API server processes and the multimodal processor cache off;
+    video requests each answered once."""
+    log = tmp_path / "multi.vllm.log"
+    r = VLLMRunner(_settings(vllm_python, model, log, api_server_count=2, mm_processor_cache_gb=0,
+                             env={"VLLM_CPU_KVCACHE_SPACE": "1"}))   # several API servers need the engine apart
+    try:
+        r.load()
+        reqs = [Request(f"v{i}", "describe the video", frames=sample_frames(str(media["clip"]), num_frames=4))
+                for i in range(6)]
+        got = list(r.run(reqs))
+    finally:
+        r.close()
+    assert sorted(k for k, _ in got) == sorted(q.row_id for q in reqs)
+    assert all(isinstance(g, Generation) and g.output_tokens == NEW_TOKENS for _, g in got), got
+    text = log.read_text()
+    assert "--api-server-count 2" in text and "--mm-processor-cache-gb 0" in text
+    assert "Started 2 API server processes" in text
