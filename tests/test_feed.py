@@ -82,7 +82,7 @@ def test_feed_workers_encode_ahead_every_row_once_errors_per_row_same_bytes(tmp_
     assert first.format == "JPEG" and max(first.size) == 48
     # where the time went, in the job's stats file (the old stage wrote none of these)
     assert stats["feed_workers"] == 2 and inline_stats["feed_workers"] == 0
-    assert stats["wire"] == {"fmt": "jpeg", "quality": 90, "max_side": 48}
+    assert stats["wire"] == {"fmt": "jpeg", "quality": 90, "max_side": 48, "full_chroma": False}
     for s in (stats, inline_stats):
         assert s["decode_s"] > 0 and s["encode_s"] > 0 and s["resize_s"] > 0, s
         assert s["response_s"] > 0 and s["request_s"] >= 0 and s["main_cpu_s"] > 0, s
@@ -91,7 +91,7 @@ def test_feed_workers_encode_ahead_every_row_once_errors_per_row_same_bytes(tmp_
 def test_the_vllm_path_sends_jpeg_frames_by_default_and_uses_what_the_workers_encoded(media):
     runner = VLLMRunner({"model": "m", "num_frames": 4})
     runner.video = True
-    assert runner.wire() == Wire("jpeg", 95, None)
+    assert runner.wire() == Wire("jpeg", 95, None, full_chroma=True)
     fr = sample_frames(media["v1"], num_frames=4, resize_short=64, unique=True)
     ahead = encode_frames(fr, runner.wire())
     assert isinstance(ahead, WireFrames) and ahead.frames.shape == (4, 0, 0, 3), "no pixels travel with them"

@@ -56,6 +56,8 @@ from vidcap.runners.openai_api import OpenAIRunner  # noqa: E402
 KEY_ENV = "VIDCAP_FEED_BENCH_KEY"
 CAPTION = "A fixed caption from an engine that answers at once."
 FORMATS = {"jpeg": ("jpeg", 95), "jpeg90": ("jpeg", 90), "png": ("png", 95), "bmp": ("bmp", 95)}
+WIRE_ROWS = [("jpeg q95 4:4:4 (vllm default)", Wire("jpeg", 95, full_chroma=True)), ("jpeg q95 4:2:0", Wire("jpeg", 95)),
+             ("jpeg q90 4:4:4", Wire("jpeg", 90, full_chroma=True)), ("png", Wire("png")), ("bmp", Wire("bmp"))]
 TARGETS = {4: 15.0, 32: 2.0}   # videos/s per GPU to feed
 
 
@@ -141,13 +143,13 @@ def wire_table(paths, nf: int = 8) -> list[dict]:
 
     frames = [f for p in paths for f in sample_frames(str(p), nf, resize_short=336, unique=True).frames]
     out = []
-    for _name, (kind, q) in FORMATS.items():
+    for name, wire in WIRE_ROWS:
         enc_s = dec_s = 0.0
         size = 0
         err = 0.0
         for f in frames:
             c = time.process_time()
-            e = encode_frame(f, Wire(kind, q))
+            e = encode_frame(f, wire)
             enc_s += time.process_time() - c
             raw = base64.b64decode(e.b64)
             size += len(e.b64)
@@ -156,7 +158,7 @@ def wire_table(paths, nf: int = 8) -> list[dict]:
             dec_s += time.process_time() - c
             err += float(np.mean((back.astype(np.float64) - f) ** 2))
         mse = err / len(frames)
-        out.append({"format": f"{kind} q{q}" if kind == "jpeg" else kind, "encode_ms": 1000 * enc_s / len(frames),
+        out.append({"format": name, "encode_ms": 1000 * enc_s / len(frames),
                     "decode_ms": 1000 * dec_s / len(frames), "kib_b64": size / len(frames) / 1024,
                     "psnr_db": float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)})
     return out
@@ -186,7 +188,7 @@ def main() -> int:
     result: dict = {"points": [], "scaling": [], "wire": [], "clips": f"feed set v{clips.SPEC_VERSION}: "
                     f"{clips.describe(specs, paths)}", "load_start": os.getloadavg()[0]}
     try:
-        for nf in [int(x) for x in args.frames.split(",")]:
+        for nf in [int(x) for x in args.frames.split(",") if x.strip()]:
             floor = decode_pass(paths, nf, "pyav", args.repeats)
             dec = decode_pass(paths, nf, "decord", args.repeats)
             point = {"frames": nf, "floor": floor, "decord": dec, "feed": {}}

@@ -2,7 +2,7 @@
 thumbnails (``jpeg_data_url``).
 
 ``Wire(fmt, quality, max_side)`` says how a runner sends a frame: ``png`` (lossless, zlib level 1),
-``jpeg`` (``quality``, 4:2:0 chroma as PIL's default) or ``bmp`` (uncompressed); the longest side shrunk
+``jpeg`` (``quality``; 4:2:0 chroma, or 4:4:4 with ``full_chroma``) or ``bmp`` (uncompressed); the longest side shrunk
 to ``max_side`` first (Lanczos, aspect kept, never enlarged; None = as decoded). ``encode_frame`` gives
 the base64 text, the size sent and the CPU seconds (of the calling thread) spent resizing and encoding. Equal ``Wire`` values give
 byte-identical output wherever the encoding runs (a feed worker or the runner itself).
@@ -28,6 +28,7 @@ class Wire:
     fmt: str                       # png | jpeg | bmp
     quality: int = 95              # jpeg only
     max_side: int | None = None    # None = frames as decoded
+    full_chroma: bool = False      # jpeg only: 4:4:4 (colour at full resolution) instead of 4:2:0
 
     @property
     def mime(self) -> str:
@@ -58,7 +59,7 @@ def encode_frame(frame: np.ndarray, wire: Wire) -> EncodedFrame:
     if wire.fmt == "png":
         img.save(buf, format="PNG", compress_level=1)
     elif wire.fmt == "jpeg":
-        img.save(buf, format="JPEG", quality=int(wire.quality))
+        img.save(buf, format="JPEG", quality=int(wire.quality), subsampling=0 if wire.full_chroma else 2)
     else:
         img.save(buf, format="BMP")
     b64 = base64.b64encode(buf.getvalue()).decode("ascii")

@@ -243,7 +243,8 @@ class EngineRunner(OpenAIRunner):
     def wire(self) -> Wire:
         s = self.settings
         side = s.get("max_image_side")
-        return Wire(str(s["frame_format"]), int(s["jpeg_quality"]), int(side) if side else None)
+        # JPEG with colour at full resolution: only the quantisation differs from the decoded frame
+        return Wire(str(s["frame_format"]), int(s["jpeg_quality"]), int(side) if side else None, full_chroma=True)
 
     def video_metadata(self, req: Request) -> dict | None:
         """vLLM ``media_io_kwargs.video`` for a clip sent as a video: the real indices, fps and length."""
