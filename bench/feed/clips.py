@@ -33,7 +33,13 @@ GOP = 250
 SIZES = ((1280, 720), (1920, 1080))
 SECONDS = (10.0, 60.0)
 PER_SIZE = 2          # clips of each size: 4 clips, about 3600 frames (a loaded 2-core machine makes them in minutes)
-describe = caption_clips.describe
+
+
+def describe(specs: list, paths: list | None = None) -> str:
+    """The caption set's one-line description, with this set's version."""
+    return caption_clips.describe(specs, paths).replace(f"spec v{caption_clips.SPEC_VERSION} ",
+                                                        f"feed spec v{SPEC_VERSION} ")
+
 spec_fingerprint = caption_clips.spec_fingerprint
 
 
