@@ -114,7 +114,8 @@ def _settings(python: str, model: Path, log: Path, **kw) -> dict:
 def runner(request, vllm_python, tmp_path_factory):
     """A running VLLMRunner serving the tiny engine-size model of each family (one server per family)."""
     log = tmp_path_factory.mktemp("logs") / "caption.vllm.log"
-    r = VLLMRunner(_settings(vllm_python, tiny_model(request.param, size="engine"), log))
+    # the multimodal processor cache off (a dataset repeats no clip): the engine still serves every request
+    r = VLLMRunner(_settings(vllm_python, tiny_model(request.param, size="engine"), log, mm_processor_cache_gb=0))
     r.load()
     pgid = r.server.pgid
     tree = _descendants(pgid) | {pgid}
@@ -200,6 +201,7 @@ def test_server_is_local_keyed_and_logged(runner):
     cmdline = Path(f"/proc/{server.server_pid}/cmdline").read_bytes().decode()
     assert server.api_key and server.api_key not in cmdline, "the key never goes on a command line"
     assert "--api-key" not in cmdline
+    assert "--mm-processor-cache-gb\x000" in cmdline, "the engine's host-work knob reached the server"
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{server.base_url}/models", timeout=10)
     assert err.value.code == 401, "other local users cannot use the job's server without its key"
@@ -351,7 +353,7 @@ def test_video_goes_over_the_wire_as_our_exact_frames_with_metadata():
     arr = rng.integers(0, 256, size=(4, 48, 64, 3), dtype=np.uint8)
     fr = Frames(frames=arr, indices=[0, 7, 15, 23], timestamps=[0, 7 / 24, 15 / 24, 23 / 24], total_frames=24,
                 fps=24.0, width=64, height=48, media_type="video")
-    r = VLLMRunner({"model": "m", "python": "/x/python"})
+    r = VLLMRunner({"model": "m", "python": "/x/python", "frame_format": "png"})   # default: jpeg q95
     r.video = True
     job = r.job(Request("a", "describe", system="sys", frames=fr))
     system, user = job.messages
@@ -458,3 +460,24 @@ def test_caption_stage_on_vllm_through_snakemake_kill_and_resume(vllm_python, mo
 
     expected = set(get_stage("caption", {"runner": "transformers"}).columns) | {"caption_error"}
     assert expected <= set(out.columns), expected - set(out.columns)
+
+
+@pytest.mark.engine
+def test_the_engines_host_work_spread_over_two_api_servers(vllm_python, model, media, tmp_path):
+    """One engine start: `vllm serve` with 2 API server processes and the multimodal processor cache off;
+    video requests each answered once."""
+    log = tmp_path / "multi.vllm.log"
+    r = VLLMRunner(_settings(vllm_python, model, log, api_server_count=2, mm_processor_cache_gb=0,
+                             env={"VLLM_CPU_KVCACHE_SPACE": "1"}))   # several API servers need the engine apart
+    try:
+        r.load()
+        reqs = [Request(f"v{i}", "describe the video", frames=sample_frames(str(media["clip"]), num_frames=4))
+                for i in range(6)]
+        got = list(r.run(reqs))
+    finally:
+        r.close()
+    assert sorted(k for k, _ in got) == sorted(q.row_id for q in reqs)
+    assert all(isinstance(g, Generation) and g.output_tokens == NEW_TOKENS for _, g in got), got
+    text = log.read_text()
+    assert "--api-server-count 2" in text and "--mm-processor-cache-gb 0" in text
+    assert "Started 2 API server processes" in text

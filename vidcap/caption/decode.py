@@ -7,6 +7,8 @@ maps (path, start, end) to the rows that share it; each clip is decoded once (``
 ``ready`` fails) goes to ``fail(group, exc)``: its rows only. ``workers`` <= 0: decoded in this process
 in order. Otherwise at most ``prefetch`` clips are in flight in ``pool`` (``start_pool``), handed on as
 they finish. ``stats``: ``decodes`` counts decodes, ``input_wait_s`` the time spent waiting for frames.
+``work(clip, frames, windows)`` (a picklable function; default: ``decode_clip`` timed) does each clip's
+work and returns ``(frames, timings)``; ``timings`` (seconds by name) are added to ``stats``.
 """
 from __future__ import annotations
 
@@ -32,6 +34,17 @@ def decode_clip(clip: tuple, frames: dict, windows: dict | None = None):
                          time_range=(start, end))
 
 
+def timed_decode(clip: tuple, frames: dict, windows: dict | None = None):
+    """``(decode_clip(...), {"decode_s": CPU seconds of this thread})``: the default work of ``decoded_requests``."""
+    t = time.thread_time()
+    return decode_clip(clip, frames, windows), {"decode_s": time.thread_time() - t}
+
+
+def _add(stats: dict, timings: dict) -> None:
+    for key, value in timings.items():
+        stats[key] = stats.get(key, 0.0) + value
+
+
 def _warm(_):
     """Starts a worker (the decoders came with this module, imported before the fork)."""
     return None
@@ -47,14 +60,15 @@ def start_pool(workers: int) -> cf.ProcessPoolExecutor:
 
 
 def decoded_requests(clips: dict, frames: dict, windows: dict | None, ready, fail, stats: dict, workers: int,
-                     pool: cf.ProcessPoolExecutor | None, prefetch: int):
+                     pool: cf.ProcessPoolExecutor | None, prefetch: int, work=timed_decode):
     """Requests of every clip (module docstring)."""
     if workers <= 0:
         for clip, group in clips.items():
             t = time.perf_counter()
             stats["decodes"] += 1
             try:
-                fr = decode_clip(clip, frames, windows)
+                fr, timings = work(clip, frames, windows)
+                _add(stats, timings)
             except Exception as exc:  # noqa: BLE001 - FrameError etc.: the clip's rows fail
                 fail(group, exc)
                 fr = None
@@ -72,7 +86,7 @@ def decoded_requests(clips: dict, frames: dict, windows: dict | None, ready, fai
                 if item is None:
                     return
                 stats["decodes"] += 1
-                inflight[pool.submit(decode_clip, item[0], frames, windows)] = item[1]
+                inflight[pool.submit(work, item[0], frames, windows)] = item[1]
 
         top_up()
         while inflight:
@@ -83,7 +97,9 @@ def decoded_requests(clips: dict, frames: dict, windows: dict | None, ready, fai
             for fut in done:
                 group = inflight.pop(fut)
                 try:
-                    out += ready(group, fut.result())
+                    fr, timings = fut.result()
+                    _add(stats, timings)
+                    out += ready(group, fr)
                 except Exception as exc:  # noqa: BLE001 - decode failure of this clip only
                     fail(group, exc)
             top_up()

@@ -1,7 +1,7 @@
 """Caption stage: one caption per row from any ``Runner`` (local transformers model or an API).
 
-Pipeline (``process_stream``): rows → frames decoded in ``decode_workers`` background processes
-(at most ``prefetch`` rows ahead; 0 workers = inline) → ``Request``s → ``runner.run`` → results
+Pipeline (``process_stream``): rows → frames decoded (and, for request runners, encoded for the
+wire) in background processes (``vidcap.caption.feed``: at most ``prefetch`` clips ahead; 0 workers = inline) → ``Request``s → ``runner.run`` → results
 yielded as they arrive (any order, keyed by row id). ``kind: text`` prompts (caption rewrite) send
 no frames: the prompt's ``{text}`` is the row's existing ``output_column`` value. A row whose
 frames cannot be decoded (``FrameError`` ...) or whose prompt cannot be rendered gets its error at
@@ -29,12 +29,11 @@ clips that make one window are captioned whole, as without windows (``caption_wi
 
 ``params`` (the journal fingerprint) holds only result-changing settings: runner, prompt key and
 wording hash, output column, strip_openings, frames, generation and the runner's model settings, and
-the windows block when windows are on; not batch_size, decode_workers, prefetch, concurrency, rate
+the windows block when windows are on; not batch_size, decode_workers, feed_workers, prefetch, concurrency, rate
 limits, retries or prices.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import logging
 import time
@@ -42,7 +41,7 @@ import time
 import pyarrow as pa
 
 from vidcap.caption import windows as cw
-from vidcap.caption.decode import decoded_requests, start_pool
+from vidcap.caption.feed import Feed
 from vidcap.caption.neva_inference import apply_neva_inference
 from vidcap.config import stage_settings
 from vidcap.errors import ConfigError, StageRowError, describe_error
@@ -70,8 +69,7 @@ class CaptionStage(Stage):
         self.prompt = get_prompt(s["prompt"], {s["prompt"]: spec} if spec else None)
         self.runner_name = s["runner"]
         self.batch_size = int(s["batch_size"])
-        self.decode_workers = int(s["decode_workers"])
-        self.prefetch = max(1, int(s["prefetch"]))
+        self.feed = Feed(s, self.runner_name)   # decode (and wire-encode) workers
         self.frames = dict(s["frames"])
         self.prompt_column = s.get("prompt_column") or None
         s["generation"], self.insert_media_token, notes = apply_neva_inference(
@@ -114,7 +112,6 @@ class CaptionStage(Stage):
             params["windows"] = self.windows
         super().__init__(params)
         self.runner: Runner | None = None
-        self._pool: cf.ProcessPoolExecutor | None = None
         self.provenance: dict = {}
         self._frames_cap: int | None = None          # per-window frames, when the runner lowered num_frames
         self._windowed: dict[str, dict] = {}         # row id -> its windows in flight
@@ -159,15 +156,14 @@ class CaptionStage(Stage):
         return frames
 
     def setup(self) -> None:
-        """Start the decode workers (``vidcap.caption.decode.start_pool``: forked before the model loads),
-        then create and load the runner once (only when rows remain)."""
+        """Start the feed workers (``vidcap.caption.feed``: forked before the model loads), then create and
+        load the runner once (only when rows remain) and take its wire format."""
 
-        if self.decode_workers > 0 and self.prompt.kind != "text" and self._pool is None:
-            self._pool = start_pool(self.decode_workers)
-
+        self.feed.start(media=self.prompt.kind != "text")
         if self.runner is None:  # a runner set beforehand (benchmarks, tests) is used as given
             self.runner = get_runner(runner_for(self.runner_name, media=True), self.runner_settings())
         self.runner.load()
+        self.feed.attach(self.runner)
         adjusted = getattr(self.runner, "frames", None)
         if isinstance(adjusted, dict) and adjusted and self.prompt.kind != "text":
             given = self._runner_frames()
@@ -185,7 +181,7 @@ class CaptionStage(Stage):
         own = getattr(self.runner, "prompt_description", None)   # a runner with its own prompts names them
         log.info("caption: runner %s, model %s (revision %s), prompt %s, %d decode workers", self.runner_name,
                  self.provenance.get("model"), self.provenance.get("revision") or "-",
-                 own() if own else f"{self.prompt.key} ({self.prompt.hash})", self.decode_workers)
+                 own() if own else f"{self.prompt.key} ({self.prompt.hash})", self.feed.workers)
 
     # ------------------------------------------------------------------------------------ stream
 
@@ -211,7 +207,7 @@ class CaptionStage(Stage):
         failed: list[tuple[str, BaseException]] = []  # rows failed before the model: yielded at once
         meta: dict[str, tuple[list[int], list[float]]] = {}
         t0 = time.perf_counter()
-        self.stats = {"input_wait_s": 0.0, "generated": 0, "decodes": 0}
+        self.stats = self.feed.new_stats()
         self._windowed, self._to_summarize = {}, []
         requests = self._requests(rows, failed, meta)
         try:
@@ -234,6 +230,7 @@ class CaptionStage(Stage):
             if self.summarizer is not None and self.summarizer.runner is not None:
                 s.update({f"summary_{k}": v for k, v in (getattr(self.summarizer.runner, "stats", {}) or {}).items()})
             s["stream_s"] = time.perf_counter() - t0
+            self.feed.finish(s)
             if s["generated"]:
                 log.info("caption: %d rows in %.1f s; the model waited %.1f s (%.0f%%) for decoded frames",
                          s["generated"], s["stream_s"], s["input_wait_s"],
@@ -274,8 +271,7 @@ class CaptionStage(Stage):
         def fail(group, exc):
             failed.extend((row[ROW_ID], exc) for row, _, _ in group)
 
-        yield from decoded_requests(clips, frames, wargs, ready, fail, self.stats, self.decode_workers, self._pool,
-                                    self.prefetch)
+        yield from self.feed.requests(clips, frames, wargs, ready, fail, self.stats)
 
     def _request(self, row, system, user, fr, meta) -> Request:
         if self.prompt.kind == "image" or len(fr.indices) == 1:
@@ -391,8 +387,6 @@ class CaptionStage(Stage):
     def close(self) -> None:
         if self.summarizer is not None:
             self.summarizer.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)  # no half-torn-down pool at exit
-            self._pool = None
+        self.feed.close()
         if self.runner is not None:
             self.runner.close()

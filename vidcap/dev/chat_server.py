@@ -38,7 +38,9 @@ whitespace is collapsed).
 body bytes received, as text), ``length`` (the Content-Length announced), ``incomplete`` (True when
 fewer bytes than announced arrived - a client killed mid-send - or the body is not a JSON object;
 such a request gets no answer, action ``incomplete``), ``action``, ``in_flight`` (concurrent
-requests at arrival, this one included). ``complete_records()``: the chat requests that arrived
+requests at arrival, this one included); with ``keep_bodies=False`` (long benchmark runs) ``body`` is ``{}``
+and ``raw`` ``''``. ``python -m vidcap.dev.chat_server --reply TEXT --no-bodies`` is an engine that answers
+at once with a fixed caption and no model (bench/feed). ``complete_records()``: the chat requests that arrived
 whole; ``wait_idle(timeout)``: wait until no request is being handled.
 """
 from __future__ import annotations
@@ -91,8 +93,9 @@ class ChatServer:
     """See the module docstring. ``url`` is the base URL to give a client (ends with ``/v1``)."""
 
     def __init__(self, latency: float = 0.0, api_key: str | None = None, reply=default_reply,
-                 model: str = "vidcap-test-model", port: int = 0, verbatim: bool = False):
+                 model: str = "vidcap-test-model", port: int = 0, verbatim: bool = False, keep_bodies: bool = True):
         self.latency = float(latency)
+        self.keep_bodies = keep_bodies
         self.verbatim = verbatim
         self.api_key = api_key
         self.reply = reply
@@ -269,7 +272,8 @@ class ChatServer:
                 with server._lock:
                     server.max_in_flight = max(server.max_in_flight, server._in_flight)
                     rec = {"t": t, "path": self.path, "auth": self.headers.get("Authorization", ""),
-                           "body": body, "raw": raw.decode("utf-8", "replace"), "length": length,
+                           "body": body if server.keep_bodies else {},
+                           "raw": raw.decode("utf-8", "replace") if server.keep_bodies else "", "length": length,
                            "incomplete": incomplete, "in_flight": server._in_flight}
                     server.records.append(rec)
                 if incomplete:   # a request cut mid-send (or not JSON): recorded, not answered
@@ -355,8 +359,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=8011)
     p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument("--reply", default=None, help="answer every request with this text (default: an echo)")
+    p.add_argument("--no-bodies", action="store_true", help="keep no request bodies in memory (long runs)")
     args = p.parse_args(argv)
-    srv = ChatServer(latency=args.latency, port=args.port).start()
+    reply = default_reply if args.reply is None else (lambda body, text=args.reply: text)
+    srv = ChatServer(latency=args.latency, port=args.port, reply=reply, keep_bodies=not args.no_bodies).start()
     print(srv.url, flush=True)
     try:
         while True:

@@ -10,9 +10,14 @@ waits until ``GET /health`` and ``GET /v1/models`` answer. ``base_url`` is then 
 
 Settings (``DEFAULTS``): ``model revision python served_model_name dtype quantization max_model_len
 gpu_memory_utilization max_num_seqs limit_mm_per_prompt enforce_eager trust_remote_code
-trust_request_mm_kwargs extra_args env startup_timeout_s stop_timeout_s tensor_parallel_size``. ``env``
-adds variables to the server's environment (e.g. ``VLLM_CPU_KVCACHE_SPACE``); ``extra_args`` are appended
-to its command line.
+trust_request_mm_kwargs extra_args env startup_timeout_s stop_timeout_s tensor_parallel_size
+api_server_count mm_processor_cache_gb``. ``env`` adds variables to the server's environment (e.g.
+``VLLM_CPU_KVCACHE_SPACE``); ``extra_args`` are appended to its command line. The engine's own host work
+(HTTP, chat template, the multimodal processor decoding and resizing every frame) is spread over
+``api_server_count`` API processes (vLLM; then started as ``vllm serve``, the only entry point that runs
+several), and ``mm_processor_cache_gb`` sizes vLLM's multimodal processor cache in each of them (0 = off:
+real datasets never repeat a clip, so the cache only costs memory and hashing). ``gpus``: the GPUs this
+server runs on (a replica's share, ``vidcap.runners.replicas``); None = all this process holds.
 
 Process tree and clean-up: the server runs under a small supervisor (``python -m vidcap.llm.supervisor``, our
 interpreter, stdlib only) that leads its own process group (its own session, so a terminal's Ctrl-C
@@ -72,12 +77,24 @@ DEFAULTS: dict[str, Any] = {
     "trust_remote_code": False,
     "trust_request_mm_kwargs": False,  # vLLM: accept per-request media_io_kwargs (video metadata)
     "tensor_parallel_size": None,   # None = number of GPUs this process holds (1 without GPUs)
+    "api_server_count": None,       # vLLM: API server processes (HTTP, chat template, multimodal processing)
+    "mm_processor_cache_gb": None,  # vLLM: multimodal processor cache per process (GiB; 0 = off); None = vLLM's
     "extra_args": [],
     "env": {},
     "startup_timeout_s": 1200.0,
     "stop_timeout_s": 20.0,
 }
 _PORT_TRIES = 3
+# `vllm serve` (the only entry point that runs several API servers), dispatched without vLLM's CLI main, which
+# asks for the metadata of a distribution named `vllm` (builds published under another name, vllm-cpu, lack it)
+VLLM_SERVE = ("from vllm.entrypoints.cli.serve import ServeSubcommand\n"
+              "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+              "parser = FlexibleArgumentParser(prog='vllm')\n"
+              "cmd = ServeSubcommand()\n"
+              "cmd.subparser_init(parser.add_subparsers(dest='subparser')).set_defaults(dispatch_function=cmd.cmd)\n"
+              "args = parser.parse_args()\n"
+              "cmd.validate(args)\n"
+              "args.dispatch_function(args)\n")
 
 
 def visible_gpus() -> list[str]:
@@ -121,11 +138,15 @@ def server_command(kind: str, settings: dict, python: str, port: int, tp: int) -
         raise RunnerFatal(f"{kind}.model is empty")
     name = s["served_model_name"] or model
     if kind == "vllm":
-        cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--served-model-name", name,
+        # several API servers exist only under `vllm serve` (its console script may lack metadata: run the module)
+        entry = ["-c", VLLM_SERVE, "serve", model] if s["api_server_count"] else \
+            ["-m", "vllm.entrypoints.openai.api_server", "--model", model]
+        cmd = [python, *entry, "--served-model-name", name,
                "--host", HOST, "--port", str(port), "--tensor-parallel-size", str(tp), "--dtype", str(s["dtype"])]
         opts = {"--revision": s["revision"], "--quantization": s["quantization"],
                 "--max-model-len": s["max_model_len"], "--gpu-memory-utilization": s["gpu_memory_utilization"],
-                "--max-num-seqs": s["max_num_seqs"]}
+                "--max-num-seqs": s["max_num_seqs"], "--api-server-count": s["api_server_count"],
+                "--mm-processor-cache-gb": s["mm_processor_cache_gb"]}
         if s["limit_mm_per_prompt"]:
             opts["--limit-mm-per-prompt"] = json.dumps(dict(s["limit_mm_per_prompt"]), sort_keys=True)
         flags = {"--enforce-eager": s["enforce_eager"], "--trust-remote-code": s["trust_remote_code"],
@@ -136,8 +157,9 @@ def server_command(kind: str, settings: dict, python: str, port: int, tp: int) -
         opts = {"--revision": s["revision"], "--quantization": s["quantization"],
                 "--context-length": s["max_model_len"], "--mem-fraction-static": s["gpu_memory_utilization"],
                 "--max-running-requests": s["max_num_seqs"]}
-        if s["limit_mm_per_prompt"]:
-            log.warning("sglang: limit_mm_per_prompt has no SGLang flag here; pass one in extra_args if needed")
+        for key in ("limit_mm_per_prompt", "api_server_count", "mm_processor_cache_gb"):
+            if s[key]:
+                log.warning("sglang: %s has no SGLang flag here; pass one in extra_args if needed", key)
         flags = {"--disable-cuda-graph": s["enforce_eager"], "--trust-remote-code": s["trust_remote_code"]}
     else:
         raise ValueError(f"unknown engine {kind!r}; known: {', '.join(KINDS)}")
@@ -169,7 +191,7 @@ def log_tail(path: str | Path, lines: int = TAIL_LINES) -> str:
 class EngineServer:
     """One engine server for one job; see the module docstring."""
 
-    def __init__(self, kind: str, settings: dict, log_path: str | Path):
+    def __init__(self, kind: str, settings: dict, log_path: str | Path, gpus: list[str] | None = None):
         if kind not in KINDS:
             raise ValueError(f"unknown engine {kind!r}; known: {', '.join(KINDS)}")
         self.kind = kind
@@ -182,6 +204,7 @@ class EngineServer:
         self._sup: subprocess.Popen | None = None
         self._exit: int | None = None
         self.server_pid: int | None = None
+        self.gpus = gpus   # None = the GPUs this process holds (visible_gpus); a replica gets its share
 
     # -- public
     @property
@@ -198,7 +221,7 @@ class EngineServer:
         if self._sup is not None:
             return self
         python = engine_python(self.kind, self.settings)
-        gpus = visible_gpus()
+        gpus = visible_gpus() if self.gpus is None else list(self.gpus)
         tp = int(self.settings["tensor_parallel_size"] or max(1, len(gpus)))
         if gpus and tp > len(gpus):
             raise RunnerFatal(f"{self.kind}: tensor_parallel_size {tp} > the {len(gpus)} GPU(s) this job holds "

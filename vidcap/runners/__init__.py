@@ -41,7 +41,8 @@ _NOT_RESULT = {
 # engines started per job: where they run from, how long to wait, how hard to push them
 _NOT_RESULT["vllm"] = _NOT_RESULT["sglang"] = {
     "python", "env", "startup_timeout_s", "stop_timeout_s", "gpu_memory_utilization", "max_num_seqs",
-    "tensor_parallel_size", "concurrency", "timeout_s", "max_tries", "backoff_s", "max_backoff_s", "server_log"}
+    "tensor_parallel_size", "concurrency", "timeout_s", "max_tries", "backoff_s", "max_backoff_s", "server_log",
+    "replicas", "api_server_count", "mm_processor_cache_gb"}
 
 
 # config block -> (runner for media requests, runner for text-only requests); None: not offered

@@ -8,8 +8,9 @@ readiness wait, log at ``server_log``), and points the client at it. ``close()``
 raises ``RunnerFatal`` with the exit status and the server log's last lines instead of failing rows
 (rows not yet journaled are redone by the next run).
 
-Frames on the wire, lossless by default (``frame_format: png``; ``jpeg`` with ``jpeg_quality`` to save
-bandwidth): one frame (an image row) is an ``image_url``. A clip's sampled frames are, with
+Frames on the wire as ``frame_format`` says (``jpeg`` at ``jpeg_quality`` 95 by default, ``png`` lossless,
+``bmp`` uncompressed; ``vidcap.media.images.Wire``; the caption stage's feed workers encode them ahead,
+bench/feed measured the choice): one frame (an image row) is an ``image_url``. A clip's sampled frames are, with
 ``frames_as: video``, ONE ``video_url`` part holding the frames themselves — vLLM's
 ``data:video/jpeg;base64,<frame>,<frame>,...`` form: the frames are decoded one by one with PIL, so
 PNG frames work and nothing is re-encoded as a video — plus the metadata the model's processor needs,
@@ -28,13 +29,16 @@ frame_format jpeg_quality max_image_side`` (null = frames as decoded), ``num_fra
 default: a file in the temp folder) and the generation block (as the ``openai`` runner maps it; top_k,
 repetition_penalty and min_new_tokens are always sent).
 
+``replicas`` (default 1): that many engine servers for the job, each on its own port and share of the job's
+GPUs (``vidcap.runners.replicas.split_gpus``; server logs ``<log>.<i>.log``), one client each, requests
+spread over them (``spread``); a replica that dies stops the run as one server would.
+
 ``stats`` adds ``busy_s`` to the ``openai`` runner's counters: the client's time with at least one request
 in flight, so ``1 - busy_s / wall`` is a lower bound of the engine's idle share over a run.
 """
 from __future__ import annotations
 
-import base64
-import io
+import concurrent.futures as cf
 import json
 import logging
 import os
@@ -42,15 +46,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from vidcap.errors import RunnerFatal
 from vidcap.gpu import acquire_gpus
 from vidcap.llm.client import ChatClient, ChatJob
 from vidcap.llm.engine import DEFAULTS as ENGINE_DEFAULTS
-from vidcap.llm.engine import EngineServer
+from vidcap.llm.engine import EngineServer, visible_gpus
+from vidcap.media.images import WIRE_FORMATS, Wire
 from vidcap.runners.base import Request
 from vidcap.runners.openai_api import OpenAIRunner, text_tokens
+from vidcap.runners.replicas import split_gpus, spread
 
 log = logging.getLogger("vidcap.runners.engine")
 
@@ -65,30 +69,13 @@ DEFAULTS = {
     "max_backoff_s": 5.0,
     "extra_sampling": "always",
     "frames_as": "auto",        # auto | video | images
-    "frame_format": "png",      # png (lossless) | jpeg
+    "frame_format": "jpeg",     # jpeg (at jpeg_quality) | png (lossless) | bmp (uncompressed)
     "jpeg_quality": 95,
     "max_image_side": None,     # None = send frames as decoded (the frames block sizes them)
     "num_frames": None,
     "server_log": None,
+    "replicas": 1,              # engine servers per job, requests spread over them (vidcap.runners.replicas)
 }
-
-
-def encode_png_or_jpeg(frame: np.ndarray, fmt: str, quality: int, max_side: int | None) -> tuple[str, int, int]:
-    """(base64 of the encoded frame, width, height): PNG (lossless, fast compression) or JPEG."""
-    # heavy: Pillow, only for images
-    from PIL import Image
-
-    img = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8), "RGB")
-    w, h = img.size
-    if max_side and max(w, h) > max_side:
-        scale = max_side / max(w, h)
-        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    if fmt == "png":
-        img.save(buf, format="PNG", compress_level=1)
-    else:
-        img.save(buf, format="JPEG", quality=int(quality))
-    return base64.b64encode(buf.getvalue()).decode("ascii"), img.size[0], img.size[1]
 
 
 def model_type(model: str, revision: str | None = None) -> str:
@@ -119,14 +106,18 @@ class EngineRunner(OpenAIRunner):
             flat["num_frames"] = flat["frames"].get("num_frames")
         super().__init__({**DEFAULTS, **flat, "generation": gen, "prompt_role": "user"})
         s = self.settings
+        s["max_image_side"] = flat.get("max_image_side")   # None = as decoded (not the openai runner's 512 px cap)
         if s["frames_as"] not in ("auto", "video", "images"):
             raise RunnerFatal(f"{self.name}.frames_as must be auto, video or images; got {s['frames_as']!r}")
-        if s["frame_format"] not in ("png", "jpeg"):
-            raise RunnerFatal(f"{self.name}.frame_format must be png or jpeg; got {s['frame_format']!r}")
+        if s["frame_format"] not in WIRE_FORMATS:
+            raise RunnerFatal(f"{self.name}.frame_format must be one of {', '.join(WIRE_FORMATS)}; "
+                              f"got {s['frame_format']!r}")
         if self.name == "sglang" and s["frames_as"] == "video":
             raise RunnerFatal("sglang.frames_as: video is not supported (SGLang's OpenAI server takes video files, "
                               "not frame lists); use images")
-        self.server: EngineServer | None = None
+        self.server: EngineServer | None = None   # the first replica's
+        self.servers: list[EngineServer] = []
+        self.clients: list[ChatClient] = []
         self.video = False
 
     # -- lifecycle
@@ -162,23 +153,44 @@ class EngineRunner(OpenAIRunner):
             mode = "video" if self.name == "vllm" and model_type(
                 str(self.settings.get("model", "")), self.settings.get("revision")) in VIDEO_MODEL_TYPES else "images"
         self.video = mode == "video"
-        self.server = EngineServer(self.name, self.engine_settings(), self.server_log())
-        self.server.start()
+        n = int(self.settings.get("replicas") or 1)
         try:
-            os.environ[KEY_ENV] = self.server.api_key
+            shares = split_gpus(visible_gpus(), n, self.settings.get("gpu_memory_utilization"))
+        except ValueError as exc:
+            raise RunnerFatal(f"{self.name}.replicas: {exc}") from None
+        log_path = self.server_log()
+        self.servers = [EngineServer(self.name, self.engine_settings(), log_path if n == 1 else
+                                     log_path.with_suffix(f".{i}{log_path.suffix}"), gpus=g) for i, g in enumerate(shares)]
+        self.server = self.servers[0]
+        try:
+            with cf.ThreadPoolExecutor(len(self.servers)) as pool:   # replicas start side by side
+                for fut in [pool.submit(srv.start) for srv in self.servers]:
+                    fut.result()
+            for srv in self.servers:
+                os.environ[KEY_ENV] = srv.api_key
+                client = ChatClient({**self.settings, "base_url": srv.base_url, "model": srv.served_model,
+                                     "api_key_env": KEY_ENV})
+                client.start()
+                self.clients.append(client)
             self.settings["base_url"] = self.server.base_url
-            self.client = ChatClient({**self.settings, "model": self.server.served_model, "api_key_env": KEY_ENV})
-            self.client.start()
+            self.client = self.clients[0]
         except BaseException:
-            self.server.stop()
+            self.close()
             raise
 
     def close(self) -> None:
         try:
+            for extra in self.clients[1:]:
+                extra.close()
+            self.clients = []
             super().close()
         finally:
-            if self.server is not None:
-                self.server.stop()
+            for srv in self.servers:
+                srv.stop()
+
+    def _map(self, jobs):
+        """Requests spread over the replicas (``vidcap.runners.replicas.spread``)."""
+        return spread(self.clients or [self.client], jobs)
 
     @property
     def stats(self) -> dict:
@@ -187,6 +199,10 @@ class EngineRunner(OpenAIRunner):
         out = dict(super().stats)
         if self.client is not None:
             out["busy_s"] = round(self.client.busy_seconds(), 3)
+        if len(self.clients) > 1:
+            out["replica_requests"] = [c.stats.items_ok + c.stats.items_failed for c in self.clients]
+            for key, attr in (("requests_ok", "items_ok"), ("requests_failed", "items_failed"), ("tries", "tries")):
+                out[key] = sum(getattr(c.stats, attr) for c in self.clients)
         if self.server is not None:
             out["device"] = f"{self.name} {self.server.base_url}"
             out["engine_startup_s"] = round(self.server.startup_s or 0.0, 2)
@@ -197,32 +213,39 @@ class EngineRunner(OpenAIRunner):
         self.load()
         server = self.server
         assert server is not None  # started by load()
-        if not server.alive():
-            raise RunnerFatal(server.exit_reason())
+        for srv in self.servers or [server]:
+            if not srv.alive():
+                raise RunnerFatal(srv.exit_reason())
         for key, res in super().run(requests):
-            if isinstance(res, BaseException) and not server.alive():
-                raise RunnerFatal(f"{server.exit_reason()}\n(stopping: no request can succeed; rows not "
+            dead = [srv for srv in self.servers or [server] if not srv.alive()] if isinstance(res, BaseException) else []
+            if dead:
+                raise RunnerFatal(f"{dead[0].exit_reason()}\n(stopping: no request can succeed; rows not "
                                   "journaled yet are redone by the next run)")
             yield key, res
 
     # -- requests
     def messages(self, req: Request) -> tuple[list, int]:
-        s = self.settings
         msgs: list[dict[str, Any]] = [{"role": "system", "content": req.system}] if req.system else []
         if req.frames is None:
             msgs.append({"role": "user", "content": req.user})
             return msgs, text_tokens(req.system) + text_tokens(req.user) + 8
-        fmt, quality, side = s["frame_format"], int(s["jpeg_quality"]), s.get("max_image_side")
-        mime = "image/png" if fmt == "png" else "image/jpeg"
-        frames = req.frames.frames[:1] if req.frames.media_type == "image" else req.frames.frames
-        encoded = [encode_png_or_jpeg(f, fmt, quality, side) for f in frames]
+        encoded = self.encoded(req.frames)
+        if req.frames.media_type == "image":
+            encoded = encoded[:1]
         if self.video and req.frames.media_type == "video":
-            url = "data:video/jpeg;base64," + ",".join(b64 for b64, _, _ in encoded)
+            url = "data:video/jpeg;base64," + ",".join(e.b64 for e in encoded)
             parts = [{"type": "video_url", "video_url": {"url": url}}]
         else:
-            parts = [{"type": "image_url", "image_url": {"url": f"data:{mime};base64,{b64}"}} for b64, _, _ in encoded]
+            mime = self.wire().mime
+            parts = [{"type": "image_url", "image_url": {"url": f"data:{mime};base64,{e.b64}"}} for e in encoded]
         msgs.append({"role": "user", "content": parts + [{"type": "text", "text": req.user}]})
         return msgs, text_tokens(req.system) + text_tokens(req.user) + 8
+
+    def wire(self) -> Wire:
+        s = self.settings
+        side = s.get("max_image_side")
+        # JPEG with colour at full resolution: only the quantisation differs from the decoded frame
+        return Wire(str(s["frame_format"]), int(s["jpeg_quality"]), int(side) if side else None, full_chroma=True)
 
     def video_metadata(self, req: Request) -> dict | None:
         """vLLM ``media_io_kwargs.video`` for a clip sent as a video: the real indices, fps and length."""

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import deque
 from typing import Any
 
 from vidcap.errors import RunnerFatal
 from vidcap.llm.client import ChatClient, ChatError, ChatJob, ChatResult
-from vidcap.media.images import jpeg_data_url
+from vidcap.media.images import EncodedFrame, Wire, WireFrames, encode_frame
 from vidcap.redact import scrub
 from vidcap.runners.base import Generation, Request, Runner
 
@@ -90,6 +91,7 @@ class OpenAIRunner(Runner):
         self._stats: dict = {}
         self.served_model = ""
         self._warned: set[str] = set()
+        self._feed = {"request_s": 0.0, "response_s": 0.0}
 
     # -- Runner interface
     def load(self) -> None:
@@ -103,7 +105,9 @@ class OpenAIRunner(Runner):
 
     @property
     def stats(self) -> dict:
-        """Counters of this runner's client: requests, tries, tokens, cost, waits (for the job's stats)."""
+        """Counters of this runner's client: requests, tries, tokens, cost, waits (for the job's stats);
+        ``request_s`` = CPU seconds building requests (encoding frames the feed did not), ``response_s`` = the
+        requests' round trips summed (sent to answer parsed)."""
         if self.client is None:
             return dict(self._stats)
         st = self.client.stats
@@ -111,7 +115,8 @@ class OpenAIRunner(Runner):
                        "requests_ok": st.items_ok, "requests_failed": st.items_failed, "tries": st.tries,
                        "retries": st.retries, "prompt_tokens": st.prompt_tokens,
                        "output_tokens": st.completion_tokens, "cost_usd": round(st.cost_usd, 6),
-                       "limiter_wait_s": round(st.limiter_wait_s, 3), "max_in_flight": st.max_in_flight}
+                       "limiter_wait_s": round(st.limiter_wait_s, 3), "max_in_flight": st.max_in_flight,
+                       **{k: round(v, 3) for k, v in self._feed.items()}}
         return dict(self._stats)
 
     def close(self) -> None:
@@ -129,21 +134,47 @@ class OpenAIRunner(Runner):
 
         def jobs():
             for req in requests:
+                t = time.thread_time()
                 try:
-                    yield self.job(req)
+                    job = self.job(req)
                 except RunnerFatal:
                     raise
                 except Exception as exc:  # noqa: BLE001 - the row fails, the job goes on
                     failed.append((req.row_id, exc))
+                    continue
+                finally:
+                    self._feed["request_s"] += time.thread_time() - t
+                yield job
 
-        for key, res in client.map(jobs()):
+        for key, res in self._map(jobs()):
             while failed:
                 yield failed.popleft()
+            if not isinstance(res, BaseException):
+                self._feed["response_s"] += res.seconds
             yield key, self._generation(res)
         while failed:
             yield failed.popleft()
 
+    def _map(self, jobs):
+        assert self.client is not None  # made by load()
+        return self.client.map(jobs)
+
     # -- building requests
+    def wire(self) -> Wire:
+        """How this runner sends a frame (``vidcap.media.images.Wire``); feed workers encode ahead with it."""
+        s = self.settings
+        return Wire("jpeg", int(s["jpeg_quality"]), int(s["max_image_side"]))
+
+    def encoded(self, frames) -> list[EncodedFrame]:
+        """The frames of a request as ``wire()`` says: as a feed worker encoded them (``WireFrames``), else
+        encoded here."""
+        wire = self.wire()
+        if isinstance(frames, WireFrames):
+            if frames.wire != wire:   # their pixels are gone: they cannot be encoded again
+                raise ValueError(f"frames were encoded as {frames.wire} but this runner sends {wire}")
+            return frames.encoded
+        return [encode_frame(f, wire) for f in frames.frames]
+
     def options(self) -> dict:
         s = self.settings
         opts: dict = {}
@@ -183,10 +214,10 @@ class OpenAIRunner(Runner):
         s = self.settings
         images, est = [], 0
         if req.frames is not None:
-            for frame in req.frames.frames:
-                url, w, h = jpeg_data_url(frame, int(s["max_image_side"]), int(s["jpeg_quality"]))
+            for enc in self.encoded(req.frames):
+                url = "data:image/jpeg;base64," + enc.b64
                 images.append({"type": "image_url", "image_url": {"url": url, "detail": s["detail"]}})
-                est += image_tokens(w, h, s["detail"])
+                est += image_tokens(enc.width, enc.height, s["detail"])
         msgs: list[dict[str, Any]] = []
         where = s.get("insert_media_token")   # NeVA's: left = images before the text, right = after
         if images and s["prompt_role"] == "system" and where is None:
