@@ -18,7 +18,9 @@ rule gather:
         run=lambda wildcards, input: os.path.dirname(os.path.dirname(input.info)),
         stages=" ".join(f"--stage {s}" for s in PLAN.stages),
         options=shlex.join(PLAN.gather_options()),
-        single=shlex.join(f"--output={p}" for k, p in PLAN.gather_outputs().items() if k in ("csv", "parquet")),
+        single=shlex.join(
+            f"--output={p}" for k, p in PLAN.gather_outputs().items() if k in ("csv", "parquet")
+        ),
     shell:
         "vidcap gather --run {params.run:q} {params.stages} {params.options} {params.single}"
         " --summary-json {output.summary_json:q} --summary-csv {output.summary_csv:q} > {log:q} 2>&1 || vidcap_failed {log:q}"
