@@ -117,7 +117,10 @@ def test_merge_memory_is_bounded_by_a_shard(tmp_path):
     shards = pa.concat_tables([pq.read_table(run.shard(n), columns=[ROW_ID]) for n in run.shard_names()])
     assert ids == shards.column(ROW_ID).to_pylist(), "every row once, in manifest order"
     old = subprocess.run([sys.executable, "-c", script, "old"], capture_output=True, text=True)
-    assert old.returncode != 0 and "MemoryError" in old.stderr[-500:] + old.stdout, old.stdout[-500:]
+    # the whole-table merge runs out of the address space: Python's MemoryError, or Arrow's own report of
+    # a failed allocation (which one depends on where the allocation fails)
+    out_of_memory = ("MemoryError", "std::bad_alloc", "Unknown error: Wrapping", "Cannot allocate memory")
+    assert old.returncode != 0 and any(m in old.stderr[-2000:] + old.stdout for m in out_of_memory), old.stderr[-2000:]
 
 
 @pytest.mark.parametrize("merge, rows, single", [({}, 5, True), ({"single_file_max_rows": 4}, 5, False),

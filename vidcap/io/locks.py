@@ -233,7 +233,10 @@ class FileLock:
                 if not lost:
                     os.utime(path)
             except FileNotFoundError:
-                lost = True
+                log.debug("%s: lock file gone at a heartbeat", path)
+                # removed, not taken over (a takeover writes a new holding's token): the run folder was
+                # moved or cleaned; judged again at the next beat
+                continue
             except (OSError, ValueError):
                 continue  # a filesystem hiccup or a half-written file: try again at the next beat
             if lost and not stop.is_set():
