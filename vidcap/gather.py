@@ -42,18 +42,22 @@ from vidcap.judge.columns import from_stage_table
 from vidcap.judge.summary import category_table, format_category_table, order_agreement
 from vidcap.merge.dups import Duplicates
 from vidcap.merge.join import STRING, MergeSchema, merge_schema, merge_shard
+from vidcap.merge.near_dups import NearDuplicates
 from vidcap.merge.parts import PartWriter, SingleFiles
 from vidcap.summary import Summary, write_summary
 
 log = logging.getLogger("vidcap.gather")
 DUPLICATE = "caption_duplicate"
+NEAR_OF, NEAR_SIM = "near_duplicate_of", "near_duplicate_sim"
+FLOAT = pd.ArrowDtype(pa.float64())
 
 
 def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = None,
            duplicates_of: str | None = None, summary_json: str | Path | None = None,
            summary_csv: str | Path | None = None, tag_keys: list[str] | None = None,
            top_k: int = 20, answers: dict | None = None, judge_table: str | Path | None = None,
-           drop_failed: list[str] | None = None) -> int:
+           drop_failed: list[str] | None = None, near_duplicates: dict | None = None,
+           drop_columns: list[str] | None = None) -> int:
     """Merge the run's shards with every stage's per-shard outputs; returns the rows written.
 
     ``stages``: stage names, in the order their columns should appear.
@@ -66,6 +70,9 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
     ``drop_failed``: stages whose failed rows (non-empty ``<stage>_error``) are left out of everything written
     here (``stages.caption.keep_failed: false``), after the exactly-once checks; the summary counts the
     caption's as ``dropped_failed_captions``.
+    ``near_duplicates``: ``{"column", "threshold", "probes", "rows_per_cluster"}``: mark rows whose embedding
+    (``column``, a list of floats) is this close to an earlier row's (``vidcap.merge.near_dups``).
+    ``drop_columns``: stage columns left out of what is written (e.g. the embeddings once used).
     """
     names = run.shard_names()
     schema = merge_schema(run, names, stages)
@@ -75,6 +82,11 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
     dups = None
     if duplicates_of:
         dups = find_duplicates(run, names, schema, duplicates_of, drop_failed or [], work)
+    near = None
+    if near_duplicates:
+        near = find_near_duplicates(run, names, schema, near_duplicates, drop_failed or [], work)
+    if drop_columns:
+        schema = without_columns(schema, set(drop_columns))
     parts = PartWriter(run.root / "table")
     single = SingleFiles([Path(p) for p in outputs or []])
     summary = Summary(top_k, tag_keys, work) if (summary_json or summary_csv) else None
@@ -88,6 +100,10 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
             if duplicates_of:
                 merged[DUPLICATE] = (pd.Series(dups.column(written, len(merged)), dtype=STRING)
                                      if dups is not None else pd.Series([None] * len(merged), dtype=STRING))
+            if near_duplicates:
+                of, sim = near.columns(written, len(merged)) if near is not None else (None, None)
+                merged[NEAR_OF] = pd.Series(of if of is not None else [None] * len(merged), dtype=STRING)
+                merged[NEAR_SIM] = pd.Series(sim if sim is not None else [None] * len(merged), dtype=FLOAT)
             table = parts.write(pa.Table.from_pandas(merged, preserve_index=False), name)
             single.add(table)
             written += len(table)
@@ -105,6 +121,8 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
     finally:
         if dups is not None:
             dups.close()
+        if near is not None:
+            near.close()
         if summary is None:
             shutil.rmtree(work, ignore_errors=True)
     for stage, n in dropped.items():
@@ -211,3 +229,37 @@ def mark_duplicates(df: pd.DataFrame, column: str) -> pd.Series:
             first[key] = row_id
             out.append(None)
     return pd.Series(out, index=df.index, dtype=pd.ArrowDtype(pa.string()))
+
+
+def find_near_duplicates(run: RunDir, names: list[str], schema: MergeSchema, opts: dict, drop_failed: list[str],
+                         work: Path) -> NearDuplicates | None:
+    """``near_duplicate_of`` / ``near_duplicate_sim`` of the whole run (``vidcap.merge.near_dups``): two
+    passes over the embedding column (a k-means sample, then the assignment); None (and a warning)
+    when the merged table has no such column."""
+    column = opts["column"]
+    known = set(schema.base.names).union(*(s.names for s in schema.stages.values()))
+    if column not in known:
+        log.warning("near_duplicate_of: no column %r; nothing marked", column)
+        return None
+    near = NearDuplicates(work / "near", int(run.shard_info().get("rows") or 0), float(opts["threshold"]),
+                          probes=int(opts.get("probes", 2)), rows_per_cluster=int(opts.get("rows_per_cluster", 1000)))
+    need = {ROW_ID, ROW_INDEX, column, *(f"{s}_error" for s in drop_failed)}
+
+    def shards() -> Iterator[pd.DataFrame]:
+        for name in names:
+            merged, _ = merge_shard(run, name, schema, columns=need)
+            yield _drop_failed(merged, drop_failed, {s: 0 for s in drop_failed})
+
+    for merged in shards():
+        near.sample(pa.array(merged[column]))
+    near.train()
+    for merged in shards():
+        near.add(pa.array(merged[column]), pa.array(merged[ROW_ID].astype(STRING)))
+    log.info("near_duplicate_of: %d rows at cosine >= %s of an earlier row", near.finish(), opts["threshold"])
+    return near
+
+
+def without_columns(schema: MergeSchema, drop: set[str]) -> MergeSchema:
+    """``schema`` with the stage columns in ``drop`` left out (the merge then never reads them)."""
+    stages = {s: pa.schema([f for f in sch if f.name not in drop or f.name == ROW_ID]) for s, sch in schema.stages.items()}
+    return MergeSchema(schema.base, stages, schema.as_text)

@@ -58,6 +58,13 @@ def add_gather(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-table", default=None, help="write the judge's per-category table here (.csv)")
     p.add_argument("--drop-failed", action="append", default=[], metavar="STAGE",
                    help="leave out rows this stage failed (stages.caption.keep_failed: false); counted in the summary")
+    p.add_argument("--near-duplicates", default=None, metavar="COLUMN",
+                   help="mark near-duplicate rows by this embedding column (near_duplicate_of, near_duplicate_sim)")
+    p.add_argument("--near-threshold", type=float, default=0.98, help="cosine similarity of a near-duplicate")
+    p.add_argument("--near-probes", type=int, default=2, help="clusters each row is compared in")
+    p.add_argument("--near-rows-per-cluster", type=int, default=1000, help="k-means clusters: rows / this")
+    p.add_argument("--drop-column", action="append", default=[], metavar="COLUMN",
+                   help="a stage column left out of the merged table (repeatable)")
     p.add_argument("--clips", action="store_true",
                    help="the shots step: write the clip table (one row per clip, start/end set) instead")
     p.add_argument("--clips-failed", default=None, help="with --clips: the source rows that gave no clip (.csv)")

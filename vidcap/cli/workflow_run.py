@@ -58,7 +58,9 @@ def cmd_gather(args) -> int:
                    "prompt_column": args.answers_prompt_column, "prompt": args.answers_prompt}
     gather(RunDir.at(args.run), args.stage, args.output, duplicates_of=args.duplicates_of, summary_json=args.summary_json,
            summary_csv=args.summary_csv, tag_keys=args.tag_key or None, top_k=args.top_k, answers=answers,
-           judge_table=args.judge_table, drop_failed=args.drop_failed)
+           judge_table=args.judge_table, drop_failed=args.drop_failed, drop_columns=args.drop_column,
+           near_duplicates={"column": args.near_duplicates, "threshold": args.near_threshold, "probes": args.near_probes,
+                            "rows_per_cluster": args.near_rows_per_cluster} if args.near_duplicates else None)
     return 0
 
 

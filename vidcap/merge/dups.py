@@ -24,6 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vidcap.merge.ordinals import OrdinalRanges
+
 ROWS_PER_BUCKET = 1_000_000
 MAX_BUCKETS = 256
 _KEYS = ("vidcap-dup-key-1", "vidcap-dup-key-2")   # 16 characters each (SipHash keys)
@@ -54,10 +56,8 @@ class Duplicates:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.buckets = max(1, min(MAX_BUCKETS, math.ceil(rows / ROWS_PER_BUCKET)))
         self.ordinal = 0
-        self._writers: dict[tuple[str, int], tuple] = {}
-        self._range_size = 1
-        self._ranges = 0
-        self._loaded: tuple[int, np.ndarray, pa.Array] | None = None
+        self._writers: dict[int, tuple] = {}
+        self._pairs: OrdinalRanges | None = None
 
     def add(self, texts: pa.Array | pa.ChunkedArray, row_ids: pa.Array | pa.ChunkedArray) -> None:
         """The next rows of the merged table (in manifest order): their texts and row ids."""
@@ -78,14 +78,13 @@ class Duplicates:
             at += int(counts[b])
             batch = pa.record_batch([pa.array(h1[sel]), pa.array(h2[sel]), pa.array(ords[sel], pa.int64()),
                                      ids[sel]], schema=_ENTRY)
-            self._writer("bucket", int(b), _ENTRY).write_batch(batch)
+            self._writer(int(b)).write_batch(batch)
 
-    def _writer(self, kind: str, i: int, schema: pa.Schema):
-        key = (kind, i)
-        if key not in self._writers:
-            sink = pa.OSFile(str(self.dir / f"{kind}-{i:05d}.arrow"), "wb")
-            self._writers[key] = (sink, pa.ipc.new_stream(sink, schema))
-        return self._writers[key][1]
+    def _writer(self, b: int):
+        if b not in self._writers:
+            sink = pa.OSFile(str(self.dir / f"bucket-{b:05d}.arrow"), "wb")
+            self._writers[b] = (sink, pa.ipc.new_stream(sink, _ENTRY))
+        return self._writers[b][1]
 
     def _close(self) -> None:
         for sink, writer in self._writers.values():
@@ -96,8 +95,7 @@ class Duplicates:
     def finish(self) -> int:
         """Group every bucket; returns how many rows repeat an earlier row's text."""
         self._close()
-        self._ranges = self.buckets
-        self._range_size = max(1, math.ceil(self.ordinal / self._ranges))
+        self._pairs = pairs = OrdinalRanges(self.dir, "range", _PAIR, self.ordinal, self.buckets)
         total = 0
         for b in range(self.buckets):
             path = self.dir / f"bucket-{b:05d}.arrow"
@@ -115,50 +113,20 @@ class Duplicates:
             dup = ~first
             if not dup.any():
                 continue
-            dup_ord = so[dup]
-            first_ids = table.column("row_id").take(pa.array(order[group_start[dup]], pa.int64()))
-            total += len(dup_ord)
-            which = dup_ord // self._range_size
-            by = np.argsort(which, kind="stable")
-            counts = np.bincount(which, minlength=self._ranges)
-            at = 0
-            for r in np.flatnonzero(counts):
-                sel = by[at: at + int(counts[r])]
-                at += int(counts[r])
-                batch = pa.record_batch([pa.array(dup_ord[sel], pa.int64()),
-                                         first_ids.take(pa.array(sel, pa.int64())).combine_chunks()], schema=_PAIR)
-                self._writer("range", int(r), _PAIR).write_batch(batch)
-        self._close()
+            first_ids = table.column("row_id").take(pa.array(order[group_start[dup]], pa.int64())).combine_chunks()
+            total += int(dup.sum())
+            pairs.add(so[dup], [first_ids])
+        pairs.close_writers()
         return total
-
-    def _range(self, r: int) -> tuple[np.ndarray, pa.Array]:
-        if self._loaded is None or self._loaded[0] != r:
-            path = self.dir / f"range-{r:05d}.arrow"
-            if path.exists():
-                with pa.OSFile(str(path), "rb") as fh:
-                    table = pa.ipc.open_stream(fh).read_all()
-                table = table.sort_by("ord")
-                self._loaded = (r, table.column("ord").to_numpy(), table.column("first").combine_chunks())
-            else:
-                self._loaded = (r, np.zeros(0, np.int64), pa.array([], pa.string()))
-        return self._loaded[1], self._loaded[2]
 
     def column(self, start: int, n: int) -> pa.Array:
         """``caption_duplicate`` of the merged rows ``start`` .. ``start + n - 1``."""
-        if n == 0:
-            return pa.array([], pa.string())
-        pieces, where = [], []
-        for r in range(start // self._range_size, (start + n - 1) // self._range_size + 1):
-            ords, firsts = self._range(r)
-            lo, hi = np.searchsorted(ords, [start, start + n])
-            pieces.append(firsts.slice(lo, hi - lo))
-            where.append(ords[lo:hi] - start)
-        if not pieces:
+        if n == 0 or self._pairs is None:
             return pa.nulls(n, pa.string())
-        values = pa.concat_arrays(pieces)
+        found = self._pairs.rows(start, n)
         index = np.full(n, -1, dtype=np.int64)
-        index[np.concatenate(where)] = np.arange(len(values))
-        return values.take(pa.array(index, mask=index < 0))
+        index[found.column("ord").to_numpy() - start] = np.arange(found.num_rows)
+        return found.column("first").combine_chunks().take(pa.array(index, mask=index < 0))
 
     def close(self) -> None:
         self._close()

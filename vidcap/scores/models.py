@@ -7,6 +7,8 @@
   the predictor at inference (dropout off, no activations between its layers).
 * ``clip_match``: cosine of the CLIP text embedding of the row's text and each frame's image embedding,
   averaged (-1..1; Open-Sora's matching score is 100 x this). Empty text: null.
+* ``clip_embedding`` (``near_duplicates``): the mean of the frames' unit CLIP image embeddings, made unit
+  length again: what the merge compares to find near-duplicate clips.
 * ``text_area``: share of the frame covered by text boxes of RapidOCR's detector (DBNet, ONNX, bundled
   with ``rapidocr_onnxruntime``; detection only), averaged over the frames (EasyAnimate drops > 0.02).
 
@@ -44,10 +46,11 @@ class ModelScores:
         self.torch = torch
         self.aesthetic = bool(params["aesthetic"]["enabled"])
         self.match = bool(params["caption_match"]["enabled"])
+        self.embed = bool(params["near_duplicates"]["enabled"])
         self.ocr: Any = None
         device = params["clip"]["device"]
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        if self.aesthetic or self.match:
+        if self.aesthetic or self.match or self.embed:
             from transformers import CLIPModel, CLIPProcessor  # heavy/optional library: loaded only when this runs
 
             name = params["clip"]["model"]
@@ -79,8 +82,11 @@ class ModelScores:
     def score(self, frames: list[np.ndarray], text: str | None) -> dict:
         out: dict = {}
         with self.torch.inference_mode():
-            if self.aesthetic or self.match:
+            if self.aesthetic or self.match or self.embed:
                 emb = self._image_embeddings(frames)
+            if self.embed:
+                mean = emb.float().mean(dim=0)
+                out["clip_embedding"] = (mean / mean.norm()).cpu().tolist()
             if self.aesthetic:
                 x = emb.float()
                 for w, b in self.head:

@@ -2,7 +2,9 @@
 
 ``caption_match`` matches the run's text (``ctx.text_column``: the caption when captioning, else the
 manifest's ``text``) unless ``text_column`` names another; the model scores need ``clip.model`` and the
-aesthetic score its head file.
+aesthetic score its head file. ``near_duplicates``: the stage writes ``clip_embedding`` (only ``enabled``
+changes its results); the merge compares the embeddings (``vidcap.merge.near_dups``) and, unless
+``keep_embeddings``, leaves the column out of the merged table.
 """
 from __future__ import annotations
 
@@ -11,19 +13,23 @@ from pathlib import Path
 from vidcap.errors import ConfigError
 from vidcap.stages.plan import PlanContext, PlanHooks
 
+EMBEDDING = "clip_embedding"   # the scores stage's embedding column (vidcap.scores.stage)
+
 
 class ScoresPlan(PlanHooks):
     def settings(self, ctx: PlanContext, settings: dict) -> dict:
         match = dict(settings["caption_match"])
         if match["enabled"] and not match["text_column"]:
             match["text_column"] = ctx.text_column
-        return {**settings, "caption_match": match}
+        near = {"enabled": bool(settings["near_duplicates"]["enabled"])}   # the rest is the merge's
+        return {**settings, "caption_match": match, "near_duplicates": near}
 
     def check(self, ctx: PlanContext) -> None:
         s = self.settings(ctx, self.section(ctx))
         key = f"stages.{self.name}"
-        if (s["aesthetic"]["enabled"] or s["caption_match"]["enabled"]) and not s["clip"]["model"]:
-            raise ConfigError(f"config key '{key}.clip.model': aesthetic and caption_match need a CLIP model "
+        if (s["aesthetic"]["enabled"] or s["caption_match"]["enabled"] or s["near_duplicates"]["enabled"]) \
+                and not s["clip"]["model"]:
+            raise ConfigError(f"config key '{key}.clip.model': aesthetic, caption_match and near_duplicates need a CLIP model "
                               "(a folder with a transformers CLIPModel, e.g. openai/clip-vit-large-patch14)")
         head = s["aesthetic"]["head"]
         if s["aesthetic"]["enabled"] and not (head and Path(head).is_file()):
@@ -33,3 +39,11 @@ class ScoresPlan(PlanHooks):
         if s["caption_match"]["enabled"] and not ctx.has_column(column):
             raise ConfigError(f"config key '{key}.caption_match.text_column': no column {column!r} in the "
                               "manifest" + ("" if ctx.text_source else " (and the caption stage is off)"))
+
+    def gather_options(self, ctx: PlanContext) -> list[str]:
+        near = self.section(ctx)["near_duplicates"]
+        if not near["enabled"]:
+            return []
+        opts = ["--near-duplicates", EMBEDDING, "--near-threshold", str(near["threshold"]),
+                "--near-probes", str(near["probes"]), "--near-rows-per-cluster", str(near["rows_per_cluster"])]
+        return opts + ([] if near["keep_embeddings"] else ["--drop-column", EMBEDDING])

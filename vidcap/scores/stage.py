@@ -4,7 +4,8 @@ CPU columns (``vidcap.scores.measure``): ``motion_flow``, ``motion_mv``, ``lapla
 ``dark_share``, ``overexposed_share``, ``still``. Model columns, each switched on in the config and
 null when off (``vidcap.scores.models``): ``aesthetic`` (LAION's predictor on CLIP image embeddings),
 ``clip_match`` (CLIP cosine of the row's text and its frames), ``text_area`` (share of the frame covered
-by OCR text boxes). One decoding pass per row (``vidcap.scores.decode``), inside the row's
+by OCR text boxes); with ``near_duplicates`` on, ``clip_embedding`` (the clip's CLIP image embedding, which
+the merge turns into ``near_duplicate_of``, ``vidcap.merge.near_dups``). One decoding pass per row (``vidcap.scores.decode``), inside the row's
 ``start`` / ``end`` range; a row that cannot be read fails in ``scores_error``.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from vidcap.media.files import check_file
 from vidcap.media.timerange import row_range
 from vidcap.scores import decode, measure
 from vidcap.scores.models import ModelScores
+from vidcap.scores.plan import EMBEDDING
 from vidcap.stages.base import RowStage
 
 MODEL_COLUMNS = ("aesthetic", "clip_match", "text_area")
@@ -50,12 +52,15 @@ class ScoresStage(RowStage):
         text = self.params["caption_match"]["text_column"] if self.params["caption_match"]["enabled"] else None
         self.text_column = text
         self.input_columns = (ROW_ID, MEDIA_PATH, *([text] if text else []))
+        if self.params["near_duplicates"]["enabled"]:
+            self.columns = {**self.columns, EMBEDDING: pa.list_(pa.float32())}
         self.models = None
         self.stats = {"decode_s": 0.0, "cpu_scores_s": 0.0, "model_s": 0.0}
 
     def _models_on(self) -> bool:
         p = self.params
-        return bool(p["aesthetic"]["enabled"] or p["caption_match"]["enabled"] or p["ocr"]["enabled"])
+        return bool(p["aesthetic"]["enabled"] or p["caption_match"]["enabled"] or p["ocr"]["enabled"]
+                    or p["near_duplicates"]["enabled"])
 
     def setup(self) -> None:
         if self._models_on():
