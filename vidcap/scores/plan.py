@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidcap.errors import ConfigError
-from vidcap.stages.plan import PlanContext, PlanHooks
+from vidcap.stages.plan import PlanContext, PlanHooks, SummarySection
+
+# the numeric score columns, in the order of the summary and the report (docs/scores.md)
+NUMBERS = ("motion_flow", "motion_mv", "laplacian_var", "brightness", "dark_share", "overexposed_share",
+           "aesthetic", "clip_match", "text_area")
 
 
 class ScoresPlan(PlanHooks):
@@ -33,3 +37,9 @@ class ScoresPlan(PlanHooks):
         if s["caption_match"]["enabled"] and not ctx.has_column(column):
             raise ConfigError(f"config key '{key}.caption_match.text_column': no column {column!r} in the "
                               "manifest" + ("" if ctx.text_source else " (and the caption stage is off)"))
+
+    def summary_sections(self) -> list[SummarySection]:
+        """A ``numbers`` section per numeric score column (key = column) and ``still`` counted, after the
+        other stages' sections (orders 60-69)."""
+        return [*(SummarySection(col, "numbers", (col,), order=60 + i) for i, col in enumerate(NUMBERS)),
+                SummarySection("still", "labels", ("still",), order=69)]
