@@ -8,8 +8,10 @@ from vidcap.media.images import jpeg_data_url
 
 
 def thumbnails(path: str, indices: list[int] | None, count: int, size: int,
-               decoder: str | None = None) -> tuple[list[dict], str, str]:
-    """(thumbs, note, error) for one row: ``count`` of ``indices`` evenly, else ``count`` uniform frames."""
+               decoder: str | None = None,
+               time_range: tuple[float | None, float | None] | None = None) -> tuple[list[dict], str, str]:
+    """(thumbs, note, error) for one row: ``count`` of ``indices`` evenly, else ``count`` uniform frames
+    (inside ``time_range``, the row's ``start`` / ``end`` seconds, when given)."""
     if count <= 0:
         return [], "", ""
     try:
@@ -18,8 +20,11 @@ def thumbnails(path: str, indices: list[int] | None, count: int, size: int,
             fr = read_frames(path, [indices[p] for p in pos], resize_short=size, decoder=decoder)
             note = "frames the caption model saw" + (f" ({len(pos)} of {len(indices)})" if len(pos) < len(indices) else "")
         else:
-            fr = sample_frames(path, count, "uniform", resize_short=size, decoder=decoder, unique=True)
+            fr = sample_frames(path, count, "uniform", resize_short=size, decoder=decoder, unique=True,
+                               time_range=time_range)
             note = "uniform frames (no caption frames recorded)"
+            if time_range is not None and any(t is not None for t in time_range):
+                note = "uniform frames of the row's start–end range"
     except Exception as exc:  # noqa: BLE001 - FrameError, ValueError, decoder errors: shown, never fatal
         return [], "", f"{type(exc).__name__}: {exc}"
     if fr.media_type == "image":

@@ -11,7 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidcap.errors import ConfigError
-from vidcap.stages.plan import PlanContext, PlanHooks
+from vidcap.stages.plan import PlanContext, PlanHooks, SummarySection
+
+# the numeric score columns, in the order of the summary and the report (docs/scores.md)
+NUMBERS = ("motion_flow", "motion_mv", "laplacian_var", "brightness", "dark_share", "overexposed_share",
+           "aesthetic", "clip_match", "text_area")
 
 EMBEDDING = "clip_embedding"   # the scores stage's embedding column (vidcap.scores.stage)
 
@@ -47,3 +51,9 @@ class ScoresPlan(PlanHooks):
         opts = ["--near-duplicates", EMBEDDING, "--near-threshold", str(near["threshold"]),
                 "--near-probes", str(near["probes"]), "--near-rows-per-cluster", str(near["rows_per_cluster"])]
         return opts + ([] if near["keep_embeddings"] else ["--drop-column", EMBEDDING])
+
+    def summary_sections(self) -> list[SummarySection]:
+        """A ``numbers`` section per numeric score column (key = column) and ``still`` counted, after the
+        other stages' sections (orders 60-69)."""
+        return [*(SummarySection(col, "numbers", (col,), order=60 + i) for i, col in enumerate(NUMBERS)),
+                SummarySection("still", "labels", ("still",), order=69)]

@@ -87,7 +87,8 @@ REGISTRY: tuple[StageSpec, ...] = (
               plan="vidcap.judge.plan:JudgePlan", command="vidcap.judge.command", report="vidcap.judge.report:JudgeReport",
               help="an LLM judge scores two answers per row (reference vs caption): docs/judge.md"),
     StageSpec("scores", "vidcap.scores.stage:ScoresStage", reads=("caption",), plan="vidcap.scores.plan:ScoresPlan",
-              group="cpu", help="filter scores: motion, blur, exposure, stills, aesthetic, caption match, text area"),
+              group="cpu", report="vidcap.scores.report:ScoresReport",
+              help="filter scores: motion, blur, exposure, stills, aesthetic, caption match, text area"),
 )
 
 SPECS: dict[str, StageSpec] = {s.name: s for s in REGISTRY}
