@@ -31,16 +31,17 @@ OUT = REPO / "bench" / "out" / "scale-gather"
 SINGLE_FILE_MAX = 1_000_000
 
 
-def timed(cmd: list[str], env: dict, cwd: Path = REPO) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MB) of ``cmd`` (``/usr/bin/time -v``) run in ``cwd`` (``python -m``
-    imports from there first)."""
+def timed(cmd: list[str], env: dict, cwd: Path = REPO) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system: what a loaded machine does not inflate) and peak RSS
+    (MB) of ``cmd`` (``/usr/bin/time -v``) run in ``cwd`` (``python -m`` imports from there first)."""
     t = time.time()
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env, cwd=cwd)
     wall = time.time() - t
     if proc.returncode:
         raise SystemExit(f"{cmd[:3]} failed:\n{proc.stderr[-3000:]}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1)) // 1024
-    return wall, rss
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", proc.stderr).group(1)) for k in ("User", "System"))
+    return wall, cpu, rss
 
 
 def gather_cmd(run_root: Path, rows: int, single: bool) -> list[str]:
@@ -60,7 +61,7 @@ def main() -> None:
     ap.add_argument("--old", default=None, help="also the merge of this commit, on the smallest size")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    lines = ["| rows | step | shard_size | wall s | peak RSS MB |", "|---:|---|---:|---:|---:|"]
+    lines = ["| rows | step | shard_size | wall s | CPU s | peak RSS MB |", "|---:|---|---:|---:|---:|---:|"]
     for rows in args.rows:
         size = resolve_shard_size("auto", rows)
         where = OUT / f"{rows}"
@@ -70,9 +71,9 @@ def main() -> None:
         print(f"{rows:,} rows: synthetic run made in {time.time() - t:.0f} s", file=sys.stderr)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         single = rows <= SINGLE_FILE_MAX
-        wall, rss = timed(gather_cmd(run.root, rows, single), env)
+        wall, cpu, rss = timed(gather_cmd(run.root, rows, single), env)
         step = "gather (streaming" + (", + single files)" if single else ", parts only)")
-        lines.append(f"| {rows:,} | {step} | {size} | {wall:.1f} | {rss} |")
+        lines.append(f"| {rows:,} | {step} | {size} | {wall:.1f} | {cpu:.1f} | {rss} |")
         print(lines[-1], file=sys.stderr)
         if args.old and rows == min(args.rows):
             old = OUT / "old"
@@ -80,8 +81,9 @@ def main() -> None:
             old.mkdir(parents=True)
             archive = subprocess.run(["git", "-C", str(REPO), "archive", args.old, "vidcap"], capture_output=True, check=True)
             subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
-            wall, rss = timed(gather_cmd(run.root, rows, True), {**os.environ, "PYTHONPATH": str(old)}, cwd=old)
-            lines.append(f"| {rows:,} | gather ({args.old}, whole table, single files) | {size} | {wall:.1f} | {rss} |")
+            wall, cpu, rss = timed(gather_cmd(run.root, rows, True), {**os.environ, "PYTHONPATH": str(old)}, cwd=old)
+            lines.append(f"| {rows:,} | gather ({args.old}, whole table, single files) | {size} | {wall:.1f} | {cpu:.1f} "
+                         f"| {rss} |")
             print(lines[-1], file=sys.stderr)
         if not args.keep:
             shutil.rmtree(where, ignore_errors=True)
