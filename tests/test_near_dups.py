@@ -4,6 +4,7 @@ path, the same path twice, in other shards) point at the first one, the embeddin
 merged table unless kept, a new threshold reruns only the merge, and the filter keeps one of each."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -105,6 +106,8 @@ def test_near_duplicates_through_the_workflow(tmp_path):
     run_snakemake(tmp_path, cfg, timeout=300)
     out = pd.read_parquet(tmp_path / "results" / "n.parquet")
     assert list(out["path"]) == paths
+    summary = json.loads((tmp_path / "results" / "n.summary.json").read_text())
+    assert summary["near_duplicate_sim"]["count"] == 2, "the summary counts the rows marked"
     first = out.loc[0, "row_id"]
     assert list(out["near_duplicate_of"].isna()) == [True, True, False, True, False]
     assert out.loc[2, "near_duplicate_of"] == first and out.loc[4, "near_duplicate_of"] == first

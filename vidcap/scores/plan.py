@@ -18,6 +18,7 @@ NUMBERS = ("motion_flow", "motion_mv", "laplacian_var", "brightness", "dark_shar
            "aesthetic", "clip_match", "text_area")
 
 EMBEDDING = "clip_embedding"   # the scores stage's embedding column (vidcap.scores.stage)
+NEAR_SIM = "near_duplicate_sim"   # the merge's (vidcap.gather): its count is the rows marked near-duplicate
 
 
 class ScoresPlan(PlanHooks):
@@ -56,4 +57,5 @@ class ScoresPlan(PlanHooks):
         """A ``numbers`` section per numeric score column (key = column) and ``still`` counted, after the
         other stages' sections (orders 60-69)."""
         return [*(SummarySection(col, "numbers", (col,), order=60 + i) for i, col in enumerate(NUMBERS)),
-                SummarySection("still", "labels", ("still",), order=69)]
+                SummarySection("still", "labels", ("still",), order=69),
+                SummarySection(NEAR_SIM, "numbers", (NEAR_SIM,), order=70)]

@@ -23,7 +23,7 @@ from vidcap.io.media_paths import resolve_media_path
 from vidcap.io.tables import cell_text
 from vidcap.media.thumbs import thumbnails
 from vidcap.media.timerange import row_range
-from vidcap.scores.plan import NUMBERS
+from vidcap.scores.plan import NEAR_SIM, NUMBERS
 from vidcap.stages.report import Plot, ReportInput, ReportPart, Section
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -185,6 +185,9 @@ class ScoresReport(ReportPart):
                  for i, col in enumerate(NUMBERS) if (summary.get(col) or {}).get("count")]
         if summary.get(STILL):
             plots.append(Plot("Score: still", "bar", summary.get(STILL), heading="Stills (still)", order=69))
+        if (summary.get(NEAR_SIM) or {}).get("count"):   # count = rows marked near_duplicate_of
+            plots.append(Plot("Near-duplicates", "hist", summary[NEAR_SIM], heading="Near-duplicates: cosine to the "
+                              "earlier row", xlabel="near_duplicate_sim", order=70, stats_label=NEAR_SIM))
         return plots
 
     def section(self, inp: ReportInput) -> Section | None:
