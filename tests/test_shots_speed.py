@@ -177,3 +177,86 @@ def test_batched_analysis_gives_the_frame_by_frame_values(multi_shot, monkeypatc
         if keep == slice(None):
             assert any(d.cut for d in ref.found)  # the video has dissolves
             assert len(evaluated) < len(idx) / 2  # most centres are settled by the batch test
+
+
+def test_batch_detectors_give_pyscenedetects_cuts(multi_shot):
+    """``process_batch`` (what the detect loop uses) reports the cuts PySceneDetect's ``process_frame``
+    reports frame by frame: hard cuts (AdaptiveDetector, its ratio vectorised), fades (ThresholdDetector,
+    followed where the frame mean crosses its threshold), also with frames skipped (``decode.skip``);
+    the flash check fed a batch at a time keeps the same cuts."""
+    from scenedetect import FrameTimecode
+    from scenedetect.detectors import AdaptiveDetector, ThresholdDetector
+
+    from vidcap.shots.detectors import FlashCheck, thumbnails
+
+    _, path = multi_shot
+    info = shots_decode.open_video(path)
+    try:
+        stack = np.concatenate([f for _, f in shots_decode.scan_batches(info, 160)])
+    finally:
+        info.close()
+    thumbs = thumbnails(stack)
+    fps = Fraction(24)
+    for settings in ({}, {"adaptive": {"adaptive_threshold": 1.5, "min_content_val": 5.0}, "min_scene_s": 0.1}):
+        s = shots.shot_settings(settings)
+        a, min_len = s["adaptive"], max(1, round(s["min_scene_s"] * 24))
+        for keep in (slice(None), slice(None, None, 2)):  # every frame; every other frame (decode.skip)
+            idx = list(range(len(stack)))[keep]
+            stock = AdaptiveDetector(adaptive_threshold=a["adaptive_threshold"], min_scene_len=min_len,
+                                     window_width=a["window_width"], min_content_val=a["min_content_val"])
+            fade = ThresholdDetector(threshold=s["fades"]["threshold"], min_scene_len=min_len, fade_bias=0.0)
+            want_cuts, want_fades = [], []
+            for i in idx:
+                tc = FrameTimecode(i, fps=fps)
+                want_cuts += [c.frame_num for c in stock.process_frame(tc, stack[i])]
+                want_fades += [c.frame_num for c in fade.process_frame(tc, thumbs[i])]
+            cut_det, fade_det, _ = detectors(s, fps)
+            got_cuts, got_fades = [], []
+            for k in range(0, len(idx), 32):
+                part = idx[k:k + 32]
+                got_cuts += cut_det.process_batch(part, stack[part])
+                levels = thumbs[part].reshape(len(part), -1).mean(axis=1)
+                assert levels.tolist() == [np.mean(thumbs[i]) for i in part]  # ThresholdDetector's mean
+                got_fades += fade_det.process_batch(part, levels)
+            assert got_cuts == want_cuts and got_fades == want_fades, settings
+            if keep == slice(None):
+                assert want_cuts and want_fades
+
+    flash_one, flash_batch = FlashCheck(6, keep=200), FlashCheck(6, keep=200)
+    cuts = {120: [118], 300: [297, 299], 475: [474]}  # (frame after which they are reported: cuts)
+    for i in range(len(thumbs)):
+        flash_one.push(i, thumbs[i])
+        flash_one.add(cuts.get(i, []))
+    for k in range(0, len(thumbs), 32):
+        part = list(range(k, min(k + 32, len(thumbs))))
+        flash_batch.push_batch(part, thumbs[part])
+        flash_batch.add([c for i in part for c in cuts.get(i, [])])
+    assert flash_batch.finish() == flash_one.finish()
+
+
+@pytest.mark.parametrize("path", [BIKES, None])
+def test_shrinking_the_planes_is_close_to_swscale(multi_shot, path):
+    """``decode.shrink = planes``: the decoded planes shrunk in place give frames of the same size whose
+    block means are within a few levels of swscale's (the default's)."""
+    from vidcap.shots.detectors import thumbnails
+
+    path = path or multi_shot[1]
+    out = {}
+    for shrink in ("planes", "swscale"):
+        info = shots_decode.open_video(path)
+        try:
+            batches = list(shots_decode.scan_batches(info, 160, shrink=shrink, batch=32))
+        finally:
+            info.close()
+        assert all(len(i) == len(f) for i, f in batches) and len(batches[-1][0]) <= 32
+        out[shrink] = np.concatenate([f for _, f in batches])
+        assert [i for b, _ in batches for i in b] == list(range(len(out[shrink])))
+    a, b = out["planes"], out["swscale"]
+    assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+    assert np.abs(thumbnails(a) - thumbnails(b)).mean() < 2.0
+    with pytest.raises(ValueError, match="shrink"):
+        next(shots_decode.scan_batches(shots_decode.open_video(path), shrink="area"))
+    if path == BIKES:  # the default (swscale) finds its five cuts; planes misses the borderline one at 76
+        # (AdaptiveDetector's ratio 2.96 there against 3.11 with swscale, threshold 3)
+        det = shots.detect_boundaries(BIKES, {"decode": {"shrink": "planes"}})
+        assert set(BIKES_CUTS) - {b.cut for b in det.boundaries} <= {76}

@@ -8,13 +8,14 @@
 Videos are generated once into ``bench/out/shots/<split>/`` (``data.py``; the split settings and a hash of
 their ground truth are frozen in ``splits.json``). Compared in one run, each on the same files:
 
-* ``vidcap`` with its defaults (every frame decoded), with ``decode.skip = nonref``, and in proxy mode
+* ``vidcap`` with its defaults (every frame decoded), with ``decode.skip = nonref``, with
+  ``decode.shrink = planes`` (the decoded planes shrunk in place), and in proxy mode
   (``proxy.enabled``, with ``proxy.skip = nonref`` and ``nonkey``);
 * PySceneDetect 0.7.2 as shipped: ``detect(path, AdaptiveDetector())`` and ``detect(path, ContentDetector())``
   (PyAV backend, its automatic downscaling, no fade or dissolve handling);
 * speed only: the decode floors (decoding alone, vidcap's decoder settings, every frame or reference
   frames only, no conversion), from which each method's cost above decoding is computed; vidcap's
-  decoding and shrinking alone (no analysis: the split of that cost); decoding every frame to
+  decoding and shrinking alone, both ways (no analysis: the split of that cost); decoding every frame to
   full-resolution RGB; ``decode.hwaccel = cuda`` where CUDA decoding works.
 
 Matching: a detected boundary matches a true one of any kind within 2 frames (one-to-one); an unmatched
@@ -83,15 +84,17 @@ def run_floor(path, skip="none"):
     return []
 
 
-def run_scan(path, skip="none"):
-    """vidcap's own decoding and shrinking to ``analysis_width`` (``decode.scan``), no analysis."""
-    from vidcap.shots.decode import open_video, scan
+def run_scan(path, skip="none", shrink=None):
+    """vidcap's own decoding and shrinking to ``analysis_width`` (``decode.scan_batches``, batches as the
+    detector takes them), no analysis; ``shrink``: ``decode.shrink`` (None: the default)."""
+    from vidcap.shots.decode import open_video, scan_batches
 
     settings = shots.shot_settings({})
     dec = settings["decode"]
     info = open_video(path)
     try:
-        for _ in scan(info, settings["analysis_width"], skip=skip, fast=dec["fast"], threads=dec["threads"]):
+        for _ in scan_batches(info, settings["analysis_width"], skip=skip, fast=dec["fast"], threads=dec["threads"],
+                              shrink=shrink or dec["shrink"], batch=shots.BATCH):
             pass
     finally:
         info.close()
@@ -102,6 +105,7 @@ PROXY = "vidcap (proxy mode, skip = {})"
 METHODS = {
     "vidcap (defaults)": lambda p: run_vidcap(p, {}),
     "vidcap (decode.skip = nonref)": lambda p: run_vidcap(p, {"decode": {"skip": "nonref"}}),
+    "vidcap (decode.shrink = planes)": lambda p: run_vidcap(p, {"decode": {"shrink": "planes"}}),
     PROXY.format("nonref"): lambda p: run_vidcap(p, {"proxy": {"enabled": True, "skip": "nonref"}}),
     PROXY.format("nonkey"): lambda p: run_vidcap(p, {"proxy": {"enabled": True, "skip": "nonkey"}}),
     "PySceneDetect AdaptiveDetector": lambda p: run_scenedetect(p, "adaptive"),
@@ -109,15 +113,18 @@ METHODS = {
 }
 HWACCEL = "vidcap (decode.hwaccel = cuda)"
 FLOOR = "decode floor: every frame (1 thread, deblocking skipped, no conversion)"
-SCAN = "decode + shrink to analysis_width (BGR, swscale), no analysis"
+SCAN = "decode + shrink to analysis_width (BGR, swscale: the default), no analysis"
+SCAN_PLANES = "decode + shrink to analysis_width (decode.shrink = planes), no analysis"
 FLOORS = {
     FLOOR: run_floor,
     "decode floor: reference frames only (skip_frame nonref)": lambda p: run_floor(p, "nonref"),
     SCAN: run_scan,
+    SCAN_PLANES: lambda p: run_scan(p, shrink="planes"),
     "PyAV decode every frame to full-res RGB (the former baseline)": run_decode_all,
 }
 # the floor each method's "above its floor" is measured against (same frames decoded)
-OWN_FLOOR = {"vidcap (defaults)": FLOOR, HWACCEL: FLOOR, SCAN: FLOOR,
+OWN_FLOOR = {"vidcap (defaults)": FLOOR, HWACCEL: FLOOR, SCAN: FLOOR, SCAN_PLANES: FLOOR,
+             "vidcap (decode.shrink = planes)": FLOOR,
              "vidcap (decode.skip = nonref)": "decode floor: reference frames only (skip_frame nonref)"}
 
 
@@ -187,9 +194,12 @@ def speed_table(args) -> list[str]:
         lines.append(f"| {label} | {cpu:.1f} | {cpu / seconds * 3600:.0f} | {seconds / cpu:.1f}x | "
                      f"{cpu / floor:.2f}x | {above} | {pr[0]} | {pr[1]} |")
     scan_cpu, full_cpu = speed[SCAN][1], speed["vidcap (defaults)"][1]
+    pl_cpu, pl_full = speed[SCAN_PLANES][1], speed["vidcap (decode.shrink = planes)"][1]
     lines += ["", f"Where the defaults' cost above the decode floor goes: shrinking every frame to "
               f"analysis_width {(scan_cpu / floor - 1) * 100:+.1f}%, the detectors "
-              f"{(full_cpu - scan_cpu) / floor * 100:+.1f}% (of the floor's CPU time)."]
+              f"{(full_cpu - scan_cpu) / floor * 100:+.1f}% (of the floor's CPU time); with "
+              f"decode.shrink = planes: shrinking {(pl_cpu / floor - 1) * 100:+.1f}%, the detectors "
+              f"{(pl_full - pl_cpu) / floor * 100:+.1f}%."]
     if no_cuda is not None:
         lines += ["", f"{HWACCEL}: not measured, CUDA decoding is unavailable here: {no_cuda}."]
     return lines

@@ -1,10 +1,24 @@
 """Sequential low-resolution decoding for shot detection (every frame, or every reference frame).
 
-``open_video(path)`` probes the first video stream (``VideoInfo``); ``scan(info, ...)`` yields
-``(index, frame)`` for the frames of ``[start, end)`` in presentation order, each shrunk to
-``width`` pixels wide (BGR uint8, as PySceneDetect's detectors expect), converted by swscale at the
-small size (``FAST_BILINEAR`` by default: the cheapest filter that kept the accuracy on the
-tuning split) so full-resolution RGB is never made.
+``open_video(path)`` probes the first video stream (``VideoInfo``); ``scan_batches(info, ...)`` yields
+``(indices, frames)`` for the frames of ``[start, end)`` in presentation order, up to ``batch`` at a
+time, each shrunk to ``width`` pixels wide (an (n, h, w, 3) BGR uint8 array, as PySceneDetect's
+detectors expect); ``scan(info, ...)`` yields them one by one as ``(index, frame)``. Full-resolution
+RGB is never made. Two ways to shrink (``shrink``):
+
+* ``"swscale"`` (default): swscale converts each frame straight to BGR at the small size
+  (``interpolation``, ``FAST_BILINEAR`` by default: the cheapest filter that kept the accuracy on the
+  tuning split), one context per scan, one thread.
+* ``"planes"``: the decoded picture's Y, U and V planes are read in place (numpy views, no copy) and
+  each is shrunk by OpenCV (``INTER_LINEAR``: a 2-tap bilinear filter, like ``FAST_BILINEAR``, but on
+  an evenly spaced grid, where swscale's is stretched by about 1% horizontally) into one small 4:2:0
+  picture per batch, which swscale then converts to BGR in one unscaled call (its own YUV -> RGB
+  arithmetic: OpenCV's gives different saturation noise and so different hard-cut scores). About a
+  quarter of swscale's cost on frames timed alone, a few percent of the decode floor in a full run;
+  the frames differ from swscale's by a few 8-bit levels per block mean, which moves some boundaries
+  by a frame or two and can tip a borderline hard cut (bench/shots/README.md), so it is not the
+  default. Used for 8-bit ``yuv420p`` frames (limited range, colorspace unspecified or BT.601); any
+  other frame takes the swscale path.
 
 Frame ``i`` is the ``i``-th frame in presentation order (the convention of ``vidcap.media.frames``): counted
 while decoding from the start, derived from the timestamp (constant frame rate) after a seek or when
@@ -166,19 +180,110 @@ def analysis_size(width: int, height: int, target: int) -> tuple[int, int]:
     return target, h + h % 2
 
 
+SHRINKS = ("planes", "swscale")
+# AVColorSpace values whose YUV -> RGB matrix is BT.601 (what OpenCV's 4:2:0 conversion uses):
+# unspecified (2, swscale's default), BT470BG (5), SMPTE170M (6)
+_BT601 = (2, 5, 6)
+_JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: full range
+
+
 def scan(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = None, skip: str = "none",
-         fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR"):
-    """Yield ``(index, bgr_frame)`` for frames ``start <= index < end`` (``end=None``: to the end).
+         fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR", shrink: str = "swscale"):
+    """Yield ``(index, bgr_frame)`` for frames ``start <= index < end`` (``end=None``: to the end);
+    ``scan_batches``'s frames one by one (the same arguments)."""
+    for indices, frames in scan_batches(info, width, start, end, skip, fast, threads, interpolation, shrink):
+        yield from zip(indices, frames, strict=True)
+
+
+def scan_batches(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = None, skip: str = "none",
+                 fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR",
+                 shrink: str = "swscale", batch: int = 32):
+    """Yield ``(indices, frames)``: lists of up to ``batch`` frame indices in ``[start, end)`` and their
+    frames shrunk to ``width`` pixels wide, an (n, h, w, 3) BGR uint8 array (``end=None``: to the end).
 
     ``skip``: one of SKIP_MODES; ``fast``: skip the deblocking filter; ``threads``: decoder threads
-    (1 = one core; the CPU cost per frame is lowest single-threaded). Seeks to the keyframe before
-    ``start`` when ``start > 0``. After the last frame, checks that the stream did not end early
+    (1 = one core; the CPU cost per frame is lowest single-threaded); ``shrink``: one of SHRINKS
+    (module docstring); ``interpolation``: swscale's filter where swscale shrinks. Seeks to the keyframe
+    before ``start`` when ``start > 0``. After the last frame, checks that the stream did not end early
     (FrameError ``truncated``); the number of frames seen is in ``info.decoded`` and the last index in
     ``info.last_index``.
     """
+    if shrink not in SHRINKS:
+        raise ValueError(f"shrink must be one of {SHRINKS}, got {shrink!r}")
+    w, h = analysis_size(info.width, info.height, width)
+    small = _Shrinker(w, h, batch, interpolation, shrink == "planes")
+    indices: list[int] = []
+    for index, frame in _decode(info, start, end, skip, fast, threads):
+        small.add(len(indices), frame)  # at once, while the decoded picture is in the CPU caches
+        indices.append(index)
+        if len(indices) >= batch:
+            yield indices, small.take(len(indices))
+            indices = []
+    if indices:
+        yield indices, small.take(len(indices))
+
+
+def _plane_rows(plane: Any) -> np.ndarray:
+    """A PyAV plane as a (height, line_size) uint8 array over its own memory (no copy; the rows are
+    padded to ``line_size``)."""
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+
+
+class _Shrinker:
+    """Decoded frames -> an (n, h, w, 3) BGR uint8 array: ``add(k, frame)`` for k = 0, 1, ... < batch,
+    then ``take(n)`` (``scan_batches``'s two ways to shrink)."""
+
+    def __init__(self, w: int, h: int, batch: int, interpolation: str, planes: bool):
+        # heavy: PyAV, only when a file is decoded or written
+        import av
+        from av.video.reformatter import VideoReformatter
+
+        self.w, self.h, self.batch, self.interpolation, self.planes = w, h, batch, interpolation, planes
+        self.reformat = VideoReformatter().reformat  # one swscale context for the whole scan
+        self.other: dict[int, np.ndarray] = {}  # frames shrunk by swscale (BGR), by position in the batch
+        if planes:
+            # the batch as one small 4:2:0 picture of ``batch`` frames stacked (h is even, so each frame's
+            # chroma rows are its own), into whose planes each frame's planes are shrunk
+            self.pic = av.VideoFrame(w, h * batch, "yuv420p")
+            self.dst = []
+            for q, plane in enumerate(self.pic.planes):
+                ph, pw = (h, w) if q == 0 else (h // 2, w // 2)
+                rows = _plane_rows(plane)
+                self.dst.append([rows[k * ph:(k + 1) * ph, :pw] for k in range(batch)])
+
+    def _swscale(self, frame) -> np.ndarray:
+        return self.reformat(frame, width=self.w, height=self.h, format="bgr24",
+                             interpolation=self.interpolation, threads=1).to_ndarray()
+
+    def add(self, k: int, frame) -> None:
+        # heavy: OpenCV, only when frames are processed
+        import cv2
+
+        if not self.planes or frame.format.name != "yuv420p" or frame.color_range == _JPEG_RANGE \
+                or frame.colorspace not in _BT601:
+            self.other[k] = self._swscale(frame)
+            return
+        for q, plane in enumerate(frame.planes):
+            src = _plane_rows(plane)[:, :plane.width]
+            dst = self.dst[q][k]
+            cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
+
+    def take(self, n: int) -> np.ndarray:
+        other, self.other = self.other, {}
+        if len(other) == n:  # no frame in the planes (or planes not used)
+            return np.stack([other[k] for k in range(n)])
+        # swscale's own YUV -> BGR conversion (unscaled), as the swscale path's
+        out = self.reformat(self.pic, format="bgr24", threads=1).to_ndarray()
+        out = out.reshape(self.batch, self.h, self.w, 3)[:n]
+        for k, bgr in other.items():
+            out[k] = bgr
+        return out
+
+
+def _decode(info: VideoInfo, start: int, end: int | None, skip: str, fast: bool, threads: int):
+    """Yield ``(index, av.VideoFrame)`` for frames ``start <= index < end`` (``scan_batches``)."""
     # heavy: PyAV, only when a file is decoded or written
     import av
-    from av.video.reformatter import VideoReformatter
 
     if skip not in SKIP_MODES:
         raise ValueError(f"skip must be one of {SKIP_MODES}, got {skip!r}")
@@ -195,8 +300,6 @@ def scan(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = No
         ctx.options = opts
     if skip != "none":
         ctx.skip_frame = skip.upper()
-    w, h = analysis_size(info.width, info.height, width)
-    shrink = VideoReformatter().reformat  # one swscale context for the whole scan
     fps, tb = info.fps, info.time_base
     by_pts = skip != "none" or start > 0
     if start > 0:
@@ -225,7 +328,7 @@ def scan(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = No
                 break
             seen += 1
             info.decoded, info.last_index = seen, index
-            yield index, shrink(frame, width=w, height=h, format="bgr24", interpolation=interpolation).to_ndarray()
+            yield index, frame
     except av.error.FFmpegError as exc:
         total = f" of {info.num_frames}" if info.num_frames else ""
         raise FrameError(f"decode failed after frame {last}{total} (truncated or corrupt?): {_reason(exc)}") from None

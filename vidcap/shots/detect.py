@@ -4,7 +4,8 @@
 detectors (hard cuts: ``AdaptiveDetector`` or ``ContentDetector``; fades: ``ThresholdDetector``) and
 ``vidcap.shots.dissolve`` (cross-fades) on frames decoded at ``analysis_width`` (``vidcap.shots.decode``),
 then shortened, split and filtered by ``min_clip_s``, ``max_clip_s``, ``split_long``/``stride_s``.
-The per-frame detectors live in ``vidcap.shots.detectors``; ``proxy.enabled`` hands detection to
+The detectors live in ``vidcap.shots.detectors`` and take the frames a batch at a time
+(``vidcap.shots.decode.scan_batches``; the same boundaries as frame by frame); ``proxy.enabled`` hands detection to
 ``vidcap.shots.proxy`` (a cheap pass, then this module's full pass around candidates);
 ``decode.hwaccel`` decodes on a device where one can be used (``vidcap.shots.decode``).
 
@@ -28,8 +29,6 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-import numpy as np
-
 from vidcap.config import stage_settings
 from vidcap.errors import MediaError, StageRowError, describe_error
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
@@ -37,7 +36,7 @@ from vidcap.media.files import media_type
 from vidcap.media.frames import read_frames
 from vidcap.media.timerange import range_frames, row_range
 from vidcap.shots.boundaries import MERGE_GAP, PRIORITY, Boundary, Detection, merge_boundaries  # noqa: F401 - part of this module's API
-from vidcap.shots.decode import count_frames, open_video, scan
+from vidcap.shots.decode import count_frames, open_video, scan_batches
 from vidcap.shots.detectors import FlashCheck, detectors, thumbnails
 from vidcap.shots.proxy import detect_proxy
 
@@ -98,31 +97,27 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
         thr = settings["fades"]["threshold"]
         seen: list[int] = []
         min_len = max(1, int(round(settings["min_scene_s"] * float(fps))))
-        flash = FlashCheck(int(round(settings["flash_window_s"] * float(fps))), keep=4 * min_len + 64)
+        flash = FlashCheck(int(round(settings["flash_window_s"] * float(fps))), keep=4 * min_len + 64 + BATCH)
         # the file's frame count, when the frames seen cannot give it (counted before decoding: without
         # a header count it takes a demux pass from the start)
         counted = count_frames(info) if end is not None or dec["skip"] != "none" else None
-        # frames are decoded a batch at a time and then analysed in one go: the detectors' code and data
-        # stay in the CPU caches across a batch instead of being evicted by the decoder after each frame
-        frames = scan(info, settings["analysis_width"], start, end, dec["skip"], dec["fast"], dec["threads"])
-        # (the per-frame quantities of a batch are computed together: thumbnails, the hard-cut scores,
-        # the dissolve windows' changes; the same values as frame by frame)
-        for batch in _batched(frames, BATCH):
-            indices = [index for index, _ in batch]
-            stack = np.stack([frame for _, frame in batch])
+        # frames are decoded and shrunk a batch at a time and then analysed in one go: the detectors'
+        # code and data stay in the CPU caches across a batch instead of being evicted by the decoder
+        # after each frame; the per-frame quantities of a batch are computed together (thumbnails, the
+        # hard-cut scores, the dissolve windows' changes: the same values as frame by frame)
+        batches = scan_batches(info, settings["analysis_width"], start, end, dec["skip"], dec["fast"],
+                               dec["threads"], shrink=dec["shrink"], batch=BATCH)
+        for indices, stack in batches:
             thumbs = thumbnails(stack)
-            cut_det.precompute(stack)
-            levels = thumbs.mean(axis=(1, 2, 3)).tolist()
-            for k, index in enumerate(indices):
-                tc = FrameTimecode(index, fps=fps)
-                seen.append(index)
-                flash.push(index, thumbs[k])
-                flash.add([c.frame_num for c in cut_det.process_frame(tc, stack[k])])
-                if fade_det is not None:  # its frame mean from the thumbnail (the same mean, fewer pixels)
-                    fades += [c.frame_num for c in fade_det.process_frame(tc, thumbs[k])]
-                    means.append(levels[k])
-                    if levels[k] < thr:
-                        dark.add(index)
+            seen += indices
+            flash.push_batch(indices, thumbs)
+            flash.add(cut_det.process_batch(indices, stack))
+            if fade_det is not None:  # frame means from the thumbnails (the same means, fewer pixels)
+                levels = thumbs.reshape(len(indices), -1).mean(axis=1)
+                fades += fade_det.process_batch(indices, levels)
+                lv = levels.tolist()
+                means += lv
+                dark.update(i for i, v in zip(indices, lv, strict=True) if v < thr)
             if diss_det is not None:
                 diss_det.push_batch(indices, thumbs)
         last = FrameTimecode(info.last_index, fps=fps)
@@ -146,17 +141,6 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
 
 
 BATCH = 32  # frames decoded before they are analysed (memory: BATCH small frames)
-
-
-def _batched(items, n: int):
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _hard_cut(cut: int, seen: list[int], seen_set: set[int]) -> Boundary:

@@ -8,6 +8,14 @@ with one OpenCV call per frame (``absdiff`` + ``sumElems`` over the three channe
 numpy reductions on int32 copies: the same integer sums, the same scores and cuts, about a tenth of
 the time (edges, a stats manager: PySceneDetect's own code).
 
+Each detector also takes a batch of frames at once (``process_batch``; ``vidcap.shots.detect`` uses
+only these): the same cuts as PySceneDetect's ``process_frame`` frame after frame, without its
+per-frame Python (a ``FrameTimecode`` per frame, the detector's buffers): the hard-cut scores of a
+batch from one colour conversion, ``AdaptiveDetector``'s ratio for every frame of the batch in numpy
+(the same float operations in the same order, so the same values), and the threshold tests' state
+followed only where it changes (a fade's state changes only where the frame mean crosses the
+threshold). A detector is fed either frame by frame or batch by batch, not both.
+
 ``FlashCheck``: drops hard cuts after which the picture comes back to what it was before the cut.
 """
 from __future__ import annotations
@@ -60,11 +68,66 @@ class _FastScore:
         gets, in order) in one colour conversion; ``process_frame`` then takes them in turn."""
         if self._weights.delta_edges > 0.0 or self.stats_manager is not None:
             return
-        n, h, w = frames.shape[:3]
-        hsv = cv2.cvtColor(frames.reshape(n * h, w, 3), cv2.COLOR_BGR2HSV).reshape(n, h, w, 3)
         if getattr(self, "_scores", None) is None:
             self._scores: deque[float] = deque()
-        self._scores.extend(self._score(hsv[k]) for k in range(n))
+        self._scores.extend(self.batch_scores(frames))
+
+    def batch_scores(self, frames: np.ndarray) -> list[float]:
+        """The frame scores of a batch of frames ((n, h, w, 3) BGR, following the last frame scored),
+        from one colour conversion (only without edges and a stats manager)."""
+        n, h, w = frames.shape[:3]
+        hsv = cv2.cvtColor(frames.reshape(n * h, w, 3), cv2.COLOR_BGR2HSV).reshape(n, h, w, 3)
+        return [self._score(hsv[k]) for k in range(n)]
+
+    def process_batch(self, indices: list[int], frames: np.ndarray) -> list[int]:
+        """The cuts (frame numbers) ``process_frame`` reports for these frames ((n, h, w, 3) BGR, frame
+        numbers ``indices``), fed one after the other."""
+        # heavy: PySceneDetect, only when shots are detected
+        from scenedetect import FrameTimecode
+
+        fps = getattr(self, "batch_fps", None) or 24
+        if self._weights.delta_edges > 0.0 or self.stats_manager is not None or not hasattr(self, "adaptive_threshold"):
+            self.precompute(frames)  # ContentDetector (its flash filter), edges, stats: frame by frame
+            det: Any = self
+            return [c.frame_num for i, f in zip(indices, frames, strict=True)
+                    for c in det.process_frame(FrameTimecode(i, fps=fps), f)]
+        return self._adaptive_batch(indices, self.batch_scores(frames))
+
+    def _adaptive_batch(self, indices: list[int], scores: list[float]) -> list[int]:
+        """AdaptiveDetector.process_frame over a batch of frame scores: a frame ``window_width`` frames
+        back is a cut when its score is ``adaptive_threshold`` times the mean of its ``window_width``
+        neighbours on each side (255 when that mean is 0) and at least ``min_content_val``, and it is
+        ``min_scene_len`` frames or more after the last cut (the first frame at the start)."""
+        a: Any = self
+        ww = int(a.window_width)
+        hist_idx, hist = getattr(self, "_hist", ([], []))
+        if getattr(self, "_last_cut_index", None) is None:
+            self._last_cut_index = indices[0]
+        idx, seq = hist_idx + list(indices), hist + list(scores)
+        keep = 2 * ww
+        self._hist = (idx[-keep:], seq[-keep:]) if keep else ([], [])
+        m = len(seq) - 2 * ww  # windows that end in this batch (targets at positions ww .. ww + m - 1)
+        if m <= 0:
+            return []
+        s = np.asarray(seq, np.float64)
+        total = None  # PySceneDetect: sum(score for i, (_, score) in enumerate(buffer) if i != window_width)
+        for i in range(2 * ww + 1):
+            if i != ww:
+                total = s[i:i + m] if total is None else total + s[i:i + m]
+        target = s[ww:ww + m]
+        avg = (total if total is not None else np.zeros(m)) / (2.0 * ww)
+        zero = np.abs(avg) < 0.00001
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(zero, np.where(target >= a.min_content_val, 255.0, 0.0),
+                             np.minimum(target / np.where(zero, 1.0, avg), 255.0))
+        met = np.flatnonzero((ratio >= a.adaptive_threshold) & (target >= a.min_content_val))
+        cuts = []
+        for j in met.tolist():
+            t = idx[ww + j]
+            if t - self._last_cut_index >= a.min_scene_len:
+                self._last_cut_index = t
+                cuts.append(t)
+        return cuts
 
     def _score(self, hsv: np.ndarray) -> float:
         """The frame score of a frame (HSV) against the previous one (0.0 for the first frame)."""
@@ -78,10 +141,58 @@ class _FastScore:
             sum(abs(x) for x in w)
 
 
+def _fast_threshold():
+    """PySceneDetect's ThresholdDetector with ``process_batch`` (defined when shots are detected)."""
+    # heavy: PySceneDetect, only when shots are detected
+    from scenedetect import FrameTimecode
+    from scenedetect.detectors import ThresholdDetector
+
+    class FastThreshold(ThresholdDetector):
+        def process_batch(self, indices: list[int], levels: np.ndarray) -> list[int]:
+            """The cuts ``process_frame`` reports for frames ``indices`` whose means are ``levels`` (as
+            ``numpy.mean`` of each frame gives them), fed one after the other. Only where the frame
+            mean crosses the threshold does anything change: the state's fade type is "out" exactly
+            when the last frame was below the threshold."""
+            if self.method != ThresholdDetector.Method.FLOOR or self.stats_manager is not None or not indices:
+                fps = getattr(self, "batch_fps", None) or 24
+                return [c.frame_num for i, v in zip(indices, levels, strict=True)
+                        for c in self.process_frame(FrameTimecode(i, fps=fps), np.full(1, v, levels.dtype))]
+            fps = getattr(self, "batch_fps", None) or 24
+            below = (levels < self.threshold).tolist()
+            k0 = 0
+            if not getattr(self, "processed_frame", False):
+                first = FrameTimecode(indices[0], fps=fps)
+                self.last_scene_cut = first
+                self.last_fade["frame"] = first
+                self.last_fade["type"] = "out" if below[0] else "in"
+                self.processed_frame = True
+                k0 = 1
+            was = self.last_fade["type"] == "out"
+            cuts: list[int] = []
+            for k in range(k0, len(below)):
+                if below[k] == was:
+                    continue
+                was = below[k]
+                t = indices[k]
+                if was:  # in -> out
+                    self.last_fade["type"] = "out"
+                    self.last_fade["frame"] = FrameTimecode(t, fps=fps)
+                    continue
+                f_out = self.last_fade["frame"].frame_num
+                if t - self.last_scene_cut.frame_num >= self.min_scene_len and t - f_out >= self.min_out_length:
+                    cuts.append(f_out + round((t - f_out) * (1.0 + self.fade_bias) / 2.0))
+                    self.last_scene_cut = FrameTimecode(t, fps=fps)
+                self.last_fade["type"] = "in"
+                self.last_fade["frame"] = FrameTimecode(t, fps=fps)
+            return cuts
+
+    return FastThreshold
+
+
 def detectors(settings: dict, fps: Fraction):
     """(hard-cut detector, fade detector or None, dissolve detector or None) for ``stages.shots`` settings."""
     # heavy: PySceneDetect (and OpenCV), only when shots are detected
-    from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDetector
+    from scenedetect.detectors import AdaptiveDetector, ContentDetector
 
     class FastAdaptive(_FastScore, AdaptiveDetector):
         pass
@@ -98,9 +209,11 @@ def detectors(settings: dict, fps: Fraction):
     else:
         c = settings["content"]
         cut = FastContent(threshold=c["threshold"], min_scene_len=min_len, luma_only=c["luma_only"])
+    cut.batch_fps = fps
     fade = None
     if settings["fades"]["enabled"]:
-        fade = ThresholdDetector(threshold=settings["fades"]["threshold"], min_scene_len=min_len, fade_bias=0.0)
+        fade = _fast_threshold()(threshold=settings["fades"]["threshold"], min_scene_len=min_len, fade_bias=0.0)
+        fade.batch_fps = fps
     dissolve = None
     if settings["dissolves"]["enabled"]:
         d = settings["dissolves"]
@@ -130,6 +243,20 @@ class FlashCheck:
             self._check(self.pending.pop(0))
         while len(self.idx) > self.keep:
             del self.thumbs[self.idx.pop(0)]
+
+    def push_batch(self, indices: list[int], thumbs) -> None:
+        """``push`` each frame of a batch (cuts ``add``-ed after it are checked at the next batch or at
+        ``finish``: the same decisions, taken up to a batch later)."""
+        self.idx += indices
+        self.thumbs.update(zip(indices, thumbs, strict=True))
+        last = indices[-1]
+        while self.pending and self.pending[0] + self.after <= last:
+            self._check(self.pending.pop(0))
+        extra = len(self.idx) - self.keep
+        if extra > 0:
+            for i in self.idx[:extra]:
+                del self.thumbs[i]
+            del self.idx[:extra]
 
     def add(self, cuts: list[int]) -> None:
         if self.after == 0:

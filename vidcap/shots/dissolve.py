@@ -77,31 +77,38 @@ class DissolveDetector:
     def push_batch(self, indices: list[int], frames: np.ndarray) -> None:
         """``push`` each of ``frames`` (an (n, ...) array of thumbnails, rows in ``indices`` order).
 
-        The same result as pushing them one by one, cheaper: the changes across every half-window are
-        computed for the whole batch at once, and a centre whose ``2 * hmax + 1`` frames around it were
-        all seen and where no window passes the change and residual tests is not evaluated again (it
-        has no evidence).
+        The same result as pushing them one by one, cheaper: the three tests of every half-window
+        (change, residual, contrast with the windows beside it) are computed for the whole batch at
+        once, and a centre whose ``6 * hmax + 1`` frames around it were all seen and where no window
+        passes all three tests is not evaluated again (it has no evidence).
         """
         flat = frames.reshape(len(indices), -1)
         tail_idx, tail = self._tail
         idx = tail_idx + [int(i) for i in indices]
         both = flat if not tail_idx else np.concatenate([tail, flat])
-        hm = self.hmax
+        r = 3 * self.hmax  # context each side of a centre: the windows beside the longest half-window
         n = len(idx)
-        if n > 2 * hm and idx[-1] - idx[0] == n - 1:  # no frame skipped
-            mid = both[hm:n - hm]
-            quiet = np.ones(n - 2 * hm, bool)
+        if n > 2 * r and idx[-1] - idx[0] == n - 1:  # no frame skipped
+            mid = both[r:n - r]
+            quiet = np.ones(n - 2 * r, bool)
+
+            def change(a: int, b: int) -> np.ndarray:  # mean|F[t + b] - F[t + a]| for every centre t
+                return np.abs(both[r + b:n - r + b] - both[r + a:n - r + a]).mean(axis=1)
+
             for h in self.hs:
-                lo, hi = both[hm - h:n - hm - h], both[hm + h:n - hm + h]
-                change = np.abs(hi - lo).mean(axis=1)
+                lo, hi = both[r - h:n - r - h], both[r + h:n - r + h]
+                ch = np.abs(hi - lo).mean(axis=1)
                 residual = np.abs(mid - 0.5 * (lo + hi)).mean(axis=1)
-                # evidence: change >= min_change and residual <= max_ratio * change (``_evaluate``); the
-                # margins keep a centre near either limit for the full evaluation
-                quiet &= (change < self.min_change - 1e-3) | (residual > self.max_ratio * change + 1e-3)
-            for t, q in zip(idx[hm:n - hm], quiet.tolist(), strict=True):
+                beside = np.maximum(change(-3 * h, -h), change(h, 3 * h))
+                # evidence: change >= min_change, residual <= max_ratio * change and change >= min_contrast
+                # * the larger change beside it (``_evaluate``); the margins keep a centre near any limit
+                # for the full evaluation
+                quiet &= ((ch < self.min_change - 1e-3) | (residual > self.max_ratio * ch + 1e-3)
+                          | (ch < self.min_contrast * beside - 1e-3))
+            for t, q in zip(idx[r:n - r], quiet.tolist(), strict=True):
                 if q:
                     self._quiet[t] = True
-        keep = min(n, 2 * hm)
+        keep = min(n, 2 * r)
         self._tail = (idx[n - keep:], both[n - keep:])
         for i, index in enumerate(indices):
             self.push(index, frames[i])
