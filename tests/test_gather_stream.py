@@ -158,3 +158,24 @@ def test_numbers_above_the_in_memory_size_give_numpys_figures(tmp_path, monkeypa
                {k: want[k] for k in ("count", "p50", "p90", "max", "histogram")}
         assert abs(got["mean"] - want["mean"]) < 1e-3
         spill.close()
+
+
+def test_shards_merged_in_groups_give_what_one_shard_at_a_time_gives(tmp_path, monkeypatch):
+    """Small shards are merged several at a time (``GROUP_ROWS``): parts (one per shard), single files
+    and summary are byte for byte those of a merge one shard at a time, failed rows dropped included."""
+    import vidcap.gather as gather_module
+
+    run = make_synthetic_run(tmp_path, 2_500, 300)
+    outputs = {}
+    for label, group_rows in (("one", 1), ("groups", 1_000)):
+        monkeypatch.setattr(gather_module, "GROUP_ROWS", group_rows)
+        assert len(gather_module.shard_groups(run, run.shard_names())) == (9 if group_rows == 1 else 3)
+        rows = gather(run, list(STAGES), [run.table("csv"), run.table("parquet")], duplicates_of="text",
+                      summary_json=run.summary_json, drop_failed=["probe"])
+        assert rows == 2_500 - 50, "every 50th row's probe failed"
+        outputs[label] = {p.relative_to(run.root.parent): p.read_bytes() for p in run.root.parent.rglob("*")
+                          if p.is_file() and ("table" in p.parts or p.suffix in (".csv", ".json", ".parquet"))
+                          and "shards" not in p.parts and "stages" not in p.parts and p.name != "manifest.parquet"}
+    assert len([p for p in outputs["one"] if "table" in p.parts]) == 9, "one part per shard"
+    assert outputs["one"].keys() == outputs["groups"].keys() and len(outputs["one"]) == 12
+    assert [p for p in outputs["one"] if outputs["one"][p] != outputs["groups"][p]] == []

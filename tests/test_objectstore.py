@@ -101,6 +101,49 @@ def test_missing_object_and_endless_throttling_are_row_errors_not_labels(tmp_pat
         proxy.slowdown = 0
 
 
+def test_s3_reads_take_presigned_ranged_gets_and_fsspec_gives_the_same_bytes(tmp_path, store, monkeypatch):
+    """s3:// objects are read by ranged GETs of a presigned URL (``vidcap.io.ranged_http``), the size
+    coming with the first block; ``VIDCAP_REMOTE_CLIENT=fsspec`` reads through s3fs. Same bytes both
+    ways, through the faults; no message carries the signature."""
+    from vidcap.io import ranged_http
+
+    _, proxy, client = store
+    data = bytes(range(256)) * 700   # 179,200 bytes: several blocks
+    (tmp_path / "blob.bin").write_bytes(data)
+    (tmp_path / "empty.bin").write_bytes(b"")
+    upload(client, "light", {"blob.bin": tmp_path / "blob.bin", "empty.bin": tmp_path / "empty.bin"})
+    url = "s3://light/blob.bin"
+    got = {}
+    for client_name in ("light", "fsspec"):
+        monkeypatch.setenv("VIDCAP_REMOTE_CLIENT", "fsspec" if client_name == "fsspec" else "")
+        remote.forget()
+        proxy.gets.clear()
+        proxy.slowdown, proxy.cut = 1, 1
+        with remote.open_remote(url) as fh:
+            fh.seek(100_000)
+            tail = fh.read(50_000)
+            fh.seek(0)
+            head = fh.read(1000)
+        got[client_name] = (head, tail, remote.object_size("s3://light/empty.bin"))
+        signed = ranged_http._SIGNED.get(url)
+        assert (signed is not None) == (client_name == "light")
+        assert proxy.slowdown == proxy.cut == 0, "both faults met and retried"
+    assert got["light"] == got["fsspec"] == (data[:1000], data[100_000:150_000], 0)
+
+    monkeypatch.setenv("VIDCAP_REMOTE_CLIENT", "")
+    monkeypatch.setattr(remote, "RETRIES", 1)
+    remote.forget()
+    proxy.slowdown = 10_000
+    try:
+        with pytest.raises(MediaError, match=r"cannot read s3://light/blob\.bin after 2 tries: HTTP 503") as err:
+            remote.open_remote(url)
+    finally:
+        proxy.slowdown = 0
+    assert "X-Amz" not in str(err.value) and "Signature" not in str(err.value)
+    with pytest.raises(MediaError, match=r"object not found: s3://light/nope\.bin"):
+        remote.open_remote("s3://light/nope.bin")
+
+
 def test_url_rows_keep_their_url_and_a_stable_id(tmp_path):
     from vidcap.io.media_paths import resolve_media_path
     from vidcap.io.shards import make_shards

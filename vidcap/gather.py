@@ -7,7 +7,8 @@ column replaces it in place (as Open-Sora's ``--info`` does for ``num_frames``; 
 stage's error column says it failed). Stage rows are joined
 by ``row_id``; a missing, repeated or unknown id stops the merge with a message instead of shifting rows.
 
-Written one shard at a time (``vidcap.merge``), memory bounded by a shard: the Parquet dataset
+Written a group of consecutive shards at a time (``vidcap.merge``; ``shard_groups``: at most
+``GROUP_ROWS`` rows, or one larger shard), memory bounded by a group: the Parquet dataset
 ``results/<name>/table/part-NNNNN.parquet`` (one part per shard, manifest order across parts, one
 schema for all parts) always; the single-file tables (``outputs``: CSV, Parquet) when asked for
 (the workflow asks when the run has at most ``merge.single_file_max_rows`` rows, or ``merge.single_file:
@@ -29,8 +30,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from vidcap.errors import GatherError
 from vidcap.io.answers import answer_records, write_answers
@@ -41,7 +44,7 @@ from vidcap.io.tables import write_table
 from vidcap.judge.columns import from_stage_table
 from vidcap.judge.summary import category_table, format_category_table, order_agreement
 from vidcap.merge.dups import Duplicates
-from vidcap.merge.join import STRING, MergeSchema, merge_schema, merge_shard
+from vidcap.merge.join import STRING, MergeSchema, merge_schema, merge_shards
 from vidcap.merge.near_dups import NearDuplicates
 from vidcap.merge.parts import PartWriter, SingleFiles
 from vidcap.summary import Summary, write_summary
@@ -50,6 +53,7 @@ log = logging.getLogger("vidcap.gather")
 DUPLICATE = "caption_duplicate"
 NEAR_OF, NEAR_SIM = "near_duplicate_of", "near_duplicate_sim"
 FLOAT = pd.ArrowDtype(pa.float64())
+GROUP_ROWS = 20_000   # rows merged at once when shards are smaller (``shard_groups``)
 
 
 def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = None,
@@ -94,9 +98,9 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
     judge_rows: list[pd.DataFrame] = []
     written = 0
     try:
-        for i, name in enumerate(names):
-            merged, _ = merge_shard(run, name, schema, warn=i == 0)
-            merged = _drop_failed(merged, drop_failed or [], dropped)
+        for i, group in enumerate(shard_groups(run, names)):
+            merged, _, lengths = merge_shards(run, group, schema, warn=i == 0)
+            merged, lengths = _drop_failed(merged, drop_failed or [], dropped, lengths)
             if duplicates_of:
                 merged[DUPLICATE] = (pd.Series(dups.column(written, len(merged)), dtype=STRING)
                                      if dups is not None else pd.Series([None] * len(merged), dtype=STRING))
@@ -104,8 +108,12 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
                 of, sim = near.columns(written, len(merged)) if near is not None else (None, None)
                 merged[NEAR_OF] = pd.Series(of if of is not None else [None] * len(merged), dtype=STRING)
                 merged[NEAR_SIM] = pd.Series(sim if sim is not None else [None] * len(merged), dtype=FLOAT)
-            table = parts.write(pa.Table.from_pandas(merged, preserve_index=False), name)
-            single.add(table)
+            table = pa.Table.from_pandas(merged, preserve_index=False)
+            pieces, at = [], 0
+            for name, n in zip(group, lengths):   # one part per shard
+                pieces.append(parts.write(table.slice(at, n), name))
+                at += n
+            single.add(pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0])
             written += len(table)
             if summary is not None:
                 summary.add(merged)
@@ -142,13 +150,36 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
     return written
 
 
-def _drop_failed(merged: pd.DataFrame, stages: list[str], dropped: dict[str, int]) -> pd.DataFrame:
+def shard_groups(run: RunDir, names: list[str], rows: int | None = None) -> list[list[str]]:
+    """``names`` cut into runs of consecutive shards of at most ``rows`` rows together (``GROUP_ROWS``;
+    a larger shard is a group of its own): the merge works a group at a time, so small shards cost
+    one pass of table work per group, and memory stays bounded by a group."""
+    limit = GROUP_ROWS if rows is None else rows
+    groups: list[list[str]] = []
+    total = 0
+    for name in names:
+        n = pq.read_metadata(run.shard(name)).num_rows
+        if not groups or total + n > limit:
+            groups.append([])
+            total = 0
+        groups[-1].append(name)
+        total += n
+    return groups
+
+
+def _drop_failed(merged: pd.DataFrame, stages: list[str], dropped: dict[str, int],
+                 lengths: list[int] | None = None) -> tuple[pd.DataFrame, list[int]]:
+    """``merged`` without the rows whose ``<stage>_error`` is set, and the rows left of each shard
+    (``lengths``: the rows of each shard in ``merged``)."""
+    lengths = [len(merged)] if lengths is None else list(lengths)
     for stage in stages:
         errors = merged[f"{stage}_error"].astype(STRING).fillna("").str.strip()
         failed = (errors != "").to_numpy(dtype=bool)
         dropped[stage] += int(failed.sum())
+        shard_of = np.repeat(np.arange(len(lengths)), lengths)
+        lengths = np.bincount(shard_of[~failed], minlength=len(lengths)).tolist()
         merged = merged[~failed].reset_index(drop=True)
-    return merged
+    return merged, lengths
 
 
 def find_duplicates(run: RunDir, names: list[str], schema: MergeSchema, column: str, drop_failed: list[str],
@@ -161,9 +192,9 @@ def find_duplicates(run: RunDir, names: list[str], schema: MergeSchema, column: 
         return None
     dups = Duplicates(work / "dups", int(run.shard_info().get("rows") or 0))
     need = {ROW_ID, ROW_INDEX, column, *(f"{s}_error" for s in drop_failed)}
-    for name in names:
-        merged, _ = merge_shard(run, name, schema, columns=need)
-        merged = _drop_failed(merged, drop_failed, {s: 0 for s in drop_failed})
+    for group in shard_groups(run, names):
+        merged, _, _ = merge_shards(run, group, schema, columns=need)
+        merged, _ = _drop_failed(merged, drop_failed, {s: 0 for s in drop_failed})
         dups.add(pa.array(merged[column].astype(STRING)), pa.array(merged[ROW_ID].astype(STRING)))
     log.info("caption_duplicate: %d rows repeat an earlier caption", dups.finish())
     return dups
@@ -246,9 +277,9 @@ def find_near_duplicates(run: RunDir, names: list[str], schema: MergeSchema, opt
     need = {ROW_ID, ROW_INDEX, column, *(f"{s}_error" for s in drop_failed)}
 
     def shards() -> Iterator[pd.DataFrame]:
-        for name in names:
-            merged, _ = merge_shard(run, name, schema, columns=need)
-            yield _drop_failed(merged, drop_failed, {s: 0 for s in drop_failed})
+        for group in shard_groups(run, names):
+            merged, _, _ = merge_shards(run, group, schema, columns=need)
+            yield _drop_failed(merged, drop_failed, {s: 0 for s in drop_failed})[0]
 
     for merged in shards():
         near.sample(pa.array(merged[column]))

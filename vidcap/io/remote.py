@@ -7,6 +7,10 @@ Contracts:
   as they are read, with a read-ahead that starts at what the reader asks for after each jump and
   doubles on every contiguous refill up to ``MAX_AHEAD`` (a probe reads kilobytes; decoding a GOP
   streams it in a few requests). Memory: one buffer of at most ``MAX_AHEAD`` bytes.
+* ``s3://`` objects are read by ranged GETs of a presigned URL over pooled connections
+  (``vidcap.io.ranged_http``: a quarter of s3fs's CPU per request), and an object's size comes with its
+  first block (one request, not a metadata request and then a read); other stores, and S3 settings a
+  presigned URL cannot carry, go through fsspec (``fs.info``, ``fs.cat_file``).
 * Every request goes through ``call``: a missing object is ``RemoteError("object not found: URL")``,
   a refused one ``RemoteError("permission denied: URL")`` at once; anything else (``503 SlowDown``,
   a connection cut, a short body) is retried ``RETRIES`` times with exponential backoff and jitter,
@@ -29,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vidcap.errors import MediaError
+from vidcap.io import ranged_http
 from vidcap.redact import register_storage_secrets, scrub
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -139,7 +144,8 @@ def _kept_block(url: str, pos: int) -> tuple[int, bytes] | None:
 
 
 def forget() -> None:
-    """Drop every kept size and block (the next read of any object asks the store again)."""
+    """Drop every kept size, block and presigned URL (the next read of any object asks the store again)."""
+    ranged_http.forget()
     _SIZES.clear()
     _BLOCKS.clear()
     _KEPT[0] = 0
@@ -154,26 +160,55 @@ def object_size(url: str) -> int:
     if kept is not None and now - kept[1] < SIZE_TTL_S:
         return kept[0]
     fs, path = filesystem(url)
-    info = call(lambda: fs.info(path), url)
-    if info.get("type") == "directory":
-        raise RemoteError(f"is a prefix, not an object: {public_url(url)}")
-    size = info.get("size")
+    size = _size_with_first_block(url, fs, path)
     if size is None:
-        raise RemoteError(f"cannot tell the size of {public_url(url)}")
+        info = call(lambda: fs.info(path), url)
+        if info.get("type") == "directory":
+            raise RemoteError(f"is a prefix, not an object: {public_url(url)}")
+        size = info.get("size")
+        if size is None:
+            raise RemoteError(f"cannot tell the size of {public_url(url)}")
     if len(_SIZES) >= _SIZES_KEPT:
         _SIZES.pop(next(iter(_SIZES)))
     _SIZES[url] = (int(size), now)
     return int(size)
 
 
+def _size_with_first_block(url: str, fs: Any, path: str) -> int | None:
+    """The object's size from a ranged GET of its first ``MIN_FETCH`` bytes, which are kept for the
+    reads that follow (``_keep_block``); None where the light path does not apply, the object is not
+    found or no range of it can be read (then ``fs.info`` names a missing object or a prefix, or sizes
+    an empty one)."""
+    signed = ranged_http.direct_url(fs, path, url)
+    if signed is None:
+        return None
+
+    def fetch() -> tuple[bytes, int]:
+        try:
+            return ranged_http.get_range(signed, 0, MIN_FETCH)
+        except (FileNotFoundError, ranged_http.RangeNotSatisfiable):   # fs.info tells which, and sizes
+            return b"", -1                                               # an empty object
+
+    data, size = call(fetch, url)
+    if size < 0:
+        return None
+    STATS["bytes"] += len(data)
+    if data:
+        _keep_block(url, 0, data)
+    return size
+
+
 def read_range(url: str, start: int, end: int, fs: Any = None, path: str | None = None) -> bytes:
     """Bytes ``[start, end)`` of the object (``end`` clipped by the caller to its size); a short or
     long answer is retried like a cut connection."""
+    if end <= start:
+        return b""
     if fs is None or path is None:
         fs, path = filesystem(url)
+    signed = ranged_http.direct_url(fs, path, url)
 
     def fetch() -> bytes:
-        data = fs.cat_file(path, start=start, end=end)
+        data = ranged_http.get_range(signed, start, end)[0] if signed else fs.cat_file(path, start=start, end=end)
         if len(data) != end - start:
             raise OSError(f"short read: got {len(data)} of {end - start} bytes at {start}")
         STATS["bytes"] += len(data)

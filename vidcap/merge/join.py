@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -91,18 +92,30 @@ def read_stage_table_columns(path: Path, columns: list[str]) -> pa.Table:
 
 def merge_shard(run: RunDir, name: str, schema: MergeSchema, columns: set[str] | None = None,
                 check: bool = True, warn: bool = False) -> tuple[pd.DataFrame, set[str]]:
-    """Shard ``name`` merged (rows in manifest order, columns in merge order) and the replaced columns
-    that fell back to text in it. ``columns``: only these (and what they need); ``check``: each stage
-    has the shard's rows exactly once (``GatherError`` otherwise); ``warn``: log the replaced columns.
-    A stage's rows are put in the shard's order by ``row_id`` (a left join)."""
-    base = _read(run.shard(name), schema.base, columns)
+    """Shard ``name`` merged (``merge_shards`` of one shard)."""
+    merged, fell_back, _ = merge_shards(run, [name], schema, columns, check, warn)
+    return merged, fell_back
+
+
+def merge_shards(run: RunDir, names: list[str], schema: MergeSchema, columns: set[str] | None = None,
+                 check: bool = True, warn: bool = False) -> tuple[pd.DataFrame, set[str], list[int]]:
+    """Shards ``names`` merged: their rows, shard after shard, each shard's rows in manifest order,
+    columns in merge order; the replaced columns that fell back to text; the rows of each shard (the
+    merged rows of ``names[i]`` follow those of ``names[:i]``). ``columns``: only these (and what they
+    need); ``check``: each stage has each shard's rows exactly once (``GatherError`` otherwise);
+    ``warn``: log the replaced columns. A stage's rows are put in the shards' order by ``row_id`` (a
+    left join). Merging several small shards at once costs one pass of table work, not one per shard."""
+    bases = [_read(run.shard(n), schema.base, columns) for n in names]
+    lengths = [t.num_rows for t in bases]
+    base = pa.concat_tables(bases) if len(bases) > 1 else bases[0]
     ids = base.column(ROW_ID).combine_chunks()
     merged, fell_back = base.to_pandas(types_mapper=pd.ArrowDtype), set()
     clashes = schema.clashes()
     for stage, stage_schema in schema.stages.items():
-        part = _read(run.output(stage, name), stage_schema, columns)
+        pieces = [_read(run.output(stage, n), stage_schema, columns) for n in names]
+        part = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
         if check:
-            check_shard_once(stage, name, ids, part.column(ROW_ID))
+            _check_shards_once(stage, names, ids, lengths, pieces)
         where = pc.index_in(ids, value_set=part.column(ROW_ID).combine_chunks())
         aligned = part.drop_columns([ROW_ID]).take(where).to_pandas(types_mapper=pd.ArrowDtype)
         clash = [c for c in clashes[stage] if c in aligned.columns and c in merged.columns]
@@ -124,7 +137,32 @@ def merge_shard(run: RunDir, name: str, schema: MergeSchema, columns: set[str] |
                 new = new.where(new.notna(), old)
             cols[c] = new
         merged = pd.DataFrame(cols)
-    merged = merged.sort_values(ROW_INDEX, kind="stable").reset_index(drop=True)
+    if len(names) == 1:
+        merged = merged.sort_values(ROW_INDEX, kind="stable").reset_index(drop=True)
+    else:   # each shard's rows in manifest order, shards in the given order
+        index = merged[ROW_INDEX].to_numpy(dtype=np.int64, na_value=-1)
+        order = np.lexsort((index, np.repeat(np.arange(len(names)), lengths)))   # stable
+        merged = merged.take(order).reset_index(drop=True)
     ordered = schema.originals + [ROW_ID]
     ordered += [c for c in merged.columns if c not in ordered and c not in (ROW_INDEX, MEDIA_PATH)]
-    return merged[[c for c in ordered if c in merged.columns]], fell_back
+    return merged[[c for c in ordered if c in merged.columns]], fell_back, lengths
+
+
+def _check_shards_once(stage: str, names: list[str], ids: pa.Array, lengths: list[int],
+                       pieces: list[pa.Table]) -> None:
+    """Each shard's stage rows are that shard's rows, once each: one vectorised test over the group,
+    and ``check_shard_once`` per shard (which names what is wrong) only when it fails."""
+    got = [t.column(ROW_ID) for t in pieces]
+    if len(names) > 1 and [len(g) for g in got] == lengths:
+        flat = pa.chunked_array([c for g in got for c in g.chunks], type=ids.type).combine_chunks()
+        if flat.null_count == 0 and pc.count_distinct(flat).as_py() == len(flat):
+            at = pc.index_in(flat, value_set=ids).to_numpy(zero_copy_only=False)
+            if not np.isnan(at.astype(np.float64)).any():
+                bounds = np.cumsum([0, *lengths])
+                home = np.searchsorted(bounds, at.astype(np.int64), side="right") - 1
+                if (home == np.repeat(np.arange(len(names)), lengths)).all():
+                    return
+    offset = 0
+    for name, n, g in zip(names, lengths, got):
+        check_shard_once(stage, name, ids.slice(offset, n), g)
+        offset += n
