@@ -77,18 +77,11 @@ def make_clips(n: int) -> list[Path]:
     return clips
 
 
-KEEP_ALIVE = ("import sys; from werkzeug.serving import WSGIRequestHandler; "
-              "WSGIRequestHandler.protocol_version = 'HTTP/1.1'; from moto.server import main; main(sys.argv[1:])")
-
-
-def start_server(keep_alive: bool = False) -> tuple[subprocess.Popen, str]:
-    """moto's S3 server on 127.0.0.1; ``keep_alive``: answering HTTP/1.1 and keeping connections open,
-    as S3 does (moto's own server, werkzeug's default HTTP/1.0, closes every connection)."""
+def start_server() -> tuple[subprocess.Popen, str]:
     from vidcap.dev.objectstore import free_port
 
     port = free_port()
-    head = [sys.executable, "-c", KEEP_ALIVE] if keep_alive else [sys.executable, "-m", "moto.server"]
-    proc = subprocess.Popen([*head, "-H", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import urllib.request
 
@@ -177,8 +170,6 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=16)
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="4 clips, 1 pass: a smoke run")
-    ap.add_argument("--keep-alive", action="store_true",
-                    help="the server keeps connections open (HTTP/1.1, as S3 does); moto's default closes each")
     args = ap.parse_args()
     if args.quick:
         args.clips, args.passes = 4, 1
@@ -186,7 +177,7 @@ def main() -> None:
     t0 = time.time()
     clips = make_clips(args.clips)
     gen_s = time.time() - t0
-    server, endpoint = start_server(args.keep_alive)
+    server, endpoint = start_server()
     try:
         os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
                            "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_DEFAULT_REGION": "us-east-1"})
@@ -196,14 +187,13 @@ def main() -> None:
         s3.create_bucket(Bucket="bench")
         for c in clips:
             s3.upload_file(str(c), "bench", c.name)
-        run(clips, args.passes, gen_s, "keeping connections open (HTTP/1.1)" if args.keep_alive
-            else "closing every connection (moto's default)")
+        run(clips, args.passes, gen_s)
     finally:
         server.terminate()
         server.wait()
 
 
-def run(clips: list[Path], passes: int, gen_s: float, server: str) -> None:
+def run(clips: list[Path], passes: int, gen_s: float) -> None:
     from vidcap.io import remote
     from vidcap.media.frames import sample_frames
     from vidcap.probe.stage import probe_video
@@ -246,8 +236,7 @@ def run(clips: list[Path], passes: int, gen_s: float, server: str) -> None:
     cpu = {k: len(v) / sum(c for _, c in v) for k, v in times.items()}
     med = statistics.median
     print(f"{len(clips)} clips, 256x144 H.264 24 fps GOP 1 s, 5-60 s ({sum(sizes) / 1e6:.1f} MB; generated in "
-          f"{gen_s:.0f} s), {passes} passes, 1 core; moto S3 server on 127.0.0.1 in its own process, "
-          f"{server}\n")
+          f"{gen_s:.0f} s), {passes} passes, 1 core; moto S3 server on 127.0.0.1 in its own process\n")
     print("| measure | median | max | target |")
     print("|---|---:|---:|---|")
     print(f"| probe `header`: KB fetched a clip | {med(fetched['header']) / 1e3:.1f} | "
