@@ -236,3 +236,30 @@ def test_plan_count_is_remembered_for_an_unchanged_manifest(tmp_path, monkeypatc
     with open(tmp_path / "m.csv", "a") as fh:
         fh.write("c.mp4\n")
     assert checked_row_count(tmp_path / "m.csv", cache) == 3
+
+
+def test_reading_a_parquet_manifest_holds_arrow_memory_of_a_row_group_not_of_the_rows_read(tmp_path):
+    """One reader over a whole Parquet file keeps Arrow memory that grows with the rows read (about 10
+    bytes a row with pyarrow 26); the manifest reader takes a row group at a time."""
+    n, group = 1_000_000, 25_000
+    table = pa.table({"path": [f"videos/{i % 1000:03d}/clip_{i:09d}.mp4" for i in range(n)],
+                      "text": [f"a caption {i}" for i in range(n)]})
+    one_group = table.slice(0, group).nbytes
+    pq.write_table(table, tmp_path / "m.parquet", row_group_size=group)
+    del table
+
+    def peaks(batches) -> tuple[int, int, int]:
+        """Peak Arrow memory over the first fifth of the rows, over all of them, and the rows read."""
+        first = top = rows = 0
+        for b in batches:
+            rows += b.num_rows
+            top = max(top, pa.total_allocated_bytes())
+            if rows <= n // 5:
+                first = top
+        return first, top, rows
+
+    first, ours, rows = peaks(table_batches.iter_batches(tmp_path / "m.parquet"))
+    _, whole, _ = peaks(pq.ParquetFile(tmp_path / "m.parquet").iter_batches(batch_size=table_batches.BATCH_ROWS))
+    assert rows == n
+    assert ours - first < one_group, ("grows with the rows read", first, ours, one_group)
+    assert whole > 3 * ours, ("the whole-file reader this replaced holds more", whole, ours)
