@@ -143,6 +143,17 @@ def test_s3_reads_take_presigned_ranged_gets_and_fsspec_gives_the_same_bytes(tmp
     with pytest.raises(MediaError, match=r"object not found: s3://light/nope\.bin"):
         remote.open_remote("s3://light/nope.bin")
 
+    # a presigned URL refused (credentials expired after signing, another region): read through s3fs
+    remote.forget()
+    proxy.refuse_presigned = 1000
+    try:
+        with remote.open_remote(url) as fh:
+            fh.seek(100_000)
+            assert fh.read(50_000) == data[100_000:150_000]
+    finally:
+        refused, proxy.refuse_presigned = 1000 - proxy.refuse_presigned, 0
+    assert refused == 1 and ranged_http._SIGNED[url][0] == "", "one refusal, then s3fs for that object"
+
 
 def test_url_rows_keep_their_url_and_a_stable_id(tmp_path):
     from vidcap.io.media_paths import resolve_media_path

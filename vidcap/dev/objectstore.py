@@ -4,7 +4,9 @@ front of it that counts requests and injects faults (``FaultProxy``).
 ``S3Server().start()`` listens on a free port; ``env()`` is what a client (this process or a
 Snakemake run) needs: ``AWS_ENDPOINT_URL``, dummy credentials and region. ``FaultProxy(upstream)``
 forwards every request unchanged; ``slowdown = N`` answers the next N requests ``503 SlowDown`` (as
-S3 throttles), ``cut = N`` sends the next N object bodies half-way and drops the connection.
+S3 throttles), ``cut = N`` sends the next N object bodies half-way and drops the connection,
+``refuse_presigned = N`` answers the next N requests signed in the query string (presigned URLs)
+``403 AccessDenied`` (as S3 does once the credentials a URL was signed with have expired).
 ``gets`` counts body-carrying GET requests per object key; ``bytes`` the body bytes sent.
 """
 from __future__ import annotations
@@ -21,6 +23,8 @@ from urllib.parse import urlsplit
 SECRET = "vidcap-test-secret-3f9a"     # a recognisable dummy secret: tests assert it never leaks
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
             b"<Message>Please reduce your request rate.</Message></Error>")
+DENIED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+          b"<Message>The provided token has expired.</Message></Error>")
 
 
 def free_port() -> int:
@@ -67,6 +71,7 @@ class FaultProxy:
         self.upstream = urlsplit(upstream)
         self.slowdown = 0
         self.cut = 0
+        self.refuse_presigned = 0
         self.gets: Counter[str] = Counter()
         self.bytes = 0
         self.faults = 0
@@ -108,13 +113,15 @@ class FaultProxy:
             def _forward(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if proxy._take("slowdown"):
-                    self.send_response(503)
+                refused = "X-Amz-Signature=" in self.path and proxy._take("refuse_presigned")
+                if refused or proxy._take("slowdown"):
+                    body = DENIED if refused else SLOWDOWN
+                    self.send_response(403 if refused else 503)
                     self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(SLOWDOWN)))
+                    self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     if self.command != "HEAD":
-                        self.wfile.write(SLOWDOWN)
+                        self.wfile.write(body)
                     return
                 conn = http.client.HTTPConnection(str(proxy.upstream.hostname), proxy.upstream.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}

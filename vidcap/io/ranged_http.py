@@ -6,17 +6,22 @@ response parsing on an event loop); the same GET of a presigned URL through one 
 
 Contracts:
 
-* ``direct_url(fs, path, url)``: a presigned GET URL of the object, made by the filesystem's own client
-  (its credentials, endpoint and region, however they were configured), kept ``KEEP_S`` seconds
-  (signed for ``EXPIRES_S``) for at most ``KEPT`` objects; None where this path does not apply: not
-  s3fs, requester-pays or customer-key settings (headers a presigned URL does not carry), a URL with a
-  query or fragment, ``VIDCAP_REMOTE_CLIENT=fsspec``, or signing failing. Then ``remote`` uses fsspec.
+* ``direct_url(fs, path, url)``: a presigned GET URL of the object (Signature Version 4, which every
+  region takes), signed by a botocore client made from the s3fs filesystem's settings (its key,
+  secret, token, endpoint, region and client config when given; otherwise botocore's own chain:
+  environment such as ``AWS_ENDPOINT_URL``/``AWS_DEFAULT_REGION``, ``~/.aws``, instance roles, as
+  s3fs's), kept ``KEEP_S`` seconds (signed for ``EXPIRES_S``) for at most ``KEPT`` objects; None where
+  this path does not apply: not s3fs, anonymous access, requester-pays or customer-key settings
+  (headers a presigned URL does not carry), a URL with a query or fragment,
+  ``VIDCAP_REMOTE_CLIENT=fsspec``, or signing failing. Then ``remote`` uses fsspec.
 * ``get_range(signed, start, end)``: ``(bytes [start, end), object size)``. 404 ->
-  ``FileNotFoundError``, 401/403 -> ``PermissionError``, 416 -> ``(b"", 0)`` when it names an empty
-  object, else ``RangeNotSatisfiable`` (an ``OSError``);
-  anything else (5xx such as ``503 SlowDown``, 429, a refused or cut connection, a timeout, a short or
-  long body) -> ``OSError``, which ``remote.call`` retries. No message carries the signed URL: they
-  name the status or the error class only (the caller adds ``public_url``).
+  ``FileNotFoundError``; a redirect, 400, 401 or 403 -> ``NotDirect`` (a bucket in another region,
+  credentials that expired after signing, or a refusal: the caller asks again through s3fs, which
+  follows regions, refreshes credentials and names a real refusal, and ``refuse(url)`` sends that
+  object's reads to s3fs for ``KEEP_S``); 416 -> ``(b"", 0)`` when it names an empty object, else ``RangeNotSatisfiable`` (an
+  ``OSError``); anything else (5xx such as ``503 SlowDown``, 429, a refused or cut connection, a
+  timeout, a short or long body) -> ``OSError``, which ``remote.call`` retries. No message carries the
+  signed URL: they name the status or the error class only (the caller adds ``public_url``).
 """
 from __future__ import annotations
 
@@ -38,6 +43,10 @@ class RangeNotSatisfiable(OSError):
     """416 without the object's size (S3 answers so for any range of an empty object)."""
 
 
+class NotDirect(OSError):
+    """An answer the presigned URL cannot get past (redirect, 400, 401, 403): ask through s3fs."""
+
+
 def _pool():
     if not _POOL:
         import urllib3  # optional library (the s3 extra: a dependency of botocore)
@@ -51,17 +60,20 @@ def direct_url(fs: Any, path: str, url: str) -> str | None:
     """The presigned GET URL of ``url`` (``fs``/``path``: its fsspec filesystem), or None (module docstring)."""
     if os.environ.get("VIDCAP_REMOTE_CLIENT", "").lower() == "fsspec" or "?" in url or "#" in url:
         return None
-    if "s3" not in getattr(fs, "protocol", ()) or getattr(fs, "req_kw", None) or getattr(fs, "requester_pays", False):
+    if ("s3" not in getattr(fs, "protocol", ()) or getattr(fs, "req_kw", None) or getattr(fs, "requester_pays", False)
+            or getattr(fs, "anon", False)):
         return None
     if (getattr(fs, "s3_additional_kwargs", None) or {}).get("SSECustomerKey"):
         return None
     now = time.monotonic()
     kept = _SIGNED.get(url)
     if kept is not None and now - kept[1] < KEEP_S:
-        return kept[0]
+        return kept[0] or None   # "": refused (``refuse``)
+    bucket, _, key = path.partition("/")
     try:
-        signed = fs.url(path, expires=EXPIRES_S)
-    except Exception:  # noqa: BLE001 - no presigning here (anonymous access, another store): use fsspec
+        signed = _signer(fs).generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
+                                                     ExpiresIn=EXPIRES_S)
+    except Exception:  # noqa: BLE001 - no credentials, no botocore: use fsspec
         return None
     if not isinstance(signed, str) or not signed.startswith(("http://", "https://")):
         return None
@@ -71,8 +83,38 @@ def direct_url(fs: Any, path: str, url: str) -> str | None:
     return signed
 
 
+_SIGNERS: dict[int, Any] = {}
+
+
+def _signer(fs: Any) -> Any:
+    """A botocore S3 client with the s3fs filesystem ``fs``'s settings, signing with SigV4."""
+    if id(fs) not in _SIGNERS:
+        import botocore.config  # optional library (the s3 extra)
+        import botocore.session  # optional library (the s3 extra)
+
+        kwargs = dict(getattr(fs, "client_kwargs", None) or {})
+        config = dict(getattr(fs, "config_kwargs", None) or {})
+        config["signature_version"] = "s3v4"
+        for name, value in (("aws_access_key_id", fs.key), ("aws_secret_access_key", fs.secret),
+                            ("aws_session_token", fs.token)):
+            if value:
+                kwargs[name] = value
+        if getattr(fs, "endpoint_url", None):
+            kwargs.setdefault("endpoint_url", fs.endpoint_url)
+        _SIGNERS[id(fs)] = botocore.session.get_session().create_client(
+            "s3", config=botocore.config.Config(**config), **kwargs)
+    return _SIGNERS[id(fs)]
+
+
+def refuse(url: str) -> None:
+    """Read ``url`` through s3fs for the next ``KEEP_S`` seconds (after a ``NotDirect`` answer)."""
+    if len(_SIGNED) >= KEPT:
+        _SIGNED.pop(next(iter(_SIGNED)))
+    _SIGNED[url] = ("", time.monotonic())
+
+
 def forget() -> None:
-    """Drop the kept presigned URLs."""
+    """Drop the kept presigned URLs and refusals."""
     _SIGNED.clear()
 
 
@@ -88,8 +130,8 @@ def get_range(signed: str, start: int, end: int) -> tuple[bytes, int]:
     status = resp.status
     if status == 404:
         raise FileNotFoundError("404 not found")
-    if status in (401, 403):
-        raise PermissionError(f"{status} refused")
+    if status in (400, 401, 403) or 300 <= status < 400:
+        raise NotDirect(f"HTTP {status}")
     told = _RANGE.match(resp.headers.get("Content-Range") or "")
     if status == 416:
         if told and int(told.group(3)) == 0:

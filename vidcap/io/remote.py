@@ -9,8 +9,9 @@ Contracts:
   streams it in a few requests). Memory: one buffer of at most ``MAX_AHEAD`` bytes.
 * ``s3://`` objects are read by ranged GETs of a presigned URL over pooled connections
   (``vidcap.io.ranged_http``: a quarter of s3fs's CPU per request), and an object's size comes with its
-  first block (one request, not a metadata request and then a read); other stores, and S3 settings a
-  presigned URL cannot carry, go through fsspec (``fs.info``, ``fs.cat_file``).
+  first block (one request, not a metadata request and then a read); other stores, S3 settings a
+  presigned URL cannot carry, and answers it cannot get past (a redirect to another region, 400, 401,
+  403) go through fsspec (``fs.info``, ``fs.cat_file``).
 * Every request goes through ``call``: a missing object is ``RemoteError("object not found: URL")``,
   a refused one ``RemoteError("permission denied: URL")`` at once; anything else (``503 SlowDown``,
   a connection cut, a short body) is retried ``RETRIES`` times with exponential backoff and jitter,
@@ -186,8 +187,9 @@ def _size_with_first_block(url: str, fs: Any, path: str) -> int | None:
     def fetch() -> tuple[bytes, int]:
         try:
             return ranged_http.get_range(signed, 0, MIN_FETCH)
-        except (FileNotFoundError, ranged_http.RangeNotSatisfiable):   # fs.info tells which, and sizes
-            return b"", -1                                               # an empty object
+        except (FileNotFoundError, ranged_http.RangeNotSatisfiable, ranged_http.NotDirect):
+            ranged_http.refuse(url)   # fs.info names a missing object, a prefix or a refusal, sizes an
+            return b"", -1            # empty one, and follows a region or refreshed credentials
 
     data, size = call(fetch, url)
     if size < 0:
@@ -205,10 +207,16 @@ def read_range(url: str, start: int, end: int, fs: Any = None, path: str | None 
         return b""
     if fs is None or path is None:
         fs, path = filesystem(url)
-    signed = ranged_http.direct_url(fs, path, url)
 
     def fetch() -> bytes:
-        data = ranged_http.get_range(signed, start, end)[0] if signed else fs.cat_file(path, start=start, end=end)
+        signed = ranged_http.direct_url(fs, path, url)
+        try:
+            data = ranged_http.get_range(signed, start, end)[0] if signed else None
+        except ranged_http.NotDirect:   # another region, credentials refreshed, or a refusal: s3fs tells
+            ranged_http.refuse(url)
+            data = None
+        if data is None:
+            data = fs.cat_file(path, start=start, end=end)
         if len(data) != end - start:
             raise OSError(f"short read: got {len(data)} of {end - start} bytes at {start}")
         STATS["bytes"] += len(data)
