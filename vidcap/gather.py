@@ -80,15 +80,16 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
     """
     names = run.shard_names()
     schema = merge_schema(run, names, stages)
+    groups = shard_groups(run, names)
     work = run.root / ".gather"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     dups = None
     if duplicates_of:
-        dups = find_duplicates(run, names, schema, duplicates_of, drop_failed or [], work)
+        dups = find_duplicates(run, groups, schema, duplicates_of, drop_failed or [], work)
     near = None
     if near_duplicates:
-        near = find_near_duplicates(run, names, schema, near_duplicates, drop_failed or [], work)
+        near = find_near_duplicates(run, groups, schema, near_duplicates, drop_failed or [], work)
     if drop_columns:
         schema = without_columns(schema, set(drop_columns))
     parts = PartWriter(run.root / "table")
@@ -98,7 +99,7 @@ def gather(run: RunDir, stages: list[str], outputs: list[str | Path] | None = No
     judge_rows: list[pd.DataFrame] = []
     written = 0
     try:
-        for i, group in enumerate(shard_groups(run, names)):
+        for i, group in enumerate(groups):
             merged, _, lengths = merge_shards(run, group, schema, warn=i == 0)
             merged, lengths = _drop_failed(merged, drop_failed or [], dropped, lengths)
             if duplicates_of:
@@ -182,17 +183,17 @@ def _drop_failed(merged: pd.DataFrame, stages: list[str], dropped: dict[str, int
     return merged, lengths
 
 
-def find_duplicates(run: RunDir, names: list[str], schema: MergeSchema, column: str, drop_failed: list[str],
-                    work: Path) -> Duplicates | None:
+def find_duplicates(run: RunDir, groups: list[list[str]], schema: MergeSchema, column: str,
+                    drop_failed: list[str], work: Path) -> Duplicates | None:
     """``caption_duplicate`` of the whole run (``vidcap.merge.dups``), from a pass over the columns it
-    needs only; None (and a warning) when the merged table has no ``column``."""
+    needs only, ``groups`` of shards (``shard_groups``) in order; None (and a warning) when the merged table has no ``column``."""
     known = set(schema.base.names).union(*(s.names for s in schema.stages.values()))
     if column not in known:
         log.warning("caption_duplicate: no column %r; nothing marked", column)
         return None
     dups = Duplicates(work / "dups", int(run.shard_info().get("rows") or 0))
     need = {ROW_ID, ROW_INDEX, column, *(f"{s}_error" for s in drop_failed)}
-    for group in shard_groups(run, names):
+    for group in groups:
         merged, _, _ = merge_shards(run, group, schema, columns=need)
         merged, _ = _drop_failed(merged, drop_failed, {s: 0 for s in drop_failed})
         dups.add(pa.array(merged[column].astype(STRING)), pa.array(merged[ROW_ID].astype(STRING)))
@@ -262,8 +263,8 @@ def mark_duplicates(df: pd.DataFrame, column: str) -> pd.Series:
     return pd.Series(out, index=df.index, dtype=pd.ArrowDtype(pa.string()))
 
 
-def find_near_duplicates(run: RunDir, names: list[str], schema: MergeSchema, opts: dict, drop_failed: list[str],
-                         work: Path) -> NearDuplicates | None:
+def find_near_duplicates(run: RunDir, groups: list[list[str]], schema: MergeSchema, opts: dict,
+                         drop_failed: list[str], work: Path) -> NearDuplicates | None:
     """``near_duplicate_of`` / ``near_duplicate_sim`` of the whole run (``vidcap.merge.near_dups``): two
     passes over the embedding column (a k-means sample, then the assignment); None (and a warning)
     when the merged table has no such column."""
@@ -277,7 +278,7 @@ def find_near_duplicates(run: RunDir, names: list[str], schema: MergeSchema, opt
     need = {ROW_ID, ROW_INDEX, column, *(f"{s}_error" for s in drop_failed)}
 
     def shards() -> Iterator[pd.DataFrame]:
-        for group in shard_groups(run, names):
+        for group in groups:
             merged, _, _ = merge_shards(run, group, schema, columns=need)
             yield _drop_failed(merged, drop_failed, {s: 0 for s in drop_failed})[0]
 

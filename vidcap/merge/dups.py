@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vidcap.merge.ordinals import OrdinalRanges
+from vidcap.merge.ordinals import KeyedStreams, OrdinalRanges
 
 ROWS_PER_BUCKET = 1_000_000
 MAX_BUCKETS = 256
@@ -56,7 +56,7 @@ class Duplicates:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.buckets = max(1, min(MAX_BUCKETS, math.ceil(rows / ROWS_PER_BUCKET)))
         self.ordinal = 0
-        self._writers: dict[int, tuple] = {}
+        self._buckets = KeyedStreams(self.dir, "bucket")
         self._pairs: OrdinalRanges | None = None
 
     def add(self, texts: pa.Array | pa.ChunkedArray, row_ids: pa.Array | pa.ChunkedArray) -> None:
@@ -78,32 +78,17 @@ class Duplicates:
             at += int(counts[b])
             batch = pa.record_batch([pa.array(h1[sel]), pa.array(h2[sel]), pa.array(ords[sel], pa.int64()),
                                      ids[sel]], schema=_ENTRY)
-            self._writer(int(b)).write_batch(batch)
-
-    def _writer(self, b: int):
-        if b not in self._writers:
-            sink = pa.OSFile(str(self.dir / f"bucket-{b:05d}.arrow"), "wb")
-            self._writers[b] = (sink, pa.ipc.new_stream(sink, _ENTRY))
-        return self._writers[b][1]
-
-    def _close(self) -> None:
-        for sink, writer in self._writers.values():
-            writer.close()
-            sink.close()
-        self._writers.clear()
+            self._buckets.write(int(b), batch)
 
     def finish(self) -> int:
         """Group every bucket; returns how many rows repeat an earlier row's text."""
-        self._close()
+        self._buckets.close()
         self._pairs = pairs = OrdinalRanges(self.dir, "range", _PAIR, self.ordinal, self.buckets)
         total = 0
         for b in range(self.buckets):
-            path = self.dir / f"bucket-{b:05d}.arrow"
-            if not path.exists():
+            table = self._buckets.take(b)
+            if table is None:
                 continue
-            with pa.OSFile(str(path), "rb") as fh:
-                table = pa.ipc.open_stream(fh).read_all()
-            path.unlink()
             h1, h2, ords = (table.column(c).to_numpy() for c in ("h1", "h2", "ord"))
             order = np.lexsort((ords, h2, h1))
             s1, s2, so = h1[order], h2[order], ords[order]
@@ -129,5 +114,5 @@ class Duplicates:
         return found.column("first").combine_chunks().take(pa.array(index, mask=index < 0))
 
     def close(self) -> None:
-        self._close()
+        self._buckets.close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vidcap.merge.ordinals import OrdinalRanges
+from vidcap.merge.ordinals import KeyedStreams, OrdinalRanges
 
 SAMPLE_MAX = 200_000
 MIN_POINTS_PER_CENTROID = 39     # faiss warns below this many training points per centroid
@@ -88,7 +88,7 @@ class NearDuplicates:
         self.dim = 0
         self.centroids: np.ndarray | None = None
         self._index: Any = None
-        self._writers: dict[int, tuple] = {}
+        self._groups = KeyedStreams(self.dir, "group")
         self._results: OrdinalRanges | None = None
 
     # ----------------------------------------------------------------------------- pass 1: sample
@@ -150,33 +150,19 @@ class NearDuplicates:
                 batch = pa.record_batch([pa.array(cluster[sel]), pa.array(pos[sel] + start, pa.int64()),
                                          ids.take(take), pa.array(np.full(len(sel), j == 0)), blob.take(take)],
                                         names=["cluster", "ord", "row_id", "own", "emb"])
-                self._writer(int(g), batch.schema).write_batch(batch)
-
-    def _writer(self, g: int, schema: pa.Schema):
-        if g not in self._writers:
-            sink = pa.OSFile(str(self.dir / f"group-{g:05d}.arrow"), "wb")
-            self._writers[g] = (sink, pa.ipc.new_stream(sink, schema))
-        return self._writers[g][1]
-
-    def _close(self) -> None:
-        for sink, writer in self._writers.values():
-            writer.close()
-            sink.close()
-        self._writers.clear()
+                self._groups.write(int(g), batch)
 
     # ----------------------------------------------------------------------------- compare
 
     def finish(self) -> int:
         """Compare within every cluster; returns how many rows are near-duplicates of an earlier row."""
-        self._close()
+        self._groups.close()
         self._results = results = OrdinalRanges(self.dir, "near", _RESULT, self.ordinal, self.groups)
         for g in range(self.groups):
-            path = self.dir / f"group-{g:05d}.arrow"
-            if not path.exists():
+            table = self._groups.take(g)
+            if table is None:
                 continue
-            with pa.OSFile(str(path), "rb") as fh:
-                table = pa.ipc.open_stream(fh).read_all().combine_chunks()
-            path.unlink()
+            table = table.combine_chunks()
             cluster = table.column("cluster").to_numpy()
             for c in np.unique(cluster):
                 self._compare(table.filter(pa.array(cluster == c)), results)
@@ -236,5 +222,5 @@ class NearDuplicates:
                 found.column("sim").combine_chunks().take(take))
 
     def close(self) -> None:
-        self._close()
+        self._groups.close()
         shutil.rmtree(self.dir, ignore_errors=True)
