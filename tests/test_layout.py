@@ -32,7 +32,7 @@ STAGE_NAME_ALLOWED = {
 HEAVY = {"torch", "transformers", "vllm", "peft", "accelerate", "safetensors", "tokenizers", "matplotlib",
          "scenedetect", "decord", "openai", "av", "cv2", "PIL", "skimage",
          # optional: only in an extra (s3, scores) or the test environment, imported where used
-         "fsspec", "s3fs", "urllib3", "botocore", "moto", "rapidocr_onnxruntime", "onnxruntime", "faiss", "webdataset"}
+         "fsspec", "s3fs", "botocore", "cheroot", "moto", "rapidocr_onnxruntime", "onnxruntime", "faiss", "webdataset"}
 # modules whose function-local imports are not checked, with the reason (reviewed list)
 LOCAL_IMPORTS_ALLOWED = {
 }

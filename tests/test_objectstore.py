@@ -357,3 +357,44 @@ def test_shot_detection_over_s3_equals_local_files(tmp_path, store):
     local = detect_shots(str(clip))
     assert len(local) == 2, "the hard cut is found"
     assert detect_shots("s3://shots/cut.mp4") == local
+
+
+def test_frame_sampling_fetches_each_gop_in_one_request(tmp_path, store, monkeypatch):
+    """A decoder tells the object's file the bytes of the GOP it is about to decode (from the MP4
+    index): one ranged GET a GOP, however large, and about the GOPs' bytes; the same frames as the
+    local file. Without the hint, the read-ahead doubles from 32 KB: several GETs a GOP."""
+    import av
+
+    from vidcap.media import files
+    from vidcap.media.frames import frame_indices, sample_frames
+
+    _, proxy, client = store
+    clip = synth.write_video(tmp_path / "big.mp4", num_frames=240, width=640, height=360, seed=5)
+    upload(client, "gops", {"big.mp4": clip})
+    url = "s3://gops/big.mp4"
+    with av.open(str(clip)) as c:
+        packets = sorted((p.pts, p.is_keyframe, p.size) for p in c.demux(c.streams.video[0]) if p.size)
+    gop_of, gop, gop_bytes = [], -1, {}
+    for _pts, key, size in packets:
+        gop += 1 if key else 0
+        gop_of.append(gop)
+        gop_bytes[gop] = gop_bytes.get(gop, 0) + size
+    wanted = {gop_of[i] for i in frame_indices(len(packets), 4)}
+    assert min(gop_bytes[g] for g in wanted) > 4 * remote.MIN_FETCH, "GOPs far larger than a first fetch"
+
+    local = sample_frames(str(clip), 4)
+    counts = {}
+    for hinted in (True, False):
+        if not hinted:
+            monkeypatch.setattr(files, "expect_span", lambda *a, **k: None)
+            monkeypatch.setattr("vidcap.media.decoders.expect_span", lambda *a, **k: None)
+        remote.forget()
+        proxy.gets.clear()
+        fetched = remote.STATS["bytes"]
+        got = sample_frames(url, 4)
+        assert got.indices == local.indices and (got.frames == local.frames).all()
+        counts[hinted] = (proxy.gets["/gops/big.mp4"], remote.STATS["bytes"] - fetched)
+    gets, nbytes = counts[True]
+    assert gets <= 2 + len(wanted), f"{gets} GETs for {len(wanted)} GOPs (+ the first block and the index)"
+    assert nbytes <= 1.5 * sum(gop_bytes[g] for g in wanted) + 64 * 1024
+    assert counts[False][0] >= gets + len(wanted), counts

@@ -1,18 +1,21 @@
 """Object-storage benchmark: what reading clips from an S3 API costs against the same clips on disk.
 
-``python bench/objectstore/run.py [--clips N] [--quick]`` generates N H.264 clips of 5–60 s (cached in
-bench/out/objectstore/clips), uploads them to moto's S3 server started on 127.0.0.1 in its own
-process, and measures, interleaved clip by clip in one run:
+``python bench/objectstore/run.py [--sets 256x144:16,1280x720:8] [--passes P] [--quick]`` generates
+H.264 clips of 5–60 s per set (cached in bench/out/objectstore/), uploads them to moto's S3
+application served on 127.0.0.1 in its own process (through cheroot, which keeps connections open
+as S3 does; and, for comparison, moto's own server, which closes every connection), and measures,
+interleaved clip by clip in one run:
 
 * bytes fetched per row ÷ bytes the stage needs, for probe ``header`` and ``ends`` and for 4-frame
   sampling. "Needs": the bytes FFmpeg reads from the same file on disk through a counting file
   (same read size), and for sampling also the packet bytes of the GOPs it decodes;
-* rows/s per core (this process pinned to one core; the server runs elsewhere) for probe ``ends`` +
-  4-frame sampling from the server vs from local files, and for the alternative of a per-job cache
-  (download the whole object, then read it locally);
+* rows per CPU-second of this process (pinned to one core; the servers run on the other) for probe
+  ``ends`` + 4-frame sampling as two stage jobs do it (nothing kept from one to the other) from the
+  server vs from local files, and for the alternative of a per-job cache (the whole object in one
+  GET to a local file, then read locally);
 * export MB/s: ``vidcap export webdataset`` of the local clips to a local folder.
 
-Prints a Markdown table; the numbers live in bench/objectstore/README.md.
+Prints Markdown tables; the numbers live in bench/objectstore/README.md.
 """
 from __future__ import annotations
 
@@ -61,31 +64,35 @@ class Counting(io.RawIOBase):
         super().close()
 
 
-def make_clips(n: int) -> list[Path]:
+def make_clips(n: int, width: int = 256, height: int = 144) -> list[Path]:
     from vidcap.dev import synth
 
-    out = OUT / "clips"
+    out = OUT / ("clips" if (width, height) == (256, 144) else f"clips_{width}x{height}")
     clips = []
     for i in range(n):
         seconds = 5 + round(55 * i / max(n - 1, 1))
         path = out / f"clip{i:03d}_{seconds:02d}s.mp4"
         if not path.exists():
-            synth.write_video(path.with_suffix(".tmp.mp4"), num_frames=seconds * 24, width=256, height=144,
-                              fps=24, seed=i)
+            synth.write_video(path.with_suffix(".tmp.mp4"), num_frames=seconds * 24, width=width,
+                              height=height, fps=24, seed=i)
             path.with_suffix(".tmp.mp4").rename(path)
         clips.append(path)
     return clips
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
+def start_server(keep_alive: bool) -> tuple[subprocess.Popen, str]:
+    """moto's S3 application in its own process on the second core: through cheroot (kept-open
+    connections) or moto's own werkzeug server (a connection per request)."""
     from vidcap.dev.objectstore import free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = (f"import os, sys, time; os.sched_setaffinity(0, {{{1 % os.cpu_count()}}}); sys.path.insert(0, {str(ROOT)!r}); "
+            f"from vidcap.dev.objectstore import S3Server; S3Server({port}, keep_alive={keep_alive}).start(); "
+            "time.sleep(1e9)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import urllib.request
 
-    for _ in range(200):
+    for _ in range(300):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
             break
@@ -98,12 +105,12 @@ def needed_bytes(path: Path, check: str | None) -> int:
     """Bytes FFmpeg reads from the file on disk for a probe (``check``) or 4-frame sampling (None)."""
     import av
 
-    from vidcap.media import decoders, files
+    from vidcap.media import decoders
     from vidcap.probe import stage
 
     counting = Counting(path)
     real_open = av.open
-    av.open = lambda *a, **k: real_open(counting, metadata_errors="ignore", buffer_size=files.AV_BUFFER)
+    av.open = lambda *a, **k: real_open(counting, metadata_errors="ignore", buffer_size=8192)
     try:
         if check is None:
             c = decoders.open_av(str(path))
@@ -145,60 +152,88 @@ def timed(fn, *args) -> tuple[float, float]:
 
 
 def row_work(path: str) -> None:
-    """One row as two stage jobs see it: a probe, then a 4-frame sampling (nothing kept from before)."""
+    """One row as two stage jobs see it: a probe, then a 4-frame sampling, each in a process of its
+    own (nothing kept from before, nor from the probe for the sampling)."""
     from vidcap.io import remote
     from vidcap.media.frames import sample_frames
     from vidcap.probe.stage import probe_video
 
     remote.forget()
     probe_video(path, "ends")
+    remote.forget()
     sample_frames(path, 4)
 
 
 def cached_row(url: str, cache: Path) -> None:
+    """The same row through a per-job cache: each job GETs the whole object (one request, the light
+    path's transport) into a local file, then reads that."""
     from vidcap.io import remote
+    from vidcap.media.frames import sample_frames
+    from vidcap.probe.stage import probe_video
 
-    fs, key = remote.filesystem(url)
-    local = cache / Path(key).name
-    fs.get_file(key, str(local))
-    row_work(str(local))
-    local.unlink()
+    local = cache / Path(url).name
+    for job in (lambda p: probe_video(p, "ends"), lambda p: sample_frames(p, 4)):
+        remote.forget()
+        local.write_bytes(remote.read_range(url, 0, remote.object_size(url)))
+        job(str(local))
+        local.unlink()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", type=int, default=16)
+    ap.add_argument("--sets", default="256x144:16,1280x720:8",
+                    help="WxH:N,... clip sets (N clips of 5-60 s each); the first also gives the export speed")
     ap.add_argument("--passes", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="4 clips, 1 pass: a smoke run")
+    ap.add_argument("--quick", action="store_true", help="4 clips at 256x144, 1 pass: a smoke run")
     args = ap.parse_args()
     if args.quick:
-        args.clips, args.passes = 4, 1
+        args.sets, args.passes = "256x144:4", 1
     os.sched_setaffinity(0, {0})
-    t0 = time.time()
-    clips = make_clips(args.clips)
-    gen_s = time.time() - t0
-    server, endpoint = start_server()
+    sets = []
+    for spec in args.sets.split(","):
+        size, n = spec.split(":")
+        w, h = map(int, size.split("x"))
+        t0 = time.time()
+        sets.append(((w, h), make_clips(int(n), w, h), time.time() - t0))
+    server, endpoint = start_server(keep_alive=True)
     try:
         os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
                            "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_DEFAULT_REGION": "us-east-1"})
         import boto3
 
         s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="bench")
-        for c in clips:
-            s3.upload_file(str(c), "bench", c.name)
-        run(clips, args.passes, gen_s)
+        for (w, h), clips, gen_s in sets:
+            bucket = f"bench-{w}x{h}"
+            s3.create_bucket(Bucket=bucket)
+            for c in clips:
+                s3.upload_file(str(c), bucket, c.name)
+            run(clips, bucket, (w, h), args.passes, gen_s)
+        request_cost(f"s3://bench-{sets[0][0][0]}x{sets[0][0][1]}/{sets[0][1][-1].name}")
+        export_mb_s, export_mb = export_speed(sets[0][1])
+        print(f"\nexport webdataset to a local folder: {export_mb_s:.0f} MB/s ({export_mb:.0f} MB)")
     finally:
         server.terminate()
         server.wait()
 
 
-def run(clips: list[Path], passes: int, gen_s: float) -> None:
+def one_connection_each(fn, *args) -> None:
+    """``fn(*args)`` with no connection kept between requests (a new TCP connection for every request,
+    as with a server that closes each one: moto's own)."""
+    from vidcap.io import ranged_http
+
+    kept, ranged_http.IDLE_PER_HOST = ranged_http.IDLE_PER_HOST, 0
+    try:
+        fn(*args)
+    finally:
+        ranged_http.IDLE_PER_HOST = kept
+
+
+def run(clips: list[Path], bucket: str, size: tuple[int, int], passes: int, gen_s: float) -> None:
     from vidcap.io import remote
     from vidcap.media.frames import sample_frames
     from vidcap.probe.stage import probe_video
 
-    urls = [f"s3://bench/{c.name}" for c in clips]
+    urls = [f"s3://{bucket}/{c.name}" for c in clips]
     sizes = [c.stat().st_size for c in clips]
     ratio: dict[str, list[float]] = {"header": [], "ends": [], "frames": [], "frames_gop": []}
     fetched: dict[str, list[int]] = {"header": [], "ends": [], "frames": []}
@@ -217,7 +252,9 @@ def run(clips: list[Path], passes: int, gen_s: float) -> None:
         ratio["frames_gop"].append(fetched["frames"][-1] / gop_bytes(c))
 
     cache = Path(tempfile.mkdtemp(prefix="vidcap-bench-cache-"))
-    times: dict[str, list[tuple[float, float]]] = {"local": [], "s3": [], "cache": []}
+    ways = {"local": lambda c, u: row_work(str(c)), "s3": lambda c, u: row_work(u),
+            "s3_close": lambda c, u: one_connection_each(row_work, u), "cache": lambda c, u: cached_row(u, cache)}
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in ways}
     requests = []
     for c, u in zip(clips, urls):   # warm-up; requests a row makes
         row_work(str(c))
@@ -225,18 +262,17 @@ def run(clips: list[Path], passes: int, gen_s: float) -> None:
         row_work(u)
         requests.append(remote.STATS["requests"] - r)
     for _ in range(passes):
-        for c, u in zip(clips, urls):   # interleaved: the machine's load hits all three alike
-            times["local"].append(timed(row_work, str(c)))
-            times["s3"].append(timed(row_work, u))
-            times["cache"].append(timed(cached_row, u, cache))
+        for c, u in zip(clips, urls):   # interleaved: the machine's load hits every way alike
+            for k, way in ways.items():
+                times[k].append(timed(way, c, u))
     shutil.rmtree(cache, ignore_errors=True)
-    export_mb_s, export_mb = export_speed(clips)
 
     rows = {k: len(v) / sum(w for w, _ in v) for k, v in times.items()}
     cpu = {k: len(v) / sum(c for _, c in v) for k, v in times.items()}
     med = statistics.median
-    print(f"{len(clips)} clips, 256x144 H.264 24 fps GOP 1 s, 5-60 s ({sum(sizes) / 1e6:.1f} MB; generated in "
-          f"{gen_s:.0f} s), {passes} passes, 1 core; moto S3 server on 127.0.0.1 in its own process\n")
+    print(f"\n### {size[0]}x{size[1]}: {len(clips)} clips, H.264 24 fps GOP 1 s, 5-60 s ({sum(sizes) / 1e6:.1f} MB; "
+          f"generated in {gen_s:.0f} s), {passes} passes, 1 core; moto's S3 application on 127.0.0.1 in "
+          "its own process (cheroot, kept-open connections)\n")
     print("| measure | median | max | target |")
     print("|---|---:|---:|---|")
     print(f"| probe `header`: KB fetched a clip | {med(fetched['header']) / 1e3:.1f} | "
@@ -249,13 +285,45 @@ def run(clips: list[Path], passes: int, gen_s: float) -> None:
           f"{max(ratio['frames_gop']):.2f} | ≤ 1.5 |")
     print(f"| 4 frames: fetched ÷ clip size | {med(f / s for f, s in zip(fetched['frames'], sizes)):.2f} | "
           f"{max(f / s for f, s in zip(fetched['frames'], sizes)):.2f} | |")
-    print("\n| probe `ends` + 4 frames, 1 core | rows/s (wall) | ÷ local | rows per CPU-second | ÷ local |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| probe `ends` + 4 frames (two jobs), 1 core | rows/s (wall) | ÷ local | rows per CPU-second | ÷ local "
+          "| CPU ms a row |")
+    print("|---|---:|---:|---:|---:|---:|")
     for k, label in (("local", "local files"), ("s3", "S3, ranged reads (vidcap)"),
+                     ("s3_close", "S3, ranged reads, a new connection per request"),
                      ("cache", "S3, whole object to a local cache first")):
-        print(f"| {label} | {rows[k]:.1f} | {rows[k] / rows['local']:.2f} | {cpu[k]:.1f} | {cpu[k] / cpu['local']:.2f} |")
-    print(f"\nrequests a row from S3 (metadata + ranges): median {med(requests)}, max {max(requests)}")
-    print(f"\nexport webdataset to a local folder: {export_mb_s:.0f} MB/s ({export_mb:.0f} MB)")
+        print(f"| {label} | {rows[k]:.1f} | {rows[k] / rows['local']:.2f} | {cpu[k]:.1f} | {cpu[k] / cpu['local']:.2f} "
+              f"| {1e3 / cpu[k]:.2f} |")
+    print(f"\nrequests a row from S3 (both jobs): median {med(requests)}, max {max(requests)}")
+
+
+def request_cost(url: str, n: int = 300) -> None:
+    """CPU of this process for one 32 KB ranged GET of ``url``: vidcap's way (a presigned URL over a
+    kept-open connection), the same with a new connection each time, and s3fs's ``cat_file``;
+    interleaved in rounds of 20."""
+    from vidcap.io import ranged_http, remote
+
+    remote.forget()
+    fs, path = remote.filesystem(url)
+    signed = ranged_http.direct_url(fs, path, url)
+    assert signed is not None
+    ways = {"kept": lambda i: ranged_http.get_range(signed, i * 7, i * 7 + 32768),
+            "new": lambda i: one_connection_each(ranged_http.get_range, signed, i * 7, i * 7 + 32768),
+            "s3fs": lambda i: fs.cat_file(path, start=i * 7, end=i * 7 + 32768)}
+    cpu = dict.fromkeys(ways, 0.0)
+    for r in range(n // 20):
+        for k, way in ways.items():
+            t = time.process_time()
+            for i in range(20):
+                way(r * 20 + i)
+            cpu[k] += time.process_time() - t
+    t = time.process_time()
+    for _ in range(n):
+        ranged_http.forget()
+        ranged_http.direct_url(fs, path, url)
+    sign = time.process_time() - t
+    print(f"\nCPU of this process a 32 KB ranged GET ({n} each, interleaved): presigned URL over a kept-open "
+          f"connection {cpu['kept'] / n * 1e3:.3f} ms, with a new connection each {cpu['new'] / n * 1e3:.3f} ms, "
+          f"s3fs cat_file {cpu['s3fs'] / n * 1e3:.3f} ms; signing a URL {sign / n * 1e3:.3f} ms (once an object a job)")
 
 
 def export_speed(clips: list[Path]) -> tuple[float, float]:

@@ -1,8 +1,10 @@
-"""A real S3 API on 127.0.0.1 for tests and benchmarks: moto's server (``S3Server``), and a proxy in
-front of it that counts requests and injects faults (``FaultProxy``).
+"""A real S3 API on 127.0.0.1 for tests and benchmarks: moto's S3 application (``S3Server``), and a proxy
+in front of it that counts requests and injects faults (``FaultProxy``).
 
 ``S3Server().start()`` listens on a free port; ``env()`` is what a client (this process or a
-Snakemake run) needs: ``AWS_ENDPOINT_URL``, dummy credentials and region. ``FaultProxy(upstream)``
+Snakemake run) needs: ``AWS_ENDPOINT_URL``, dummy credentials and region. It serves moto's WSGI
+application through cheroot, which keeps connections open between requests as S3 does (moto's own
+werkzeug server closes every connection); ``keep_alive=False`` serves it with moto's own server. ``FaultProxy(upstream)``
 forwards every request unchanged; ``slowdown = N`` answers the next N requests ``503 SlowDown`` (as
 S3 throttles), ``cut = N`` sends the next N object bodies half-way and drops the connection,
 ``refuse_presigned = N`` answers the next N requests signed in the query string (presigned URLs)
@@ -34,10 +36,11 @@ def free_port() -> int:
 
 
 class S3Server:
-    """moto's S3 server in a thread of this process."""
+    """moto's S3 application served in threads of this process (module docstring)."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, keep_alive: bool = True):
         self.port = port or free_port()
+        self.keep_alive = keep_alive
         self._server: Any = None
 
     @property
@@ -45,12 +48,20 @@ class S3Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> S3Server:
+        if not self.keep_alive:
+            from moto.server import ThreadedMotoServer  # heavy/optional library: loaded only when this runs
 
-        from moto.server import ThreadedMotoServer  # heavy/optional library: loaded only when this runs
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)   # no line per request
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+            self._server.start()
+            return self
+        from cheroot import wsgi  # optional library (tests and benchmarks only)
+        from moto.server import DomainDispatcherApplication, create_backend_app  # heavy/optional library
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)   # no line per request
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        server.start()
+        server = wsgi.Server(("127.0.0.1", self.port), DomainDispatcherApplication(create_backend_app),
+                             numthreads=8)
+        server.prepare()    # listening once this returns
+        threading.Thread(target=server.serve, daemon=True).start()
         self._server = server
         return self
 

@@ -1,8 +1,8 @@
-"""Ranged GETs of ``s3://`` objects over pooled HTTP connections: the light path of ``vidcap.io.remote``.
+"""Ranged GETs of ``s3://`` objects over kept-open HTTP connections: the light path of ``vidcap.io.remote``.
 
-A ranged read through s3fs/aiobotocore costs ~3.4 ms of this process's CPU (signing, event hooks,
-response parsing on an event loop); the same GET of a presigned URL through one urllib3 pool ~0.8 ms
-(``bench/objectstore``). A row makes several such reads, so this path carries them.
+A ranged read through s3fs/aiobotocore costs this process several times the CPU of the same GET of a
+presigned URL over a kept-open ``http.client`` connection (signing, event hooks, response parsing on
+an event loop; ``bench/objectstore``). A row makes several such reads, so this path carries them.
 
 Contracts:
 
@@ -12,30 +12,45 @@ Contracts:
   environment such as ``AWS_ENDPOINT_URL``/``AWS_DEFAULT_REGION``, ``~/.aws``, instance roles, as
   s3fs's), kept ``KEEP_S`` seconds (signed for ``EXPIRES_S``) for at most ``KEPT`` objects; None where
   this path does not apply: not s3fs, anonymous access, requester-pays or customer-key settings
-  (headers a presigned URL does not carry), a URL with a query or fragment,
+  (headers a presigned URL does not carry), a ``verify`` client setting (s3fs's own TLS settings), an
+  HTTP(S) proxy in the environment for the endpoint, a URL with a query or fragment,
   ``VIDCAP_REMOTE_CLIENT=fsspec``, or signing failing. Then ``remote`` uses fsspec.
-* ``get_range(signed, start, end)``: ``(bytes [start, end), object size)``. 404 ->
-  ``FileNotFoundError``; a redirect, 400, 401 or 403 -> ``NotDirect`` (a bucket in another region,
-  credentials that expired after signing, or a refusal: the caller asks again through s3fs, which
-  follows regions, refreshes credentials and names a real refusal, and ``refuse(url)`` sends that
-  object's reads to s3fs for ``KEEP_S``); 416 -> ``(b"", 0)`` when it names an empty object, else ``RangeNotSatisfiable`` (an
-  ``OSError``); anything else (5xx such as ``503 SlowDown``, 429, a refused or cut connection, a
-  timeout, a short or long body) -> ``OSError``, which ``remote.call`` retries. No message carries the
-  signed URL: they name the status or the error class only (the caller adds ``public_url``).
+* ``get_range(signed, start, end)``: ``(bytes [start, end), object size)`` over a connection kept
+  open for the next request to the same endpoint (at most ``IDLE_PER_HOST`` idle ones an endpoint, none
+  shared with a forked child; TLS verified against the system's CAs or ``AWS_CA_BUNDLE``). A kept
+  connection that the server closed meanwhile is replaced once, at once (a GET is idempotent).
+  404 -> ``FileNotFoundError``; a redirect, 400, 401 or 403 -> ``NotDirect`` (a bucket in another
+  region, credentials that expired after signing, or a refusal: the caller asks again through s3fs,
+  which follows regions, refreshes credentials and names a real refusal, and ``refuse(url)`` sends that
+  object's reads to s3fs for ``KEEP_S``); 416 -> ``(b"", 0)`` when it names an empty object, else
+  ``RangeNotSatisfiable`` (an ``OSError``); anything else (5xx such as ``503 SlowDown``, 429, a refused
+  or cut connection, a timeout, a short or long body) -> ``OSError``, which ``remote.call`` retries.
+  No message carries the signed URL: they name the status or the error class only (the caller adds
+  ``public_url``).
 """
 from __future__ import annotations
 
+import http.client
 import os
 import re
+import ssl
+import threading
 import time
+import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 EXPIRES_S = 3600
 KEEP_S = 600.0
 KEPT = 256
 TIMEOUT_S = float(os.environ.get("VIDCAP_REMOTE_TIMEOUT_S", "60"))
 _SIGNED: dict[str, tuple[str, float]] = {}
-_POOL: list[Any] = []
+IDLE_PER_HOST = 4
+_IDLE: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+_IDLE_LOCK = threading.Lock()
+_OWNER = [os.getpid()]
+_TLS: list[ssl.SSLContext] = []
+_TARGETS: dict[str, tuple[str, str, int, str]] = {}
 _RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+)")
 
 
@@ -47,15 +62,6 @@ class NotDirect(OSError):
     """An answer the presigned URL cannot get past (redirect, 400, 401, 403): ask through s3fs."""
 
 
-def _pool():
-    if not _POOL:
-        import urllib3  # optional library (the s3 extra: a dependency of botocore)
-
-        _POOL.append(urllib3.PoolManager(num_pools=16, maxsize=4, retries=False,
-                                         timeout=urllib3.Timeout(connect=min(10.0, TIMEOUT_S), read=TIMEOUT_S)))
-    return _POOL[0]
-
-
 def direct_url(fs: Any, path: str, url: str) -> str | None:
     """The presigned GET URL of ``url`` (``fs``/``path``: its fsspec filesystem), or None (module docstring)."""
     if os.environ.get("VIDCAP_REMOTE_CLIENT", "").lower() == "fsspec" or "?" in url or "#" in url:
@@ -64,6 +70,8 @@ def direct_url(fs: Any, path: str, url: str) -> str | None:
             or getattr(fs, "anon", False)):
         return None
     if (getattr(fs, "s3_additional_kwargs", None) or {}).get("SSECustomerKey"):
+        return None
+    if (getattr(fs, "client_kwargs", None) or {}).get("verify") is not None:
         return None
     now = time.monotonic()
     kept = _SIGNED.get(url)
@@ -75,7 +83,7 @@ def direct_url(fs: Any, path: str, url: str) -> str | None:
                                                      ExpiresIn=EXPIRES_S)
     except Exception:  # noqa: BLE001 - no credentials, no botocore: use fsspec
         return None
-    if not isinstance(signed, str) or not signed.startswith(("http://", "https://")):
+    if not isinstance(signed, str) or not signed.startswith(("http://", "https://")) or _proxied(signed):
         return None
     if len(_SIGNED) >= KEPT:
         _SIGNED.pop(next(iter(_SIGNED)))
@@ -116,36 +124,107 @@ def refuse(url: str) -> None:
 def forget() -> None:
     """Drop the kept presigned URLs and refusals."""
     _SIGNED.clear()
+    _TARGETS.clear()
+
+
+_PROXIED: dict[str, bool] = {}
+
+
+def _proxied(signed: str) -> bool:
+    """Whether the environment sends requests to this URL's host through a proxy (s3fs's path then);
+    asked once a host."""
+    host = urlsplit(signed).hostname or ""
+    if host not in _PROXIED:
+        proxies = urllib.request.getproxies()
+        _PROXIED[host] = bool(proxies.get("https") or proxies.get("http") or proxies.get("all")) and \
+            not urllib.request.proxy_bypass(host)
+    return _PROXIED[host]
+
+
+def _target(signed: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, path and query) of a signed URL, parsed once."""
+    parts = _TARGETS.get(signed)
+    if parts is None:
+        u = urlsplit(signed)
+        https = u.scheme == "https"
+        parts = (u.scheme, u.hostname or "", u.port or (443 if https else 80), u.path + "?" + u.query)
+        if len(_TARGETS) >= KEPT:
+            _TARGETS.pop(next(iter(_TARGETS)))
+        _TARGETS[signed] = parts
+    return parts
+
+
+def _connection(endpoint: tuple[str, str, int]) -> tuple[http.client.HTTPConnection, bool]:
+    """(a connection to ``endpoint``, whether it was kept from an earlier request)."""
+    with _IDLE_LOCK:
+        if _OWNER[0] != os.getpid():   # a forked child: the parent's sockets are not ours to use
+            _IDLE.clear()
+            _OWNER[0] = os.getpid()
+        idle = _IDLE.get(endpoint)
+        if idle:
+            return idle.pop(), True
+    scheme, host, port = endpoint
+    if scheme == "https":
+        if not _TLS:
+            _TLS.append(ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None))
+        return http.client.HTTPSConnection(host, port, timeout=TIMEOUT_S, context=_TLS[0]), False
+    return http.client.HTTPConnection(host, port, timeout=TIMEOUT_S), False
+
+
+def _keep(endpoint: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+    with _IDLE_LOCK:
+        idle = _IDLE.setdefault(endpoint, [])
+        if len(idle) < IDLE_PER_HOST and _OWNER[0] == os.getpid():
+            idle.append(conn)
+            return
+    conn.close()
+
+
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+def _get(signed: str, start: int, end: int) -> tuple[int, Any, bytes]:
+    """(status, headers, body) of a ranged GET; a kept connection found closed is replaced once."""
+    scheme, host, port, target = _target(signed)
+    endpoint = (scheme, host, port)
+    headers = {"Range": f"bytes={start}-{end - 1}"}
+    while True:
+        conn, kept = _connection(endpoint)
+        try:
+            conn.request("GET", target, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+        except (http.client.HTTPException, OSError) as exc:
+            conn.close()
+            if kept and isinstance(exc, _STALE):
+                continue    # the server closed it while it was idle; the next one may be fresh
+            raise OSError(f"{type(exc).__name__}: {_reason(exc)}") from None
+        if resp.will_close:
+            conn.close()
+        else:
+            _keep(endpoint, conn)
+        return resp.status, resp.headers, body
 
 
 def get_range(signed: str, start: int, end: int) -> tuple[bytes, int]:
     """Bytes ``[start, end)`` of the object and its size (module docstring)."""
-    import urllib3  # optional library (the s3 extra: a dependency of botocore)
-
-    try:
-        resp = _pool().request("GET", signed, headers={"Range": f"bytes={start}-{end - 1}"},
-                               preload_content=True, redirect=False)
-    except urllib3.exceptions.HTTPError as exc:   # refused, cut, timed out: retried by the caller
-        raise OSError(f"{type(exc).__name__}: {_reason(exc)}") from None
-    status = resp.status
+    status, headers, data = _get(signed, start, end)
     if status == 404:
         raise FileNotFoundError("404 not found")
     if status in (400, 401, 403) or 300 <= status < 400:
         raise NotDirect(f"HTTP {status}")
-    told = _RANGE.match(resp.headers.get("Content-Range") or "")
+    told = _RANGE.match(headers.get("Content-Range") or "")
     if status == 416:
         if told and int(told.group(3)) == 0:
             return b"", 0
         raise RangeNotSatisfiable(f"HTTP 416 for bytes {start}-{end - 1}")
     if status == 206 and told and told.group(1) is not None:
         size = int(told.group(3))
-        data = resp.data
         want = min(end, size) - start
         if int(told.group(1)) != start or len(data) != want:
             raise OSError(f"short read: got {len(data)} of {want} bytes at {start}")
         return data, size
     if status == 200:   # the whole object (a server that ignores ranges)
-        data = resp.data
         if start > len(data):
             raise OSError(f"range {start}-{end} beyond the object's {len(data)} bytes")
         return data[start:end], len(data)
@@ -153,7 +232,7 @@ def get_range(signed: str, start: int, end: int) -> tuple[bytes, int]:
 
 
 def _reason(exc: BaseException) -> str:
-    """The error's innermost reason without a URL (urllib3 messages may name the pool, not the query)."""
+    """The error's innermost reason, without a query string (a signature)."""
     inner = getattr(exc, "reason", None) or exc
     text = " ".join(str(inner).split())
     return re.sub(r"\?\S*", "", text)[:120] or type(inner).__name__

@@ -3,12 +3,16 @@
 Contracts:
 
 * ``is_url(path)``: a ``scheme://`` path. URLs are never joined to a media base or normalised.
-* ``open_remote(url)``: a read-only, seekable binary file (``RemoteFile``) that fetches byte ranges
-  as they are read, with a read-ahead that starts at what the reader asks for after each jump and
-  doubles on every contiguous refill up to ``MAX_AHEAD`` (a probe reads kilobytes; decoding a GOP
-  streams it in a few requests). Memory: one buffer of at most ``MAX_AHEAD`` bytes.
-* ``s3://`` objects are read by ranged GETs of a presigned URL over pooled connections
-  (``vidcap.io.ranged_http``: a quarter of s3fs's CPU per request), and an object's size comes with its
+* ``open_remote(url, whole_reads=True)``: a read-only, seekable binary file (``RemoteFile``) that
+  fetches byte ranges as they are read: ``MIN_FETCH`` after each jump, doubling on every contiguous
+  refill up to ``MAX_AHEAD`` (a probe reads kilobytes; a long read streams in a few requests). A
+  reader that knows what it will read next says so with ``expect(start, end)`` (a decoder, from the
+  container's index: a GOP from its keyframe to the wanted frame): a refill at a position inside
+  ``[start, end)`` fetches through ``end`` in one request. ``whole_reads=False``: ``read(n)`` may
+  return fewer than ``n`` bytes (what the buffer holds), as FFmpeg's I/O allows, so its read size
+  does not set the fetch size. Memory: one buffer of at most ``MAX_AHEAD`` bytes.
+* ``s3://`` objects are read by ranged GETs of a presigned URL over kept-open connections
+  (``vidcap.io.ranged_http``: a fraction of s3fs's CPU per request), and an object's size comes with its
   first block (one request, not a metadata request and then a read); other stores, S3 settings a
   presigned URL cannot carry, and answers it cannot get past (a redirect to another region, 400, 401,
   403) go through fsspec (``fs.info``, ``fs.cat_file``).
@@ -228,14 +232,20 @@ def read_range(url: str, start: int, end: int, fs: Any = None, path: str | None 
 class RemoteFile(io.RawIOBase):
     """A seekable read-only view of one object (module docstring); ``fetched``: bytes received."""
 
-    def __init__(self, url: str, size: int | None = None):
+    def __init__(self, url: str, size: int | None = None, whole_reads: bool = True):
         super().__init__()
         self.url = url
         self.fs, self.path = filesystem(url)
         self.size = object_size(url) if size is None else size
+        self.whole_reads = whole_reads
         self.pos = 0
         self.fetched = 0
         self._buf, self._buf_start, self._ahead = b"", 0, 0
+        self._expect = (0, 0)
+
+    def expect(self, start: int, end: int) -> None:
+        """The next reads go from ``start`` (or a position after it) through ``end`` (module docstring)."""
+        self._expect = (max(0, start), min(self.size, end))
 
     def readable(self) -> bool:
         return True
@@ -271,6 +281,8 @@ class RemoteFile(io.RawIOBase):
             parts.append(part)
             self.pos += len(part)
             n -= len(part)
+            if not self.whole_reads:
+                break
         return b"".join(parts)
 
     def readinto(self, b) -> int:
@@ -279,12 +291,20 @@ class RemoteFile(io.RawIOBase):
         return len(data)
 
     def _fill(self, n: int) -> None:
-        contiguous = self._buf and self.pos == self._buf_start + len(self._buf)
-        self._ahead = min(MAX_AHEAD, max(2 * self._ahead, n)) if contiguous else MIN_FETCH
-        end = min(self.size, self.pos + max(n, self._ahead))
+        lo, hi = self._expect
+        told = lo <= self.pos < hi
+        if told:   # the reader said how far it goes: one request (then small steps again)
+            want = min(MAX_AHEAD, max(hi - self.pos, MIN_FETCH))
+        elif self._buf and self.pos == self._buf_start + len(self._buf):   # contiguous: double
+            want = min(MAX_AHEAD, max(2 * self._ahead, MIN_FETCH))
+        else:
+            want = MIN_FETCH
+        if self.whole_reads:
+            want = max(want, n)
+        end = min(self.size, self.pos + want)
         self._buf = read_range(self.url, self.pos, end, self.fs, self.path)
         self._buf_start = self.pos
-        self._ahead = len(self._buf)
+        self._ahead = MIN_FETCH // 2 if told else len(self._buf)
         self.fetched += len(self._buf)
         _keep_block(self.url, self._buf_start, self._buf)
 
@@ -293,9 +313,9 @@ class RemoteFile(io.RawIOBase):
         super().close()
 
 
-def open_remote(url: str) -> RemoteFile:
-    """``RemoteFile`` of ``url`` (one metadata request); RemoteError when it cannot be read."""
-    return RemoteFile(url)
+def open_remote(url: str, whole_reads: bool = True) -> RemoteFile:
+    """``RemoteFile`` of ``url`` (its size: a first block, kept); RemoteError when it cannot be read."""
+    return RemoteFile(url, whole_reads=whole_reads)
 
 
 def list_objects(url: str, extensions: frozenset[str] | set[str] | None = None) -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from vidcap.errors import FrameError, MediaError
 from vidcap.io.remote import public_url
-from vidcap.media.files import open_video, probe_stream, reason
+from vidcap.media.files import expect_span, open_video, probe_stream, reason
 
 DECODERS = ("pyav", "decord", "opencv")
 # Measured with bench/frames/run.py (full table in bench/frames/README.md), 1 core, 4 frames a clip:
@@ -85,6 +85,7 @@ def decode_pyav(container, stream, targets: list[int], total: int, fps: Fraction
     it = iter(container.decode(stream))
     pos = -1  # index of the last decoded frame
     by_pts = False
+    last_ts = start
     for t in targets:
         ts = start + int(Fraction(t) / fps / tb)
         if t <= pos + 1 or PYAV_SEEK == "never":
@@ -101,6 +102,8 @@ def decode_pyav(container, stream, targets: list[int], total: int, fps: Fraction
         else:
             seek = t - pos - 1 > PYAV_SEEK_GAP_S * fps
         overshoot_retry = seek
+        expect_span(container, stream, ts if seek else last_ts, ts)   # a URL: the GOP in one request
+        last_ts = ts
         if seek:
             container.seek(ts, backward=True, any_frame=False, stream=stream)
             it = iter(container.decode(stream))

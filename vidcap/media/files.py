@@ -21,7 +21,10 @@ if TYPE_CHECKING:  # PyAV is imported where media is opened, not at import time
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m2ts", ".webm"})
-AV_BUFFER = 8192    # FFmpeg's read size for a URL (bench/objectstore: a probe `header` fetches ~20 KB)
+# FFmpeg's read size for a URL: reads return what the RemoteFile holds (short reads), so this sets the
+# number of calls into Python, not the bytes fetched (bench/objectstore)
+AV_BUFFER = 64 << 10
+SPAN_AFTER = 4      # index entries read past a wanted frame's (a decoder's delay: B-frames)
 
 
 def media_type(path: str | Path) -> str:
@@ -90,14 +93,36 @@ def open_video(path: str, **options):
     # heavy: PyAV, only when a file is decoded or written
     import av
 
-    if remote.is_url(path):   # small reads from FFmpeg: a probe fetches kilobytes; RemoteFile reads ahead
+    source = remote.open_remote(path, whole_reads=False) if remote.is_url(path) else path
+    if remote.is_url(path):
         options.setdefault("buffer_size", AV_BUFFER)
     try:
-        return av.open(media_source(path), metadata_errors="ignore", **options)
+        return av.open(source, metadata_errors="ignore", **options)
     except av.error.FFmpegError as exc:
         raise MediaError(f"not a readable video: cannot open it ({reason(exc)})") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise MediaError(f"cannot open {remote.public_url(path)}: {reason(exc)}") from None
+
+
+def expect_span(container, stream, from_ts: int, to_ts: int | None) -> None:
+    """Tell a URL's ``RemoteFile`` (``vidcap.io.remote``) the bytes the next reads of ``stream`` take:
+    from the keyframe at or before ``from_ts`` through ``SPAN_AFTER`` index entries past ``to_ts``
+    (stream time base; None: its last entry), so that it fetches a GOP in one request. Nothing for a
+    local file or a stream without a seek index (MP4/MOV have one; other containers may not)."""
+    source = getattr(getattr(container, "file", None), "file", None)
+    if not isinstance(source, remote.RemoteFile):
+        return
+    try:
+        index = stream.index_entries
+        n = len(index)
+        k = index.search_timestamp(from_ts, backward=True, any_frame=False) if n else -1
+        if k < 0:
+            return
+        j = n - 1 if to_ts is None else index.search_timestamp(to_ts, backward=False, any_frame=True)
+        last = index[n - 1 if j < 0 else min(n - 1, j + SPAN_AFTER)]
+        source.expect(index[k].pos, last.pos + max(last.size, 0))
+    except (AttributeError, IndexError):   # an older PyAV or an odd index: the default read-ahead
+        return
 
 
 def probe_stream(container, count: bool = True) -> VideoStream:

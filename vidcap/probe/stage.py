@@ -22,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from vidcap.config import stage_settings
 from vidcap.errors import MediaError, StageRowError
 from vidcap.io.shards import MEDIA_PATH
-from vidcap.media.files import check_file, media_source, media_type, open_video, probe_stream, reason
+from vidcap.media.files import check_file, expect_span, media_source, media_type, open_video, probe_stream, reason
 from vidcap.media.timerange import range_frames, row_range
 from vidcap.stages.base import RowStage
 
@@ -67,6 +67,8 @@ def probe_video(path: str, check: str = "ends") -> dict:
 
 def _decode_one(container, stream) -> None:
     """Decode the first frame; MediaError when nothing decodes."""
+    start = stream.start_time or 0
+    expect_span(container, stream, start, start)   # a URL: the first GOP's start in one request
     try:
         for _frame in container.decode(stream):
             return
@@ -83,7 +85,9 @@ def _check_tail(container, stream, duration: float, fps: float | None) -> None:
     frame_time = 1.0 / fps if fps else 0.1
     last = None
     try:
-        container.seek(int(max(duration - 1.0, 0.0) / stream.time_base), stream=stream, backward=True)
+        tail_ts = int(max(duration - 1.0, 0.0) / stream.time_base)
+        expect_span(container, stream, tail_ts + (stream.start_time or 0), None)   # a URL: the tail, one request
+        container.seek(tail_ts, stream=stream, backward=True)
         for packet in container.demux(stream):
             if packet.size and packet.pts is not None:
                 t = float(packet.pts * stream.time_base) - float(stream.start_time or 0) * float(stream.time_base)
