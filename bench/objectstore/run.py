@@ -209,8 +209,10 @@ def main() -> None:
                 s3.upload_file(str(c), bucket, c.name)
             run(clips, bucket, (w, h), args.passes, gen_s)
         request_cost(f"s3://bench-{sets[0][0][0]}x{sets[0][0][1]}/{sets[0][1][-1].name}")
-        export_mb_s, export_mb = export_speed(sets[0][1])
-        print(f"\nexport webdataset to a local folder: {export_mb_s:.0f} MB/s ({export_mb:.0f} MB)")
+        for total in (300, 1200):   # the peak memory of an export should not grow with its size
+            ex = export_speed(sets[0][1], total)
+            print(f"\nexport webdataset to a local folder, 64 MB shards: {ex['mb_per_s']:.0f} MB/s "
+                  f"({ex['mb']:.0f} MB), peak RSS of the exporting process {ex['rss_mb']:.0f} MB")
     finally:
         server.terminate()
         server.wait()
@@ -326,20 +328,29 @@ def request_cost(url: str, n: int = 300) -> None:
           f"s3fs cat_file {cpu['s3fs'] / n * 1e3:.3f} ms; signing a URL {sign / n * 1e3:.3f} ms (once an object a job)")
 
 
-def export_speed(clips: list[Path]) -> tuple[float, float]:
+def export_speed(clips: list[Path], total_mb: float) -> dict:
+    """``vidcap export webdataset`` of ``clips`` repeated to about ``total_mb`` of samples, to a local
+    folder in 64 MB shards, in a process of its own: MB/s, MB written and that process's peak RSS."""
+    import json
+
     import pandas as pd
 
-    from vidcap.export.webdataset import export_webdataset
     from vidcap.io.tables import write_table
 
     work = Path(tempfile.mkdtemp(prefix="vidcap-bench-export-"))
     try:
-        reps = max(1, int(300e6 // sum(c.stat().st_size for c in clips)))   # about 300 MB of samples
+        reps = max(1, int(total_mb * 1e6 // sum(c.stat().st_size for c in clips)))
         rows = [{"path": str(c), "row_id": f"r{k}_{i}", "text": "a caption", "probe_error": ""}
                 for k in range(reps) for i, c in enumerate(clips)]
         write_table(pd.DataFrame(rows), work / "t.parquet")
-        stats = export_webdataset(work / "t.parquet", str(work / "wds"), "64MB")
-        return stats["mb_per_s"], stats["bytes_written"] / 1e6
+        code = ("import json, resource, sys; sys.path.insert(0, sys.argv[1]); "
+                "from vidcap.export.webdataset import export_webdataset; "
+                "st = export_webdataset(sys.argv[2], sys.argv[3], '64MB'); "
+                "print(json.dumps({'mb_per_s': st['mb_per_s'], 'mb': st['bytes_written'] / 1e6, "
+                "'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+        out = subprocess.run([sys.executable, "-c", code, str(ROOT), str(work / "t.parquet"), str(work / "wds")],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
