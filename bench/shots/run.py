@@ -208,7 +208,7 @@ def speed_table(args) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 test videos, 2 test720 videos")
-    ap.add_argument("--split", default="test", choices=("test", "dev"))
+    ap.add_argument("--split", default="test", choices=("test", "test2", "dev"))
     ap.add_argument("--jobs", type=int, default=2, help="processes generating videos")
     ap.add_argument("--repeat", type=int, default=1, help="speed: runs per video and method (least CPU time)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/shots")
