@@ -249,9 +249,11 @@ def main(argv=None) -> int:
         cells = [fmt(*metrics.prf(tot, k)) for k in (*KINDS, None)]
         where = ", ".join(f"{k} {v}" for k, v in sorted(tot.get("fp_where", Counter()).items())) or "-"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {where} |")
-    tot = acc["vidcap (defaults)"][0]
-    errs = {k: dict(sorted(Counter(v).items())) for k, v in tot.get("errors", {}).items()}
-    lines += ["", f"vidcap (defaults) offsets of matched boundaries (detected - true: count): {errs}"]
+    lines.append("")
+    for label in ("vidcap (defaults)", *(SHRINK.format(s) for s in OTHER_SHRINKS)):
+        tot = acc[label][0]
+        errs = {k: dict(sorted(Counter(v).items())) for k, v in sorted(tot.get("errors", {}).items())}
+        lines.append(f"{label} offsets of matched boundaries (detected - true: count): {errs}")
 
     if args.split == "test":
         lines += ["", *speed_table(args)]
