@@ -6,10 +6,9 @@ time, each shrunk to ``width`` pixels wide (an (n, h, w, 3) BGR uint8 array, as 
 detectors expect); ``scan(info, ...)`` yields them one by one as ``(index, frame)``. Full-resolution
 RGB is never made. Three ways to shrink (``shrink``):
 
-* ``"swscale"``: swscale converts each frame straight to BGR at the small size
+* ``"swscale"`` (default): swscale converts each frame straight to BGR at the small size
   (``interpolation``, ``FAST_BILINEAR`` by default: the cheapest filter that kept the accuracy on the
-  tuning split), one context per scan, one thread (the default of ``stages.shots.decode.shrink``
-  until issue 22 item 7).
+  tuning split), one context per scan, one thread.
 * ``"planes"``: the decoded picture's Y, U and V planes are read in place (numpy views, no copy) and
   each is shrunk by OpenCV (``INTER_LINEAR``: a 2-tap bilinear filter, like ``FAST_BILINEAR``, but on
   an evenly spaced grid, where swscale's is stretched by about 1% horizontally) into one small 4:2:0
@@ -18,7 +17,7 @@ RGB is never made. Three ways to shrink (``shrink``):
   quarter of swscale's cost on frames timed alone, a few percent of the decode floor in a full run;
   the frames differ from swscale's by a few 8-bit levels per block mean, which moves some boundaries
   by a frame or two and can tip a borderline hard cut (bench/shots/README.md).
-* ``"spread"`` (the default of ``stages.shots.decode.shrink``): as ``planes``, but each plane is read through a view of every ``step``-th row
+* ``"spread"``: as ``planes``, but each plane is read through a view of every ``step``-th row
   (``step`` = the plane's height over twice the analysis height, at least 2; no copy), so that the two
   rows the bilinear filter averages for an output pixel lie half that pixel's height apart (rows 2
   and 6 of its 8 at 720p) instead of next to each other: the same pixels read, the same cost, but
