@@ -20,7 +20,7 @@ RGB is never made. Three ways to shrink (``shrink``):
 * ``"spread"``: as ``planes``, but each plane is read through a view of every ``step``-th row
   (``step`` = the plane's height over twice the analysis height, at least 2; no copy), so that the two
   rows the bilinear filter averages for an output pixel lie half that pixel's height apart (rows 2
-  and 6 of its 8 at 720p) instead of next to each other: the same pixels read, the same cost, but
+  and 6 of its 8 at 720p) instead of next to each other: as many rows read, the same cost, but
   samples further apart share less of the encoder's noise (block artefacts, ringing), which lowers
   the frame-to-frame noise of the hard-cut score (bench/shots/README.md, fifth round). Planes of
   less than twice the analysis height are shrunk as by ``planes``.
