@@ -260,3 +260,31 @@ def test_shrinking_the_planes_is_close_to_swscale(multi_shot, path):
         # (AdaptiveDetector's ratio 2.96 there against 3.11 with swscale, threshold 3)
         det = shots.detect_boundaries(BIKES, {"decode": {"shrink": "planes"}})
         assert set(BIKES_CUTS) - {b.cut for b in det.boundaries} <= {76}
+
+
+def test_spread_shrinks_every_other_row_pair_through_the_decoder():
+    """``decode.shrink = spread``: each decoded plane is read through a view of every ``step``-th row
+    (bikes.mp4: 640x272, analysis 160x68, so ``step`` 2 from row 1) and shrunk bilinearly; the frames are
+    exactly those planes converted by swscale, and the five cuts are found."""
+    import cv2
+
+    info = shots_decode.open_video(BIKES)
+    try:
+        idx, got = next(shots_decode.scan_batches(info, 160, shrink="spread", batch=8))
+    finally:
+        info.close()
+    assert idx == list(range(8)) and got.shape == (8, 68, 160, 3)
+    convert = av.video.reformatter.VideoReformatter().reformat
+    with av.open(str(BIKES)) as c:
+        stream = c.streams.video[0]
+        stream.codec_context.options = {"skip_loop_filter": "all"}  # as vidcap decodes (decode.fast)
+        for k, frame in zip(range(8), c.decode(stream), strict=False):
+            small = av.VideoFrame(160, 68, "yuv420p")
+            for src, dst in zip(frame.planes, small.planes, strict=True):
+                rows = shots_decode._plane_rows(src)[:, :src.width]
+                out = shots_decode._plane_rows(dst)[:, :dst.width]
+                cv2.resize(rows[1::2], (out.shape[1], out.shape[0]), dst=out, interpolation=cv2.INTER_LINEAR)
+            want = convert(small, format="bgr24", threads=1).to_ndarray()
+            assert np.array_equal(got[k], want), k
+    det = shots.detect_boundaries(BIKES, {"decode": {"shrink": "spread"}})
+    assert [b.cut for b in det.boundaries] == BIKES_CUTS

@@ -79,5 +79,27 @@ def freeze(out: Path = SPLITS) -> dict:
     return doc
 
 
+def add_split(name: str, seeds: list[int], out: Path = SPLITS, **overrides) -> dict:
+    """Add one split to ``splits.json`` (the others untouched), frozen the same way (seeds, encoding, a
+    SHA-256 of the ground truth); run once, before any tuning the split is meant to judge."""
+    doc = json.loads(out.read_text())
+    if name in doc["splits"]:
+        raise ValueError(f"split {name!r} is frozen already")
+    if doc["generator_version"] != cuts.GENERATOR_VERSION:
+        raise RuntimeError("generator version changed: re-freeze every split instead")
+    split = {"fps": 24, "n_shots": 12, "width": 640, "height": 360, "crf": 23, "preset": "veryfast",
+             **overrides, "seeds": list(seeds)}
+    split["truth_sha256"] = truth_hash(specs(split))
+    split["photo_source"] = cuts.photo_source()
+    doc["splits"][name] = split
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return split
+
+
 if __name__ == "__main__":
-    print(json.dumps(freeze(), indent=1))
+    import sys
+
+    if sys.argv[1:2] == ["--add"]:  # data.py --add NAME FIRST_SEED STOP_SEED
+        print(json.dumps(add_split(sys.argv[2], list(range(int(sys.argv[3]), int(sys.argv[4])))), indent=1))
+    else:
+        print(json.dumps(freeze(), indent=1))

@@ -8,14 +8,14 @@
 Videos are generated once into ``bench/out/shots/<split>/`` (``data.py``; the split settings and a hash of
 their ground truth are frozen in ``splits.json``). Compared in one run, each on the same files:
 
-* ``vidcap`` with its defaults (every frame decoded), with ``decode.skip = nonref``, with
-  ``decode.shrink = planes`` (the decoded planes shrunk in place), and in proxy mode
+* ``vidcap`` with its defaults (every frame decoded), with ``decode.skip = nonref``, with each other
+  ``decode.shrink`` (``vidcap.shots.decode``: swscale, planes, spread), and in proxy mode
   (``proxy.enabled``, with ``proxy.skip = nonref`` and ``nonkey``);
 * PySceneDetect 0.7.2 as shipped: ``detect(path, AdaptiveDetector())`` and ``detect(path, ContentDetector())``
   (PyAV backend, its automatic downscaling, no fade or dissolve handling);
 * speed only: the decode floors (decoding alone, vidcap's decoder settings, every frame or reference
   frames only, no conversion), from which each method's cost above decoding is computed; vidcap's
-  decoding and shrinking alone, both ways (no analysis: the split of that cost); decoding every frame to
+  decoding and shrinking alone, each ``decode.shrink`` (no analysis: the split of that cost); decoding every frame to
   full-resolution RGB; ``decode.hwaccel = cuda`` where CUDA decoding works.
 
 Matching: a detected boundary matches a true one of any kind within 2 frames (one-to-one); an unmatched
@@ -29,6 +29,7 @@ import argparse
 import sys
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,6 +42,7 @@ import data  # noqa: E402
 import metrics  # noqa: E402
 
 from vidcap.shots import detect as shots  # noqa: E402
+from vidcap.shots.decode import SHRINKS  # noqa: E402
 
 KINDS = ("cut", "fade", "dissolve")
 
@@ -101,11 +103,18 @@ def run_scan(path, skip="none", shrink=None):
     return []
 
 
+def run_shrink(shrink, path):
+    return run_vidcap(path, {"decode": {"shrink": shrink}})
+
+
 PROXY = "vidcap (proxy mode, skip = {})"
+DEFAULT_SHRINK = shots.shot_settings({})["decode"]["shrink"]
+SHRINK = "vidcap (decode.shrink = {})"
+OTHER_SHRINKS = [s for s in SHRINKS if s != DEFAULT_SHRINK]
 METHODS = {
     "vidcap (defaults)": lambda p: run_vidcap(p, {}),
     "vidcap (decode.skip = nonref)": lambda p: run_vidcap(p, {"decode": {"skip": "nonref"}}),
-    "vidcap (decode.shrink = planes)": lambda p: run_vidcap(p, {"decode": {"shrink": "planes"}}),
+    **{SHRINK.format(s): partial(run_shrink, s) for s in OTHER_SHRINKS},
     PROXY.format("nonref"): lambda p: run_vidcap(p, {"proxy": {"enabled": True, "skip": "nonref"}}),
     PROXY.format("nonkey"): lambda p: run_vidcap(p, {"proxy": {"enabled": True, "skip": "nonkey"}}),
     "PySceneDetect AdaptiveDetector": lambda p: run_scenedetect(p, "adaptive"),
@@ -113,18 +122,17 @@ METHODS = {
 }
 HWACCEL = "vidcap (decode.hwaccel = cuda)"
 FLOOR = "decode floor: every frame (1 thread, deblocking skipped, no conversion)"
-SCAN = "decode + shrink to analysis_width (BGR, swscale: the default), no analysis"
-SCAN_PLANES = "decode + shrink to analysis_width (decode.shrink = planes), no analysis"
+SCAN = "decode + shrink to analysis_width (decode.shrink = {}{}), no analysis"
+SCANS = {s: SCAN.format(s, ": the default" if s == DEFAULT_SHRINK else "") for s in SHRINKS}
 FLOORS = {
     FLOOR: run_floor,
     "decode floor: reference frames only (skip_frame nonref)": lambda p: run_floor(p, "nonref"),
-    SCAN: run_scan,
-    SCAN_PLANES: lambda p: run_scan(p, shrink="planes"),
+    **{label: partial(run_scan, shrink=s) for s, label in SCANS.items()},
     "PyAV decode every frame to full-res RGB (the former baseline)": run_decode_all,
 }
 # the floor each method's "above its floor" is measured against (same frames decoded)
-OWN_FLOOR = {"vidcap (defaults)": FLOOR, HWACCEL: FLOOR, SCAN: FLOOR, SCAN_PLANES: FLOOR,
-             "vidcap (decode.shrink = planes)": FLOOR,
+OWN_FLOOR = {"vidcap (defaults)": FLOOR, HWACCEL: FLOOR, **{label: FLOOR for label in SCANS.values()},
+             **{SHRINK.format(s): FLOOR for s in OTHER_SHRINKS},
              "vidcap (decode.skip = nonref)": "decode floor: reference frames only (skip_frame nonref)"}
 
 
@@ -193,13 +201,14 @@ def speed_table(args) -> list[str]:
         above = f"{(cpu / speed[own][1] - 1) * 100:+.1f}%" if own else "-"
         lines.append(f"| {label} | {cpu:.1f} | {cpu / seconds * 3600:.0f} | {seconds / cpu:.1f}x | "
                      f"{cpu / floor:.2f}x | {above} | {pr[0]} | {pr[1]} |")
-    scan_cpu, full_cpu = speed[SCAN][1], speed["vidcap (defaults)"][1]
-    pl_cpu, pl_full = speed[SCAN_PLANES][1], speed["vidcap (decode.shrink = planes)"][1]
-    lines += ["", f"Where the defaults' cost above the decode floor goes: shrinking every frame to "
-              f"analysis_width {(scan_cpu / floor - 1) * 100:+.1f}%, the detectors "
-              f"{(full_cpu - scan_cpu) / floor * 100:+.1f}% (of the floor's CPU time); with "
-              f"decode.shrink = planes: shrinking {(pl_cpu / floor - 1) * 100:+.1f}%, the detectors "
-              f"{(pl_full - pl_cpu) / floor * 100:+.1f}%."]
+    parts = []
+    for s in SHRINKS:
+        scan_cpu = speed[SCANS[s]][1]
+        full_cpu = speed["vidcap (defaults)" if s == DEFAULT_SHRINK else SHRINK.format(s)][1]
+        parts.append(f"decode.shrink = {s}{' (the default)' if s == DEFAULT_SHRINK else ''}: shrinking every "
+                     f"frame to analysis_width {(scan_cpu / floor - 1) * 100:+.1f}%, the detectors "
+                     f"{(full_cpu - scan_cpu) / floor * 100:+.1f}%")
+    lines += ["", "Where the cost above the decode floor goes (of the floor's CPU time): " + "; ".join(parts) + "."]
     if no_cuda is not None:
         lines += ["", f"{HWACCEL}: not measured, CUDA decoding is unavailable here: {no_cuda}."]
     return lines
@@ -208,7 +217,7 @@ def speed_table(args) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 test videos, 2 test720 videos")
-    ap.add_argument("--split", default="test", choices=("test", "dev"))
+    ap.add_argument("--split", default="test", choices=("test", "test2", "dev"))
     ap.add_argument("--jobs", type=int, default=2, help="processes generating videos")
     ap.add_argument("--repeat", type=int, default=1, help="speed: runs per video and method (least CPU time)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/shots")
@@ -240,9 +249,11 @@ def main(argv=None) -> int:
         cells = [fmt(*metrics.prf(tot, k)) for k in (*KINDS, None)]
         where = ", ".join(f"{k} {v}" for k, v in sorted(tot.get("fp_where", Counter()).items())) or "-"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {where} |")
-    tot = acc["vidcap (defaults)"][0]
-    errs = {k: dict(sorted(Counter(v).items())) for k, v in tot.get("errors", {}).items()}
-    lines += ["", f"vidcap (defaults) offsets of matched boundaries (detected - true: count): {errs}"]
+    lines.append("")
+    for label in ("vidcap (defaults)", *(SHRINK.format(s) for s in OTHER_SHRINKS)):
+        tot = acc[label][0]
+        errs = {k: dict(sorted(Counter(v).items())) for k, v in sorted(tot.get("errors", {}).items())}
+        lines.append(f"{label} offsets of matched boundaries (detected - true: count): {errs}")
 
     if args.split == "test":
         lines += ["", *speed_table(args)]

@@ -4,7 +4,7 @@
 ``(indices, frames)`` for the frames of ``[start, end)`` in presentation order, up to ``batch`` at a
 time, each shrunk to ``width`` pixels wide (an (n, h, w, 3) BGR uint8 array, as PySceneDetect's
 detectors expect); ``scan(info, ...)`` yields them one by one as ``(index, frame)``. Full-resolution
-RGB is never made. Two ways to shrink (``shrink``):
+RGB is never made. Three ways to shrink (``shrink``):
 
 * ``"swscale"`` (default): swscale converts each frame straight to BGR at the small size
   (``interpolation``, ``FAST_BILINEAR`` by default: the cheapest filter that kept the accuracy on the
@@ -16,9 +16,17 @@ RGB is never made. Two ways to shrink (``shrink``):
   arithmetic: OpenCV's gives different saturation noise and so different hard-cut scores). About a
   quarter of swscale's cost on frames timed alone, a few percent of the decode floor in a full run;
   the frames differ from swscale's by a few 8-bit levels per block mean, which moves some boundaries
-  by a frame or two and can tip a borderline hard cut (bench/shots/README.md), so it is not the
-  default. Used for 8-bit ``yuv420p`` frames (limited range, colorspace unspecified or BT.601); any
-  other frame takes the swscale path.
+  by a frame or two and can tip a borderline hard cut (bench/shots/README.md).
+* ``"spread"``: as ``planes``, but each plane is read through a view of every ``step``-th row
+  (``step`` = the plane's height over twice the analysis height, at least 2; no copy), so that the two
+  rows the bilinear filter averages for an output pixel lie half that pixel's height apart (rows 2
+  and 6 of its 8 at 720p) instead of next to each other: as many rows read, the same cost, but
+  samples further apart share less of the encoder's noise (block artefacts, ringing), which lowers
+  the frame-to-frame noise of the hard-cut score (bench/shots/README.md, fifth round). Planes of
+  less than twice the analysis height are shrunk as by ``planes``.
+
+``planes`` and ``spread`` are used for 8-bit ``yuv420p`` frames (limited range, colorspace unspecified
+or BT.601); any other frame takes the swscale path.
 
 Frame ``i`` is the ``i``-th frame in presentation order (the convention of ``vidcap.media.frames``): counted
 while decoding from the start, derived from the timestamp (constant frame rate) after a seek or when
@@ -180,7 +188,7 @@ def analysis_size(width: int, height: int, target: int) -> tuple[int, int]:
     return target, h + h % 2
 
 
-SHRINKS = ("planes", "swscale")
+SHRINKS = ("spread", "planes", "swscale")
 # AVColorSpace values whose YUV -> RGB matrix is BT.601 (what OpenCV's 4:2:0 conversion uses):
 # unspecified (2, swscale's default), BT470BG (5), SMPTE170M (6)
 _BT601 = (2, 5, 6)
@@ -211,7 +219,7 @@ def scan_batches(info: VideoInfo, width: int = 160, start: int = 0, end: int | N
     if shrink not in SHRINKS:
         raise ValueError(f"shrink must be one of {SHRINKS}, got {shrink!r}")
     w, h = analysis_size(info.width, info.height, width)
-    small = _Shrinker(w, h, batch, interpolation, shrink == "planes")
+    small = _Shrinker(w, h, batch, interpolation, shrink != "swscale", spread=shrink == "spread")
     indices: list[int] = []
     for index, frame in _decode(info, start, end, skip, fast, threads):
         small.add(len(indices), frame)  # at once, while the decoded picture is in the CPU caches
@@ -231,9 +239,9 @@ def _plane_rows(plane: Any) -> np.ndarray:
 
 class _Shrinker:
     """Decoded frames -> an (n, h, w, 3) BGR uint8 array: ``add(k, frame)`` for k = 0, 1, ... < batch,
-    then ``take(n)`` (``scan_batches``'s two ways to shrink)."""
+    then ``take(n)`` (``scan_batches``'s ways to shrink)."""
 
-    def __init__(self, w: int, h: int, batch: int, interpolation: str, planes: bool):
+    def __init__(self, w: int, h: int, batch: int, interpolation: str, planes: bool, spread: bool = False):
         # heavy: PyAV, only when a file is decoded or written
         import av
         from av.video.reformatter import VideoReformatter
@@ -241,6 +249,7 @@ class _Shrinker:
         self.w, self.h, self.batch, self.interpolation, self.planes = w, h, batch, interpolation, planes
         self.reformat = VideoReformatter().reformat  # one swscale context for the whole scan
         self.other: dict[int, np.ndarray] = {}  # frames shrunk by swscale (BGR), by position in the batch
+        self.spread = spread  # planes: every few rows only (``add``)
         if planes:
             # the batch as one small 4:2:0 picture of ``batch`` frames stacked (h is even, so each frame's
             # chroma rows are its own), into whose planes each frame's planes are shrunk
@@ -266,7 +275,13 @@ class _Shrinker:
         for q, plane in enumerate(frame.planes):
             src = _plane_rows(plane)[:, :plane.width]
             dst = self.dst[q][k]
-            cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
+            ph, pw = dst.shape
+            if self.spread and plane.height >= 4 * ph:
+                # every ``step``-th row (a view, no copy): the filter's two rows lie half an output
+                # pixel apart instead of next to each other
+                step = plane.height // (2 * ph)
+                src = src[step // 2::step]
+            cv2.resize(src, (pw, ph), dst=dst, interpolation=cv2.INTER_LINEAR)
 
     def take(self, n: int) -> np.ndarray:
         other, self.other = self.other, {}
