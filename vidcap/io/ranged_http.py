@@ -18,7 +18,8 @@ Contracts:
 * ``get_range(signed, start, end)``: ``(bytes [start, end), object size)`` over a connection kept
   open for the next request to the same endpoint (at most ``IDLE_PER_HOST`` idle ones an endpoint, none
   shared with a forked child; TLS verified against the system's CAs or ``AWS_CA_BUNDLE``). A kept
-  connection that the server closed meanwhile is replaced once, at once (a GET is idempotent).
+  connection that the server closed meanwhile is dropped and the GET sent again at once on the next
+  kept or a new one (a GET is idempotent); an error on a new connection is the caller's to retry.
   404 -> ``FileNotFoundError``; a redirect, 400, 401 or 403 -> ``NotDirect`` (a bucket in another
   region, credentials that expired after signing, or a refusal: the caller asks again through s3fs,
   which follows regions, refreshes credentials and names a real refusal, and ``refuse(url)`` sends that
@@ -184,7 +185,8 @@ _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
 
 
 def _get(signed: str, start: int, end: int) -> tuple[int, Any, bytes]:
-    """(status, headers, body) of a ranged GET; a kept connection found closed is replaced once."""
+    """(status, headers, body) of a ranged GET; a kept connection found closed is dropped, the GET sent
+    again on the next one (at most the idle ones, then a new one)."""
     scheme, host, port, target = _target(signed)
     endpoint = (scheme, host, port)
     headers = {"Range": f"bytes={start}-{end - 1}"}
