@@ -95,8 +95,9 @@ def open_video(path: str, **options):
     # heavy: PyAV, only when a file is decoded or written
     import av
 
-    source = remote.open_remote(path, whole_reads=False) if remote.is_url(path) else path
+    source: str | remote.RemoteFile = path
     if remote.is_url(path):
+        source = remote.open_remote(path, whole_reads=False)
         options.setdefault("buffer_size", AV_BUFFER)
     try:
         return av.open(source, metadata_errors="ignore", **options)
