@@ -398,3 +398,29 @@ def test_frame_sampling_fetches_each_gop_in_one_request(tmp_path, store, monkeyp
     assert gets <= 2 + len(wanted), f"{gets} GETs for {len(wanted)} GOPs (+ the first block and the index)"
     assert nbytes <= 1.5 * sum(gop_bytes[g] for g in wanted) + 64 * 1024
     assert counts[False][0] >= gets + len(wanted), counts
+
+
+def test_the_gops_of_a_short_clip_come_in_one_request(tmp_path, store, monkeypatch):
+    """A sampler tells the object's file the GOPs of all its frames (``RemoteFile.plan``): where they lie
+    close together, as in a short clip, one GET fetches them, with no more bytes than a GET each would
+    fetch (plus an eighth); the same frames as the local file."""
+    from vidcap.media.frames import sample_frames
+
+    _, proxy, client = store
+    clip = synth.write_video(tmp_path / "short.mp4", num_frames=144, width=256, height=144, seed=7)
+    upload(client, "short", {"short.mp4": clip})
+    url = "s3://short/short.mp4"
+    local = sample_frames(str(clip), 4)
+    counts = {}
+    for planned in (True, False):
+        if not planned:
+            monkeypatch.setattr(remote.RemoteFile, "plan", lambda self, spans: None)
+        remote.forget()
+        proxy.gets.clear()
+        fetched = remote.STATS["bytes"]
+        got = sample_frames(url, 4)
+        assert got.indices == local.indices and (got.frames == local.frames).all()
+        counts[planned] = (proxy.gets["/short/short.mp4"], remote.STATS["bytes"] - fetched)
+    assert counts[True][0] == 3, f"the first block, the index and one span: {counts}"
+    assert counts[False][0] >= 5, counts
+    assert counts[True][1] <= counts[False][1] * 9 / 8 + 8192, counts

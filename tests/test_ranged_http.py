@@ -103,3 +103,101 @@ def test_an_endpoint_behind_a_proxy_is_left_to_s3fs(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "internal.example.com")
     assert ranged_http._proxied("https://s3.example.com/b/k?X-Amz-Signature=1")
     assert not ranged_http._proxied("https://internal.example.com/b/k?X-Amz-Signature=1")
+
+
+class Odd:
+    """An HTTP server that answers every GET with DATA[range] framed as ``framing`` says: ``chunked``
+    (Transfer-Encoding), ``close`` (no length: the body ends with the connection, HTTP/1.0) or
+    ``garbage`` (not HTTP)."""
+
+    def __init__(self, framing: str):
+        import socketserver
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    rng = b""
+                    while line not in (b"\r\n", b""):
+                        if line.lower().startswith(b"range:"):
+                            rng = line
+                        line = self.rfile.readline()
+                    lo, hi = map(int, re.search(rb"bytes=(\d+)-(\d+)", rng).groups())
+                    body = DATA[lo:hi + 1]
+                    head = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\n" % (
+                        lo, lo + len(body) - 1, len(DATA))
+                    if framing == "garbage":
+                        self.wfile.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+                        return
+                    if framing == "close":
+                        self.wfile.write(head.replace(b"HTTP/1.1", b"HTTP/1.0") + b"\r\n" + body)
+                        return
+                    chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(body[i:i + 1000]), body[i:i + 1000])
+                                      for i in range(0, len(body), 1000))
+                    self.wfile.write(head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\nX-Trailer: 1\r\n\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/bucket/key?X-Amz-Signature=secret"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+def test_bodies_framed_as_http_allows_are_read_whole(framing):
+    """S3 sends a Content-Length; other servers and proxies may send chunks or end the body with the
+    connection: the bytes are the same, and the connection is kept only where it can be."""
+    server = Odd(framing)
+    ranged_http.forget()
+    try:
+        for start in (0, 5_000, 90_000):
+            assert ranged_http.get_range(server.url, start, start + 7_000) == (DATA[start:start + 7_000], len(DATA))
+    finally:
+        server.stop()
+
+
+def test_an_answer_that_is_not_http_is_a_retryable_error_without_the_signature():
+    server = Odd("garbage")
+    ranged_http.forget()
+    try:
+        with pytest.raises(OSError) as err:
+            ranged_http.get_range(server.url, 0, 100)
+    finally:
+        server.stop()
+    assert "malformed" in str(err.value) and "secret" not in str(err.value)
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9000", None])
+@pytest.mark.parametrize("token", [None, "session-token/+="])
+def test_keys_after_a_buckets_first_are_signed_as_botocore_signs_them(monkeypatch, endpoint, token):
+    """The light path signs a bucket's first key with the botocore client and the others with the
+    client's credentials, region and service from that URL: byte for byte the client's own URL (the
+    clock frozen), for keys that need quoting, on a path-style endpoint and on AWS."""
+    import datetime
+    from types import SimpleNamespace
+
+    import botocore.auth
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime.datetime(2026, 12, 4, 12, 0, 0))
+    fs = SimpleNamespace(protocol=("s3", "s3a"), key="AKIDEXAMPLE", secret="secret", token=token,
+                         client_kwargs={"region_name": "eu-west-1"}, config_kwargs={}, endpoint_url=endpoint)
+    monkeypatch.setattr(ranged_http, "_SIGNERS", {})
+    monkeypatch.setattr(ranged_http, "_BUCKETS", {})
+    monkeypatch.setattr(ranged_http, "_PROXIED", {})
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    ranged_http.forget()
+    keys = ["first.mp4", "dir/sub dir/ü+&=?.mp4", "x%20y~z.mp4", "a//b.mp4", "weird*'()!$,;:@#.mp4"]
+    ours = [ranged_http.direct_url(fs, f"my-bucket/{k}", f"s3://my-bucket/{k.replace('?', '_').replace('#', '_')}")
+            for k in keys]
+    assert ranged_http._BUCKETS[(id(fs), "my-bucket")] is not None, "the fast path was used"
+    client = ranged_http._signer(fs)
+    theirs = [client.generate_presigned_url("get_object", Params={"Bucket": "my-bucket", "Key": k}, ExpiresIn=3600)
+              for k in keys]
+    assert ours == theirs
+    assert ("X-Amz-Security-Token=" in ours[1]) == (token is not None)

@@ -1,20 +1,26 @@
 """Ranged GETs of ``s3://`` objects over kept-open HTTP connections: the light path of ``vidcap.io.remote``.
 
 A ranged read through s3fs/aiobotocore costs this process several times the CPU of the same GET of a
-presigned URL over a kept-open ``http.client`` connection (signing, event hooks, response parsing on
-an event loop; ``bench/objectstore``). A row makes several such reads, so this path carries them.
+presigned URL over a kept-open connection (signing, event hooks, response parsing on an event loop),
+and ``http.client`` spends half of its own per-request CPU parsing headers with the ``email`` package
+(``bench/objectstore``). A row makes several such reads, so this path carries them with the least it
+needs: one GET, the status line, the headers, a body of ``Content-Length`` bytes (or chunked, or to
+the end of the connection).
 
 Contracts:
 
 * ``direct_url(fs, path, url)``: a presigned GET URL of the object (Signature Version 4, which every
-  region takes), signed by a botocore client made from the s3fs filesystem's settings (its key,
-  secret, token, endpoint, region and client config when given; otherwise botocore's own chain:
+  region takes), signed with the settings of a botocore client made from the s3fs filesystem's (its
+  key, secret, token, endpoint, region and client config when given; otherwise botocore's own chain:
   environment such as ``AWS_ENDPOINT_URL``/``AWS_DEFAULT_REGION``, ``~/.aws``, instance roles, as
   s3fs's), kept ``KEEP_S`` seconds (signed for ``EXPIRES_S``) for at most ``KEPT`` objects; None where
   this path does not apply: not s3fs, anonymous access, requester-pays or customer-key settings
   (headers a presigned URL does not carry), a ``verify`` client setting (s3fs's own TLS settings), an
   HTTP(S) proxy in the environment for the endpoint, a URL with a query or fragment,
-  ``VIDCAP_REMOTE_CLIENT=fsspec``, or signing failing. Then ``remote`` uses fsspec.
+  ``VIDCAP_REMOTE_CLIENT=fsspec``, or signing failing. Then ``remote`` uses fsspec. The client signs
+  the first object of a bucket; the others are signed from that URL (the same endpoint, with the key
+  quoted as botocore quotes it) by botocore's ``S3SigV4QueryAuth`` with the client's credentials and
+  the region and service it signed for: the same URL, at a third of the CPU.
 * ``get_range(signed, start, end)``: ``(bytes [start, end), object size)`` over a connection kept
   open for the next request to the same endpoint (at most ``IDLE_PER_HOST`` idle ones an endpoint, none
   shared with a forked child; TLS verified against the system's CAs or ``AWS_CA_BUNDLE``). A kept
@@ -25,21 +31,21 @@ Contracts:
   which follows regions, refreshes credentials and names a real refusal, and ``refuse(url)`` sends that
   object's reads to s3fs for ``KEEP_S``); 416 -> ``(b"", 0)`` when it names an empty object, else
   ``RangeNotSatisfiable`` (an ``OSError``); anything else (5xx such as ``503 SlowDown``, 429, a refused
-  or cut connection, a timeout, a short or long body) -> ``OSError``, which ``remote.call`` retries.
-  No message carries the signed URL: they name the status or the error class only (the caller adds
-  ``public_url``).
+  or cut connection, a timeout, a malformed answer, a short or long body) -> ``OSError``, which
+  ``remote.call`` retries. No message carries the signed URL: they name the status or the error class
+  only (the caller adds ``public_url``).
 """
 from __future__ import annotations
 
-import http.client
 import os
 import re
+import socket
 import ssl
 import threading
 import time
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 EXPIRES_S = 3600
 KEEP_S = 600.0
@@ -47,12 +53,13 @@ KEPT = 256
 TIMEOUT_S = float(os.environ.get("VIDCAP_REMOTE_TIMEOUT_S", "60"))
 _SIGNED: dict[str, tuple[str, float]] = {}
 IDLE_PER_HOST = 4
-_IDLE: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+_IDLE: dict[tuple[str, str, int], list[_Connection]] = {}
 _IDLE_LOCK = threading.Lock()
 _OWNER = [os.getpid()]
 _TLS: list[ssl.SSLContext] = []
-_TARGETS: dict[str, tuple[str, str, int, str]] = {}
+_TARGETS: dict[str, tuple[tuple[str, str, int], bytes]] = {}
 _RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+)")
+_MAX_LINE, _MAX_HEADERS = 65536, 100
 
 
 class RangeNotSatisfiable(OSError):
@@ -80,8 +87,7 @@ def direct_url(fs: Any, path: str, url: str) -> str | None:
         return kept[0] or None   # "": refused (``refuse``)
     bucket, _, key = path.partition("/")
     try:
-        signed = _signer(fs).generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
-                                                     ExpiresIn=EXPIRES_S)
+        signed = _presign(fs, bucket, key)
     except Exception:  # noqa: BLE001 - no credentials, no botocore: use fsspec
         return None
     if not isinstance(signed, str) or not signed.startswith(("http://", "https://")) or _proxied(signed):
@@ -93,6 +99,7 @@ def direct_url(fs: Any, path: str, url: str) -> str | None:
 
 
 _SIGNERS: dict[int, Any] = {}
+_BUCKETS: dict[tuple[int, str], tuple[str, str, str] | None] = {}
 
 
 def _signer(fs: Any) -> Any:
@@ -113,6 +120,45 @@ def _signer(fs: Any) -> Any:
         _SIGNERS[id(fs)] = botocore.session.get_session().create_client(
             "s3", config=botocore.config.Config(**config), **kwargs)
     return _SIGNERS[id(fs)]
+
+
+def _presign(fs: Any, bucket: str, key: str) -> str:
+    """The presigned GET URL of ``bucket``/``key``: by the client for a bucket's first key, then from
+    the URL base, region and service that the client used (module docstring)."""
+    client = _signer(fs)
+    known = _BUCKETS.get((id(fs), bucket), ())
+    if known:
+        from botocore.auth import S3SigV4QueryAuth  # optional library (the s3 extra)
+        from botocore.awsrequest import AWSRequest  # optional library (the s3 extra)
+
+        base, region, service = known
+        credentials = client._request_signer._credentials   # refreshed as the client's own signing does
+        request = AWSRequest(method="GET", url=base + quote(key, safe="/~"))
+        S3SigV4QueryAuth(credentials.get_frozen_credentials(), service, region, expires=EXPIRES_S).add_auth(request)
+        return str(request.prepare().url)
+    signed = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=EXPIRES_S)
+    if known == ():
+        _BUCKETS[(id(fs), bucket)] = _template(signed, key)
+    return signed
+
+
+def _template(signed: str, key: str) -> tuple[str, str, str] | None:
+    """(URL before the key, signing region, service) of a client-signed URL; None when its path does not
+    end with the key quoted as ``_presign`` quotes it, or it has other query parameters than SigV4's
+    (then the client signs every key of that bucket)."""
+    path, _, query = signed.partition("?")
+    quoted = quote(key, safe="/~")
+    params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+    if not path.endswith("/" + quoted) or not set(params) <= _SIGV4_PARAMS:
+        return None
+    scope = params.get("X-Amz-Credential", "").split("%2F")
+    if len(scope) != 5 or scope[4] != "aws4_request":
+        return None
+    return path[:len(path) - len(quoted)], scope[2], scope[3]
+
+
+_SIGV4_PARAMS = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
+                 "X-Amz-Security-Token", "X-Amz-Signature"}
 
 
 def refuse(url: str) -> None:
@@ -142,20 +188,94 @@ def _proxied(signed: str) -> bool:
     return _PROXIED[host]
 
 
-def _target(signed: str) -> tuple[str, str, int, str]:
-    """(scheme, host, port, path and query) of a signed URL, parsed once."""
+def _target(signed: str) -> tuple[tuple[str, str, int], bytes]:
+    """((scheme, host, port), the request's first lines up to its Range header) of a signed URL, made once."""
     parts = _TARGETS.get(signed)
     if parts is None:
         u = urlsplit(signed)
         https = u.scheme == "https"
-        parts = (u.scheme, u.hostname or "", u.port or (443 if https else 80), u.path + "?" + u.query)
+        port = u.port or (443 if https else 80)
+        host = u.hostname or ""
+        shown = f"[{host}]" if ":" in host else host   # the Host header as the signature covers it
+        if port != (443 if https else 80):
+            shown += f":{port}"
+        head = f"GET {u.path}?{u.query} HTTP/1.1\r\nHost: {shown}\r\nAccept-Encoding: identity\r\n"
+        parts = ((u.scheme, host, port), head.encode("ascii"))
         if len(_TARGETS) >= KEPT:
             _TARGETS.pop(next(iter(_TARGETS)))
         _TARGETS[signed] = parts
     return parts
 
 
-def _connection(endpoint: tuple[str, str, int]) -> tuple[http.client.HTTPConnection, bool]:
+class _Connection:
+    """One HTTP/1.1 connection: a socket (TLS for https) and a buffered reader of it."""
+
+    def __init__(self, endpoint: tuple[str, str, int]):
+        scheme, host, port = endpoint
+        sock = socket.create_connection((host, port), timeout=TIMEOUT_S)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if scheme == "https":
+            if not _TLS:
+                _TLS.append(ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None))
+            sock = _TLS[0].wrap_socket(sock, server_hostname=host)
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+    def get(self, head: bytes, start: int, end: int) -> tuple[int, dict[bytes, bytes], bytes, bool]:
+        """(status, headers with lower-case names, body, whether the connection stays usable) of a GET;
+        ``_Closed`` when the server had closed the connection before answering."""
+        self.sock.sendall(head + b"Range: bytes=%d-%d\r\n\r\n" % (start, end - 1))
+        line = self.reader.readline(_MAX_LINE + 1)
+        if not line:
+            raise _Closed("the server closed the connection")
+        version, _, rest = line.partition(b" ")
+        code = rest[:3]
+        if not version.startswith(b"HTTP/1.") or not code.isdigit():
+            raise OSError("malformed status line")
+        headers: dict[bytes, bytes] = {}
+        while True:
+            line = self.reader.readline(_MAX_LINE + 1)
+            if line in (b"\r\n", b"\n"):
+                break
+            if not line or len(line) > _MAX_LINE or len(headers) >= _MAX_HEADERS:
+                raise OSError("malformed headers")
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        keep = headers.get(b"connection", b"").lower() != b"close" and version != b"HTTP/1.0"
+        if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            body = self._chunked()
+        elif b"content-length" in headers:
+            n = int(headers[b"content-length"])
+            body = self.reader.read(n) if n else b""
+            if len(body) != n:
+                raise OSError(f"connection cut: {len(body)} of {n} bytes")
+        else:
+            body, keep = self.reader.read(), False
+        return int(code), headers, body, keep
+
+    def _chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size = int(self.reader.readline(_MAX_LINE + 1).split(b";")[0].strip() or b"x", 16)
+            if size == 0:
+                while self.reader.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            data = self.reader.read(size)
+            if len(data) != size or self.reader.read(2) != b"\r\n":
+                raise OSError("connection cut in a chunk")
+            parts.append(data)
+
+
+class _Closed(ConnectionError):
+    """The server closed a connection before answering on it."""
+
+
+def _connection(endpoint: tuple[str, str, int]) -> tuple[_Connection, bool]:
     """(a connection to ``endpoint``, whether it was kept from an earlier request)."""
     with _IDLE_LOCK:
         if _OWNER[0] != os.getpid():   # a forked child: the parent's sockets are not ours to use
@@ -164,15 +284,10 @@ def _connection(endpoint: tuple[str, str, int]) -> tuple[http.client.HTTPConnect
         idle = _IDLE.get(endpoint)
         if idle:
             return idle.pop(), True
-    scheme, host, port = endpoint
-    if scheme == "https":
-        if not _TLS:
-            _TLS.append(ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None))
-        return http.client.HTTPSConnection(host, port, timeout=TIMEOUT_S, context=_TLS[0]), False
-    return http.client.HTTPConnection(host, port, timeout=TIMEOUT_S), False
+    return _Connection(endpoint), False
 
 
-def _keep(endpoint: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+def _keep(endpoint: tuple[str, str, int], conn: _Connection) -> None:
     with _IDLE_LOCK:
         idle = _IDLE.setdefault(endpoint, [])
         if len(idle) < IDLE_PER_HOST and _OWNER[0] == os.getpid():
@@ -181,31 +296,27 @@ def _keep(endpoint: tuple[str, str, int], conn: http.client.HTTPConnection) -> N
     conn.close()
 
 
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+_STALE = (ConnectionError,)   # _Closed, reset, broken pipe, aborted
 
 
-def _get(signed: str, start: int, end: int) -> tuple[int, Any, bytes]:
+def _get(signed: str, start: int, end: int) -> tuple[int, dict[bytes, bytes], bytes]:
     """(status, headers, body) of a ranged GET; a kept connection found closed is dropped, the GET sent
     again on the next one (at most the idle ones, then a new one)."""
-    scheme, host, port, target = _target(signed)
-    endpoint = (scheme, host, port)
-    headers = {"Range": f"bytes={start}-{end - 1}"}
+    endpoint, head = _target(signed)
     while True:
         conn, kept = _connection(endpoint)
         try:
-            conn.request("GET", target, headers=headers)
-            resp = conn.getresponse()
-            body = resp.read()
-        except (http.client.HTTPException, OSError) as exc:
+            status, headers, body, keep = conn.get(head, start, end)
+        except (OSError, ValueError) as exc:
             conn.close()
             if kept and isinstance(exc, _STALE):
                 continue    # the server closed it while it was idle; the next one may be fresh
             raise OSError(f"{type(exc).__name__}: {_reason(exc)}") from None
-        if resp.will_close:
-            conn.close()
-        else:
+        if keep:
             _keep(endpoint, conn)
-        return resp.status, resp.headers, body
+        else:
+            conn.close()
+        return status, headers, body
 
 
 def get_range(signed: str, start: int, end: int) -> tuple[bytes, int]:
@@ -215,7 +326,7 @@ def get_range(signed: str, start: int, end: int) -> tuple[bytes, int]:
         raise FileNotFoundError("404 not found")
     if status in (400, 401, 403) or 300 <= status < 400:
         raise NotDirect(f"HTTP {status}")
-    told = _RANGE.match(headers.get("Content-Range") or "")
+    told = _RANGE.match(headers.get(b"content-range", b"").decode("latin-1"))
     if status == 416:
         if told and int(told.group(3)) == 0:
             return b"", 0

@@ -8,7 +8,10 @@ Contracts:
   refill up to ``MAX_AHEAD`` (a probe reads kilobytes; a long read streams in a few requests). A
   reader that knows what it will read next says so with ``expect(start, end)`` (a decoder, from the
   container's index: a GOP from its keyframe to the wanted frame): a refill at a position inside
-  ``[start, end)`` fetches through ``end`` in one request. ``whole_reads=False``: ``read(n)`` may
+  ``[start, end)`` fetches through ``end`` in one request; the spans it will read after that one
+  (``plan(spans)``: the other frames a sampler wants) are fetched in the same request while it
+  fetches at most ``PLAN_GAP`` or an eighth more than a request each would (a few GOPs of a short
+  clip: one request, not one each). ``whole_reads=False``: ``read(n)`` may
   return fewer than ``n`` bytes (what the buffer holds), as FFmpeg's I/O allows, so its read size
   does not set the fetch size. Memory: one buffer of at most ``MAX_AHEAD`` bytes.
 * ``s3://`` objects are read by ranged GETs of a presigned URL over kept-open connections
@@ -47,6 +50,7 @@ BACKOFF_S = float(os.environ.get("VIDCAP_REMOTE_BACKOFF_S", "0.25"))
 MAX_BACKOFF_S = 8.0
 MAX_AHEAD = 8 << 20
 MIN_FETCH = 32 << 10          # the least fetched after a jump (FFmpeg then reads 8 KB at a time)
+PLAN_GAP = 8 << 10            # bytes between planned spans always fetched with them (less than a request costs)
 KEEP_BLOCK, KEEP_TOTAL = 256 << 10, 32 << 20    # small blocks kept for the next open of the same object
 STATS = {"requests": 0, "bytes": 0, "retries": 0}
 SIZE_TTL_S, _SIZES_KEPT = 60.0, 64
@@ -242,10 +246,29 @@ class RemoteFile(io.RawIOBase):
         self.fetched = 0
         self._buf, self._buf_start, self._ahead = b"", 0, 0
         self._expect = (0, 0)
+        self._plan: list[tuple[int, int]] = []
 
     def expect(self, start: int, end: int) -> None:
         """The next reads go from ``start`` (or a position after it) through ``end`` (module docstring)."""
         self._expect = (max(0, start), min(self.size, end))
+
+    def plan(self, spans: list[tuple[int, int]]) -> None:
+        """The spans ``[start, end)`` the reader will read after the one it expects (module docstring)."""
+        self._plan = sorted((max(0, a), min(self.size, b)) for a, b in spans if b > a)
+
+    def _through_plan(self, start: int, end: int) -> int:
+        """``end``, moved past the planned spans that follow while one request fetches at most
+        ``PLAN_GAP`` or an eighth more than a request each would (each at least ``MIN_FETCH``)."""
+        separate = max(end - start, MIN_FETCH)
+        for lo, hi in self._plan:
+            if hi <= end:
+                continue
+            separate += max(hi - max(lo, end), MIN_FETCH)
+            merged = hi - start
+            if merged > MAX_AHEAD or merged > separate + max(PLAN_GAP, merged // 8):
+                break
+            end = hi
+        return end
 
     def readable(self) -> bool:
         return True
@@ -294,7 +317,7 @@ class RemoteFile(io.RawIOBase):
         lo, hi = self._expect
         told = lo <= self.pos < hi
         if told:   # the reader said how far it goes: one request (then small steps again)
-            want = min(MAX_AHEAD, max(hi - self.pos, MIN_FETCH))
+            want = min(MAX_AHEAD, max(self._through_plan(self.pos, hi) - self.pos, MIN_FETCH))
         elif self._buf and self.pos == self._buf_start + len(self._buf):   # contiguous: double
             want = min(MAX_AHEAD, max(2 * self._ahead, MIN_FETCH))
         else:

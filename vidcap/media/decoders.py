@@ -86,8 +86,9 @@ def decode_pyav(container, stream, targets: list[int], total: int, fps: Fraction
     pos = -1  # index of the last decoded frame
     by_pts = False
     last_ts = start
-    for t in targets:
-        ts = start + int(Fraction(t) / fps / tb)
+    stamps = [start + int(Fraction(t) / fps / tb) for t in targets]
+    for i, t in enumerate(targets):
+        ts = stamps[i]
         if t <= pos + 1 or PYAV_SEEK == "never":
             seek = False
         elif PYAV_SEEK == "always":
@@ -102,7 +103,8 @@ def decode_pyav(container, stream, targets: list[int], total: int, fps: Fraction
         else:
             seek = t - pos - 1 > PYAV_SEEK_GAP_S * fps
         overshoot_retry = seek
-        expect_span(container, stream, ts if seek else last_ts, ts)   # a URL: the GOP in one request
+        # a URL: the GOP in one request, with the next ones while few bytes lie between them
+        expect_span(container, stream, ts if seek else last_ts, ts, then=[(u, u) for u in stamps[i + 1:]])
         last_ts = ts
         if seek:
             container.seek(ts, backward=True, any_frame=False, stream=stream)

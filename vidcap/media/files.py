@@ -107,25 +107,38 @@ def open_video(path: str, **options):
         raise MediaError(f"cannot open {remote.public_url(path)}: {reason(exc)}") from None
 
 
-def expect_span(container, stream, from_ts: int, to_ts: int | None) -> None:
+def expect_span(container, stream, from_ts: int, to_ts: int | None,
+                then: list[tuple[int, int | None]] | tuple = ()) -> None:
     """Tell a URL's ``RemoteFile`` (``vidcap.io.remote``) the bytes the next reads of ``stream`` take:
     from the keyframe at or before ``from_ts`` through ``SPAN_AFTER`` index entries past ``to_ts``
-    (stream time base; None: its last entry), so that it fetches a GOP in one request. Nothing for a
-    local file or a stream without a seek index (MP4/MOV have one; other containers may not)."""
+    (stream time base; None: its last entry), so that it fetches a GOP in one request; ``then``: the
+    ``(from_ts, to_ts)`` of the reads that follow, which it may fetch in the same request when few
+    bytes lie between them (``RemoteFile.plan``). Nothing for a local file or a stream without a seek
+    index (MP4/MOV have one; other containers may not)."""
     source = getattr(getattr(container, "file", None), "file", None)
     if not isinstance(source, remote.RemoteFile):
         return
     try:
-        index = stream.index_entries
-        n = len(index)
-        k = index.search_timestamp(from_ts, backward=True, any_frame=False) if n else -1
-        if k < 0:
+        span = _index_span(stream, from_ts, to_ts)
+        if span is None:
             return
-        j = n - 1 if to_ts is None else index.search_timestamp(to_ts, backward=False, any_frame=True)
-        last = index[n - 1 if j < 0 else min(n - 1, j + SPAN_AFTER)]
-        source.expect(index[k].pos, last.pos + max(last.size, 0))
+        source.plan([s for s in (_index_span(stream, f, t) for f, t in then) if s is not None])
+        source.expect(*span)
     except (AttributeError, IndexError):   # an older PyAV or an odd index: the default read-ahead
         return
+
+
+def _index_span(stream, from_ts: int, to_ts: int | None) -> tuple[int, int] | None:
+    """Bytes ``[start, end)`` of ``stream``'s packets from the keyframe at or before ``from_ts`` through
+    ``SPAN_AFTER`` index entries past ``to_ts`` (None: through the last), by the container's index."""
+    index = stream.index_entries
+    n = len(index)
+    k = index.search_timestamp(from_ts, backward=True, any_frame=False) if n else -1
+    if k < 0:
+        return None
+    j = n - 1 if to_ts is None else index.search_timestamp(to_ts, backward=False, any_frame=True)
+    last = index[n - 1 if j < 0 else min(n - 1, j + SPAN_AFTER)]
+    return index[k].pos, last.pos + max(last.size, 0)
 
 
 def probe_stream(container, count: bool = True) -> VideoStream:

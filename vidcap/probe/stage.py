@@ -51,10 +51,11 @@ def probe_video(path: str, check: str = "ends") -> dict:
         if info.counted and fps and duration and not info.has_audio and num_frames < 0.9 * duration * fps - 1:
             raise MediaError(f"truncated: header says {duration:.2f} s at {fps:g} fps but only "
                              f"{num_frames} frames are present")
+        tail = duration if check == "ends" and num_frames > 1 and stream.duration is not None else None
         if check in ("first", "ends"):
-            _decode_one(container, stream)
-        if check == "ends" and num_frames > 1 and stream.duration is not None and duration is not None:
-            _check_tail(container, stream, duration, fps)
+            _decode_one(container, stream, [] if tail is None else [(_tail_ts(stream, tail), None)])
+        if tail is not None:
+            _check_tail(container, stream, tail, fps)
     if not info.width or not info.height:
         raise MediaError("video stream has no frame size")
     if fps is None and duration and num_frames:
@@ -65,10 +66,16 @@ def probe_video(path: str, check: str = "ends") -> dict:
             "duration": duration, "codec": info.codec, "media_type": "video"}
 
 
-def _decode_one(container, stream) -> None:
-    """Decode the first frame; MediaError when nothing decodes."""
+def _tail_ts(stream, duration: float) -> int:
+    """The timestamp one second before the end, where ``_check_tail`` seeks."""
+    return int(max(duration - 1.0, 0.0) / stream.time_base) + (stream.start_time or 0)
+
+
+def _decode_one(container, stream, then: list) -> None:
+    """Decode the first frame (``then``: the spans read next, for ``expect_span``); MediaError when
+    nothing decodes."""
     start = stream.start_time or 0
-    expect_span(container, stream, start, start)   # a URL: the first GOP's start in one request
+    expect_span(container, stream, start, start, then)   # a URL: the first GOP's start in one request
     try:
         for _frame in container.decode(stream):
             return
@@ -85,9 +92,9 @@ def _check_tail(container, stream, duration: float, fps: float | None) -> None:
     frame_time = 1.0 / fps if fps else 0.1
     last = None
     try:
-        tail_ts = int(max(duration - 1.0, 0.0) / stream.time_base)
-        expect_span(container, stream, tail_ts + (stream.start_time or 0), None)   # a URL: the tail, one request
-        container.seek(tail_ts, stream=stream, backward=True)
+        tail_ts = _tail_ts(stream, duration)
+        expect_span(container, stream, tail_ts, None)   # a URL: the tail, one request
+        container.seek(tail_ts - (stream.start_time or 0), stream=stream, backward=True)
         for packet in container.demux(stream):
             if packet.size and packet.pts is not None:
                 t = float(packet.pts * stream.time_base) - float(stream.start_time or 0) * float(stream.time_base)
