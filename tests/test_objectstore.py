@@ -424,3 +424,35 @@ def test_the_gops_of_a_short_clip_come_in_one_request(tmp_path, store, monkeypat
     assert counts[True][0] == 3, f"the first block, the index and one span: {counts}"
     assert counts[False][0] >= 5, counts
     assert counts[True][1] <= counts[False][1] * 9 / 8 + 8192, counts
+
+
+@pytest.mark.e2e
+def test_url_rows_of_a_job_overlap_their_waits_on_the_store(tmp_path, monkeypatch):
+    """A store across a network answers each request after a wait: probe and motion jobs handle up to
+    ``VIDCAP_REMOTE_ROWS_IN_FLIGHT`` URL rows at a time, so the waits overlap (one at a time with 1);
+    the labels are those of the same clips read one row at a time, every row once, in order."""
+    import boto3
+
+    server = S3Server(latency_s=0.2).start()
+    try:
+        client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                              aws_access_key_id="k", aws_secret_access_key="s")
+        clips = _clips(tmp_path / "media", 8)
+        upload(client, "slow", clips)
+        urls = [f"s3://slow/{k}" for k in clips]
+        write_table(pd.DataFrame({"path": urls}), tmp_path / "m.csv")
+        out, most = {}, {}
+        for n in (1, 8):
+            work = tmp_path / f"run{n}"
+            work.mkdir()
+            cfg = write_config(work, name="slow", manifest=str(tmp_path / "m.csv"), report={"enabled": False})
+            server.most_in_flight = 0
+            run_snakemake(work, cfg, "--cores", "1", env={**server.env(), "VIDCAP_REMOTE_ROWS_IN_FLIGHT": str(n)})
+            most[n] = server.most_in_flight
+            out[n] = read_result(work / "results" / "slow.csv")
+    finally:
+        server.stop()
+    assert most[1] == 1 and most[8] >= 4, most
+    cols = ["path", "num_frames", "fps", "width", "height", "cmotion", "motion_pan", "probe_error", "motion_error"]
+    assert out[8][cols].values.tolist() == out[1][cols].values.tolist()
+    assert out[8]["path"].tolist() == urls and (out[8]["probe_error"] == "").all() and (out[8]["motion_error"] == "").all()

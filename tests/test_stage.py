@@ -8,8 +8,9 @@ import pytest
 
 from vidcap.io.shards import make_shards
 from vidcap.io.tables import write_table
-from vidcap.stages.base import RowStage, Stage, run_stage
+from vidcap.stages.base import Stage, run_stage
 from vidcap.stages.journal import Journal
+from vidcap.stages.rows import RowStage
 
 
 class Length(RowStage):

@@ -15,9 +15,10 @@ from vidcap import workflow
 from vidcap.errors import ConfigError
 from vidcap.io.shards import ROW_ID
 from vidcap.stages import REGISTRY, StageSpec
-from vidcap.stages.base import RowStage, run_stage
+from vidcap.stages.base import run_stage
 from vidcap.stages.plan import PlanContext, PlanHooks, SummarySection
 from vidcap.stages.report import Plot, ReportInput, ReportPart, Section
+from vidcap.stages.rows import RowStage
 
 
 # --- vidcap/words/stage.py -----------------------------------------------------------------------

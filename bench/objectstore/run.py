@@ -9,10 +9,14 @@ interleaved clip by clip in one run:
 * bytes fetched per row ÷ bytes the stage needs, for probe ``header`` and ``ends`` and for 4-frame
   sampling. "Needs": the bytes FFmpeg reads from the same file on disk through a counting file
   (same read size), and for sampling also the packet bytes of the GOPs it decodes;
-* rows per CPU-second of this process (pinned to one core; the servers run on the other) for probe
+* rows per CPU-second of this process (pinned to one core; the servers run on the other; the least
+  CPU of the passes for each clip and way, the ways interleaved clip by clip) for probe
   ``ends`` + 4-frame sampling as two stage jobs do it (nothing kept from one to the other) from the
   server vs from local files, and for the alternative of a per-job cache (the whole object in one
   GET to a local file, then read locally);
+* rows/s (wall) of the probe (``check: ends``) and motion stages over the first set's first 48 clips,
+  from a server that waits before each answer (0, 20, 100 ms: a store across a network), 1, 8 and 32
+  URL rows at a time (``VIDCAP_REMOTE_ROWS_IN_FLIGHT``), against local files;
 * export MB/s: ``vidcap export webdataset`` of the local clips to a local folder.
 
 Prints Markdown tables; the numbers live in bench/objectstore/README.md.
@@ -80,15 +84,16 @@ def make_clips(n: int, width: int = 256, height: int = 144) -> list[Path]:
     return clips
 
 
-def start_server(keep_alive: bool) -> tuple[subprocess.Popen, str]:
+def start_server(keep_alive: bool, latency_s: float = 0.0) -> tuple[subprocess.Popen, str]:
     """moto's S3 application in its own process on the second core: through cheroot (kept-open
-    connections) or moto's own werkzeug server (a connection per request)."""
+    connections) or moto's own werkzeug server (a connection per request); ``latency_s``: it waits
+    that long before each answer."""
     from vidcap.dev.objectstore import free_port
 
     port = free_port()
     code = (f"import os, sys, time; os.sched_setaffinity(0, {{{1 % os.cpu_count()}}}); sys.path.insert(0, {str(ROOT)!r}); "
-            f"from vidcap.dev.objectstore import S3Server; S3Server({port}, keep_alive={keep_alive}).start(); "
-            "time.sleep(1e9)")
+            f"from vidcap.dev.objectstore import S3Server; "
+            f"S3Server({port}, keep_alive={keep_alive}, latency_s={latency_s}).start(); time.sleep(1e9)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import urllib.request
 
@@ -185,6 +190,8 @@ def main() -> None:
                     help="WxH:N,... clip sets (N clips of 5-60 s each); the first also gives the export speed")
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="4 clips at 256x144, 1 pass: a smoke run")
+    ap.add_argument("--latency", type=float, nargs="*", default=[0.0, 0.02, 0.1],
+                    help="seconds the store waits before each answer, for the rows-in-flight table")
     args = ap.parse_args()
     if args.quick:
         args.sets, args.passes = "256x144:4", 1
@@ -209,6 +216,8 @@ def main() -> None:
                 s3.upload_file(str(c), bucket, c.name)
             run(clips, bucket, (w, h), args.passes, gen_s)
         request_cost(f"s3://bench-{sets[0][0][0]}x{sets[0][0][1]}/{sets[0][1][-1].name}")
+        for latency in args.latency:
+            rows_in_flight(sets[0][1][:48], latency)
         for total in (300, 1200):   # the peak memory of an export should not grow with its size
             ex = export_speed(sets[0][1], total)
             print(f"\nexport webdataset to a local folder, 64 MB shards: {ex['mb_per_s']:.0f} MB/s "
@@ -270,7 +279,8 @@ def run(clips: list[Path], bucket: str, size: tuple[int, int], passes: int, gen_
     shutil.rmtree(cache, ignore_errors=True)
 
     rows = {k: len(v) / sum(w for w, _ in v) for k, v in times.items()}
-    cpu = {k: len(v) / sum(c for _, c in v) for k, v in times.items()}
+    n = len(clips)   # CPU: the least of the passes for each clip (the VM's noise moved sums by 10-20%)
+    cpu = {k: n / sum(min(c for _, c in v[i::n]) for i in range(n)) for k, v in times.items()}
     med = statistics.median
     print(f"\n### {size[0]}x{size[1]}: {len(clips)} clips, H.264 24 fps GOP 1 s, 5-60 s ({sum(sizes) / 1e6:.1f} MB; "
           f"generated in {gen_s:.0f} s), {passes} passes, 1 core; moto's S3 application on 127.0.0.1 in "
@@ -287,8 +297,8 @@ def run(clips: list[Path], bucket: str, size: tuple[int, int], passes: int, gen_
           f"{max(ratio['frames_gop']):.2f} | ≤ 1.5 |")
     print(f"| 4 frames: fetched ÷ clip size | {med(f / s for f, s in zip(fetched['frames'], sizes)):.2f} | "
           f"{max(f / s for f, s in zip(fetched['frames'], sizes)):.2f} | |")
-    print("\n| probe `ends` + 4 frames (two jobs), 1 core | rows/s (wall) | ÷ local | rows per CPU-second | ÷ local "
-          "| CPU ms a row |")
+    print("\n| probe `ends` + 4 frames (two jobs), 1 core | rows/s (wall) | ÷ local | rows per CPU-second "
+          "(least of the passes a clip) | ÷ local | CPU ms a row |")
     print("|---|---:|---:|---:|---:|---:|")
     for k, label in (("local", "local files"), ("s3", "S3, ranged reads (vidcap)"),
                      ("s3_close", "S3, ranged reads, a new connection per request"),
@@ -328,6 +338,62 @@ def request_cost(url: str, n: int = 300) -> None:
           f"s3fs cat_file {cpu['s3fs'] / n * 1e3:.3f} ms; signing a URL {sign / n * 1e3:.3f} ms (once an object a job)")
 
 
+IN_FLIGHT = (1, 8, 32)
+LATENCY_ROWS: list[float] = []
+
+
+def rows_in_flight(clips: list[Path], latency_s: float) -> None:
+    """Wall rows/s of the probe (``check: ends``) and motion stages over ``clips`` on one core, from a store that
+    answers each request after ``latency_s`` (as a store across a network does) with ``IN_FLIGHT`` URL
+    rows at a time (``VIDCAP_REMOTE_ROWS_IN_FLIGHT``), against the same clips as local files."""
+    import boto3
+    import s3fs
+
+    from vidcap.io import ranged_http, remote
+    from vidcap.io.shards import MEDIA_PATH, ROW_ID
+    from vidcap.motion.stage import MotionStage
+    from vidcap.probe.stage import ProbeStage
+
+    server, endpoint = start_server(keep_alive=True, latency_s=latency_s)
+    kept_endpoint = os.environ["AWS_ENDPOINT_URL"]
+
+    def use(endpoint: str) -> None:   # a filesystem and a signer made for this endpoint
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        s3fs.S3FileSystem.clear_instance_cache()
+        ranged_http._SIGNERS.clear()
+        ranged_http._BUCKETS.clear()
+
+    try:
+        use(endpoint)
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="latency")
+        for c in clips:
+            s3.upload_file(str(c), "latency", c.name)
+        stages = (ProbeStage({"check": "ends"}), MotionStage())
+        ways = {"local": ([str(c) for c in clips], 1)}
+        ways.update({f"s3, {n} at a time": ([f"s3://latency/{c.name}" for c in clips], n) for n in IN_FLIGHT})
+        rate = {}
+        for way, (paths, n) in ways.items():
+            remote.forget()
+            remote.ROWS_IN_FLIGHT = n
+            t = time.perf_counter()
+            for stage in stages:
+                results = list(stage.process_stream([{ROW_ID: str(i), MEDIA_PATH: p} for i, p in enumerate(paths)]))
+                assert not [r for _, r in results if isinstance(r, Exception)], (way, results)
+            rate[way] = len(paths) / (time.perf_counter() - t)
+        if not LATENCY_ROWS:
+            print(f"\n| probe (`check: ends`) then motion, {len(clips)} rows, 1 core: rows/s (wall) | "
+                  + " | ".join(ways) + " | best ÷ local |")
+            print("|---" * (len(ways) + 2) + "|")
+        LATENCY_ROWS.append(latency_s)
+        print(f"| the store answering after {latency_s * 1e3:.0f} ms | " + " | ".join(f"{rate[k]:.1f}" for k in ways)
+              + f" | {max(v for k, v in rate.items() if k != 'local') / rate['local']:.2f} |")
+    finally:
+        use(kept_endpoint)
+        server.terminate()
+        server.wait()
+
+
 def export_speed(clips: list[Path], total_mb: float) -> dict:
     """``vidcap export webdataset`` of ``clips`` repeated to about ``total_mb`` of samples, to a local
     folder in 64 MB shards, in a process of its own: MB/s, MB written and that process's peak RSS."""
@@ -343,11 +409,13 @@ def export_speed(clips: list[Path], total_mb: float) -> dict:
         rows = [{"path": str(c), "row_id": f"r{k}_{i}", "text": "a caption", "probe_error": ""}
                 for k in range(reps) for i, c in enumerate(clips)]
         write_table(pd.DataFrame(rows), work / "t.parquet")
-        code = ("import json, resource, sys; sys.path.insert(0, sys.argv[1]); "
+        # the peak RSS of this process's own memory (VmHWM: ru_maxrss would also count the bench's pages
+        # that the forked child held before its exec)
+        code = ("import json, re, sys; sys.path.insert(0, sys.argv[1]); "
                 "from vidcap.export.webdataset import export_webdataset; "
                 "st = export_webdataset(sys.argv[2], sys.argv[3], '64MB'); "
-                "print(json.dumps({'mb_per_s': st['mb_per_s'], 'mb': st['bytes_written'] / 1e6, "
-                "'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+                "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
+                "print(json.dumps({'mb_per_s': st['mb_per_s'], 'mb': st['bytes_written'] / 1e6, 'rss_mb': hwm / 1024}))")
         out = subprocess.run([sys.executable, "-c", code, str(ROOT), str(work / "t.parquet"), str(work / "wds")],
                              check=True, capture_output=True, text=True).stdout
         return json.loads(out.strip().splitlines()[-1])

@@ -4,7 +4,9 @@ in front of it that counts requests and injects faults (``FaultProxy``).
 ``S3Server().start()`` listens on a free port; ``env()`` is what a client (this process or a
 Snakemake run) needs: ``AWS_ENDPOINT_URL``, dummy credentials and region. It serves moto's WSGI
 application through cheroot, which keeps connections open between requests as S3 does (moto's own
-werkzeug server closes every connection); ``keep_alive=False`` serves it with moto's own server. ``FaultProxy(upstream)``
+werkzeug server closes every connection); ``keep_alive=False`` serves it with moto's own server;
+``latency_s`` waits that long before each answer (a store across a network); ``most_in_flight``:
+the most requests it was answering at once. ``FaultProxy(upstream)``
 forwards every request unchanged; ``slowdown = N`` answers the next N requests ``503 SlowDown`` (as
 S3 throttles), ``cut = N`` sends the next N object bodies half-way and drops the connection,
 ``refuse_presigned = N`` answers the next N requests signed in the query string (presigned URLs)
@@ -17,6 +19,7 @@ import http.client
 import logging
 import socket
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,9 +41,12 @@ def free_port() -> int:
 class S3Server:
     """moto's S3 application served in threads of this process (module docstring)."""
 
-    def __init__(self, port: int | None = None, keep_alive: bool = True):
+    def __init__(self, port: int | None = None, keep_alive: bool = True, latency_s: float = 0.0):
         self.port = port or free_port()
         self.keep_alive = keep_alive
+        self.latency_s = latency_s
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
         self._server: Any = None
 
     @property
@@ -58,8 +64,21 @@ class S3Server:
         from cheroot import wsgi  # optional library (tests and benchmarks only)
         from moto.server import DomainDispatcherApplication, create_backend_app  # heavy/optional library
 
-        server = wsgi.Server(("127.0.0.1", self.port), DomainDispatcherApplication(create_backend_app),
-                             numthreads=8)
+        moto_app, wait = DomainDispatcherApplication(create_backend_app), self.latency_s
+
+        def app(environ, start_response):
+            with self._lock:
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                if wait:
+                    time.sleep(wait)   # the first-byte latency of a store across a network
+                return moto_app(environ, start_response)
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+
+        server = wsgi.Server(("127.0.0.1", self.port), app, numthreads=32)
         server.prepare()    # listening once this returns
         threading.Thread(target=server.serve, daemon=True).start()
         self._server = server

@@ -92,34 +92,44 @@ def direct_url(fs: Any, path: str, url: str) -> str | None:
         return None
     if not isinstance(signed, str) or not signed.startswith(("http://", "https://")) or _proxied(signed):
         return None
-    if len(_SIGNED) >= KEPT:
-        _SIGNED.pop(next(iter(_SIGNED)))
-    _SIGNED[url] = (signed, now)
+    _put(_SIGNED, url, (signed, now))
     return signed
 
 
-_SIGNERS: dict[int, Any] = {}
+_SIGNERS: dict[int, tuple[Any, Any]] = {}   # id(fs) -> (fs, client): holding fs keeps its id unique
 _BUCKETS: dict[tuple[int, str], tuple[str, str, str] | None] = {}
 
 
 def _signer(fs: Any) -> Any:
-    """A botocore S3 client with the s3fs filesystem ``fs``'s settings, signing with SigV4."""
-    if id(fs) not in _SIGNERS:
-        import botocore.config  # optional library (the s3 extra)
-        import botocore.session  # optional library (the s3 extra)
+    """A botocore S3 client with the s3fs filesystem ``fs``'s settings, signing with SigV4 (one a
+    filesystem, also when rows in threads ask at once)."""
+    kept = _SIGNERS.get(id(fs))
+    if kept is not None:
+        return kept[1]
+    with _SIGNER_LOCK:
+        return _new_signer(fs) if id(fs) not in _SIGNERS else _SIGNERS[id(fs)][1]
 
-        kwargs = dict(getattr(fs, "client_kwargs", None) or {})
-        config = dict(getattr(fs, "config_kwargs", None) or {})
-        config["signature_version"] = "s3v4"
-        for name, value in (("aws_access_key_id", fs.key), ("aws_secret_access_key", fs.secret),
-                            ("aws_session_token", fs.token)):
-            if value:
-                kwargs[name] = value
-        if getattr(fs, "endpoint_url", None):
-            kwargs.setdefault("endpoint_url", fs.endpoint_url)
-        _SIGNERS[id(fs)] = botocore.session.get_session().create_client(
-            "s3", config=botocore.config.Config(**config), **kwargs)
-    return _SIGNERS[id(fs)]
+
+_SIGNER_LOCK = threading.Lock()
+
+
+def _new_signer(fs: Any) -> Any:
+    """The client of ``_signer`` (under its lock)."""
+    import botocore.config  # optional library (the s3 extra)
+    import botocore.session  # optional library (the s3 extra)
+
+    kwargs = dict(getattr(fs, "client_kwargs", None) or {})
+    config = dict(getattr(fs, "config_kwargs", None) or {})
+    config["signature_version"] = "s3v4"
+    for name, value in (("aws_access_key_id", fs.key), ("aws_secret_access_key", fs.secret),
+                        ("aws_session_token", fs.token)):
+        if value:
+            kwargs[name] = value
+    if getattr(fs, "endpoint_url", None):
+        kwargs.setdefault("endpoint_url", fs.endpoint_url)
+    client = botocore.session.get_session().create_client("s3", config=botocore.config.Config(**config), **kwargs)
+    _SIGNERS[id(fs)] = (fs, client)
+    return client
 
 
 def _presign(fs: Any, bucket: str, key: str) -> str:
@@ -138,7 +148,7 @@ def _presign(fs: Any, bucket: str, key: str) -> str:
         return str(request.prepare().url)
     signed = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=EXPIRES_S)
     if known == ():
-        _BUCKETS[(id(fs), bucket)] = _template(signed, key)
+        _put(_BUCKETS, (id(fs), bucket), _template(signed, key))
     return signed
 
 
@@ -163,9 +173,7 @@ _SIGV4_PARAMS = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Exp
 
 def refuse(url: str) -> None:
     """Read ``url`` through s3fs for the next ``KEEP_S`` seconds (after a ``NotDirect`` answer)."""
-    if len(_SIGNED) >= KEPT:
-        _SIGNED.pop(next(iter(_SIGNED)))
-    _SIGNED[url] = ("", time.monotonic())
+    _put(_SIGNED, url, ("", time.monotonic()))
 
 
 def forget() -> None:
@@ -201,10 +209,16 @@ def _target(signed: str) -> tuple[tuple[str, str, int], bytes]:
             shown += f":{port}"
         head = f"GET {u.path}?{u.query} HTTP/1.1\r\nHost: {shown}\r\nAccept-Encoding: identity\r\n"
         parts = ((u.scheme, host, port), head.encode("ascii"))
-        if len(_TARGETS) >= KEPT:
-            _TARGETS.pop(next(iter(_TARGETS)))
-        _TARGETS[signed] = parts
+        _put(_TARGETS, signed, parts)
     return parts
+
+
+def _put(cache: dict, key: Any, value: Any) -> None:
+    """``cache[key] = value``, the oldest entry dropped past ``KEPT`` (rows of a job run in threads)."""
+    with _IDLE_LOCK:
+        if key not in cache and len(cache) >= KEPT:
+            cache.pop(next(iter(cache)))
+        cache[key] = value
 
 
 class _Connection:

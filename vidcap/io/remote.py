@@ -36,6 +36,7 @@ import io
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,15 +47,17 @@ from vidcap.redact import register_storage_secrets, scrub
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 RETRIES = int(os.environ.get("VIDCAP_REMOTE_RETRIES", "5"))      # tries after the first
+ROWS_IN_FLIGHT = int(os.environ.get("VIDCAP_REMOTE_ROWS_IN_FLIGHT", "8"))   # URL rows a job handles at once
 BACKOFF_S = float(os.environ.get("VIDCAP_REMOTE_BACKOFF_S", "0.25"))
 MAX_BACKOFF_S = 8.0
 MAX_AHEAD = 8 << 20
 MIN_FETCH = 32 << 10          # the least fetched after a jump (FFmpeg then reads 8 KB at a time)
 PLAN_GAP = 8 << 10            # bytes between planned spans always fetched with them (less than a request costs)
-KEEP_BLOCK, KEEP_TOTAL = 256 << 10, 32 << 20    # small blocks kept for the next open of the same object
+KEEP_BLOCK, KEEP_TOTAL = MAX_AHEAD, 32 << 20   # blocks kept for the next open of the same object
 STATS = {"requests": 0, "bytes": 0, "retries": 0}
 SIZE_TTL_S, _SIZES_KEPT = 60.0, 64
 _SIZES: dict[str, tuple[int, float]] = {}
+_FS: dict[str, tuple[Any, str]] = {}
 
 
 class RemoteError(MediaError):
@@ -73,16 +76,24 @@ def public_url(url: str) -> str:
 
 
 def filesystem(url: str) -> tuple[Any, str]:
-    """(fsspec filesystem, path within it) for ``url``; fsspec caches the instances."""
+    """(fsspec filesystem, path within it) for ``url``; fsspec caches the instances, this module the
+    answers for the last ``_SIZES_KEPT`` URLs (a row opens its object several times)."""
     import fsspec  # heavy/optional library: loaded only when this runs
 
-
+    kept = _FS.get(url)
+    if kept is not None:
+        return kept
     register_storage_secrets()
     try:
-        return fsspec.core.url_to_fs(url)
+        found = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as exc:
         scheme = url.split("://", 1)[0]
         raise RemoteError(f"cannot read {scheme}:// URLs here ({exc}); see docs/storage.md") from None
+    with _LOCK:
+        if len(_FS) >= _SIZES_KEPT:
+            _FS.pop(next(iter(_FS)), None)
+        _FS[url] = found
+    return found
 
 
 def _fatal(exc: BaseException, url: str) -> RemoteError | None:
@@ -110,7 +121,7 @@ def call(fn: Callable[[], Any], url: str, retries: int | None = None) -> Any:
     tries = (RETRIES if retries is None else retries) + 1
     for attempt in range(tries):
         try:
-            STATS["requests"] += 1
+            _count("requests", 1)
             return fn()
         except Exception as exc:  # noqa: BLE001 - sorted below into fatal and retryable
             fatal = _fatal(exc, url)
@@ -118,28 +129,36 @@ def call(fn: Callable[[], Any], url: str, retries: int | None = None) -> Any:
                 raise fatal from None
             if attempt + 1 >= tries:
                 raise RemoteError(f"cannot read {public_url(url)} after {tries} tries: {_why(exc)}") from None
-            STATS["retries"] += 1
+            _count("retries", 1)
             delay = min(MAX_BACKOFF_S, BACKOFF_S * 2 ** attempt)
             time.sleep(delay * (0.5 + random.random() / 2))
     raise AssertionError("unreachable")
 
 
+def _count(key: str, n: int) -> None:
+    with _LOCK:
+        STATS[key] += n
+
+
 _BLOCKS: dict[str, list[tuple[int, bytes]]] = {}
 _KEPT = [0]
+_LOCK = threading.Lock()
 
 
 def _keep_block(url: str, start: int, data: bytes) -> None:
-    """Keep a small block (headers, an index at the end, a GOP start) for reads that come back to it:
-    FFmpeg returns to the file's start after reading its index, and every stage of a row opens the
-    object anew. At most ``KEEP_TOTAL`` bytes, the least recently used objects dropped first."""
+    """Keep a fetched block (headers, an index at the end, GOPs) for reads that come back to it: FFmpeg
+    returns to the file's start after reading its index, a stage may open the object again (motion's
+    later rounds decode frames between the first ones). At most ``KEEP_TOTAL`` bytes, the least
+    recently used objects dropped first."""
     if len(data) > KEEP_BLOCK:
         return
-    blocks = _BLOCKS.pop(url, [])
-    blocks.append((start, data))
-    _BLOCKS[url] = blocks
-    _KEPT[0] += len(data)
-    while _KEPT[0] > KEEP_TOTAL and _BLOCKS:
-        _KEPT[0] -= sum(len(d) for _, d in _BLOCKS.pop(next(iter(_BLOCKS))))
+    with _LOCK:   # a job's URL rows run in threads (``vidcap.stages.rows``)
+        blocks = _BLOCKS.pop(url, [])
+        blocks.append((start, data))
+        _BLOCKS[url] = blocks
+        _KEPT[0] += len(data)
+        while _KEPT[0] > KEEP_TOTAL and _BLOCKS:
+            _KEPT[0] -= sum(len(d) for _, d in _BLOCKS.pop(next(iter(_BLOCKS))))
 
 
 def _kept_block(url: str, pos: int) -> tuple[int, bytes] | None:
@@ -155,9 +174,11 @@ def _kept_block(url: str, pos: int) -> tuple[int, bytes] | None:
 def forget() -> None:
     """Drop every kept size, block and presigned URL (the next read of any object asks the store again)."""
     ranged_http.forget()
-    _SIZES.clear()
-    _BLOCKS.clear()
-    _KEPT[0] = 0
+    with _LOCK:
+        _SIZES.clear()
+        _FS.clear()
+        _BLOCKS.clear()
+        _KEPT[0] = 0
 
 
 def object_size(url: str) -> int:
@@ -177,9 +198,10 @@ def object_size(url: str) -> int:
         size = info.get("size")
         if size is None:
             raise RemoteError(f"cannot tell the size of {public_url(url)}")
-    if len(_SIZES) >= _SIZES_KEPT:
-        _SIZES.pop(next(iter(_SIZES)))
-    _SIZES[url] = (int(size), now)
+    with _LOCK:
+        if url not in _SIZES and len(_SIZES) >= _SIZES_KEPT:
+            _SIZES.pop(next(iter(_SIZES)))
+        _SIZES[url] = (int(size), now)
     return int(size)
 
 
@@ -202,7 +224,7 @@ def _size_with_first_block(url: str, fs: Any, path: str) -> int | None:
     data, size = call(fetch, url)
     if size < 0:
         return None
-    STATS["bytes"] += len(data)
+    _count("bytes", len(data))
     if data:
         _keep_block(url, 0, data)
     return size
@@ -227,7 +249,7 @@ def read_range(url: str, start: int, end: int, fs: Any = None, path: str | None 
             data = fs.cat_file(path, start=start, end=end)
         if len(data) != end - start:
             raise OSError(f"short read: got {len(data)} of {end - start} bytes at {start}")
-        STATS["bytes"] += len(data)
+        _count("bytes", len(data))
         return data
 
     return call(fetch, url)

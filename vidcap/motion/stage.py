@@ -16,12 +16,13 @@ from vidcap.io.shards import MEDIA_PATH
 from vidcap.media.files import check_file, media_type
 from vidcap.media.timerange import row_range
 from vidcap.motion import classify as motion
-from vidcap.stages.base import RowStage
+from vidcap.stages.rows import RowStage
 
 
 class MotionStage(RowStage):
     name = "motion"
     version = "4"
+    overlaps_url_rows = True   # URL rows run several at a time (``vidcap.stages.rows``)
     columns = {
         "cmotion": pa.string(),
         "motion_pan": pa.float64(),

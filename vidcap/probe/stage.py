@@ -24,7 +24,7 @@ from vidcap.errors import MediaError, StageRowError
 from vidcap.io.shards import MEDIA_PATH
 from vidcap.media.files import check_file, expect_span, media_source, media_type, open_video, probe_stream, reason
 from vidcap.media.timerange import range_frames, row_range
-from vidcap.stages.base import RowStage
+from vidcap.stages.rows import RowStage
 
 
 def probe_image(path: str) -> dict:
@@ -109,6 +109,7 @@ def _check_tail(container, stream, duration: float, fps: float | None) -> None:
 class ProbeStage(RowStage):
     name = "probe"
     version = "1"
+    overlaps_url_rows = True   # URL rows run several at a time (``vidcap.stages.rows``)
     columns = {
         "num_frames": pa.int64(),
         "fps": pa.float64(),

@@ -21,7 +21,7 @@ from vidcap.media.timerange import row_range
 from vidcap.scores import decode, measure
 from vidcap.scores.models import ModelScores
 from vidcap.scores.plan import EMBEDDING
-from vidcap.stages.base import RowStage
+from vidcap.stages.rows import RowStage
 
 MODEL_COLUMNS = ("aesthetic", "clip_match", "text_area")
 

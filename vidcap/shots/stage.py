@@ -20,7 +20,7 @@ import pyarrow as pa
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
 from vidcap.shots.clips import export_clips
 from vidcap.shots.detect import clip_row_id, clip_rows, shot_settings
-from vidcap.stages.base import RowStage
+from vidcap.stages.rows import RowStage
 
 CLIP_COLUMNS = {
     "source_row_id": pa.string(),

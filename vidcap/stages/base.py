@@ -151,23 +151,6 @@ class Stage:
                 yield row[ROW_ID], results.get(row[ROW_ID])
 
 
-class RowStage(Stage):
-    """A stage that handles one row at a time with ``process_row(row) -> dict`` (a list of dicts for an
-    ``expands`` stage; raise on failure)."""
-
-    def process(self, rows):
-        out: dict[str, object] = {}
-        for row in rows:
-            try:
-                out[row[ROW_ID]] = self.process_row(row)
-            except Exception as exc:  # noqa: BLE001 - the contract: a row's failure stays in its row
-                out[row[ROW_ID]] = exc
-        return out
-
-    def process_row(self, row: dict) -> dict | list[dict]:
-        raise NotImplementedError
-
-
 def read_rows(stage: Stage, shard_path: str | Path, upstream: dict[str, str | Path] | None = None) -> list[dict]:
     """The shard's rows with the columns ``stage.wanted_columns()`` names, from the shard and from upstream
     stage outputs (joined by ``row_id``; an upstream value replaces a shard value of the same name
