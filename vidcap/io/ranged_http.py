@@ -20,7 +20,7 @@ Contracts:
   ``VIDCAP_REMOTE_CLIENT=fsspec``, or signing failing. Then ``remote`` uses fsspec. The client signs
   the first object of a bucket; the others are signed from that URL (the same endpoint, with the key
   quoted as botocore quotes it) by botocore's ``S3SigV4QueryAuth`` with the client's credentials and
-  the region and service it signed for: the same URL, at a third of the CPU.
+  the region and service it signed for: the same URL, for less CPU (``bench/objectstore``).
 * ``get_range(signed, start, end)``: ``(bytes [start, end), object size)`` over a connection kept
   open for the next request to the same endpoint (at most ``IDLE_PER_HOST`` idle ones an endpoint, none
   shared with a forked child; TLS verified against the system's CAs or ``AWS_CA_BUNDLE``). A kept
