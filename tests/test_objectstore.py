@@ -456,3 +456,27 @@ def test_url_rows_of_a_job_overlap_their_waits_on_the_store(tmp_path, monkeypatc
     cols = ["path", "num_frames", "fps", "width", "height", "cmotion", "motion_pan", "probe_error", "motion_error"]
     assert out[8][cols].values.tolist() == out[1][cols].values.tolist()
     assert out[8]["path"].tolist() == urls and (out[8]["probe_error"] == "").all() and (out[8]["motion_error"] == "").all()
+
+
+def test_a_span_fetched_once_serves_a_later_open_of_the_object(tmp_path, store):
+    """The blocks a process fetched (32 MB in all) serve the next open of the same object: motion's later
+    rounds decode frames between its first ones, often in GOPs it has already fetched."""
+    import os
+
+    _, proxy, client = store
+    data = os.urandom(3 << 20)
+    (tmp_path / "big.bin").write_bytes(data)
+    upload(client, "again", {"big.bin": tmp_path / "big.bin"})
+    url = "s3://again/big.bin"
+    remote.forget()
+    proxy.gets.clear()
+    with remote.open_remote(url) as fh:
+        fh.expect(1 << 20, 2 << 20)   # a 1 MB GOP, in one GET
+        fh.seek(1 << 20)
+        assert fh.read(1 << 20) == data[1 << 20:2 << 20]
+    gets = proxy.gets["/again/big.bin"]
+    assert gets == 2, "the first block, then the span"
+    with remote.open_remote(url) as fh:
+        fh.seek((1 << 20) + 5000)
+        assert fh.read(300_000) == data[(1 << 20) + 5000:(1 << 20) + 305_000]
+    assert proxy.gets["/again/big.bin"] == gets, "no GET: the span was kept"

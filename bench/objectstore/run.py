@@ -68,7 +68,9 @@ class Counting(io.RawIOBase):
         super().close()
 
 
-def make_clips(n: int, width: int = 256, height: int = 144) -> list[Path]:
+def make_clips(n: int, width: int = 256, height: int = 144, faststart: bool = False) -> list[Path]:
+    """``n`` clips of 5-60 s (made once); ``faststart``: the same clips remuxed with the index (moov) at
+    the front, as ``ffmpeg -movflags +faststart`` writes them for the web."""
     from vidcap.dev import synth
 
     out = OUT / ("clips" if (width, height) == (256, 144) else f"clips_{width}x{height}")
@@ -80,8 +82,27 @@ def make_clips(n: int, width: int = 256, height: int = 144) -> list[Path]:
             synth.write_video(path.with_suffix(".tmp.mp4"), num_frames=seconds * 24, width=width,
                               height=height, fps=24, seed=i)
             path.with_suffix(".tmp.mp4").rename(path)
+        if faststart:
+            path = remux_faststart(path, out.with_name(out.name + "_faststart") / path.name)
         clips.append(path)
     return clips
+
+
+def remux_faststart(src: Path, dst: Path) -> Path:
+    """``src``'s packets in a new MP4 with its index at the front (no re-encoding); made once."""
+    import av
+
+    if not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_suffix(".tmp.mp4")
+        with av.open(str(src)) as inp, av.open(str(tmp), "w", options={"movflags": "+faststart"}) as out:
+            stream = out.add_stream_from_template(inp.streams.video[0])
+            for packet in inp.demux(inp.streams.video[0]):
+                if packet.dts is not None:
+                    packet.stream = stream
+                    out.mux(packet)
+        tmp.rename(dst)
+    return dst
 
 
 def start_server(keep_alive: bool, latency_s: float = 0.0) -> tuple[subprocess.Popen, str]:
@@ -187,7 +208,8 @@ def cached_row(url: str, cache: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default="256x144:16,1280x720:8",
-                    help="WxH:N,... clip sets (N clips of 5-60 s each); the first also gives the export speed")
+                    help="WxH:N,... clip sets (N clips of 5-60 s each; WxH+faststart:N the same clips with the "
+                         "index at the front); the first also gives the export speed")
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="4 clips at 256x144, 1 pass: a smoke run")
     ap.add_argument("--latency", type=float, nargs="*", default=[0.0, 0.02, 0.1],
@@ -197,11 +219,12 @@ def main() -> None:
         args.sets, args.passes = "256x144:4", 1
     os.sched_setaffinity(0, {0})
     sets = []
-    for spec in args.sets.split(","):
+    for spec in args.sets.split(","):   # WxH:N, or WxH+faststart:N
         size, n = spec.split(":")
+        size, _, variant = size.partition("+")
         w, h = map(int, size.split("x"))
         t0 = time.time()
-        sets.append(((w, h), make_clips(int(n), w, h), time.time() - t0))
+        sets.append(((w, h, variant), make_clips(int(n), w, h, variant == "faststart"), time.time() - t0))
     server, endpoint = start_server(keep_alive=True)
     try:
         os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
@@ -209,13 +232,14 @@ def main() -> None:
         import boto3
 
         s3 = boto3.client("s3")
-        for (w, h), clips, gen_s in sets:
-            bucket = f"bench-{w}x{h}"
+        for (w, h, variant), clips, gen_s in sets:
+            bucket = f"bench-{w}x{h}" + (f"-{variant}" if variant else "")
             s3.create_bucket(Bucket=bucket)
             for c in clips:
                 s3.upload_file(str(c), bucket, c.name)
-            run(clips, bucket, (w, h), args.passes, gen_s)
-        request_cost(f"s3://bench-{sets[0][0][0]}x{sets[0][0][1]}/{sets[0][1][-1].name}")
+            run(clips, bucket, (w, h, variant), args.passes, gen_s)
+        request_cost(f"s3://bench-{sets[0][0][0]}x{sets[0][0][1]}" + (f"-{sets[0][0][2]}" if sets[0][0][2] else "")
+                     + f"/{sets[0][1][-1].name}")
         for latency in args.latency:
             rows_in_flight(sets[0][1][:48], latency)
         for total in (300, 1200):   # the peak memory of an export should not grow with its size
@@ -239,7 +263,7 @@ def one_connection_each(fn, *args) -> None:
         ranged_http.IDLE_PER_HOST = kept
 
 
-def run(clips: list[Path], bucket: str, size: tuple[int, int], passes: int, gen_s: float) -> None:
+def run(clips: list[Path], bucket: str, size: tuple[int, int, str], passes: int, gen_s: float) -> None:
     from vidcap.io import remote
     from vidcap.media.frames import sample_frames
     from vidcap.probe.stage import probe_video
@@ -282,7 +306,8 @@ def run(clips: list[Path], bucket: str, size: tuple[int, int], passes: int, gen_
     n = len(clips)   # CPU: the least of the passes for each clip (the VM's noise moved sums by 10-20%)
     cpu = {k: n / sum(min(c for _, c in v[i::n]) for i in range(n)) for k, v in times.items()}
     med = statistics.median
-    print(f"\n### {size[0]}x{size[1]}: {len(clips)} clips, H.264 24 fps GOP 1 s, 5-60 s ({sum(sizes) / 1e6:.1f} MB; "
+    print(f"\n### {size[0]}x{size[1]}{' (index at the front: +faststart)' if size[2] else ''}: {len(clips)} clips, "
+          f"H.264 24 fps GOP 1 s, 5-60 s ({sum(sizes) / 1e6:.1f} MB; "
           f"generated in {gen_s:.0f} s), {passes} passes, 1 core; moto's S3 application on 127.0.0.1 in "
           "its own process (cheroot, kept-open connections)\n")
     print("| measure | median | max | target |")

@@ -29,7 +29,8 @@ class RowStage(Stage):
         if size <= 1 or not any(remote.is_url(r.get(MEDIA_PATH)) for r in rows):
             yield from super().process_stream(rows)
             return
-        with cf.ThreadPoolExecutor(size, thread_name_prefix=f"vidcap-{self.name}") as pool:
+        pool = cf.ThreadPoolExecutor(size, thread_name_prefix=f"vidcap-{self.name}")
+        try:
             window: deque = deque()
             for row in rows:
                 window.append((row[ROW_ID], pool.submit(self._one, row)))
@@ -39,6 +40,8 @@ class RowStage(Stage):
             while window:
                 row_id, future = window.popleft()
                 yield row_id, future.result()
+        finally:   # stopped early (an interrupt, a failed job): start no other row
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _one(self, row: dict):
         try:
