@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from vidcap.io import ranged_http
+from vidcap.io import ranged_http, s3_presign
 
 DATA = bytes(range(256)) * 400
 
@@ -175,9 +175,10 @@ def test_an_answer_that_is_not_http_is_a_retryable_error_without_the_signature()
 @pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9000", None])
 @pytest.mark.parametrize("token", [None, "session-token/+="])
 def test_keys_after_a_buckets_first_are_signed_as_botocore_signs_them(monkeypatch, endpoint, token):
-    """The light path signs a bucket's first key with the botocore client and the others with the
-    client's credentials, region and service from that URL: byte for byte the client's own URL (the
-    clock frozen), for keys that need quoting, on a path-style endpoint and on AWS."""
+    """The light path signs a bucket's first key with the botocore client and the others itself, with
+    the client's credentials, region and service from that URL: byte for byte the client's own URL (the
+    clock frozen), for keys that need quoting, on a path-style endpoint and on AWS, with and without a
+    session token."""
     import datetime
     from types import SimpleNamespace
 
@@ -186,8 +187,8 @@ def test_keys_after_a_buckets_first_are_signed_as_botocore_signs_them(monkeypatc
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime.datetime(2026, 12, 4, 12, 0, 0))
     fs = SimpleNamespace(protocol=("s3", "s3a"), key="AKIDEXAMPLE", secret="secret", token=token,
                          client_kwargs={"region_name": "eu-west-1"}, config_kwargs={}, endpoint_url=endpoint)
-    monkeypatch.setattr(ranged_http, "_SIGNERS", {})
-    monkeypatch.setattr(ranged_http, "_BUCKETS", {})
+    monkeypatch.setattr(s3_presign, "_SIGNERS", {})
+    monkeypatch.setattr(s3_presign, "_BUCKETS", {})
     monkeypatch.setattr(ranged_http, "_PROXIED", {})
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
@@ -195,8 +196,8 @@ def test_keys_after_a_buckets_first_are_signed_as_botocore_signs_them(monkeypatc
     keys = ["first.mp4", "dir/sub dir/ü+&=?.mp4", "x%20y~z.mp4", "a//b.mp4", "weird*'()!$,;:@#.mp4"]
     ours = [ranged_http.direct_url(fs, f"my-bucket/{k}", f"s3://my-bucket/{k.replace('?', '_').replace('#', '_')}")
             for k in keys]
-    assert ranged_http._BUCKETS[(id(fs), "my-bucket")] is not None, "the fast path was used"
-    client = ranged_http._signer(fs)
+    assert s3_presign._BUCKETS[(id(fs), "my-bucket")] is not None, "the keys after the first were signed here"
+    client = s3_presign._signer(fs)
     theirs = [client.generate_presigned_url("get_object", Params={"Bucket": "my-bucket", "Key": k}, ExpiresIn=3600)
               for k in keys]
     assert ours == theirs

@@ -251,6 +251,37 @@ def main() -> None:
         server.wait()
 
 
+def without(fn, url: str, blobs: dict[str, bytes], sign: bool) -> None:
+    """``fn(url)`` on vidcap's S3 path with each ranged GET answered from ``blobs`` (no network), and
+    with ``sign=False`` each URL's signature kept from an earlier call (no signing): what is left is
+    the path's own Python, FFmpeg reading through it and the decode."""
+    from urllib.parse import urlsplit
+
+    from vidcap.io import ranged_http
+
+    kept_get, kept_sign = ranged_http.get_range, ranged_http.direct_url
+
+    def get_range(signed: str, start: int, end: int) -> tuple[bytes, int]:
+        blob = blobs[urlsplit(signed).path]
+        return blob[start:end], len(blob)
+
+    def direct_url(fs, path: str, u: str) -> str | None:
+        if u not in SIGNED:
+            SIGNED[u] = kept_sign(fs, path, u)
+        return SIGNED[u]
+
+    ranged_http.get_range = get_range
+    if not sign:
+        ranged_http.direct_url = direct_url
+    try:
+        fn(url)
+    finally:
+        ranged_http.get_range, ranged_http.direct_url = kept_get, kept_sign
+
+
+SIGNED: dict[str, str | None] = {}
+
+
 def one_connection_each(fn, *args) -> None:
     """``fn(*args)`` with no connection kept between requests (a new TCP connection for every request,
     as with a server that closes each one: moto's own)."""
@@ -287,8 +318,11 @@ def run(clips: list[Path], bucket: str, size: tuple[int, int, str], passes: int,
         ratio["frames_gop"].append(fetched["frames"][-1] / gop_bytes(c))
 
     cache = Path(tempfile.mkdtemp(prefix="vidcap-bench-cache-"))
+    blobs = {f"/{bucket}/{c.name}": c.read_bytes() for c in clips}
     ways = {"local": lambda c, u: row_work(str(c)), "s3": lambda c, u: row_work(u),
-            "s3_close": lambda c, u: one_connection_each(row_work, u), "cache": lambda c, u: cached_row(u, cache)}
+            "s3_close": lambda c, u: one_connection_each(row_work, u), "cache": lambda c, u: cached_row(u, cache),
+            "no_net": lambda c, u: without(row_work, u, blobs, sign=True),
+            "no_net_sign": lambda c, u: without(row_work, u, blobs, sign=False)}
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in ways}
     requests = []
     for c, u in zip(clips, urls):   # warm-up; requests a row makes
@@ -327,7 +361,9 @@ def run(clips: list[Path], bucket: str, size: tuple[int, int, str], passes: int,
     print("|---|---:|---:|---:|---:|---:|")
     for k, label in (("local", "local files"), ("s3", "S3, ranged reads (vidcap)"),
                      ("s3_close", "S3, ranged reads, a new connection per request"),
-                     ("cache", "S3, whole object to a local cache first")):
+                     ("cache", "S3, whole object to a local cache first"),
+                     ("no_net", "where it goes: vidcap's S3 path, each GET answered from memory"),
+                     ("no_net_sign", "where it goes: the same, and each URL signed once for all passes")):
         print(f"| {label} | {rows[k]:.1f} | {rows[k] / rows['local']:.2f} | {cpu[k]:.1f} | {cpu[k] / cpu['local']:.2f} "
               f"| {1e3 / cpu[k]:.2f} |")
     print(f"\nrequests a row from S3 (both jobs): median {med(requests)}, max {max(requests)}")
@@ -374,7 +410,7 @@ def rows_in_flight(clips: list[Path], latency_s: float) -> None:
     import boto3
     import s3fs
 
-    from vidcap.io import ranged_http, remote
+    from vidcap.io import remote, s3_presign
     from vidcap.io.shards import MEDIA_PATH, ROW_ID
     from vidcap.motion.stage import MotionStage
     from vidcap.probe.stage import ProbeStage
@@ -385,8 +421,8 @@ def rows_in_flight(clips: list[Path], latency_s: float) -> None:
     def use(endpoint: str) -> None:   # a filesystem and a signer made for this endpoint
         os.environ["AWS_ENDPOINT_URL"] = endpoint
         s3fs.S3FileSystem.clear_instance_cache()
-        ranged_http._SIGNERS.clear()
-        ranged_http._BUCKETS.clear()
+        s3_presign._SIGNERS.clear()
+        s3_presign._BUCKETS.clear()
 
     try:
         use(endpoint)

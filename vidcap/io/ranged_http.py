@@ -13,14 +13,11 @@ Contracts:
   region takes), signed with the settings of a botocore client made from the s3fs filesystem's (its
   key, secret, token, endpoint, region and client config when given; otherwise botocore's own chain:
   environment such as ``AWS_ENDPOINT_URL``/``AWS_DEFAULT_REGION``, ``~/.aws``, instance roles, as
-  s3fs's), kept ``KEEP_S`` seconds (signed for ``EXPIRES_S``) for at most ``KEPT`` objects; None where
+  s3fs's; ``vidcap.io.s3_presign``), kept ``KEEP_S`` seconds for at most ``KEPT`` objects; None where
   this path does not apply: not s3fs, anonymous access, requester-pays or customer-key settings
   (headers a presigned URL does not carry), a ``verify`` client setting (s3fs's own TLS settings), an
   HTTP(S) proxy in the environment for the endpoint, a URL with a query or fragment,
-  ``VIDCAP_REMOTE_CLIENT=fsspec``, or signing failing. Then ``remote`` uses fsspec. The client signs
-  the first object of a bucket; the others are signed from that URL (the same endpoint, with the key
-  quoted as botocore quotes it) by botocore's ``S3SigV4QueryAuth`` with the client's credentials and
-  the region and service it signed for: the same URL, for less CPU (``bench/objectstore``).
+  ``VIDCAP_REMOTE_CLIENT=fsspec``, or signing failing. Then ``remote`` uses fsspec.
 * ``get_range(signed, start, end)``: ``(bytes [start, end), object size)`` over a connection kept
   open for the next request to the same endpoint (at most ``IDLE_PER_HOST`` idle ones an endpoint, none
   shared with a forked child; TLS verified against the system's CAs or ``AWS_CA_BUNDLE``). A kept
@@ -45,9 +42,10 @@ import threading
 import time
 import urllib.request
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-EXPIRES_S = 3600
+from vidcap.io import s3_presign
+
 KEEP_S = 600.0
 KEPT = 256
 TIMEOUT_S = float(os.environ.get("VIDCAP_REMOTE_TIMEOUT_S", "60"))
@@ -87,88 +85,13 @@ def direct_url(fs: Any, path: str, url: str) -> str | None:
         return kept[0] or None   # "": refused (``refuse``)
     bucket, _, key = path.partition("/")
     try:
-        signed = _presign(fs, bucket, key)
+        signed = s3_presign.presign(fs, bucket, key)
     except Exception:  # noqa: BLE001 - no credentials, no botocore: use fsspec
         return None
     if not isinstance(signed, str) or not signed.startswith(("http://", "https://")) or _proxied(signed):
         return None
     _put(_SIGNED, url, (signed, now))
     return signed
-
-
-_SIGNERS: dict[int, tuple[Any, Any]] = {}   # id(fs) -> (fs, client): holding fs keeps its id unique
-_BUCKETS: dict[tuple[int, str], tuple[str, str, str] | None] = {}
-
-
-def _signer(fs: Any) -> Any:
-    """A botocore S3 client with the s3fs filesystem ``fs``'s settings, signing with SigV4 (one a
-    filesystem, also when rows in threads ask at once)."""
-    kept = _SIGNERS.get(id(fs))
-    if kept is not None:
-        return kept[1]
-    with _SIGNER_LOCK:
-        return _new_signer(fs) if id(fs) not in _SIGNERS else _SIGNERS[id(fs)][1]
-
-
-_SIGNER_LOCK = threading.Lock()
-
-
-def _new_signer(fs: Any) -> Any:
-    """The client of ``_signer`` (under its lock)."""
-    import botocore.config  # optional library (the s3 extra)
-    import botocore.session  # optional library (the s3 extra)
-
-    kwargs = dict(getattr(fs, "client_kwargs", None) or {})
-    config = dict(getattr(fs, "config_kwargs", None) or {})
-    config["signature_version"] = "s3v4"
-    for name, value in (("aws_access_key_id", fs.key), ("aws_secret_access_key", fs.secret),
-                        ("aws_session_token", fs.token)):
-        if value:
-            kwargs[name] = value
-    if getattr(fs, "endpoint_url", None):
-        kwargs.setdefault("endpoint_url", fs.endpoint_url)
-    client = botocore.session.get_session().create_client("s3", config=botocore.config.Config(**config), **kwargs)
-    _SIGNERS[id(fs)] = (fs, client)
-    return client
-
-
-def _presign(fs: Any, bucket: str, key: str) -> str:
-    """The presigned GET URL of ``bucket``/``key``: by the client for a bucket's first key, then from
-    the URL base, region and service that the client used (module docstring)."""
-    client = _signer(fs)
-    known = _BUCKETS.get((id(fs), bucket), ())
-    if known:
-        from botocore.auth import S3SigV4QueryAuth  # optional library (the s3 extra)
-        from botocore.awsrequest import AWSRequest  # optional library (the s3 extra)
-
-        base, region, service = known
-        credentials = client._request_signer._credentials   # refreshed as the client's own signing does
-        request = AWSRequest(method="GET", url=base + quote(key, safe="/~"))
-        S3SigV4QueryAuth(credentials.get_frozen_credentials(), service, region, expires=EXPIRES_S).add_auth(request)
-        return str(request.prepare().url)
-    signed = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=EXPIRES_S)
-    if known == ():
-        _put(_BUCKETS, (id(fs), bucket), _template(signed, key))
-    return signed
-
-
-def _template(signed: str, key: str) -> tuple[str, str, str] | None:
-    """(URL before the key, signing region, service) of a client-signed URL; None when its path does not
-    end with the key quoted as ``_presign`` quotes it, or it has other query parameters than SigV4's
-    (then the client signs every key of that bucket)."""
-    path, _, query = signed.partition("?")
-    quoted = quote(key, safe="/~")
-    params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
-    if not path.endswith("/" + quoted) or not set(params) <= _SIGV4_PARAMS:
-        return None
-    scope = params.get("X-Amz-Credential", "").split("%2F")
-    if len(scope) != 5 or scope[4] != "aws4_request":
-        return None
-    return path[:len(path) - len(quoted)], scope[2], scope[3]
-
-
-_SIGV4_PARAMS = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
-                 "X-Amz-Security-Token", "X-Amz-Signature"}
 
 
 def refuse(url: str) -> None:
