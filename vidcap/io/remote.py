@@ -9,13 +9,12 @@ Contracts:
   reader that knows what it will read next says so with ``expect(start, end)`` (a decoder, from the
   container's index: a GOP from its keyframe to the wanted frame): a refill at a position inside
   ``[start, end)`` fetches through ``end`` in one request; the spans it will read after that one
-  (``plan(spans)``: the other frames a sampler wants) are fetched in the same request while it
-  fetches at most ``PLAN_GAP`` or an eighth more than a request each would (a few GOPs of a short
-  clip: one request, not one each). ``whole_reads=False``: ``read(n)`` may
-  return fewer than ``n`` bytes (what the buffer holds), as FFmpeg's I/O allows, so its read size
-  does not set the fetch size. Memory: one buffer of at most ``MAX_AHEAD`` bytes a file, and the
-  blocks kept for the next open of the same object (``KEEP_TOTAL`` bytes a process, shared by its
-  threads; a job's URL rows may run in threads: ``vidcap.stages.rows``).
+  (``plan(spans)``: the other frames a sampler wants) are fetched in the same request while it fetches
+  at most ``PLAN_GAP`` or an eighth more than a request each would (a short clip's GOPs: one request).
+  ``whole_reads=False``: ``read(n)`` may return fewer than ``n`` bytes (what the buffer holds), as
+  FFmpeg's I/O allows, so its read size does not set the fetch size. Memory: one buffer of at most
+  ``MAX_AHEAD`` bytes a file, and the blocks kept for the next open of the same object (``KEEP_TOTAL``
+  bytes a process, shared by its threads: a job's URL rows may run in threads, ``vidcap.stages.rows``).
 * ``s3://`` objects are read by ranged GETs of a presigned URL over kept-open connections
   (``vidcap.io.ranged_http``: a fraction of s3fs's CPU per request), and an object's size comes with its
   first block (one request, not a metadata request and then a read); other stores, S3 settings a
@@ -395,8 +394,3 @@ def put_file(local: str, url: str) -> None:
     an upload at its end)."""
     fs, path = filesystem(url)
     call(lambda: fs.put_file(local, path), url)
-
-
-def remove(url: str) -> None:
-    fs, path = filesystem(url)
-    call(lambda: fs.rm_file(path), url)
