@@ -15,7 +15,7 @@ MAX_LINES = 400
 
 # layers, lowest first: a module imports only from its own layer or below; a feature imports no
 # other feature (features meet in the registry, by name, and in the app layer)
-CORE = ("", "errors", "redact", "config", "prompts", "text", "camera_text", "gpu", "io", "media", "llm", "runners", "models", "stages")
+CORE = ("", "errors", "env", "redact", "config", "prompts", "text", "camera_text", "gpu", "io", "media", "llm", "runners", "models", "stages")
 FEATURES = ("probe", "caption", "clean", "motion", "shots", "tags", "judge", "scores")
 APP = ("workflow", "gather", "merge", "summary", "status", "compare", "report", "export", "filter")
 TOP = ("cli", "__main__", "dev")

@@ -202,3 +202,22 @@ def test_keys_after_a_buckets_first_are_signed_as_botocore_signs_them(monkeypatc
               for k in keys]
     assert ours == theirs
     assert ("X-Amz-Security-Token=" in ours[1]) == (token is not None)
+
+
+@pytest.mark.parametrize("name, value, says", [
+    ("VIDCAP_REMOTE_ROWS_IN_FLIGHT", "eight", "expected a whole number >= 1 (default 8)"),
+    ("VIDCAP_REMOTE_ROWS_IN_FLIGHT", "0", "expected a whole number >= 1 (default 8)"),
+    ("VIDCAP_REMOTE_RETRIES", "-1", "expected a whole number >= 0 (default 5)"),
+    ("VIDCAP_REMOTE_TIMEOUT_S", "1m", "expected a number > 0 (default 60)"),
+])
+def test_a_bad_remote_setting_in_the_environment_is_named(name, value, says):
+    """A value the object-store settings cannot take stops the import with the variable and what it
+    takes, not an int() traceback."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import vidcap.io.remote"], capture_output=True, text=True,
+                          env={**os.environ, name: value})
+    assert proc.returncode != 0
+    assert f"ConfigError: {name}={value!r}: {says}" in proc.stderr, proc.stderr[-500:]

@@ -44,11 +44,12 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
+from vidcap.env import env_float
 from vidcap.io import s3_presign
 
 KEEP_S = 600.0
 KEPT = 256
-TIMEOUT_S = float(os.environ.get("VIDCAP_REMOTE_TIMEOUT_S", "60"))
+TIMEOUT_S = env_float("VIDCAP_REMOTE_TIMEOUT_S", 60.0)
 _SIGNED: dict[str, tuple[str, float]] = {}
 IDLE_PER_HOST = 4
 _IDLE: dict[tuple[str, str, int], list[_Connection]] = {}

@@ -42,14 +42,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from vidcap.env import env_float, env_int
 from vidcap.errors import MediaError
 from vidcap.io import ranged_http
 from vidcap.redact import register_storage_secrets, scrub
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-RETRIES = int(os.environ.get("VIDCAP_REMOTE_RETRIES", "5"))      # tries after the first
-ROWS_IN_FLIGHT = int(os.environ.get("VIDCAP_REMOTE_ROWS_IN_FLIGHT", "8"))   # URL rows a job handles at once
-BACKOFF_S = float(os.environ.get("VIDCAP_REMOTE_BACKOFF_S", "0.25"))
+RETRIES = env_int("VIDCAP_REMOTE_RETRIES", 5)      # tries after the first
+ROWS_IN_FLIGHT = env_int("VIDCAP_REMOTE_ROWS_IN_FLIGHT", 8, least=1)   # URL rows a job handles at once
+BACKOFF_S = env_float("VIDCAP_REMOTE_BACKOFF_S", 0.25, positive=False)
 MAX_BACKOFF_S = 8.0
 MAX_AHEAD = 8 << 20
 MIN_FETCH = 32 << 10          # the least fetched after a jump (FFmpeg then reads 8 KB at a time)
