@@ -359,6 +359,19 @@ def test_shot_detection_over_s3_equals_local_files(tmp_path, store):
     assert detect_shots("s3://shots/cut.mp4") == local
 
 
+def _sample_as_local(url: str, local, proxy, key: str) -> tuple[int, int]:
+    """(GETs of ``key``, bytes fetched) of 4 frames sampled from ``url`` with nothing kept; the frames
+    must be ``local``'s (the same clip on disk)."""
+    from vidcap.media.frames import sample_frames
+
+    remote.forget()
+    proxy.gets.clear()
+    fetched = remote.STATS["bytes"]
+    got = sample_frames(url, 4)
+    assert got.indices == local.indices and (got.frames == local.frames).all()
+    return proxy.gets[key], remote.STATS["bytes"] - fetched
+
+
 def test_frame_sampling_fetches_each_gop_in_one_request(tmp_path, store, monkeypatch):
     """A decoder tells the object's file the bytes of the GOP it is about to decode (from the MP4
     index): one ranged GET a GOP, however large, and about the GOPs' bytes; the same frames as the
@@ -388,12 +401,7 @@ def test_frame_sampling_fetches_each_gop_in_one_request(tmp_path, store, monkeyp
         if not hinted:
             monkeypatch.setattr(files, "expect_span", lambda *a, **k: None)
             monkeypatch.setattr("vidcap.media.decoders.expect_span", lambda *a, **k: None)
-        remote.forget()
-        proxy.gets.clear()
-        fetched = remote.STATS["bytes"]
-        got = sample_frames(url, 4)
-        assert got.indices == local.indices and (got.frames == local.frames).all()
-        counts[hinted] = (proxy.gets["/gops/big.mp4"], remote.STATS["bytes"] - fetched)
+        counts[hinted] = _sample_as_local(url, local, proxy, "/gops/big.mp4")
     gets, nbytes = counts[True]
     assert gets <= 2 + len(wanted), f"{gets} GETs for {len(wanted)} GOPs (+ the first block and the index)"
     assert nbytes <= 1.5 * sum(gop_bytes[g] for g in wanted) + 64 * 1024
@@ -415,12 +423,7 @@ def test_the_gops_of_a_short_clip_come_in_one_request(tmp_path, store, monkeypat
     for planned in (True, False):
         if not planned:
             monkeypatch.setattr(remote.RemoteFile, "plan", lambda self, spans: None)
-        remote.forget()
-        proxy.gets.clear()
-        fetched = remote.STATS["bytes"]
-        got = sample_frames(url, 4)
-        assert got.indices == local.indices and (got.frames == local.frames).all()
-        counts[planned] = (proxy.gets["/short/short.mp4"], remote.STATS["bytes"] - fetched)
+        counts[planned] = _sample_as_local(url, local, proxy, "/short/short.mp4")
     assert counts[True][0] == 3, f"the first block, the index and one span: {counts}"
     assert counts[False][0] >= 5, counts
     assert counts[True][1] <= counts[False][1] * 9 / 8 + 8192, counts

@@ -10,28 +10,23 @@ from vidcap.errors import ConfigError
 
 def env_int(name: str, default: int, least: int = 0) -> int:
     """``$name`` as an integer >= ``least`` (``default`` when unset or empty)."""
-    raw = os.environ.get(name, "").strip()
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = least - 1
-    if value < least:
-        raise ConfigError(f"{name}={raw!r}: expected a whole number >= {least} (default {default})")
-    return value
+    return _read(name, default, int, lambda v: v >= least, f"a whole number >= {least} (default {default})")
 
 
 def env_float(name: str, default: float, positive: bool = True) -> float:
     """``$name`` as a number (> 0 when ``positive``, else >= 0; ``default`` when unset or empty)."""
+    return _read(name, default, float, (lambda v: v > 0) if positive else (lambda v: v >= 0),
+                 f"a number {'> 0' if positive else '>= 0'} (default {default:g})")
+
+
+def _read(name: str, default, parse, ok, expected: str):
     raw = os.environ.get(name, "").strip()
     if raw == "":
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        value = float("nan")
-    if not (value > 0 if positive else value >= 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ConfigError(f"{name}={raw!r}: expected a number {bound} (default {default:g})")
+        value = None
+    if value is None or not ok(value):
+        raise ConfigError(f"{name}={raw!r}: expected {expected}")
     return value

@@ -91,11 +91,16 @@ def filesystem(url: str) -> tuple[Any, str]:
     except (ImportError, ValueError) as exc:
         scheme = url.split("://", 1)[0]
         raise RemoteError(f"cannot read {scheme}:// URLs here ({exc}); see docs/storage.md") from None
-    with _LOCK:
-        if len(_FS) >= _SIZES_KEPT:
-            _FS.pop(next(iter(_FS)), None)
-        _FS[url] = found
+    _put(_FS, url, found)
     return found
+
+
+def _put(cache: dict, url: str, value: Any) -> None:
+    """``cache[url] = value``, the oldest entry dropped past ``_SIZES_KEPT`` (rows may run in threads)."""
+    with _LOCK:
+        if url not in cache and len(cache) >= _SIZES_KEPT:
+            cache.pop(next(iter(cache)))
+        cache[url] = value
 
 
 def _fatal(exc: BaseException, url: str) -> RemoteError | None:
@@ -200,10 +205,7 @@ def object_size(url: str) -> int:
         size = info.get("size")
         if size is None:
             raise RemoteError(f"cannot tell the size of {public_url(url)}")
-    with _LOCK:
-        if url not in _SIZES and len(_SIZES) >= _SIZES_KEPT:
-            _SIZES.pop(next(iter(_SIZES)))
-        _SIZES[url] = (int(size), now)
+    _put(_SIZES, url, (int(size), now))
     return int(size)
 
 
