@@ -14,7 +14,7 @@ from tests.helpers import journal_ids, kill_when_journaled, read_result, run_sna
 from vidcap.dev import synth
 from vidcap.dev.objectstore import SECRET, FaultProxy, S3Server
 from vidcap.errors import FrameError, MediaError
-from vidcap.io import remote
+from vidcap.io import buckets, remote
 from vidcap.io.tables import write_table
 
 
@@ -321,7 +321,7 @@ def test_webdataset_export_to_a_folder_and_to_s3_resumable(tmp_path, store):
 
     s3 = export_webdataset(table, "s3://exp/wds/", "20KB")
     assert s3["shards"] == stats["shards"] and s3["samples_written"] == 5
-    keys = remote.list_objects("s3://exp/wds/")
+    keys = buckets.list_objects("s3://exp/wds/")
     assert {f"{i:05d}{ext}" for i in range(s3["shards"]) for ext in (".tar", ".parquet", "_stats.json")} \
         <= set(keys) and len(keys) == 3 * s3["shards"] + 2
     local = tmp_path / "from_s3"
@@ -427,6 +427,50 @@ def test_the_gops_of_a_short_clip_come_in_one_request(tmp_path, store, monkeypat
     assert counts[True][0] == 3, f"the first block, the index and one span: {counts}"
     assert counts[False][0] >= 5, counts
     assert counts[True][1] <= counts[False][1] * 9 / 8 + 8192, counts
+
+
+def test_the_last_gop_comes_with_an_index_at_the_end(tmp_path, store, monkeypatch):
+    """A reader that will decode the end (probe ``ends``, 4 uniform frames) has an index at the end of
+    the file (PyAV writes MP4's moov there) fetched with the 32 KB before it, which hold a small clip's
+    last GOP: one GET fewer each, at most a few KB more (a later fetch stops where kept bytes begin); a probe
+    ``header`` reads nothing behind. Results as from the local file."""
+    from vidcap.media import files
+    from vidcap.media.frames import sample_frames
+    from vidcap.probe.stage import probe_video
+
+    _, proxy, client = store
+    clip = synth.write_video(tmp_path / "c.mp4", num_frames=288, width=256, height=144, seed=11)
+    upload(client, "tail", {"c.mp4": clip})
+    url, key = "s3://tail/c.mp4", "/tail/c.mp4"
+    local = sample_frames(str(clip), 4)
+    got: dict[tuple[str, int], tuple[int, int]] = {}
+    on, off = files.TAIL_BEHIND, 0
+    for behind in (on, off):
+        monkeypatch.setattr(files, "TAIL_BEHIND", behind)
+        for check in ("header", "ends"):
+            remote.forget()
+            proxy.gets.clear()
+            fetched = remote.STATS["bytes"]
+            assert probe_video(url, check) == probe_video(str(clip), check)
+            got[(check, behind)] = proxy.gets[key], remote.STATS["bytes"] - fetched
+        got[("frames", behind)] = _sample_as_local(url, local, proxy, key)
+    assert got[("header", on)] == got[("header", off)] and got[("header", on)][1] <= 64 << 10, got
+    assert got[("ends", on)][0] == 2 and got[("ends", off)][0] == 3, got
+    assert got[("frames", on)][0] == got[("frames", off)][0] - 1, got
+    for kind in ("frames", "ends"):   # at most the bytes before the last GOP in the 32 KB
+        assert got[(kind, on)][1] <= got[(kind, off)][1] + remote.PLAN_GAP, got
+
+
+def test_a_plain_s3_url_finds_its_filesystem_as_fsspec_does():
+    """The s3fs instance of plain ``s3://`` URLs is looked up once; the answers are fsspec's own, and a
+    URL with a query (a version) still goes through fsspec."""
+    import fsspec
+
+    remote.forget()
+    for url in ("s3://b1/k.mp4", "s3://b2/dir/k 2.mp4", "s3://b1/", "s3://b1/k.mp4?versionId=3"):
+        fs, path = remote.filesystem(url)
+        want_fs, want_path = fsspec.core.url_to_fs(url)
+        assert fs is want_fs and path == want_path, url
 
 
 @pytest.mark.e2e

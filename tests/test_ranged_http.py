@@ -177,14 +177,16 @@ def test_an_answer_that_is_not_http_is_a_retryable_error_without_the_signature()
 def test_keys_after_a_buckets_first_are_signed_as_botocore_signs_them(monkeypatch, endpoint, token):
     """The light path signs a bucket's first key with the botocore client and the others itself, with
     the client's credentials, region and service from that URL: byte for byte the client's own URL (the
-    clock frozen), for keys that need quoting, on a path-style endpoint and on AWS, with and without a
+    clock frozen, then moved on by a second and past midnight: the query string kept for a second is
+    built again), for keys that need quoting, on a path-style endpoint and on AWS, with and without a
     session token."""
     import datetime
     from types import SimpleNamespace
 
     import botocore.auth
 
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime.datetime(2026, 12, 4, 12, 0, 0))
+    now = [datetime.datetime(2026, 12, 4, 12, 0, 0)]
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: now[0])
     fs = SimpleNamespace(protocol=("s3", "s3a"), key="AKIDEXAMPLE", secret="secret", token=token,
                          client_kwargs={"region_name": "eu-west-1"}, config_kwargs={}, endpoint_url=endpoint)
     monkeypatch.setattr(s3_presign, "_SIGNERS", {})
@@ -202,6 +204,13 @@ def test_keys_after_a_buckets_first_are_signed_as_botocore_signs_them(monkeypatc
               for k in keys]
     assert ours == theirs
     assert ("X-Amz-Security-Token=" in ours[1]) == (token is not None)
+    for later in (datetime.datetime(2026, 12, 4, 12, 0, 1), datetime.datetime(2026, 12, 5, 0, 0, 0)):
+        now[0] = later
+        ranged_http.forget()
+        ours = [ranged_http.direct_url(fs, f"my-bucket/{k}", f"s3://my-bucket/{k}") for k in keys[2:4]]
+        theirs = [client.generate_presigned_url("get_object", Params={"Bucket": "my-bucket", "Key": k},
+                                                ExpiresIn=3600) for k in keys[2:4]]
+        assert ours == theirs and later.strftime("X-Amz-Date=%Y%m%dT%H%M%SZ") in ours[0]
 
 
 @pytest.mark.parametrize("name, value, says", [

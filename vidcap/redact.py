@@ -30,6 +30,9 @@ _LOGGERS = ("vidcap", "openai", "httpx", "httpx2", "httpcore", "httpcore2", "s3f
 def register_secret(value: str) -> None:
     """Scrub ``value`` from every message and log record from now on (short values are ignored)."""
     if value and len(value) >= 6:
+        if value in _SECRETS:   # known: only handlers added since need the filter
+            _filter_handlers()
+            return
         _SECRETS.add(value)
         _install_log_filter()
 
@@ -72,6 +75,10 @@ def _install_log_filter() -> None:
         lg = logging.getLogger(name)
         if _FILTER not in lg.filters:
             lg.addFilter(_FILTER)
+    _filter_handlers()
+
+
+def _filter_handlers() -> None:
     for handler in logging.getLogger().handlers:  # records propagated from child loggers
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidcap.errors import MediaError, TableError, describe_error
-from vidcap.io import remote
+from vidcap.io import buckets, remote
 from vidcap.io.media_paths import resolve_media_path
 from vidcap.io.results import iter_result_batches, results_source
 from vidcap.io.run_dir import RunDir
@@ -68,10 +68,10 @@ class Dest:
             Path(self.where).mkdir(parents=True, exist_ok=True)
 
     def name(self, file: str) -> str:
-        return remote.join_url(self.where, file) if self.url else os.path.join(self.where, file)
+        return buckets.join_url(self.where, file) if self.url else os.path.join(self.where, file)
 
     def exists(self, file: str) -> bool:
-        return remote.exists(self.name(file)) if self.url else os.path.exists(self.name(file))
+        return buckets.exists(self.name(file)) if self.url else os.path.exists(self.name(file))
 
     def read_text(self, file: str) -> str:
         if self.url:
@@ -82,7 +82,7 @@ class Dest:
     def put(self, local: Path, file: str) -> None:
         """Publish ``local`` (consumed) as ``file``: an upload, or a rename inside the folder."""
         if self.url:
-            remote.put_file(str(local), self.name(file))
+            buckets.put_file(str(local), self.name(file))
             local.unlink()
         else:
             os.replace(local, self.name(file))

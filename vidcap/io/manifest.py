@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from vidcap.errors import TableError
-from vidcap.io import remote
+from vidcap.io import buckets, remote
 from vidcap.io.prompt_files import is_prompt_file, read_prompt_file
 from vidcap.io.tables import read_table
 from vidcap.media.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
@@ -47,8 +47,8 @@ def scan(root: str | Path, kind: str = "video") -> pd.DataFrame:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if remote.is_url(root):   # an object-store prefix: listed as a folder is, paths are URLs
         prefix = str(root).rstrip("/")
-        keys = remote.list_objects(prefix, set(KINDS[kind]))
-        return pd.DataFrame({"path": [remote.join_url(prefix, k) for k in keys],
+        keys = buckets.list_objects(prefix, set(KINDS[kind]))
+        return pd.DataFrame({"path": [buckets.join_url(prefix, k) for k in keys],
                              "id": [Path(k).stem for k in keys], "relpath": keys})
     root = Path(root).expanduser().resolve()
     if not root.is_dir():

@@ -17,7 +17,8 @@ Contracts:
   this path does not apply: not s3fs, anonymous access, requester-pays or customer-key settings
   (headers a presigned URL does not carry), a ``verify`` client setting (s3fs's own TLS settings), an
   HTTP(S) proxy in the environment for the endpoint, a URL with a query or fragment,
-  ``VIDCAP_REMOTE_CLIENT=fsspec``, or signing failing. Then ``remote`` uses fsspec.
+  ``VIDCAP_REMOTE_CLIENT=fsspec`` (read when an object is first signed), or signing failing. Then
+  ``remote`` uses fsspec.
 * ``get_range(signed, start, end)``: ``(bytes [start, end), object size)`` over a connection kept
   open for the next request to the same endpoint (at most ``IDLE_PER_HOST`` idle ones an endpoint, none
   shared with a forked child; TLS verified against the system's CAs or ``AWS_CA_BUNDLE``). A kept
@@ -51,6 +52,7 @@ KEEP_S = 600.0
 KEPT = 256
 TIMEOUT_S = env_float("VIDCAP_REMOTE_TIMEOUT_S", 60.0)
 _SIGNED: dict[str, tuple[str, float]] = {}
+_FITS: dict[int, tuple[Any, bool]] = {}
 IDLE_PER_HOST = 4
 _IDLE: dict[tuple[str, str, int], list[_Connection]] = {}
 _IDLE_LOCK = threading.Lock()
@@ -58,7 +60,8 @@ _OWNER = [os.getpid()]
 _TLS: list[ssl.SSLContext] = []
 _TARGETS: dict[str, tuple[tuple[str, str, int], bytes]] = {}
 _RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+)")
-_MAX_LINE, _MAX_HEADERS = 65536, 100
+_MAX_LINE, _MAX_HEAD, _MAX_HEADERS = 65536, 65536, 100
+_RECV = 65536
 
 
 class RangeNotSatisfiable(OSError):
@@ -71,19 +74,12 @@ class NotDirect(OSError):
 
 def direct_url(fs: Any, path: str, url: str) -> str | None:
     """The presigned GET URL of ``url`` (``fs``/``path``: its fsspec filesystem), or None (module docstring)."""
-    if os.environ.get("VIDCAP_REMOTE_CLIENT", "").lower() == "fsspec" or "?" in url or "#" in url:
-        return None
-    if ("s3" not in getattr(fs, "protocol", ()) or getattr(fs, "req_kw", None) or getattr(fs, "requester_pays", False)
-            or getattr(fs, "anon", False)):
-        return None
-    if (getattr(fs, "s3_additional_kwargs", None) or {}).get("SSECustomerKey"):
-        return None
-    if (getattr(fs, "client_kwargs", None) or {}).get("verify") is not None:
-        return None
     now = time.monotonic()
     kept = _SIGNED.get(url)
     if kept is not None and now - kept[1] < KEEP_S:
         return kept[0] or None   # "": refused (``refuse``)
+    if os.environ.get("VIDCAP_REMOTE_CLIENT", "").lower() == "fsspec" or "?" in url or "#" in url or not _fits(fs):
+        return None
     bucket, _, key = path.partition("/")
     try:
         signed = s3_presign.presign(fs, bucket, key)
@@ -93,6 +89,18 @@ def direct_url(fs: Any, path: str, url: str) -> str | None:
         return None
     _put(_SIGNED, url, (signed, now))
     return signed
+
+
+def _fits(fs: Any) -> bool:
+    """Whether a presigned URL carries all of the filesystem's settings (asked once a filesystem)."""
+    kept = _FITS.get(id(fs))
+    if kept is None or kept[0] is not fs:
+        fits = not ("s3" not in getattr(fs, "protocol", ()) or getattr(fs, "req_kw", None)
+                    or getattr(fs, "requester_pays", False) or getattr(fs, "anon", False)
+                    or (getattr(fs, "s3_additional_kwargs", None) or {}).get("SSECustomerKey")
+                    or (getattr(fs, "client_kwargs", None) or {}).get("verify") is not None)
+        kept = _FITS[id(fs)] = (fs, fits)   # holding fs keeps its id unique
+    return kept[1]
 
 
 def refuse(url: str) -> None:
@@ -112,12 +120,13 @@ _PROXIED: dict[str, bool] = {}
 def _proxied(signed: str) -> bool:
     """Whether the environment sends requests to this URL's host through a proxy (s3fs's path then);
     asked once a host."""
-    host = urlsplit(signed).hostname or ""
-    if host not in _PROXIED:
+    netloc = signed.split("/", 3)[2]
+    if netloc not in _PROXIED:
+        host = urlsplit(signed).hostname or ""
         proxies = urllib.request.getproxies()
-        _PROXIED[host] = bool(proxies.get("https") or proxies.get("http") or proxies.get("all")) and \
+        _PROXIED[netloc] = bool(proxies.get("https") or proxies.get("http") or proxies.get("all")) and \
             not urllib.request.proxy_bypass(host)
-    return _PROXIED[host]
+    return _PROXIED[netloc]
 
 
 def _target(signed: str) -> tuple[tuple[str, str, int], bytes]:
@@ -146,7 +155,9 @@ def _put(cache: dict, key: Any, value: Any) -> None:
 
 
 class _Connection:
-    """One HTTP/1.1 connection: a socket (TLS for https) and a buffered reader of it."""
+    """One HTTP/1.1 connection: a socket (TLS for https) and the bytes received past the last answer.
+    An answer's head is parsed from one buffer and its body received into one of its length: a GET
+    costs a few calls, not one a header line (a row's GETs find the caches cold)."""
 
     def __init__(self, endpoint: tuple[str, str, int]):
         scheme, host, port = endpoint
@@ -157,56 +168,84 @@ class _Connection:
                 _TLS.append(ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None))
             sock = _TLS[0].wrap_socket(sock, server_hostname=host)
         self.sock = sock
-        self.reader = sock.makefile("rb")
+        self.pending = b""
 
     def close(self) -> None:
-        self.reader.close()
         self.sock.close()
 
     def get(self, head: bytes, start: int, end: int) -> tuple[int, dict[bytes, bytes], bytes, bool]:
         """(status, headers with lower-case names, body, whether the connection stays usable) of a GET;
         ``_Closed`` when the server had closed the connection before answering."""
         self.sock.sendall(head + b"Range: bytes=%d-%d\r\n\r\n" % (start, end - 1))
-        line = self.reader.readline(_MAX_LINE + 1)
-        if not line:
-            raise _Closed("the server closed the connection")
-        version, _, rest = line.partition(b" ")
+        got = self.pending
+        while (cut := got.find(b"\r\n\r\n")) < 0:
+            more = self.sock.recv(_RECV)
+            if not more and not got:
+                raise _Closed("the server closed the connection")
+            if not more or len(got) > _MAX_HEAD or not b"HTTP/1.".startswith(got[:7]):
+                raise OSError("malformed answer: no HTTP head")
+            got += more
+        lines = got[:cut].split(b"\r\n")
+        self.pending = got[cut + 4:]
+        version, _, rest = lines[0].partition(b" ")
         code = rest[:3]
-        if not version.startswith(b"HTTP/1.") or not code.isdigit():
-            raise OSError("malformed status line")
+        if not version.startswith(b"HTTP/1.") or not code.isdigit() or len(lines) > _MAX_HEADERS:
+            raise OSError("malformed status line or headers")
         headers: dict[bytes, bytes] = {}
-        while True:
-            line = self.reader.readline(_MAX_LINE + 1)
-            if line in (b"\r\n", b"\n"):
-                break
-            if not line or len(line) > _MAX_LINE or len(headers) >= _MAX_HEADERS:
-                raise OSError("malformed headers")
+        for line in lines[1:]:
             name, _, value = line.partition(b":")
             headers[name.strip().lower()] = value.strip()
         keep = headers.get(b"connection", b"").lower() != b"close" and version != b"HTTP/1.0"
         if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
             body = self._chunked()
         elif b"content-length" in headers:
-            n = int(headers[b"content-length"])
-            body = self.reader.read(n) if n else b""
-            if len(body) != n:
-                raise OSError(f"connection cut: {len(body)} of {n} bytes")
+            body = self._exact(int(headers[b"content-length"]))
         else:
-            body, keep = self.reader.read(), False
+            parts = [self.pending]
+            while more := self.sock.recv(_RECV):
+                parts.append(more)
+            body, keep, self.pending = b"".join(parts), False, b""
         return int(code), headers, body, keep
+
+    def _exact(self, n: int) -> bytes:
+        """The next ``n`` bytes; OSError when the connection ends first."""
+        have = self.pending
+        if len(have) >= n:
+            self.pending = have[n:]
+            return have[:n]
+        out = bytearray(n)
+        out[:len(have)] = have
+        view, got = memoryview(out), len(have)
+        while got < n:
+            k = self.sock.recv_into(view[got:])
+            if not k:
+                raise OSError(f"connection cut: {got} of {n} bytes")
+            got += k
+        self.pending = b""
+        return bytes(out)
+
+    def _line(self) -> bytes:
+        """The next line without its end (b"" at the end of the connection)."""
+        while (cut := self.pending.find(b"\n")) < 0:
+            more = self.sock.recv(_RECV) if len(self.pending) <= _MAX_LINE else b""
+            if not more:
+                line, self.pending = self.pending, b""
+                return line
+            self.pending += more
+        line, self.pending = self.pending[:cut], self.pending[cut + 1:]
+        return line.rstrip(b"\r")
 
     def _chunked(self) -> bytes:
         parts: list[bytes] = []
         while True:
-            size = int(self.reader.readline(_MAX_LINE + 1).split(b";")[0].strip() or b"x", 16)
+            size = int(self._line().split(b";")[0].strip() or b"x", 16)
             if size == 0:
-                while self.reader.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+                while self._line():   # trailers, to the empty line
                     pass
                 return b"".join(parts)
-            data = self.reader.read(size)
-            if len(data) != size or self.reader.read(2) != b"\r\n":
+            parts.append(self._exact(size))
+            if self._exact(2) != b"\r\n":
                 raise OSError("connection cut in a chunk")
-            parts.append(data)
 
 
 class _Closed(ConnectionError):

@@ -12,7 +12,10 @@ Contracts:
   (``plan(spans)``: the other frames a sampler wants) are fetched in the same request while it fetches
   at most ``PLAN_GAP`` or an eighth more than a request each would (a short clip's GOPs: one request).
   ``whole_reads=False``: ``read(n)`` may return fewer than ``n`` bytes (what the buffer holds), as
-  FFmpeg's I/O allows, so its read size does not set the fetch size. Memory: one buffer of at most
+  FFmpeg's I/O allows, so its read size does not set the fetch size. ``read_behind``: bytes also
+  fetched before the first unannounced jump into the object's second half (an index at the end, as
+  MP4's ``moov`` after the media), for a reader that will decode the end: a small clip's last GOP
+  comes with the index. A fetch stops where kept bytes begin. Memory: one buffer of at most
   ``MAX_AHEAD`` bytes a file, and the blocks kept for the next open of the same object (``KEEP_TOTAL``
   bytes a process, shared by its threads: a job's URL rows may run in threads, ``vidcap.stages.rows``).
 * ``s3://`` objects are read by ranged GETs of a presigned URL over kept-open connections
@@ -34,7 +37,6 @@ Contracts:
 from __future__ import annotations
 
 import io
-import os
 import random
 import re
 import threading
@@ -60,6 +62,7 @@ STATS = {"requests": 0, "bytes": 0, "retries": 0}
 SIZE_TTL_S, _SIZES_KEPT = 60.0, 64
 _SIZES: dict[str, tuple[int, float]] = {}
 _FS: dict[str, tuple[Any, str]] = {}
+_S3FS: dict[str, Any] = {}
 
 
 class RemoteError(MediaError):
@@ -79,18 +82,26 @@ def public_url(url: str) -> str:
 
 def filesystem(url: str) -> tuple[Any, str]:
     """(fsspec filesystem, path within it) for ``url``; fsspec caches the instances, this module the
-    answers for the last ``_SIZES_KEPT`` URLs (a row opens its object several times)."""
+    answers for the last ``_SIZES_KEPT`` URLs (a row opens its object several times) and the s3fs
+    instance of a plain ``s3://`` URL (fsspec's lookup costs a row more than its GET's parsing)."""
     import fsspec  # heavy/optional library: loaded only when this runs
 
     kept = _FS.get(url)
     if kept is not None:
         return kept
     register_storage_secrets()
-    try:
-        found = fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as exc:
-        scheme = url.split("://", 1)[0]
-        raise RemoteError(f"cannot read {scheme}:// URLs here ({exc}); see docs/storage.md") from None
+    scheme, _, rest = url.partition("://")
+    plain = scheme in ("s3", "s3a") and "?" not in rest and "#" not in rest   # no per-URL options
+    fs = _S3FS.get(scheme) if plain else None
+    if fs is not None:
+        found = (fs, fs._strip_protocol(url))
+    else:
+        try:
+            found = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as exc:
+            raise RemoteError(f"cannot read {scheme}:// URLs here ({exc}); see docs/storage.md") from None
+        if plain:
+            _S3FS[scheme] = found[0]
     _put(_FS, url, found)
     return found
 
@@ -168,14 +179,26 @@ def _keep_block(url: str, start: int, data: bytes) -> None:
             _KEPT[0] -= sum(len(d) for _, d in _BLOCKS.pop(next(iter(_BLOCKS))))
 
 
-def _kept_block(url: str, pos: int) -> tuple[int, bytes] | None:
+def _kept(url: str) -> list[tuple[int, bytes]]:
     size = _SIZES.get(url)   # blocks are used as long as the object's size is (SIZE_TTL_S)
     if size is None or time.monotonic() - size[1] >= SIZE_TTL_S:
-        return None
-    for start, data in reversed(_BLOCKS.get(url, ())):
+        return []
+    return _BLOCKS.get(url, [])
+
+
+def _kept_block(url: str, pos: int) -> tuple[int, bytes] | None:
+    for start, data in reversed(_kept(url)):
         if start <= pos < start + len(data):
             return start, data
     return None
+
+
+def _kept_from(url: str, pos: int, end: int) -> int:
+    """``end``, or where a kept block that holds the bytes through ``end`` begins after ``pos``."""
+    for start, data in _kept(url):
+        if pos < start < end <= start + len(data):
+            end = start
+    return end
 
 
 def forget() -> None:
@@ -262,12 +285,13 @@ def read_range(url: str, start: int, end: int, fs: Any = None, path: str | None 
 class RemoteFile(io.RawIOBase):
     """A seekable read-only view of one object (module docstring); ``fetched``: bytes received."""
 
-    def __init__(self, url: str, size: int | None = None, whole_reads: bool = True):
+    def __init__(self, url: str, size: int | None = None, whole_reads: bool = True, read_behind: int = 0):
         super().__init__()
         self.url = url
         self.fs, self.path = filesystem(url)
         self.size = object_size(url) if size is None else size
         self.whole_reads = whole_reads
+        self.read_behind = read_behind
         self.pos = 0
         self.fetched = 0
         self._buf, self._buf_start, self._ahead = b"", 0, 0
@@ -342,17 +366,20 @@ class RemoteFile(io.RawIOBase):
     def _fill(self, n: int) -> None:
         lo, hi = self._expect
         told = lo <= self.pos < hi
+        start = self.pos
         if told:   # the reader said how far it goes: one request (then small steps again)
             want = min(MAX_AHEAD, max(self._through_plan(self.pos, hi) - self.pos, MIN_FETCH))
         elif self._buf and self.pos == self._buf_start + len(self._buf):   # contiguous: double
             want = min(MAX_AHEAD, max(2 * self._ahead, MIN_FETCH))
         else:
             want = MIN_FETCH
+            if self.read_behind and self.pos > self.size // 2:   # the index at the end, and the last GOP
+                start, self.read_behind = max(0, self.pos - self.read_behind), 0
         if self.whole_reads:
             want = max(want, n)
-        end = min(self.size, self.pos + want)
-        self._buf = read_range(self.url, self.pos, end, self.fs, self.path)
-        self._buf_start = self.pos
+        end = _kept_from(self.url, self.pos, min(self.size, self.pos + want))
+        self._buf = read_range(self.url, start, end, self.fs, self.path)
+        self._buf_start = start
         self._ahead = MIN_FETCH // 2 if told else len(self._buf)
         self.fetched += len(self._buf)
         _keep_block(self.url, self._buf_start, self._buf)
@@ -362,38 +389,6 @@ class RemoteFile(io.RawIOBase):
         super().close()
 
 
-def open_remote(url: str, whole_reads: bool = True) -> RemoteFile:
+def open_remote(url: str, whole_reads: bool = True, read_behind: int = 0) -> RemoteFile:
     """``RemoteFile`` of ``url`` (its size: a first block, kept); RemoteError when it cannot be read."""
-    return RemoteFile(url, whole_reads=whole_reads)
-
-
-def list_objects(url: str, extensions: frozenset[str] | set[str] | None = None) -> list[str]:
-    """Keys under the prefix ``url``, relative to it, sorted; only names with one of ``extensions``
-    (lower-case, with the dot) when given. RemoteError when the prefix cannot be listed."""
-    fs, path = filesystem(url)
-    root = path.rstrip("/")
-    fs.invalidate_cache()
-    found = call(lambda: fs.find(root), url)
-    out = []
-    for key in found:
-        rel = key[len(root):].lstrip("/") if key.startswith(root) else key
-        if rel and (extensions is None or os.path.splitext(rel)[1].lower() in extensions):
-            out.append(rel)
-    return sorted(out)
-
-
-def join_url(prefix: str, name: str) -> str:
-    """``prefix`` + '/' + ``name`` (one slash)."""
-    return prefix.rstrip("/") + "/" + name.lstrip("/")
-
-
-def exists(url: str) -> bool:
-    fs, path = filesystem(url)
-    return bool(call(lambda: fs.exists(path), url))
-
-
-def put_file(local: str, url: str) -> None:
-    """Upload ``local`` to ``url`` (one object, visible only once complete: S3-like stores commit
-    an upload at its end)."""
-    fs, path = filesystem(url)
-    call(lambda: fs.put_file(local, path), url)
+    return RemoteFile(url, whole_reads=whole_reads, read_behind=read_behind)

@@ -26,6 +26,8 @@ _SIGNERS: dict[int, tuple[Any, Any]] = {}   # id(fs) -> (fs, client): holding fs
 _BUCKETS: dict[tuple[int, str], tuple[str, str, str, str, str] | None] = {}
 _KEYS: dict[tuple[str, str, str, str], bytes] = {}
 _LOCK = threading.Lock()
+_AUTH: list[Any] = []
+_QUERY: list[Any] = [None]   # ((second, credentials, region, service), query, canonical, to-sign prefix, key)
 _SIGV4_PARAMS = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
                  "X-Amz-Security-Token", "X-Amz-Signature"}
 _SAFE = "-_.~"
@@ -50,21 +52,29 @@ def presign(fs: Any, bucket: str, key: str) -> str:
 
 def _sign(base: str, path: str, host: str, credentials: Any, region: str, service: str) -> str:
     """``base`` + ``path`` signed in its query string, as ``S3SigV4QueryAuth`` signs a GET of it."""
-    from botocore import auth  # optional library (the s3 extra): its clock, which tests can stop
+    if not _AUTH:
+        from botocore import auth  # optional library (the s3 extra): its clock, which tests can stop
 
-    stamp = auth.get_current_datetime().strftime("%Y%m%dT%H%M%SZ")
-    day = stamp[:8]
-    scope = f"{day}/{region}/{service}/aws4_request"
-    params = [("X-Amz-Algorithm", "AWS4-HMAC-SHA256"), ("X-Amz-Credential", f"{credentials.access_key}/{scope}"),
-              ("X-Amz-Date", stamp), ("X-Amz-Expires", str(EXPIRES_S)), ("X-Amz-SignedHeaders", "host")]
-    if credentials.token is not None:
-        params.append(("X-Amz-Security-Token", credentials.token))
-    query = "&".join(f"{quote(k, safe=_SAFE)}={quote(v, safe=_SAFE)}" for k, v in params)
-    canonical = "&".join(sorted(query.split("&")))
+        _AUTH.append(auth)
+    now = _AUTH[0].get_current_datetime()
+    second = (now.year, now.month, now.day, now.hour, now.minute, now.second)
+    parts = (second, credentials, region, service)
+    kept = _QUERY[0]
+    if kept is None or kept[0] != parts:   # the query is the same for every key signed in the same second
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        scope = f"{stamp[:8]}/{region}/{service}/aws4_request"
+        params = [("X-Amz-Algorithm", "AWS4-HMAC-SHA256"), ("X-Amz-Credential", f"{credentials.access_key}/{scope}"),
+                  ("X-Amz-Date", stamp), ("X-Amz-Expires", str(EXPIRES_S)), ("X-Amz-SignedHeaders", "host")]
+        if credentials.token is not None:
+            params.append(("X-Amz-Security-Token", credentials.token))
+        query = "&".join(f"{quote(k, safe=_SAFE)}={quote(v, safe=_SAFE)}" for k, v in params)
+        canonical = "&".join(sorted(query.split("&")))
+        key = _signing_key(credentials.secret_key, stamp[:8], region, service)
+        kept = _QUERY[0] = (parts, query, canonical, f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n", key)
+    _, query, canonical, prefix, key = kept
     request = f"GET\n{path}\n{canonical}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD"
-    to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(request.encode()).hexdigest()}"
-    signature = hmac.new(_signing_key(credentials.secret_key, day, region, service), to_sign.encode(),
-                         hashlib.sha256).hexdigest()
+    to_sign = prefix + hashlib.sha256(request.encode()).hexdigest()
+    signature = hmac.digest(key, to_sign.encode(), "sha256").hex()
     return f"{base}{path}?{query}&X-Amz-Signature={signature}"
 
 

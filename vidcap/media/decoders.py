@@ -39,10 +39,11 @@ PYAV_SEEK_GAP_S = 2.0
 OPENCV_SEEK_GAP_S = 2.0
 
 
-def open_av(path: str):
-    """The PyAV container of ``path``; FrameError naming the file when it cannot be opened."""
+def open_av(path: str, reads_end: bool = False):
+    """The PyAV container of ``path`` (``reads_end``: ``open_video``'s); FrameError naming the file
+    when it cannot be opened."""
     try:
-        return open_video(path)
+        return open_video(path, reads_end)
     except MediaError as e:
         raise FrameError(f"{e}: {public_url(path)}") from None
 

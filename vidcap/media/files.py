@@ -26,6 +26,9 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m2ts", ".webm"})
 # instead of seeking, so a larger one fetches the gaps between small GOPs (64 KB: 11 of 200 144p clips
 # over 1.5x the bytes of their GOPs; 16 KB: none; bench/objectstore)
 AV_BUFFER = 16 << 10
+# bytes before an index at the end (MP4's moov after the media) fetched with it for a caller that reads
+# the end: the last GOP of a small clip (144p: 10-32 KB) without a request of its own (bench/objectstore)
+TAIL_BEHIND = 32 << 10
 SPAN_AFTER = 4      # index entries read past a wanted frame's (a decoder's delay: B-frames)
 
 
@@ -89,15 +92,16 @@ def media_source(path: str):
     return remote.open_remote(path) if remote.is_url(path) else path
 
 
-def open_video(path: str, **options):
+def open_video(path: str, reads_end: bool = False, **options):
     """An open PyAV container for ``path`` (a file or a URL; ``options`` go to ``av.open``);
-    MediaError saying why it cannot be opened as a video."""
+    MediaError saying why it cannot be opened as a video. ``reads_end``: the caller will decode the
+    last second (a URL: the last ``TAIL_BEHIND`` bytes of media come with an index at the end)."""
     # heavy: PyAV, only when a file is decoded or written
     import av
 
     source: str | remote.RemoteFile = path
     if remote.is_url(path):
-        source = remote.open_remote(path, whole_reads=False)
+        source = remote.open_remote(path, whole_reads=False, read_behind=TAIL_BEHIND if reads_end else 0)
         options.setdefault("buffer_size", AV_BUFFER)
     try:
         return av.open(source, metadata_errors="ignore", **options)

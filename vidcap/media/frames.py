@@ -154,7 +154,10 @@ def sample_frames(
         idx = [start + i for i in frame_indices(total, num_frames, policy, fps, single)]
         return sorted(set(idx)) if unique else idx
 
-    return _read(path, pick, resize_short, decoder, threads)
+    # the last frame is among them: a URL's index at the end comes with the last GOP (``open_video``)
+    reads_end = (policy == "uniform" and int(num_frames) >= 4 or policy == "single" and single == "last") and \
+        (time_range is None or time_range[1] is None)
+    return _read(path, pick, resize_short, decoder, threads, reads_end)
 
 
 def read_frames(
@@ -188,8 +191,10 @@ def read_frames(
     return _read(path, pick, resize_short, decoder, threads)
 
 
-def _read(path, pick, resize_short: int | None, decoder: str, threads: int | None) -> Frames:
-    """Open ``path``, choose indices with ``pick(total_frames, fps)``, decode and resize them."""
+def _read(path, pick, resize_short: int | None, decoder: str, threads: int | None,
+          reads_end: bool = False) -> Frames:
+    """Open ``path``, choose indices with ``pick(total_frames, fps)``, decode and resize them
+    (``reads_end``: ``open_video``'s)."""
     threads = DECODE_THREADS if threads is None else int(threads)
     path = _check_path(path)
 
@@ -203,7 +208,7 @@ def _read(path, pick, resize_short: int | None, decoder: str, threads: int | Non
     if decoder == "pyav":
         import av  # heavy: only for its error type, when decoding with PyAV
 
-        container = decoders.open_av(path)
+        container = decoders.open_av(path, reads_end)
         try:
             stream, total, fps_frac, w, h = decoders.probe(container, path)
             indices = pick(total, float(fps_frac))

@@ -40,7 +40,7 @@ def probe_image(path: str) -> dict:
 
 
 def probe_video(path: str, check: str = "ends") -> dict:
-    with open_video(path) as container:
+    with open_video(path, reads_end=check == "ends") as container:
         info = probe_stream(container)
         stream, fps = info.stream, float(info.fps) if info.fps else None
         duration, num_frames = info.duration, info.total_frames
