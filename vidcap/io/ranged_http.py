@@ -56,7 +56,6 @@ _FITS: dict[int, tuple[Any, bool]] = {}
 IDLE_PER_HOST = 4
 _IDLE: dict[tuple[str, str, int], list[_Connection]] = {}
 _IDLE_LOCK = threading.Lock()
-_OWNER = [os.getpid()]
 _TLS: list[ssl.SSLContext] = []
 _TARGETS: dict[str, tuple[tuple[str, str, int], bytes]] = {}
 _RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+)")
@@ -255,9 +254,6 @@ class _Closed(ConnectionError):
 def _connection(endpoint: tuple[str, str, int]) -> tuple[_Connection, bool]:
     """(a connection to ``endpoint``, whether it was kept from an earlier request)."""
     with _IDLE_LOCK:
-        if _OWNER[0] != os.getpid():   # a forked child: the parent's sockets are not ours to use
-            _IDLE.clear()
-            _OWNER[0] = os.getpid()
         idle = _IDLE.get(endpoint)
         if idle:
             return idle.pop(), True
@@ -267,12 +263,20 @@ def _connection(endpoint: tuple[str, str, int]) -> tuple[_Connection, bool]:
 def _keep(endpoint: tuple[str, str, int], conn: _Connection) -> None:
     with _IDLE_LOCK:
         idle = _IDLE.setdefault(endpoint, [])
-        if len(idle) < IDLE_PER_HOST and _OWNER[0] == os.getpid():
+        if len(idle) < IDLE_PER_HOST:
             idle.append(conn)
             return
     conn.close()
 
 
+def _forked() -> None:
+    """In a forked child: the parent's sockets are not ours to use, nor its lock's state ours to trust."""
+    global _IDLE_LOCK
+    _IDLE_LOCK = threading.Lock()
+    _IDLE.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
 _STALE = (ConnectionError,)   # _Closed, reset, broken pipe, aborted
 
 
