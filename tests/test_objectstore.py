@@ -462,8 +462,8 @@ def test_the_last_gop_comes_with_an_index_at_the_end(tmp_path, store, monkeypatc
 
 
 def test_a_plain_s3_url_finds_its_filesystem_as_fsspec_does():
-    """The s3fs instance of plain ``s3://`` URLs is looked up once; the answers are fsspec's own, and a
-    URL with a query (a version) still goes through fsspec."""
+    """The s3fs instance of plain ``s3://`` URLs is looked up once; the answers are fsspec's own (also
+    after its instances are cleared), and a URL with a query (a version) still goes through fsspec."""
     import fsspec
 
     remote.forget()
@@ -471,6 +471,10 @@ def test_a_plain_s3_url_finds_its_filesystem_as_fsspec_does():
         fs, path = remote.filesystem(url)
         want_fs, want_path = fsspec.core.url_to_fs(url)
         assert fs is want_fs and path == want_path, url
+    before = remote.filesystem("s3://b3/k.mp4")[0]
+    type(before).clear_instance_cache()   # new settings: fsspec makes a new instance, and so does this
+    fs, _ = remote.filesystem("s3://b4/k.mp4")
+    assert fs is fsspec.core.url_to_fs("s3://b4/k.mp4")[0] and fs is not before
 
 
 @pytest.mark.e2e

@@ -37,6 +37,7 @@ Contracts:
 from __future__ import annotations
 
 import io
+import os
 import random
 import re
 import threading
@@ -62,7 +63,8 @@ STATS = {"requests": 0, "bytes": 0, "retries": 0}
 SIZE_TTL_S, _SIZES_KEPT = 60.0, 64
 _SIZES: dict[str, tuple[int, float]] = {}
 _FS: dict[str, tuple[Any, str]] = {}
-_S3FS: dict[str, Any] = {}
+_S3FS: dict[str, Any] = {}   # scheme -> s3fs instance, while fsspec still caches it
+os.register_at_fork(after_in_child=_S3FS.clear)   # fsspec makes a child its own
 
 
 class RemoteError(MediaError):
@@ -81,9 +83,8 @@ def public_url(url: str) -> str:
 
 
 def filesystem(url: str) -> tuple[Any, str]:
-    """(fsspec filesystem, path within it) for ``url``; fsspec caches the instances, this module the
-    answers for the last ``_SIZES_KEPT`` URLs (a row opens its object several times) and the s3fs
-    instance of a plain ``s3://`` URL (fsspec's lookup costs a row more than its GET's parsing)."""
+    """(fsspec filesystem, path within it) for ``url``; kept for the last ``_SIZES_KEPT`` URLs (a row
+    opens its object several times), and the s3fs instance of plain ``s3://`` URLs (fsspec's lookup)."""
     import fsspec  # heavy/optional library: loaded only when this runs
 
     kept = _FS.get(url)
@@ -93,7 +94,7 @@ def filesystem(url: str) -> tuple[Any, str]:
     scheme, _, rest = url.partition("://")
     plain = scheme in ("s3", "s3a") and "?" not in rest and "#" not in rest   # no per-URL options
     fs = _S3FS.get(scheme) if plain else None
-    if fs is not None:
+    if fs is not None and _still_cached(fs):
         found = (fs, fs._strip_protocol(url))
     else:
         try:
@@ -104,6 +105,11 @@ def filesystem(url: str) -> tuple[Any, str]:
             _S3FS[scheme] = found[0]
     _put(_FS, url, found)
     return found
+
+
+def _still_cached(fs: Any) -> bool:
+    """Whether fsspec still hands out ``fs`` (not after ``clear_instance_cache``)."""
+    return getattr(type(fs), "_cache", {}).get(getattr(fs, "_fs_token_", None)) is fs
 
 
 def _put(cache: dict, url: str, value: Any) -> None:
