@@ -233,13 +233,12 @@ def main() -> None:
 
         s3 = boto3.client("s3")
         for (w, h, variant), clips, gen_s in sets:
-            bucket = f"bench-{w}x{h}" + (f"-{variant}" if variant else "")
+            bucket = bucket_of(w, h, variant)
             s3.create_bucket(Bucket=bucket)
             for c in clips:
                 s3.upload_file(str(c), bucket, c.name)
             run(clips, bucket, (w, h, variant), args.passes, gen_s)
-        request_cost(f"s3://bench-{sets[0][0][0]}x{sets[0][0][1]}" + (f"-{sets[0][0][2]}" if sets[0][0][2] else "")
-                     + f"/{sets[0][1][-1].name}")
+        request_cost(f"s3://{bucket_of(*sets[0][0])}/{sets[0][1][-1].name}")
         for latency in args.latency:
             rows_in_flight(sets[0][1][:48], latency)
         for total in (300, 1200):   # the peak memory of an export should not grow with its size
@@ -249,6 +248,11 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+
+
+def bucket_of(w: int, h: int, variant: str) -> str:
+    """The bench's bucket of a clip set."""
+    return f"bench-{w}x{h}" + (f"-{variant}" if variant else "")
 
 
 def without(fn, url: str, blobs: dict[str, bytes], sign: bool) -> None:

@@ -44,19 +44,14 @@ class RowStage(Stage):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _one(self, row: dict):
+        """``process_row(row)``, or the exception it raised."""
         try:
             return self.process_row(row)
         except Exception as exc:  # noqa: BLE001 - the contract: a row's failure stays in its row
             return exc
 
     def process(self, rows):
-        out: dict[str, object] = {}
-        for row in rows:
-            try:
-                out[row[ROW_ID]] = self.process_row(row)
-            except Exception as exc:  # noqa: BLE001 - the contract: a row's failure stays in its row
-                out[row[ROW_ID]] = exc
-        return out
+        return {row[ROW_ID]: self._one(row) for row in rows}
 
     def process_row(self, row: dict) -> dict | list[dict]:
         raise NotImplementedError
