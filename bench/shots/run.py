@@ -14,7 +14,8 @@ their ground truth are frozen in ``splits.json``). Compared in one run, each on 
 * PySceneDetect 0.7.2 as shipped: ``detect(path, AdaptiveDetector())`` and ``detect(path, ContentDetector())``
   (PyAV backend, its automatic downscaling, no fade or dissolve handling);
 * speed only: the decode floors (decoding alone, vidcap's decoder settings, every frame or reference
-  frames only, no conversion), from which each method's cost above decoding is computed; vidcap's
+  frames only, no conversion), from which each method's cost above decoding is computed; decoding and
+  reading the rows ``spread`` samples (the memory traffic of looking at the pictures); vidcap's
   decoding and shrinking alone, each ``decode.shrink`` (no analysis: the split of that cost); decoding every frame to
   full-resolution RGB; ``decode.hwaccel = cuda`` where CUDA decoding works.
 
@@ -86,6 +87,28 @@ def run_floor(path, skip="none"):
     return []
 
 
+def run_read(path):
+    """Decoding (as ``run_floor``) and reading, from each decoded plane, the rows ``decode.shrink = spread``
+    reads (one sum over them, no other arithmetic): what any per-frame analysis that samples the picture
+    as densely pays for fetching those bytes from memory."""
+    import av
+    import numpy as np
+
+    from vidcap.shots.decode import analysis_size, spread_rows
+
+    width = shots.shot_settings({})["analysis_width"]
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.thread_count = 1
+        s.codec_context.options = {"skip_loop_filter": "all"}
+        out = analysis_size(s.codec_context.width, s.codec_context.height, width)[1]
+        for frame in c.decode(s):
+            for q, plane in enumerate(frame.planes):
+                rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                cv2.sumElems(rows[spread_rows(plane.height, out if q == 0 else out // 2), :plane.width])
+    return []
+
+
 def run_scan(path, skip="none", shrink=None):
     """vidcap's own decoding and shrinking to ``analysis_width`` (``decode.scan_batches``, batches as the
     detector takes them), no analysis; ``shrink``: ``decode.shrink`` (None: the default)."""
@@ -122,16 +145,18 @@ METHODS = {
 }
 HWACCEL = "vidcap (decode.hwaccel = cuda)"
 FLOOR = "decode floor: every frame (1 thread, deblocking skipped, no conversion)"
+READ = "decode floor + reading the rows decode.shrink = spread samples (one sum, no analysis)"
 SCAN = "decode + shrink to analysis_width (decode.shrink = {}{}), no analysis"
 SCANS = {s: SCAN.format(s, ": the default" if s == DEFAULT_SHRINK else "") for s in SHRINKS}
 FLOORS = {
     FLOOR: run_floor,
+    READ: run_read,
     "decode floor: reference frames only (skip_frame nonref)": lambda p: run_floor(p, "nonref"),
     **{label: partial(run_scan, shrink=s) for s, label in SCANS.items()},
     "PyAV decode every frame to full-res RGB (the former baseline)": run_decode_all,
 }
 # the floor each method's "above its floor" is measured against (same frames decoded)
-OWN_FLOOR = {"vidcap (defaults)": FLOOR, HWACCEL: FLOOR, **{label: FLOOR for label in SCANS.values()},
+OWN_FLOOR = {"vidcap (defaults)": FLOOR, HWACCEL: FLOOR, READ: FLOOR, **{label: FLOOR for label in SCANS.values()},
              **{SHRINK.format(s): FLOOR for s in OTHER_SHRINKS},
              "vidcap (decode.skip = nonref)": "decode floor: reference frames only (skip_frame nonref)"}
 

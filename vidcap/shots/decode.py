@@ -237,6 +237,17 @@ def _plane_rows(plane: Any) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
 
 
+def spread_rows(height: int, out: int) -> slice:
+    """The rows ``shrink="spread"`` reads of a plane ``height`` rows high that it shrinks to ``out`` rows:
+    every ``step``-th row (a view, no copy; ``step`` = height // (2 * out)), so that the filter's two rows
+    lie half an output pixel apart instead of next to each other; all rows when the plane is less than
+    four times ``out`` high."""
+    if height < 4 * out:
+        return slice(None)
+    step = height // (2 * out)
+    return slice(step // 2, None, step)
+
+
 class _Shrinker:
     """Decoded frames -> an (n, h, w, 3) BGR uint8 array: ``add(k, frame)`` for k = 0, 1, ... < batch,
     then ``take(n)`` (``scan_batches``'s ways to shrink)."""
@@ -249,7 +260,12 @@ class _Shrinker:
         self.w, self.h, self.batch, self.interpolation, self.planes = w, h, batch, interpolation, planes
         self.reformat = VideoReformatter().reformat  # one swscale context for the whole scan
         self.other: dict[int, np.ndarray] = {}  # frames shrunk by swscale (BGR), by position in the batch
-        self.spread = spread  # planes: every few rows only (``add``)
+        self.spread = spread  # planes: every few rows only (``spread_rows``)
+        self.rows: dict[int, slice] = {}  # plane height -> the rows read
+        # heavy: OpenCV, only when frames are processed
+        import cv2
+
+        self.resize, self.linear = cv2.resize, cv2.INTER_LINEAR
         if planes:
             # the batch as one small 4:2:0 picture of ``batch`` frames stacked (h is even, so each frame's
             # chroma rows are its own), into whose planes each frame's planes are shrunk
@@ -265,23 +281,17 @@ class _Shrinker:
                              interpolation=self.interpolation, threads=1).to_ndarray()
 
     def add(self, k: int, frame) -> None:
-        # heavy: OpenCV, only when frames are processed
-        import cv2
-
         if not self.planes or frame.format.name != "yuv420p" or frame.color_range == _JPEG_RANGE \
                 or frame.colorspace not in _BT601:
             self.other[k] = self._swscale(frame)
             return
-        for q, plane in enumerate(frame.planes):
-            src = _plane_rows(plane)[:, :plane.width]
-            dst = self.dst[q][k]
-            ph, pw = dst.shape
-            if self.spread and plane.height >= 4 * ph:
-                # every ``step``-th row (a view, no copy): the filter's two rows lie half an output
-                # pixel apart instead of next to each other
-                step = plane.height // (2 * ph)
-                src = src[step // 2::step]
-            cv2.resize(src, (pw, ph), dst=dst, interpolation=cv2.INTER_LINEAR)
+        for plane, dst in zip(frame.planes, self.dst, strict=True):
+            height, width = plane.height, plane.width
+            rows = self.rows.get(height)
+            if rows is None:
+                rows = self.rows[height] = spread_rows(height, dst[0].shape[0]) if self.spread else slice(None)
+            src = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[rows, :width]
+            self.resize(src, dst[k].shape[::-1], dst=dst[k], interpolation=self.linear)
 
     def take(self, n: int) -> np.ndarray:
         other, self.other = self.other, {}
