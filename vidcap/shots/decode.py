@@ -261,7 +261,7 @@ class _Shrinker:
         self.reformat = VideoReformatter().reformat  # one swscale context for the whole scan
         self.other: dict[int, np.ndarray] = {}  # frames shrunk by swscale (BGR), by position in the batch
         self.spread = spread  # planes: every few rows only (``spread_rows``)
-        self.rows: dict[int, slice] = {}  # plane height -> the rows read
+        self.rows: dict[tuple[int, int], slice] = {}  # (plane height, rows out) -> the rows read
         # heavy: OpenCV, only when frames are processed
         import cv2
 
@@ -286,11 +286,11 @@ class _Shrinker:
             self.other[k] = self._swscale(frame)
             return
         for plane, dst in zip(frame.planes, self.dst, strict=True):
-            height, width = plane.height, plane.width
-            rows = self.rows.get(height)
+            height, out = plane.height, dst[0].shape[0]
+            rows = self.rows.get((height, out))
             if rows is None:
-                rows = self.rows[height] = spread_rows(height, dst[0].shape[0]) if self.spread else slice(None)
-            src = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[rows, :width]
+                rows = self.rows[height, out] = spread_rows(height, out) if self.spread else slice(None)
+            src = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[rows, :plane.width]
             self.resize(src, dst[k].shape[::-1], dst=dst[k], interpolation=self.linear)
 
     def take(self, n: int) -> np.ndarray:
