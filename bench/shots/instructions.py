@@ -8,7 +8,8 @@ CPU time on a shared machine moves by several percent from run to run (``run.py 
 most single changes to the detector are worth. Instructions retired do not move: each method runs
 under callgrind twice, on the first ``a`` and the first ``b`` frames of the same video, and
 ``(count(b) - count(a)) / (b - a)`` is what one more frame costs, without the fixed costs of a run
-(imports, opening the file, building the detectors). Printed per method: instructions per frame, the
+(imports, opening the file, building the detectors; a few tens of frames between ``a`` and ``b`` leave
+some of them in). Printed per method: instructions per frame, the
 ratio to the decode floor (decoding alone with vidcap's decoder settings) and, of the instructions
 above the floor, how many each library executes (OpenCV, swscale, the Python interpreter, numpy, ...).
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import shutil
 import subprocess
@@ -88,7 +90,10 @@ def count(kind: str, shrink: str | None, frames: int, video: str, out: Path) -> 
     stem = out / f"{kind}.{shrink}.{frames}"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={stem}.%p", sys.executable, __file__,
            "--child", kind, shrink or "-", str(frames), video]
-    subprocess.run(cmd, check=True, capture_output=True)
+    # one hash seed for every run (the same dict layouts, so that the fixed costs cancel) and no idle
+    # worker threads (OpenBLAS's spin for a time-dependent number of instructions)
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
     # a process forked by a library (a shell command) writes its own file, with the counts it inherited:
     # the measured process is the one with the most instructions
     files = sorted(out.glob(f"{stem.name}.*"))
