@@ -30,7 +30,7 @@ import argparse
 import sys
 import time
 from collections import Counter
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -72,8 +72,9 @@ def run_decode_all(path):
     return []
 
 
-def run_floor(path, skip="none"):
-    """Decoding alone, with vidcap's decoder settings (one thread, deblocking skipped): no conversion."""
+def run_floor(path, skip="none", each=None):
+    """Decoding alone, with vidcap's decoder settings (one thread, deblocking skipped): no conversion;
+    ``each(frame)`` for every decoded frame when given."""
     import av
 
     with av.open(str(path)) as c:
@@ -82,31 +83,31 @@ def run_floor(path, skip="none"):
         s.codec_context.options = {"skip_loop_filter": "all"}
         if skip != "none":
             s.codec_context.skip_frame = skip.upper()
-        for _frame in c.decode(s):
-            pass
+        for frame in c.decode(s):
+            if each is not None:
+                each(frame)
     return []
 
 
-def run_read(path):
-    """Decoding (as ``run_floor``) and reading, from each decoded plane, the rows ``decode.shrink = spread``
-    reads (one sum over them, no other arithmetic): what any per-frame analysis that samples the picture
-    as densely pays for fetching those bytes from memory."""
-    import av
+@lru_cache
+def _analysis_rows(width: int, height: int) -> int:
+    from vidcap.shots.decode import analysis_size
+
+    return analysis_size(width, height, shots.shot_settings({})["analysis_width"])[1]
+
+
+def read_spread_rows(frame) -> None:
+    """Read, from each plane of a decoded frame, the rows ``decode.shrink = spread`` reads (one sum over
+    them, no other arithmetic): what any per-frame analysis that samples the picture as densely pays
+    for fetching those bytes from memory (the read floor)."""
     import numpy as np
 
-    from vidcap.shots.decode import analysis_size, spread_rows
+    from vidcap.shots.decode import spread_rows
 
-    width = shots.shot_settings({})["analysis_width"]
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        s.thread_count = 1
-        s.codec_context.options = {"skip_loop_filter": "all"}
-        out = analysis_size(s.codec_context.width, s.codec_context.height, width)[1]
-        for frame in c.decode(s):
-            for q, plane in enumerate(frame.planes):
-                rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-                cv2.sumElems(rows[spread_rows(plane.height, out if q == 0 else out // 2), :plane.width])
-    return []
+    out = _analysis_rows(frame.width, frame.height)
+    for q, plane in enumerate(frame.planes):
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        cv2.sumElems(rows[spread_rows(plane.height, out if q == 0 else out // 2), :plane.width])
 
 
 def run_scan(path, skip="none", shrink=None):
@@ -150,7 +151,7 @@ SCAN = "decode + shrink to analysis_width (decode.shrink = {}{}), no analysis"
 SCANS = {s: SCAN.format(s, ": the default" if s == DEFAULT_SHRINK else "") for s in SHRINKS}
 FLOORS = {
     FLOOR: run_floor,
-    READ: run_read,
+    READ: partial(run_floor, each=read_spread_rows),
     "decode floor: reference frames only (skip_frame nonref)": lambda p: run_floor(p, "nonref"),
     **{label: partial(run_scan, shrink=s) for s, label in SCANS.items()},
     "PyAV decode every frame to full-res RGB (the former baseline)": run_decode_all,
