@@ -47,24 +47,34 @@ METHODS = {
 }
 
 
+class _Enough(Exception):
+    """Raised to stop the floor's decoding loop after the frames wanted."""
+
+
 def child(kind: str, shrink: str | None, frames: int, video: str) -> None:
     """The measured run: ``frames`` frames of ``video`` by one method (under callgrind)."""
     import cv2
 
     cv2.setNumThreads(1)
-    import av
     import scenedetect  # noqa: F401  (imported by every method alike: its import is not a per-frame cost)
 
     from vidcap.shots import decode, detect
 
-    if kind == "floor":
-        with av.open(video) as c:
-            s = c.streams.video[0]
-            s.thread_count = 1
-            s.codec_context.options = {"skip_loop_filter": "all"}
-            for i, _frame in enumerate(c.decode(s)):
-                if i + 1 >= frames:
-                    break
+    if kind == "floor":  # run.py's floor, stopped after ``frames`` frames
+        import run
+
+        seen = 0
+
+        def stop_after(_frame) -> None:
+            nonlocal seen
+            seen += 1
+            if seen >= frames:
+                raise _Enough
+
+        try:
+            run.run_floor(video, each=stop_after)
+        except _Enough:
+            pass
     elif kind == "scan":
         settings = detect.shot_settings({"decode": {"shrink": shrink}} if shrink else {})
         info = decode.open_video(video)
