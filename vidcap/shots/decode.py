@@ -290,7 +290,7 @@ class _Shrinker:
             rows = self.rows.get((height, out))
             if rows is None:
                 rows = self.rows[height, out] = spread_rows(height, out) if self.spread else slice(None)
-            src = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[rows, :plane.width]
+            src = _plane_rows(plane)[rows, :plane.width]
             self.resize(src, dst[k].shape[::-1], dst=dst[k], interpolation=self.linear)
 
     def take(self, n: int) -> np.ndarray:
