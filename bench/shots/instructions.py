@@ -56,13 +56,10 @@ def child(kind: str, shrink: str | None, frames: int, video: str) -> None:
     import cv2
 
     cv2.setNumThreads(1)
+    import run
     import scenedetect  # noqa: F401  (imported by every method alike: its import is not a per-frame cost)
 
-    from vidcap.shots import decode, detect
-
     if kind == "floor":  # run.py's floor, stopped after ``frames`` frames
-        import run
-
         seen = 0
 
         def stop_after(_frame) -> None:
@@ -76,16 +73,9 @@ def child(kind: str, shrink: str | None, frames: int, video: str) -> None:
         except _Enough:
             pass
     elif kind == "scan":
-        settings = detect.shot_settings({"decode": {"shrink": shrink}} if shrink else {})
-        info = decode.open_video(video)
-        try:
-            for _ in decode.scan_batches(info, settings["analysis_width"], 0, frames,
-                                         shrink=settings["decode"]["shrink"], batch=detect.BATCH):
-                pass
-        finally:
-            info.close()
+        run.run_scan(video, shrink=shrink, end=frames)
     else:
-        detect.detect_boundaries(video, {"decode": {"shrink": shrink}} if shrink else {}, 0, frames)
+        run.shots.detect_boundaries(video, {"decode": {"shrink": shrink}} if shrink else {}, 0, frames)
 
 
 def _library(obj: str) -> str:

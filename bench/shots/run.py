@@ -110,17 +110,18 @@ def read_spread_rows(frame) -> None:
         cv2.sumElems(rows[spread_rows(plane.height, out if q == 0 else out // 2), :plane.width])
 
 
-def run_scan(path, skip="none", shrink=None):
+def run_scan(path, skip="none", shrink=None, end=None):
     """vidcap's own decoding and shrinking to ``analysis_width`` (``decode.scan_batches``, batches as the
-    detector takes them), no analysis; ``shrink``: ``decode.shrink`` (None: the default)."""
+    detector takes them), no analysis; ``shrink``: ``decode.shrink`` (None: the default); ``end``: the
+    frames before it only (None: all)."""
     from vidcap.shots.decode import open_video, scan_batches
 
     settings = shots.shot_settings({})
     dec = settings["decode"]
     info = open_video(path)
     try:
-        for _ in scan_batches(info, settings["analysis_width"], skip=skip, fast=dec["fast"], threads=dec["threads"],
-                              shrink=shrink or dec["shrink"], batch=shots.BATCH):
+        for _ in scan_batches(info, settings["analysis_width"], end=end, skip=skip, fast=dec["fast"],
+                              threads=dec["threads"], shrink=shrink or dec["shrink"], batch=shots.BATCH):
             pass
     finally:
         info.close()

@@ -261,7 +261,6 @@ class _Shrinker:
         self.reformat = VideoReformatter().reformat  # one swscale context for the whole scan
         self.other: dict[int, np.ndarray] = {}  # frames shrunk by swscale (BGR), by position in the batch
         self.spread = spread  # planes: every few rows only (``spread_rows``)
-        self.rows: dict[tuple[int, int], slice] = {}  # (plane height, rows out) -> the rows read
         # heavy: OpenCV, only when frames are processed
         import cv2
 
@@ -286,12 +285,9 @@ class _Shrinker:
             self.other[k] = self._swscale(frame)
             return
         for plane, dst in zip(frame.planes, self.dst, strict=True):
-            height, out = plane.height, dst[0].shape[0]
-            rows = self.rows.get((height, out))
-            if rows is None:
-                rows = self.rows[height, out] = spread_rows(height, out) if self.spread else slice(None)
-            src = _plane_rows(plane)[rows, :plane.width]
-            self.resize(src, dst[k].shape[::-1], dst=dst[k], interpolation=self.linear)
+            ph, pw = dst[k].shape
+            rows = spread_rows(plane.height, ph) if self.spread else slice(None)
+            self.resize(_plane_rows(plane)[rows, :plane.width], (pw, ph), dst=dst[k], interpolation=self.linear)
 
     def take(self, n: int) -> np.ndarray:
         other, self.other = self.other, {}
