@@ -22,11 +22,15 @@ their ground truth are frozen in ``splits.json``). Compared in one run, each on 
 Matching: a detected boundary matches a true one of any kind within 2 frames (one-to-one); an unmatched
 detection counts as a false positive of the kind of the nearest true transition. CPU time is
 ``time.process_time()`` of this process (all its threads) around each call; one video at a time, the
-methods interleaved per video, ``cv2.setNumThreads(1)``.
+methods interleaved per video in a shuffled order each round, ``cv2.setNumThreads(1)``; the decode floor
+is measured twice, as two methods, and the second's ratio to the first (the A/A control row) shows how
+far the measurement itself moves.
 """
 from __future__ import annotations
 
 import argparse
+import random
+import resource
 import sys
 import time
 from collections import Counter
@@ -150,15 +154,17 @@ FLOOR = "decode floor: every frame (1 thread, deblocking skipped, no conversion)
 READ = "decode floor + reading the rows decode.shrink = spread samples (one sum, no analysis)"
 SCAN = "decode + shrink to analysis_width (decode.shrink = {}{}), no analysis"
 SCANS = {s: SCAN.format(s, ": the default" if s == DEFAULT_SHRINK else "") for s in SHRINKS}
+AGAIN = "decode floor, measured again (A/A control: how far this measurement moves between identical runs)"
 FLOORS = {
     FLOOR: run_floor,
+    AGAIN: partial(run_floor),
     READ: partial(run_floor, each=read_spread_rows),
     "decode floor: reference frames only (skip_frame nonref)": lambda p: run_floor(p, "nonref"),
     **{label: partial(run_scan, shrink=s) for s, label in SCANS.items()},
     "PyAV decode every frame to full-res RGB (the former baseline)": run_decode_all,
 }
 # the floor each method's "above its floor" is measured against (same frames decoded)
-OWN_FLOOR = {"vidcap (defaults)": FLOOR, HWACCEL: FLOOR, READ: FLOOR, **{label: FLOOR for label in SCANS.values()},
+OWN_FLOOR = {"vidcap (defaults)": FLOOR, HWACCEL: FLOOR, AGAIN: FLOOR, READ: FLOOR, **{label: FLOOR for label in SCANS.values()},
              **{SHRINK.format(s): FLOOR for s in OTHER_SHRINKS},
              "vidcap (decode.skip = nonref)": "decode floor: reference frames only (skip_frame nonref)"}
 
@@ -174,26 +180,41 @@ def hwaccel_status(path) -> str | None:
 
 
 def evaluate(name, specs, paths, methods, repeat=1):
-    """{method: (totals, cpu_s)} over the split; videos outer, methods inner (interleaved, so that a
-    change of machine load hits every method alike); with ``repeat`` > 1 the least CPU time per video."""
+    """{method: (totals, cpu_s, page_faults)} over the split, one video at a time; for each video ``repeat`` rounds,
+    each round every method once in a shuffled order (seeded: the same orders every run), so that a
+    change of machine load or a method's position after another hits every method alike; with
+    ``repeat`` > 1 the least CPU time (and the fewest page faults) per video and method."""
     fns = {**METHODS, **FLOORS, HWACCEL: lambda p: run_vidcap(p, {"decode": {"hwaccel": "cuda"}})}
-    out = {label: ({}, 0.0) for label in methods}
+    out = {label: ({}, 0.0, 0) for label in methods}
+    order = random.Random(0)
     for spec, path in zip(specs, paths, strict=True):
+        best: dict[str, float] = {}
+        faults: dict[str, int] = {}
+        found: dict[str, list[int]] = {}
+        for _ in range(repeat):
+            labels = list(methods)
+            order.shuffle(labels)
+            for label in labels:
+                f0, t0 = _faults(), time.process_time()
+                found[label] = fns[label](path)
+                cpu, flt = time.process_time() - t0, _faults() - f0
+                best[label] = min(best.get(label, cpu), cpu)
+                faults[label] = min(faults.get(label, flt), flt)
         for label in methods:
-            best, found = None, []
-            for _ in range(repeat):
-                t0 = time.process_time()
-                found = fns[label](path)
-                cpu = time.process_time() - t0
-                best = cpu if best is None else min(best, cpu)
-            tot, total_cpu = out[label]
+            tot, total_cpu, total_faults = out[label]
             if label not in FLOORS:
-                metrics.add(tot, metrics.match(spec.truth(), found))
-            out[label] = (tot, total_cpu + best)
+                metrics.add(tot, metrics.match(spec.truth(), found[label]))
+            out[label] = (tot, total_cpu + best[label], total_faults + faults[label])
         print(f"  {name}: {spec.name} done", file=sys.stderr, flush=True)
-    for label, (_tot, cpu) in out.items():
+    for label, (_tot, cpu, _flt) in out.items():
         print(f"  {name}: {label}: {cpu:.1f} s CPU", file=sys.stderr, flush=True)
     return out
+
+
+def _faults() -> int:
+    """Page faults of this process so far (minor: memory the kernel maps in and zeroes; no instruction
+    count of the process shows their cost)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def fmt(p, r, tp, fp, fn):
@@ -214,12 +235,14 @@ def speed_table(args) -> list[str]:
     floor = speed[FLOOR][1]
     lines = [f"Speed on '{hi_name}' ({len(hspecs)} videos, {hsplit['width']}x{hsplit['height']}, "
              f"{hframes} frames = {seconds / 60:.1f} min of video), CPU time of this process, one video "
-             f"at a time, methods interleaved per video{f', least of {args.repeat} runs' if args.repeat > 1 else ''}. "
+             f"at a time, methods interleaved per video in a shuffled order each round{f', least of {args.repeat} runs' if args.repeat > 1 else ''}. "
              "'x floor': CPU time over the decode floor (every frame decoded, nothing else); 'above its "
-             "floor': the cost over decoding the same frames alone:", "",
+             "floor': the cost over decoding the same frames alone; 'page faults per frame': minor page "
+             "faults (memory the kernel maps in and zeroes, about 2 µs each on this machine), the fewest of "
+             "the runs:", "",
              "| method | CPU s | CPU s per hour of video | x real time per core | x floor | above its floor | "
-             "P / R hard cut | P / R dissolve |", "|---|---|---|---|---|---|---|---|"]
-    for label, (htot, cpu) in speed.items():
+             "page faults per frame | P / R hard cut | P / R dissolve |", "|---|---|---|---|---|---|---|---|---|"]
+    for label, (htot, cpu, flt) in speed.items():
         if label in FLOORS:
             pr = ["-", "-"]
         else:
@@ -227,7 +250,7 @@ def speed_table(args) -> list[str]:
         own = OWN_FLOOR.get(label)
         above = f"{(cpu / speed[own][1] - 1) * 100:+.1f}%" if own else "-"
         lines.append(f"| {label} | {cpu:.1f} | {cpu / seconds * 3600:.0f} | {seconds / cpu:.1f}x | "
-                     f"{cpu / floor:.2f}x | {above} | {pr[0]} | {pr[1]} |")
+                     f"{cpu / floor:.3f}x | {above} | {flt / hframes:.2f} | {pr[0]} | {pr[1]} |")
     parts = []
     for s in SHRINKS:
         scan_cpu = speed[SCANS[s]][1]
@@ -272,7 +295,7 @@ def main(argv=None) -> int:
              f"{frames / split['fps'] / 60:.1f} min; transitions: {dict(counts)}; hard negatives: "
              f"{dict(events)}; images: {split['photo_source']}). Precision / recall, tolerance 2 frames.",
              "", "| method | hard cut | fade | dissolve | all | FP where |", "|---|---|---|---|---|---|"]
-    for label, (tot, _cpu) in acc.items():
+    for label, (tot, _cpu, _flt) in acc.items():
         cells = [fmt(*metrics.prf(tot, k)) for k in (*KINDS, None)]
         where = ", ".join(f"{k} {v}" for k, v in sorted(tot.get("fp_where", Counter()).items())) or "-"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {where} |")

@@ -6,24 +6,22 @@ time, each shrunk to ``width`` pixels wide (an (n, h, w, 3) BGR uint8 array, as 
 detectors expect); ``scan(info, ...)`` yields them one by one as ``(index, frame)``. Full-resolution
 RGB is never made. Three ways to shrink (``shrink``):
 
-* ``"swscale"`` (default): swscale converts each frame straight to BGR at the small size
-  (``interpolation``, ``FAST_BILINEAR`` by default: the cheapest filter that kept the accuracy on the
-  tuning split), one context per scan, one thread.
-* ``"planes"``: the decoded picture's Y, U and V planes are read in place (numpy views, no copy) and
-  each is shrunk by OpenCV (``INTER_LINEAR``: a 2-tap bilinear filter, like ``FAST_BILINEAR``, but on
-  an evenly spaced grid, where swscale's is stretched by about 1% horizontally) into one small 4:2:0
-  picture per batch, which swscale then converts to BGR in one unscaled call (its own YUV -> RGB
-  arithmetic: OpenCV's gives different saturation noise and so different hard-cut scores). About a
-  quarter of swscale's cost on frames timed alone, a few percent of the decode floor in a full run;
-  the frames differ from swscale's by a few 8-bit levels per block mean, which moves some boundaries
-  by a frame or two and can tip a borderline hard cut (bench/shots/README.md).
-* ``"spread"``: as ``planes``, but each plane is read through a view of every ``step``-th row
-  (``step`` = the plane's height over twice the analysis height, at least 2; no copy), so that the two
-  rows the bilinear filter averages for an output pixel lie half that pixel's height apart (rows 2
-  and 6 of its 8 at 720p) instead of next to each other: as many rows read, the same cost, but
-  samples further apart share less of the encoder's noise (block artefacts, ringing), which lowers
-  the frame-to-frame noise of the hard-cut score (bench/shots/README.md, fifth round). Planes of
-  less than twice the analysis height are shrunk as by ``planes``.
+* ``"spread"`` (default): the decoded picture's Y, U and V planes are read in place (numpy views, no
+  copy) through a view of every ``step``-th row (``step`` = the plane's height over twice the analysis
+  height, at least 2; ``spread_rows``), and each is shrunk by OpenCV (``INTER_LINEAR``: a 2-tap
+  bilinear filter on an evenly spaced grid) into one small 4:2:0 picture per batch, which swscale then
+  converts to BGR in one unscaled call (its own YUV -> RGB arithmetic: OpenCV's gives different
+  saturation noise and so different hard-cut scores). The two rows the filter averages for an output
+  pixel lie half that pixel's height apart (rows 2 and 6 of its 8 at 720p) instead of next to each
+  other: samples further apart share less of the encoder's noise (block artefacts, ringing), which
+  lowers the frame-to-frame noise of the hard-cut score. Cheaper than ``swscale`` (bench/shots/README.md).
+  Planes of less than four times the analysis height are read whole, as by ``planes``.
+* ``"planes"``: as ``spread``, every row (the two rows averaged are neighbours): as many rows read,
+  the same cost, a noisier hard-cut score (it misses a borderline cut of ``tests/data/bikes.mp4``).
+* ``"swscale"``: swscale converts each frame straight to BGR at the small size (``interpolation``,
+  ``FAST_BILINEAR`` by default), one context per scan, one thread. Dearer;
+  its frames differ from the planes modes' by a few 8-bit levels per block mean, which moves some
+  boundaries by a frame or two.
 
 ``planes`` and ``spread`` are used for 8-bit ``yuv420p`` frames (limited range, colorspace unspecified
 or BT.601); any other frame takes the swscale path.
@@ -60,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from vidcap.errors import FrameError, MediaError
+from vidcap.media.allocator import keep_freed_memory
 from vidcap.media.files import check_file, media_source
 
 log = logging.getLogger("vidcap.shots.detect")
@@ -196,7 +195,7 @@ _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: full range
 
 
 def scan(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = None, skip: str = "none",
-         fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR", shrink: str = "swscale"):
+         fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR", shrink: str = "spread"):
     """Yield ``(index, bgr_frame)`` for frames ``start <= index < end`` (``end=None``: to the end);
     ``scan_batches``'s frames one by one (the same arguments)."""
     for indices, frames in scan_batches(info, width, start, end, skip, fast, threads, interpolation, shrink):
@@ -205,7 +204,7 @@ def scan(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = No
 
 def scan_batches(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = None, skip: str = "none",
                  fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR",
-                 shrink: str = "swscale", batch: int = 32):
+                 shrink: str = "spread", batch: int = 32):
     """Yield ``(indices, frames)``: lists of up to ``batch`` frame indices in ``[start, end)`` and their
     frames shrunk to ``width`` pixels wide, an (n, h, w, 3) BGR uint8 array (``end=None``: to the end).
 
@@ -214,10 +213,11 @@ def scan_batches(info: VideoInfo, width: int = 160, start: int = 0, end: int | N
     (module docstring); ``interpolation``: swscale's filter where swscale shrinks. Seeks to the keyframe
     before ``start`` when ``start > 0``. After the last frame, checks that the stream did not end early
     (FrameError ``truncated``); the number of frames seen is in ``info.decoded`` and the last index in
-    ``info.last_index``.
+    ``info.last_index``. Sets the process's allocator to keep freed memory (``vidcap.media.allocator``).
     """
     if shrink not in SHRINKS:
         raise ValueError(f"shrink must be one of {SHRINKS}, got {shrink!r}")
+    keep_freed_memory()  # the batch arrays are reused, not page-faulted in again every batch
     w, h = analysis_size(info.width, info.height, width)
     small = _Shrinker(w, h, batch, interpolation, shrink != "swscale", spread=shrink == "spread")
     indices: list[int] = []

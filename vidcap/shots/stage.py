@@ -54,6 +54,7 @@ class ShotsStage(RowStage):
         result = {k: v for k, v in s.items() if k not in ("decode", "export")}
         result["export"] = {k: v for k, v in self.export.items() if k != "dir"}
         result["decode_skip"] = s["decode"]["skip"]
+        result["decode_shrink"] = s["decode"]["shrink"]  # moves some boundaries by a frame or two
         super().__init__(result)
 
     def error_rows(self, row_id: str, message: str) -> list[dict]:
