@@ -32,7 +32,7 @@ def keep_freed_memory() -> bool:
     ok = False
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # no C library symbol table, or no mallopt (macOS)
+    except (OSError, AttributeError, TypeError):  # no C library symbol table, or no mallopt (macOS)
         mallopt = None
     if mallopt is not None:
         mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int

@@ -14,14 +14,15 @@ RGB is never made. Three ways to shrink (``shrink``):
   saturation noise and so different hard-cut scores). The two rows the filter averages for an output
   pixel lie half that pixel's height apart (rows 2 and 6 of its 8 at 720p) instead of next to each
   other: samples further apart share less of the encoder's noise (block artefacts, ringing), which
-  lowers the frame-to-frame noise of the hard-cut score. Cheaper than ``swscale`` (bench/shots/README.md).
-  Planes of less than four times the analysis height are read whole, as by ``planes``.
+  lowers the frame-to-frame noise of the hard-cut score. Cheaper than ``swscale``
+  (bench/shots/README.md). Planes of less than four times the analysis height are read whole, as by
+  ``planes``.
 * ``"planes"``: as ``spread``, every row (the two rows averaged are neighbours): as many rows read,
   the same cost, a noisier hard-cut score (it misses a borderline cut of ``tests/data/bikes.mp4``).
 * ``"swscale"``: swscale converts each frame straight to BGR at the small size (``interpolation``,
-  ``FAST_BILINEAR`` by default), one context per scan, one thread. Dearer;
-  its frames differ from the planes modes' by a few 8-bit levels per block mean, which moves some
-  boundaries by a frame or two.
+  ``FAST_BILINEAR`` by default), one context per scan, one thread. Dearer; its frames differ from
+  the planes modes' by a few 8-bit levels per block mean, which moves some boundaries by a frame or
+  two.
 
 ``planes`` and ``spread`` are used for 8-bit ``yuv420p`` frames (limited range, colorspace unspecified
 or BT.601); any other frame takes the swscale path.
