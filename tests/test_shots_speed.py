@@ -295,8 +295,8 @@ def test_spread_shrinks_every_other_row_pair_through_the_decoder():
 def test_detection_keeps_its_batch_memory_instead_of_faulting_it_in_every_batch():
     """Every batch allocates and frees the same megabytes (its small BGR frames, their HSV copy). With
     glibc's defaults they went back to the system after each batch and were page-faulted in (and
-    zeroed) again: 5-8 faults per frame of bikes.mp4, about 2 µs each, a cost no instruction count of
-    the process shows. ``scan_batches`` sets the allocator to keep freed memory
+    zeroed) again, a few faults per frame, a cost no instruction count of the process shows
+    (bench/shots/README.md, seventh round). ``scan_batches`` sets the allocator to keep freed memory
     (``vidcap.media.allocator``): a run after the first faults in next to nothing."""
     assert allocator.keep_freed_memory(), "glibc's mallopt refused the thresholds"
     for shrink in shots_decode.SHRINKS:

@@ -36,19 +36,14 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-FLOOR = "decode floor (1 thread, deblocking skipped, no conversion)"
-METHODS = {
-    FLOOR: ("floor", None),
-    "decode + shrink (decode.shrink = swscale: the default), no analysis": ("scan", "swscale"),
-    "decode + shrink (decode.shrink = spread), no analysis": ("scan", "spread"),
-    "vidcap (defaults)": ("detect", None),
-    "vidcap (decode.shrink = spread)": ("detect", "spread"),
-    "vidcap (decode.shrink = planes)": ("detect", "planes"),
-}
+def methods() -> dict[str, tuple[str, str | None]]:
+    """{label: (kind, shrink)}, the floor first: decoding alone, decoding and shrinking (``spread`` and
+    ``swscale``), and vidcap with its defaults and each other ``decode.shrink``; the labels of
+    ``run.py``'s speed table."""
+    import run
 
-
-class _Enough(Exception):
-    """Raised to stop the floor's decoding loop after the frames wanted."""
+    return {run.FLOOR: ("floor", None), **{run.SCANS[s]: ("scan", s) for s in ("spread", "swscale")},
+            "vidcap (defaults)": ("detect", None), **{run.SHRINK.format(s): ("detect", s) for s in run.OTHER_SHRINKS}}
 
 
 def child(kind: str, shrink: str | None, frames: int, video: str) -> None:
@@ -59,19 +54,8 @@ def child(kind: str, shrink: str | None, frames: int, video: str) -> None:
     import run
     import scenedetect  # noqa: F401  (imported by every method alike: its import is not a per-frame cost)
 
-    if kind == "floor":  # run.py's floor, stopped after ``frames`` frames
-        seen = 0
-
-        def stop_after(_frame) -> None:
-            nonlocal seen
-            seen += 1
-            if seen >= frames:
-                raise _Enough
-
-        try:
-            run.run_floor(video, each=stop_after)
-        except _Enough:
-            pass
+    if kind == "floor":
+        run.run_floor(video, end=frames)
     elif kind == "scan":
         run.run_scan(video, shrink=shrink, end=frames)
     else:
@@ -141,22 +125,24 @@ def main(argv=None) -> int:
         import data
 
         video = str(data.videos("test720", args.out, args.jobs)[2][0])
-    runs = [(label, kind, shrink, n) for label, (kind, shrink) in METHODS.items() for n in (a, b)]
+    todo = methods()
+    runs = [(label, kind, shrink, n) for label, (kind, shrink) in todo.items() for n in (a, b)]
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
         done = list(pool.map(lambda r: count(r[1], r[2], r[3], video, Path(tmp)), runs))
     result = {(label, n): found for (label, _kind, _shrink, n), found in zip(runs, done, strict=True)}
-    per_frame = {label: (result[(label, b)][0] - result[(label, a)][0]) / (b - a) for label in METHODS}
+    per_frame = {label: (result[(label, b)][0] - result[(label, a)][0]) / (b - a) for label in todo}
     libs = {label: collections.Counter({k: (result[(label, b)][1][k] - result[(label, a)][1][k]) / (b - a)
                                         for k in set(result[(label, b)][1]) | set(result[(label, a)][1])})
-            for label in METHODS}
-    floor = per_frame[FLOOR]
+            for label in todo}
+    floor_label = next(iter(todo))
+    floor = per_frame[floor_label]
     print(f"Instructions per frame (callgrind), frames {a}..{b} of {Path(video).name}: "
           f"(count({b} frames) - count({a} frames)) / {b - a}. Above the floor: the libraries that execute "
           "the instructions a method adds to decoding alone (those adding 2% of them or more).\n")
     print("| method | instructions per frame | x floor | above the floor, by library |")
     print("|---|---|---|---|")
-    for label in METHODS:
-        extra = {k: libs[label][k] - libs[FLOOR][k] for k in set(libs[label]) | set(libs[FLOOR])}
+    for label in todo:
+        extra = {k: libs[label][k] - libs[floor_label][k] for k in set(libs[label]) | set(libs[floor_label])}
         above = per_frame[label] - floor
         parts = ", ".join(f"{k} {v / 1e3:.0f}k" for k, v in sorted(extra.items(), key=lambda kv: -kv[1])
                           if above > 0 and v >= 0.02 * above)

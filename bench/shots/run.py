@@ -76,9 +76,9 @@ def run_decode_all(path):
     return []
 
 
-def run_floor(path, skip="none", each=None):
+def run_floor(path, skip="none", each=None, end=None):
     """Decoding alone, with vidcap's decoder settings (one thread, deblocking skipped): no conversion;
-    ``each(frame)`` for every decoded frame when given."""
+    ``each(frame)`` for every decoded frame when given; ``end``: the first ``end`` frames only (None: all)."""
     import av
 
     with av.open(str(path)) as c:
@@ -87,9 +87,11 @@ def run_floor(path, skip="none", each=None):
         s.codec_context.options = {"skip_loop_filter": "all"}
         if skip != "none":
             s.codec_context.skip_frame = skip.upper()
-        for frame in c.decode(s):
+        for n, frame in enumerate(c.decode(s), 1):
             if each is not None:
                 each(frame)
+            if n == end:
+                break
     return []
 
 

@@ -220,7 +220,7 @@ def scan_batches(info: VideoInfo, width: int = 160, start: int = 0, end: int | N
         raise ValueError(f"shrink must be one of {SHRINKS}, got {shrink!r}")
     keep_freed_memory()  # the batch arrays are reused, not page-faulted in again every batch
     w, h = analysis_size(info.width, info.height, width)
-    small = _Shrinker(w, h, batch, interpolation, shrink != "swscale", spread=shrink == "spread")
+    small = _Shrinker(w, h, batch, interpolation, shrink)
     indices: list[int] = []
     for index, frame in _decode(info, start, end, skip, fast, threads):
         small.add(len(indices), frame)  # at once, while the decoded picture is in the CPU caches
@@ -253,20 +253,21 @@ class _Shrinker:
     """Decoded frames -> an (n, h, w, 3) BGR uint8 array: ``add(k, frame)`` for k = 0, 1, ... < batch,
     then ``take(n)`` (``scan_batches``'s ways to shrink)."""
 
-    def __init__(self, w: int, h: int, batch: int, interpolation: str, planes: bool, spread: bool = False):
+    def __init__(self, w: int, h: int, batch: int, interpolation: str, shrink: str):
         # heavy: PyAV, only when a file is decoded or written
         import av
         from av.video.reformatter import VideoReformatter
 
-        self.w, self.h, self.batch, self.interpolation, self.planes = w, h, batch, interpolation, planes
+        self.w, self.h, self.batch, self.interpolation = w, h, batch, interpolation
+        self.planes = shrink != "swscale"  # the planes shrunk in place (``planes``, ``spread``)
         self.reformat = VideoReformatter().reformat  # one swscale context for the whole scan
         self.other: dict[int, np.ndarray] = {}  # frames shrunk by swscale (BGR), by position in the batch
-        self.spread = spread  # planes: every few rows only (``spread_rows``)
+        self.spread = shrink == "spread"  # every few rows only (``spread_rows``)
         # heavy: OpenCV, only when frames are processed
         import cv2
 
         self.resize, self.linear = cv2.resize, cv2.INTER_LINEAR
-        if planes:
+        if self.planes:
             # the batch as one small 4:2:0 picture of ``batch`` frames stacked (h is even, so each frame's
             # chroma rows are its own), into whose planes each frame's planes are shrunk
             self.pic = av.VideoFrame(w, h * batch, "yuv420p")
