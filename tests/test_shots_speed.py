@@ -167,18 +167,23 @@ def test_batched_analysis_gives_the_frame_by_frame_values(multi_shot, monkeypatc
     evaluated = []
     real = DissolveDetector._evaluate
     monkeypatch.setattr(DissolveDetector, "_evaluate", lambda self, pos: (evaluated.append(pos), real(self, pos)))
+    one_go: list[bool] = []  # whether each batch was pushed in one go (``_push_quiet``)
+    real_quiet = DissolveDetector._push_quiet
+    monkeypatch.setattr(DissolveDetector, "_push_quiet", lambda self, i, f: one_go.append(real_quiet(self, i, f)) or one_go[-1])
     for keep in (slice(None), slice(None, None, 2)):  # every frame; every other frame (decode.skip)
         idx = list(range(len(thumbs)))[keep]
         ref, fast = DissolveDetector(), DissolveDetector()
         for i in idx:
             ref.push(i, thumbs[i])
         evaluated.clear()
+        one_go.clear()
         for k in range(0, len(idx), 32):
             fast.push_batch(idx[k:k + 32], thumbs[idx[k:k + 32]])
         assert fast.finish() == ref.finish()
         if keep == slice(None):
             assert any(d.cut for d in ref.found)  # the video has dissolves
             assert len(evaluated) < len(idx) / 2  # most centres are settled by the batch test
+            assert True in one_go and False in one_go  # batches pushed in one go, and frame by frame
 
 
 def test_batch_detectors_give_pyscenedetects_cuts(multi_shot):
@@ -318,3 +323,20 @@ def test_the_knobs_that_move_boundaries_rerun_the_shots_stage_and_the_others_do_
         assert get_stage("shots", {"enabled": True, "decode": change}).fingerprint() != base, change
     for same in ({"shrink": "spread"}, {"hwaccel": "cuda"}, {"threads": 2}, {"fast": False}):
         assert get_stage("shots", {"enabled": True, "decode": same}).fingerprint() == base, same
+
+
+def test_the_step_bench_splits_the_cost_above_the_floor_on_any_video():
+    """``bench/shots/steps.py`` (where the defaults' cost above the decode floor goes, per step, in the
+    pipeline and alone) runs end to end on a given video and prints every step and the three ratios."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "bench/shots/steps.py", "--video", str(BIKES), "--rounds", "1"],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
+    for step in ("shrink", "batch to BGR", "thumbnails", "hard-cut scores", "fades", "dissolves", "flash check"):
+        in_pipeline, alone = (float(x) for x in rows[step].split("|")[2:4])
+        assert in_pipeline >= 0 and alone >= 0 and (step != "shrink" or min(in_pipeline, alone) > 0)
+    assert "x the decode floor" in done.stdout and "x the read floor" in done.stdout

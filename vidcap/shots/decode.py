@@ -263,6 +263,7 @@ class _Shrinker:
         self.reformat = VideoReformatter().reformat  # one swscale context for the whole scan
         self.other: dict[int, np.ndarray] = {}  # frames shrunk by swscale (BGR), by position in the batch
         self.spread = shrink == "spread"  # every few rows only (``spread_rows``)
+        self.views: dict[tuple[int, int, int, int], tuple] = {}  # ``_view`` by plane geometry
         # heavy: OpenCV, only when frames are processed
         import cv2
 
@@ -286,10 +287,19 @@ class _Shrinker:
                 or frame.colorspace not in _BT601:
             self.other[k] = self._swscale(frame)
             return
-        for plane, dst in zip(frame.planes, self.dst, strict=True):
-            ph, pw = dst[k].shape
-            rows = spread_rows(plane.height, ph) if self.spread else slice(None)
-            self.resize(_plane_rows(plane)[rows, :plane.width], (pw, ph), dst=dst[k], interpolation=self.linear)
+        for q, (plane, dst) in enumerate(zip(frame.planes, self.dst, strict=True)):
+            key = (q, plane.height, plane.width, plane.line_size)
+            shape, offset, strides, size = self.views.get(key) or self._view(key, dst[0].shape)
+            rows = np.ndarray(shape, np.uint8, plane, offset, strides)  # a view of the plane's memory
+            self.resize(rows, size, dst=dst[k], interpolation=self.linear)
+
+    def _view(self, key: tuple[int, int, int, int], out: tuple[int, int]) -> tuple:
+        """(shape, offset, strides, dsize) of the rows of a plane (``key``: index, height, width,
+        line size) that are shrunk to ``out`` (h, w) rows and columns: ``spread_rows`` or all."""
+        _, height, width, line = key
+        rows = range(height)[spread_rows(height, out[0]) if self.spread else slice(None)]
+        self.views[key] = ((len(rows), width), rows.start * line, (rows.step * line, 1), (out[1], out[0]))
+        return self.views[key]
 
     def take(self, n: int) -> np.ndarray:
         other, self.other = self.other, {}

@@ -22,6 +22,7 @@ nearest frames seen.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -80,7 +81,8 @@ class DissolveDetector:
         The same result as pushing them one by one, cheaper: the three tests of every half-window
         (change, residual, contrast with the windows beside it) are computed for the whole batch at
         once, and a centre whose ``6 * hmax + 1`` frames around it were all seen and where no window
-        passes all three tests is not evaluated again (it has no evidence).
+        passes all three tests is not evaluated again (it has no evidence); a batch whose centres are
+        all such centres, with no candidate open, is pushed in one go (``_push_quiet``).
         """
         flat = frames.reshape(len(indices), -1)
         tail_idx, tail = self._tail
@@ -91,15 +93,13 @@ class DissolveDetector:
         if n > 2 * r and idx[-1] - idx[0] == n - 1:  # no frame skipped
             mid = both[r:n - r]
             quiet = np.ones(n - 2 * r, bool)
-
-            def change(a: int, b: int) -> np.ndarray:  # mean|F[t + b] - F[t + a]| for every centre t
-                return np.abs(both[r + b:n - r + b] - both[r + a:n - r + a]).mean(axis=1)
-
             for h in self.hs:
-                lo, hi = both[r - h:n - r - h], both[r + h:n - r + h]
-                ch = np.abs(hi - lo).mean(axis=1)
-                residual = np.abs(mid - 0.5 * (lo + hi)).mean(axis=1)
-                beside = np.maximum(change(-3 * h, -h), change(h, 3 * h))
+                # every change this half-window tests spans 2h frames: mean|F[p + 2h] - F[p]| once for
+                # every p, then read at the window (t - h), before it (t - 3h) and after it (t + h)
+                span = np.abs(both[2 * h:] - both[:-2 * h]).mean(axis=1)
+                ch = span[r - h:n - r - h]
+                beside = np.maximum(span[r - 3 * h:n - r - 3 * h], span[r + h:n - r + h])
+                residual = np.abs(mid - 0.5 * (both[r - h:n - r - h] + both[r + h:n - r + h])).mean(axis=1)
                 # evidence: change >= min_change, residual <= max_ratio * change and change >= min_contrast
                 # * the larger change beside it (``_evaluate``); the margins keep a centre near any limit
                 # for the full evaluation
@@ -110,8 +110,33 @@ class DissolveDetector:
                     self._quiet[t] = True
         keep = min(n, 2 * r)
         self._tail = (idx[n - keep:], both[n - keep:])
-        for i, index in enumerate(indices):
-            self.push(index, frames[i])
+        if not self._push_quiet(idx[len(tail_idx):], frames):
+            for i, index in enumerate(indices):
+                self.push(index, frames[i])
+
+    def _push_quiet(self, indices: list[int], frames: np.ndarray) -> bool:
+        """``push`` a batch in one go when no candidate is open and every centre the batch steps is known
+        to have no evidence (such a step only moves on: the state ends as after ``push`` one by one);
+        False, with nothing pushed, otherwise."""
+        if self.segment or not indices:
+            return False
+        last = indices[-1]
+        limit = last - 3 * self.hmax
+        stepped = list(itertools.takewhile(lambda t: t <= limit,
+                                           itertools.chain(itertools.islice(self.idx, self.next_centre, None), indices)))
+        quiet = self._quiet
+        if not all(t in quiet for t in stepped):
+            return False
+        for t in stepped:
+            del quiet[t]
+        self.idx.extend(indices)
+        self.frames.extend(frames)
+        self.next_centre += len(stepped)
+        while len(self.idx) > 1 and self.idx[0] < last - self.keep and self.next_centre > 0:
+            self.idx.popleft()
+            self.frames.popleft()
+            self.next_centre -= 1
+        return True
 
     def finish(self) -> list[Dissolve]:
         while self.next_centre < len(self.idx):
