@@ -70,6 +70,10 @@ class DissolveDetector:
         self.frames.append(frame)
         while self.next_centre < len(self.idx) and self.idx[self.next_centre] + 3 * self.hmax <= index:
             self._step()
+        self._forget(index)
+
+    def _forget(self, index: int) -> None:
+        """Drop the frames more than ``keep`` before ``index`` that were evaluated as centres."""
         while len(self.idx) > 1 and self.idx[0] < index - self.keep and self.next_centre > 0:
             self.idx.popleft()
             self.frames.popleft()
@@ -132,10 +136,7 @@ class DissolveDetector:
         self.idx.extend(indices)
         self.frames.extend(frames)
         self.next_centre += len(stepped)
-        while len(self.idx) > 1 and self.idx[0] < last - self.keep and self.next_centre > 0:
-            self.idx.popleft()
-            self.frames.popleft()
-            self.next_centre -= 1
+        self._forget(last)
         return True
 
     def finish(self) -> list[Dissolve]:
