@@ -43,3 +43,24 @@ def test_motion_schema_lists_exactly_the_classifier_knobs():
 
     props = load_schema()["properties"]["stages"]["properties"]["motion"]["properties"]
     assert set(props) - {"enabled", "append_to_text", "resources"} == set(DEFAULTS)
+
+
+def test_stage_settings_share_one_parsed_schema_and_hand_out_independent_settings():
+    """``stage_settings`` reads the process's one parsed schema (no copy per call: the shots stage
+    checks its settings once per source row) and every call's settings are its own: changing one
+    call's values, nested defaults included, changes neither the schema nor the next call's."""
+    import copy
+
+    from vidcap.config import _load_schema, stage_settings
+
+    before = copy.deepcopy(_load_schema(None))
+    first = stage_settings("shots", {})
+    first["decode"]["shrink"] = "changed"
+    first["dissolves"]["min_change"] = -1.0
+    first["adaptive"].clear()
+    again = stage_settings("shots", {})
+    assert again["decode"]["shrink"] == "spread" and again["dissolves"]["min_change"] > 0 and again["adaptive"]
+    assert _load_schema(None) == before
+    with pytest.raises(ConfigError, match="stages.shots.decode.shrink"):
+        stage_settings("shots", {"decode": {"shrink": "nope"}})
+    assert _load_schema(None) == before

@@ -117,8 +117,12 @@ def validate_config(config: dict, schema_path: str | Path | None = None) -> dict
 
 
 def stage_schema(stage: str) -> tuple[dict, dict]:
-    """(the stage's schema section, the whole schema it resolves ``$ref``s against); ValueError if unknown."""
-    schema = load_schema()
+    """(the stage's schema section, the whole schema it resolves ``$ref``s against); ValueError if unknown.
+
+    Both are the process's one parsed copy, shared by every call (no copy per call: the shots stage
+    checks its settings once per source row): read them, never change them.
+    """
+    schema = _load_schema(None)
     sections = schema["properties"]["stages"]["properties"]
     if stage not in sections:
         raise ValueError(f"no schema section for stage {stage!r}; known: {', '.join(sorted(sections))}")
