@@ -9,10 +9,12 @@ In one process, per video, each round in a shuffled order (seeded), the least CP
 * plain runs, as ``run.py --speed`` measures them: the decode floor, the read floor (decoding and one
   sum over the rows ``decode.shrink = spread`` samples: fetching the bytes this method looks at, no
   arithmetic on them), and ``detect_boundaries`` with the defaults;
-* the same detection with a clock around each step of its loop (``detect.detect_boundaries``), and
-  around each frame the decoder hands over, in it and in the floor: the time inside the decoder;
-* each step alone on data already in the CPU caches (one decoded frame shrunk again and again, one
-  batch analysed again and again): its compute.
+* the same detection with a clock around each step of its loop (``detect_timed``: the loop of
+  ``detect.detect_boundaries``, steps in the same order), and around each frame the decoder hands over,
+  in it and in the floor: the time inside the decoder;
+* each step alone on data already in the CPU caches: its compute (``in_cache``: one decoded frame
+  shrunk again and again, one batch converted and analysed again and again, and the video's own
+  thumbnails fed again to the fades, dissolves and flash check, whose work depends on what it holds).
 
 Printed: per frame, each step's cost in the pipeline and alone, and three ratios to the decode
 floor: the defaults, the read floor, and the floor plus the fetch plus every step's compute (the least
@@ -46,7 +48,7 @@ clock = time.process_time
 
 class Timed:
     """``decode._decode`` and ``decode._Shrinker`` with a clock around each frame the decoder hands over,
-    each ``add`` and each ``take`` (installed by ``timed``, for the instrumented runs only)."""
+    each ``add`` and each ``take`` (``install`` / ``remove``, around the instrumented runs only)."""
 
     def __init__(self):
         self.t = dict.fromkeys(("decoder", "shrink", "batch to BGR"), 0.0)
