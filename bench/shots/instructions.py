@@ -125,6 +125,8 @@ def main(argv=None) -> int:
         import data
 
         video = str(data.videos("test720", args.out, args.jobs)[2][0])
+    import run
+
     todo = methods()
     runs = [(label, kind, shrink, n) for label, (kind, shrink) in todo.items() for n in (a, b)]
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
@@ -134,15 +136,14 @@ def main(argv=None) -> int:
     libs = {label: collections.Counter({k: (result[(label, b)][1][k] - result[(label, a)][1][k]) / (b - a)
                                         for k in set(result[(label, b)][1]) | set(result[(label, a)][1])})
             for label in todo}
-    floor_label = next(iter(todo))
-    floor = per_frame[floor_label]
+    floor = per_frame[run.FLOOR]
     print(f"Instructions per frame (callgrind), frames {a}..{b} of {Path(video).name}: "
           f"(count({b} frames) - count({a} frames)) / {b - a}. Above the floor: the libraries that execute "
           "the instructions a method adds to decoding alone (those adding 2% of them or more).\n")
     print("| method | instructions per frame | x floor | above the floor, by library |")
     print("|---|---|---|---|")
     for label in todo:
-        extra = {k: libs[label][k] - libs[floor_label][k] for k in set(libs[label]) | set(libs[floor_label])}
+        extra = {k: libs[label][k] - libs[run.FLOOR][k] for k in set(libs[label]) | set(libs[run.FLOOR])}
         above = per_frame[label] - floor
         parts = ", ".join(f"{k} {v / 1e3:.0f}k" for k, v in sorted(extra.items(), key=lambda kv: -kv[1])
                           if above > 0 and v >= 0.02 * above)

@@ -40,7 +40,7 @@ import run  # noqa: E402
 
 from vidcap.shots import decode  # noqa: E402
 from vidcap.shots import detect as shots  # noqa: E402
-from vidcap.shots.detectors import FlashCheck, detectors, thumbnails  # noqa: E402
+from vidcap.shots.detectors import detectors, thumbnails  # noqa: E402
 
 STEPS = ("shrink", "batch to BGR", "thumbnails", "hard-cut scores", "fades", "dissolves", "flash check")
 clock = time.process_time
@@ -93,8 +93,7 @@ def detect_timed(path) -> tuple[dict[str, float], int]:
     info = decode.open_video(path)
     try:
         cut, fade, diss = detectors(settings, info.fps)
-        min_len = max(1, int(round(settings["min_scene_s"] * float(info.fps))))
-        flash = FlashCheck(int(round(settings["flash_window_s"] * float(info.fps))), keep=4 * min_len + 64 + shots.BATCH)
+        flash = shots.flash_check(settings, info.fps)
         dec = settings["decode"]
         t = dict.fromkeys(STEPS[2:], 0.0)
         n = 0
@@ -162,11 +161,10 @@ def in_cache(path, reps: int = 40) -> dict[str, float]:
     n, total = len(frames), sum(len(i) for i, _ in batches)
     stack = small.take(n)
     cut = detectors(settings, fps)[0]
-    min_len = max(1, int(round(settings["min_scene_s"] * float(fps))))
 
     def replay(step):
         _, fade, diss = detectors(settings, fps)
-        flash = FlashCheck(int(round(settings["flash_window_s"] * float(fps))), keep=4 * min_len + 64 + shots.BATCH)
+        flash = shots.flash_check(settings, fps)
         for indices, thumbs in batches:
             if step == "fades":
                 fade.process_batch(indices, thumbs.reshape(len(indices), -1).mean(axis=1))

@@ -96,8 +96,7 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
         means: list[float] = []  # mean level of each frame seen
         thr = settings["fades"]["threshold"]
         seen: list[int] = []
-        min_len = max(1, int(round(settings["min_scene_s"] * float(fps))))
-        flash = FlashCheck(int(round(settings["flash_window_s"] * float(fps))), keep=4 * min_len + 64 + BATCH)
+        flash = flash_check(settings, fps)
         # the file's frame count, when the frames seen cannot give it (counted before decoding: without
         # a header count it takes a demux pass from the start)
         counted = count_frames(info) if end is not None or dec["skip"] != "none" else None
@@ -141,6 +140,13 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
 
 
 BATCH = 32  # frames decoded before they are analysed (memory: BATCH small frames)
+
+
+def flash_check(settings: dict, fps: Fraction) -> FlashCheck:
+    """The flash check ``detect_boundaries`` feeds: ``flash_window_s`` after each cut, and enough
+    thumbnails kept for the frames before it (4 shortest scenes, 64 frames and a batch)."""
+    min_len = max(1, int(round(settings["min_scene_s"] * float(fps))))
+    return FlashCheck(int(round(settings["flash_window_s"] * float(fps))), keep=4 * min_len + 64 + BATCH)
 
 
 def _hard_cut(cut: int, seen: list[int], seen_set: set[int]) -> Boundary:
