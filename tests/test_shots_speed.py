@@ -166,7 +166,7 @@ def test_batched_analysis_gives_the_frame_by_frame_values(multi_shot, monkeypatc
     thumbs = thumbnails(stack)
     evaluated = []
     real = DissolveDetector._evaluate
-    monkeypatch.setattr(DissolveDetector, "_evaluate", lambda self, pos: (evaluated.append(pos), real(self, pos)))
+    monkeypatch.setattr(DissolveDetector, "_evaluate", lambda self, pos: evaluated.append(pos) or real(self, pos))
     one_go: list[bool] = []  # whether each batch was pushed in one go (``_push_quiet``)
     real_quiet = DissolveDetector._push_quiet
     monkeypatch.setattr(DissolveDetector, "_push_quiet", lambda self, i, f: one_go.append(real_quiet(self, i, f)) or one_go[-1])
@@ -182,8 +182,57 @@ def test_batched_analysis_gives_the_frame_by_frame_values(multi_shot, monkeypatc
         assert fast.finish() == ref.finish()
         if keep == slice(None):
             assert any(d.cut for d in ref.found)  # the video has dissolves
-            assert len(evaluated) < len(idx) / 2  # most centres are settled by the batch test
+            assert evaluated == []  # every centre is evaluated by the batch test (``_settle``)
             assert True in one_go and False in one_go  # batches pushed in one go, and frame by frame
+
+
+def _blends(rng, n: int) -> np.ndarray:
+    """``n`` noisy 8x5 thumbnails of a few shots, joined by linear blends of 0 to 24 frames (hard cuts
+    and dissolves) anywhere, the first and last frames included."""
+    frames = np.empty((n, 5, 8, 3), np.float32)
+    shot, t = rng.uniform(0, 255, (5, 8, 3)), 0
+    while t < n:
+        length = int(rng.integers(1, 60))
+        frames[t:t + length] = shot
+        t += length
+        nxt, length = rng.uniform(0, 255, (5, 8, 3)), int(rng.integers(0, 25))
+        for j in range(min(length, max(n - t, 0))):
+            frames[t + j] = shot + (j + 1) / (length + 1) * (nxt - shot)
+        shot, t = nxt, t + length
+    return frames + rng.normal(0, 3, frames.shape).astype(np.float32)
+
+
+def test_batch_dissolve_test_settles_the_ends_of_short_inputs():
+    """The batch test also settles the centres whose windows reach past the first or the last frame (short
+    clips, a range of a video), under ``_evaluate``'s rules there: the same dissolves as frame by frame,
+    with transitions next to both ends, for any first index and batch size, and no centre evaluated one
+    by one."""
+    from vidcap.shots.dissolve import DissolveDetector
+
+    rng = np.random.default_rng(7)
+    found = 0
+    evaluated: list[int] = []
+    for n in [*rng.integers(1, 400, 60).tolist(), 120]:
+        one_shot = _blends(rng, 1).repeat(n, 0) + rng.normal(0, 3, (n, 5, 8, 3)).astype(np.float32)
+        for thumbs in (_blends(rng, n), one_shot):
+            first = int(rng.choice([0, 37]))
+            idx = list(range(first, first + n))
+            ref = DissolveDetector()
+            for i, f in zip(idx, thumbs, strict=True):
+                ref.push(i, f)
+            want = ref.finish()
+            found += len(want)
+            for size in (7, 32):
+                fast = DissolveDetector()
+                real = fast._evaluate
+                evaluated.clear()
+                fast._evaluate = lambda pos, real=real: evaluated.append(pos) or real(pos)  # type: ignore[method-assign]
+                for k in range(0, n, size):
+                    fast.push_batch(idx[k:k + size], thumbs[k:k + size])
+                assert fast.finish() == want
+                assert not fast._settled  # every centre settled was stepped
+                assert evaluated == []  # none evaluated one by one (on its own: up to 54 at each end)
+    assert found > 20
 
 
 def test_batch_detectors_give_pyscenedetects_cuts(multi_shot):

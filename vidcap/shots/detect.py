@@ -36,7 +36,7 @@ from vidcap.media.files import media_type
 from vidcap.media.frames import read_frames
 from vidcap.media.timerange import range_frames, row_range
 from vidcap.shots.boundaries import MERGE_GAP, PRIORITY, Boundary, Detection, merge_boundaries  # noqa: F401 - part of this module's API
-from vidcap.shots.decode import count_frames, open_video, scan_batches
+from vidcap.shots.decode import VideoInfo, count_frames, open_video, scan_batches
 from vidcap.shots.detectors import FlashCheck, detectors, thumbnails
 from vidcap.shots.proxy import detect_proxy
 
@@ -80,13 +80,21 @@ def detect_boundaries(path, settings: dict | None = None, start: int = 0, end: i
 
     Raises FrameError for anything that prevents reading the frames (see ``vidcap.shots.decode``).
     """
+    return _detect(path, shot_settings(settings), start, end)
+
+
+def _detect(path, settings: dict, start: int = 0, end: int | None = None,
+            info: VideoInfo | None = None) -> Detection:
+    """``detect_boundaries`` with settings ``shot_settings`` gave; ``info``: the video already open (closed
+    here; not with ``proxy.enabled``, whose first pass opens its own)."""
     # heavy: PySceneDetect (and OpenCV), only when shots are detected
     from scenedetect import FrameTimecode
 
-    settings = shot_settings(settings)
     if settings["proxy"]["enabled"]:  # a cheap pass, then this function (proxy off) around candidates
-        return detect_proxy(path, settings, start, end, full_pass=detect_boundaries)
-    info = open_video(path, settings["decode"]["hwaccel"])
+        if info is not None:
+            info.close()
+        return detect_proxy(path, settings, start, end, full_pass=_detect)
+    info = info or open_video(path, settings["decode"]["hwaccel"])
     try:
         fps = info.fps
         cut_det, fade_det, diss_det = detectors(settings, fps)
@@ -273,14 +281,15 @@ def clip_row_id(source_row_id: str, start_frame: int | None, end_frame: int | No
     return hashlib.blake2b(f"{source_row_id}\x00{rng}".encode(), digest_size=8).hexdigest()
 
 
-def clip_rows(row: dict, settings: dict | None = None) -> list[dict]:
+def clip_rows(row: dict, settings: dict | None = None, *, checked: bool = False) -> list[dict]:
     """The clip rows of one source row (a dict with ``row_id`` and ``_media_path``, as in a shard).
 
     Each row: the source row's own values, with ``row_id`` replaced by ``clip_id`` and the original kept
     in ``source_row_id``, plus CLIP_COLUMNS. On failure: exactly one row with ``shots_error`` set and
     empty clip columns. Never raises for a bad file or cell; ValueError/ConfigError for bad settings.
+    ``checked``: ``settings`` is what ``shot_settings`` returned, used as is (a stage checks them once).
     """
-    settings = shot_settings(settings)
+    settings = settings if checked and settings is not None else shot_settings(settings)
     source_id = str(row[ROW_ID])
     try:
         shots, fps = _row_shots(row, settings)
@@ -299,7 +308,7 @@ def _row_shots(row: dict, settings: dict) -> tuple[list[Shot], Fraction | None]:
             raise StageRowError("an image has no time range (start/end given)")
         return [_image_shot(path)], None
     if start_s is None and end_s is None:
-        det = detect_boundaries(path, settings)
+        det = _detect(path, settings)
         if det.num_frames == 1:
             return [Shot(0, 0, 1, 0.0, _seconds(1, det.fps), "start", "end")], det.fps
         return shots_from_boundaries(det.boundaries, 0, det.num_frames, det.fps, settings), det.fps
@@ -312,13 +321,14 @@ def _row_shots(row: dict, settings: dict) -> tuple[list[Shot], Fraction | None]:
             info.close()
         s, e = range_frames(start_s, end_s, fps, total)
         return [Shot(0, s, e, _seconds(s, fps), _seconds(e, fps), "range", "range")], fps
-    info = open_video(path)
+    info = open_video(path, settings["decode"]["hwaccel"])
     try:
         total, fps = count_frames(info), info.fps
-    finally:
+        s, e = range_frames(start_s, end_s, fps, total)
+    except BaseException:
         info.close()
-    s, e = range_frames(start_s, end_s, fps, total)
-    det = detect_boundaries(path, settings, s, e)
+        raise
+    det = _detect(path, settings, s, e, info)  # closes info
     return shots_from_boundaries(det.boundaries, s, e, fps, settings, "range", "range"), fps
 
 

@@ -35,6 +35,9 @@ RAMP_GAIN = 0.8  # ends whose brightness differs by more than this factor ...
 RAMP_RESIDUAL = 0.15  # ... and that are otherwise alike (mean relative difference) are a fade, not a dissolve
 
 
+Evidence = tuple[int, float, int, float]  # (t, ratio, h, change) of a centre's best half-window
+
+
 @dataclass
 class Dissolve:
     start: int  # first frame of the blend (estimate)
@@ -60,9 +63,10 @@ class DissolveDetector:
         self.idx: deque[int] = deque()
         self.frames: deque[np.ndarray] = deque()
         self.next_centre = 0  # position in self.idx of the next centre to evaluate
-        self.segment: list[tuple[int, float, int, float]] = []  # (t, ratio, h, change) with evidence
+        self.segment: list[Evidence] = []  # the centres with evidence of the open candidate
         self.found: list[Dissolve] = []
-        self._quiet: dict[int, bool] = {}  # centres known to have no evidence (``push_batch``)
+        self._settled: dict[int, Evidence | None] = {}  # centres evaluated by ``_settle``, not yet stepped
+        self._dropped = False  # whether frames were dropped from the start of the buffer (``_forget``)
         self._tail: tuple[list[int], np.ndarray] = ([], np.zeros((0, 0), np.float32))  # last frames of ``push_batch``
 
     def push(self, index: int, frame: np.ndarray) -> None:
@@ -78,45 +82,99 @@ class DissolveDetector:
             self.idx.popleft()
             self.frames.popleft()
             self.next_centre -= 1
+            self._dropped = True
 
     def push_batch(self, indices: list[int], frames: np.ndarray) -> None:
         """``push`` each of ``frames`` (an (n, ...) array of thumbnails, rows in ``indices`` order).
 
-        The same result as pushing them one by one, cheaper: the three tests of every half-window
-        (change, residual, contrast with the windows beside it) are computed for the whole batch at
-        once, and a centre whose ``6 * hmax + 1`` frames around it were all seen and where no window
-        passes all three tests is not evaluated again (it has no evidence); a batch whose centres are
-        all such centres, with no candidate open, is pushed in one go (``_push_quiet``).
+        The same result as pushing them one by one, cheaper: the centres are evaluated for the whole
+        batch at once (``_settle``) first, and a batch whose centres all have no evidence, with no
+        candidate open, is pushed in one go (``_push_quiet``).
         """
         flat = frames.reshape(len(indices), -1)
         tail_idx, tail = self._tail
         idx = tail_idx + [int(i) for i in indices]
         both = flat if not tail_idx else np.concatenate([tail, flat])
-        r = 3 * self.hmax  # context each side of a centre: the windows beside the longest half-window
-        n = len(idx)
-        if n > 2 * r and idx[-1] - idx[0] == n - 1:  # no frame skipped
-            mid = both[r:n - r]
-            quiet = np.ones(n - 2 * r, bool)
-            for h in self.hs:
-                # every change this half-window tests spans 2h frames: mean|F[p + 2h] - F[p]| once for
-                # every p, then read at the window (t - h), before it (t - 3h) and after it (t + h)
-                span = np.abs(both[2 * h:] - both[:-2 * h]).mean(axis=1)
-                ch = span[r - h:n - r - h]
-                beside = np.maximum(span[r - 3 * h:n - r - 3 * h], span[r + h:n - r + h])
-                residual = np.abs(mid - 0.5 * (both[r - h:n - r - h] + both[r + h:n - r + h])).mean(axis=1)
-                # evidence: change >= min_change, residual <= max_ratio * change and change >= min_contrast
-                # * the larger change beside it (``_evaluate``); the margins keep a centre near any limit
-                # for the full evaluation
-                quiet &= ((ch < self.min_change - 1e-3) | (residual > self.max_ratio * ch + 1e-3)
-                          | (ch < self.min_contrast * beside - 1e-3))
-            for t, q in zip(idx[r:n - r], quiet.tolist(), strict=True):
-                if q:
-                    self._quiet[t] = True
-        keep = min(n, 2 * r)
-        self._tail = (idx[n - keep:], both[n - keep:])
+        # the frames seen begin here when nothing was pushed before them or dropped since
+        first = not self._dropped and idx[0] == (self.idx[0] if self.idx else idx[0])
+        self._settle(idx, both, first, False)
+        keep = min(len(idx), 6 * self.hmax)
+        self._tail = (idx[len(idx) - keep:], both[len(idx) - keep:])
         if not self._push_quiet(idx[len(tail_idx):], frames):
             for i, index in enumerate(indices):
                 self.push(index, frames[i])
+
+    def _settle(self, idx: list[int], flat: np.ndarray, first: bool, last: bool) -> None:
+        """Evaluate at once the centres among ``idx`` (consecutive frame indices, thumbnails in the rows
+        of ``flat``) not yet stepped, as ``_evaluate`` does one by one (the same arithmetic, so the same
+        values), into ``_settled``; only where every frame its tests read is known: ``3 * hmax`` frames
+        each side, or fewer next to the first frame (``first``) or the last frame (``last``) of the
+        video, where the missing frames are those ``_evaluate`` clamps to the end (one frame past it) or
+        leaves out."""
+        n = len(idx)
+        r = 3 * self.hmax  # context each side of a centre: the windows beside the longest half-window
+        if n == 0 or idx[-1] - idx[0] != n - 1 or ((first or last) and self.hs[0] < 2):
+            return  # frames skipped: ``_at``'s nearest frames; h = 1: a window clamped onto its centre
+        pads = [r if first else 0, r if last else 0]
+        edge = first or last
+        if edge:  # one copy of the end frame (``_at`` clamps to it), then frames that do not exist (NaN)
+            gap = np.full((r - 1, flat.shape[1]), np.nan, np.float32)
+            flat = np.concatenate([gap, flat[:1], flat, flat[-1:], gap] if first and last else
+                                  [gap, flat[:1], flat] if first else [flat, flat[-1:], gap])
+        size = len(flat)
+        m = size - 2 * r  # centres evaluated
+        if m <= 0:
+            return
+        mid = flat[r:size - r]
+        quiet = np.ones(m, bool)
+        tests = []
+        for h in self.hs:
+            # every change tested spans 2h frames: mean|F[p + 2h] - F[p]| once for every p from the first
+            # centre's window before it (t - 3h) to the last centre's window after it (t + h), then read at
+            # the window (t - h), before it and after it
+            span = np.abs(flat[r - h:size - r + 3 * h] - flat[r - 3 * h:size - r + h]).mean(axis=1)
+            ch, before, after = span[2 * h:2 * h + m], span[:m], span[4 * h:4 * h + m]
+            residual = np.abs(mid - 0.5 * (flat[r - h:size - r - h] + flat[r + h:size - r + h])).mean(axis=1)
+            tests.append((h, ch, residual, before, after))
+            # no evidence: change < min_change, residual > max_ratio * change or change < min_contrast * the
+            # larger change beside it (in float32 here: the margins leave a centre near a limit to ``_best``);
+            # NaN: a window past the ends (left out) or none beside it (not judged)
+            no = (ch < self.min_change - 1e-3) | (residual > self.max_ratio * ch + 1e-3) \
+                | (ch < self.min_contrast * np.fmax(before, after) - 1e-3)
+            quiet &= no | np.isnan(ch) | (np.isnan(before) & np.isnan(after)) if edge else no
+        centres = idx[r - pads[0]:n + pads[1] - r]
+        # centres already stepped are not evaluated again
+        buf = self.idx
+        done = buf[self.next_centre] if self.next_centre < len(buf) else (buf[-1] + 1 if buf else idx[0])
+        settled = self._settled
+        for t, q in zip(centres, quiet.tolist(), strict=True):
+            if q and t >= done:
+                settled[t] = None
+        for j in np.flatnonzero(~quiet).tolist():
+            if centres[j] >= done:
+                settled[centres[j]] = self._best(centres[j], [(h, float(c[j]), float(e[j]), float(b[j]), float(a[j]))
+                                                              for h, c, e, b, a in tests])
+
+    def _best(self, t: int, windows: list[tuple[int, float, float, float, float]]) -> Evidence | None:
+        """The evidence at centre ``t`` from its half-windows ``(h, change, residual, change before, change
+        after)`` in increasing ``h`` (NaN: a window or a change beside it that cannot be computed): the
+        window with the lowest ``residual / change`` (the first of equals) among those with ``change >=
+        min_change``, ``residual <= max_ratio * change`` and ``change >= min_contrast`` * the larger change
+        beside it; None when none."""
+        best = None
+        for h, change, residual, before, after in windows:
+            if not change >= self.min_change:  # NaN too
+                continue
+            ratio = residual / change
+            if ratio > self.max_ratio or (best is not None and ratio >= best[1]):
+                continue
+            # the change must stand out from a window beside it (steady camera motion does not); near
+            # the ends of the video a window without one beside it is not judged
+            beside = [c for c in (before, after) if not math.isnan(c)]
+            if not beside or change < self.min_contrast * max(beside):
+                continue
+            best = (t, ratio, h, change)
+        return best
 
     def _push_quiet(self, indices: list[int], frames: np.ndarray) -> bool:
         """``push`` a batch in one go when no candidate is open and every centre the batch steps is known
@@ -128,11 +186,11 @@ class DissolveDetector:
         limit = last - 3 * self.hmax
         stepped = list(itertools.takewhile(lambda t: t <= limit,
                                            itertools.chain(itertools.islice(self.idx, self.next_centre, None), indices)))
-        quiet = self._quiet
-        if not all(t in quiet for t in stepped):
+        settled = self._settled
+        if not all(t in settled and settled[t] is None for t in stepped):
             return False
         for t in stepped:
-            del quiet[t]
+            del settled[t]
         self.idx.extend(indices)
         self.frames.extend(frames)
         self.next_centre += len(stepped)
@@ -140,6 +198,11 @@ class DissolveDetector:
         return True
 
     def finish(self) -> list[Dissolve]:
+        if self.next_centre < len(self.idx):  # settle the last centres, whose windows reach past the end
+            lo = max(self.next_centre - 3 * self.hmax, 0)
+            idx = list(itertools.islice(self.idx, lo, None))
+            flat = np.stack([f.ravel() for f in itertools.islice(self.frames, lo, None)])
+            self._settle(idx, flat, lo == 0 and not self._dropped, True)
         while self.next_centre < len(self.idx):
             self._step()
         self._close_segment()
@@ -148,13 +211,15 @@ class DissolveDetector:
     # ---------------------------------------------------------------------------------------------
 
     def _step(self) -> None:
-        """Evaluate the next centre (one known to have no evidence only closes the open segment)."""
+        """Evaluate the next centre (or take its evaluation by ``_settle``) and add it to the candidates."""
         t = self.idx[self.next_centre]
-        if self._quiet.pop(t, False):
+        best = self._settled.pop(t) if t in self._settled else self._evaluate(self.next_centre)
+        if best is not None:
             if self.segment and t - self.segment[-1][0] > 2:
                 self._close_segment()
-        else:
-            self._evaluate(self.next_centre)
+            self.segment.append(best)
+        elif self.segment and t - self.segment[-1][0] > 2:
+            self._close_segment()
         self.next_centre += 1
 
     def _at(self, index: int) -> int | None:
@@ -177,11 +242,12 @@ class DissolveDetector:
             return None
         return float(np.mean(np.abs(self.frames[kb] - self.frames[ka])))
 
-    def _evaluate(self, pos: int) -> None:
+    def _evaluate(self, pos: int) -> Evidence | None:
+        """The evidence at the centre at ``pos`` of the buffer (``_best``), None when none."""
         t = self.idx[pos]
         m = self.frames[pos]
-        # every half-window at once (one numpy call per quantity); the contrast test, which needs two
-        # more changes each, only for the windows that pass the first two tests
+        # every half-window at once (one numpy call per quantity); the changes beside, which the contrast
+        # test needs, only for the windows that pass the first two tests
         hs, ends = [], []
         idx, n = self.idx, len(self.idx)
         contiguous = idx[-1] - idx[0] == n - 1  # no frame skipped: positions are offsets (as ``_at``)
@@ -201,34 +267,20 @@ class DissolveDetector:
                 continue
             hs.append(h)
             ends.append((ka, kb))
-        best = None
-        if hs:
-            a = np.stack([self.frames[ka].ravel() for ka, _ in ends])
-            b = np.stack([self.frames[kb].ravel() for _, kb in ends])
-            changes = np.abs(b - a).mean(axis=1)
-            if changes.max() >= self.min_change:  # else no window has evidence (most frames)
-                residuals = np.abs(m.ravel() - 0.5 * (a + b)).mean(axis=1).tolist()
-            else:
-                residuals = [0.0] * len(hs)
-            for h, change, residual in zip(hs, changes.tolist(), residuals, strict=True):
-                if change < self.min_change:
-                    continue
-                ratio = residual / change
-                if ratio > self.max_ratio or (best is not None and ratio >= best[1]):
-                    continue
-                # the change must stand out from a window beside it (steady camera motion does not); near
-                # the ends of the video a window without one beside it is not judged
-                beside = [c for c in (self._change(t - 3 * h, t - h), self._change(t + h, t + 3 * h))
-                          if c is not None]
-                if not beside or change < self.min_contrast * max(beside):
-                    continue
-                best = (t, ratio, h, change)
-        if best is not None:
-            if self.segment and t - self.segment[-1][0] > 2:
-                self._close_segment()
-            self.segment.append(best)
-        elif self.segment and t - self.segment[-1][0] > 2:
-            self._close_segment()
+        if not hs:
+            return None
+        a = np.stack([self.frames[ka].ravel() for ka, _ in ends])
+        b = np.stack([self.frames[kb].ravel() for _, kb in ends])
+        changes = np.abs(b - a).mean(axis=1).tolist()
+        if max(changes) < self.min_change:  # no window has evidence (most frames)
+            return None
+        residuals = np.abs(m.ravel() - 0.5 * (a + b)).mean(axis=1).tolist()
+        windows = []
+        for h, change, residual in zip(hs, changes, residuals, strict=True):
+            near = change >= self.min_change and residual / change <= self.max_ratio  # as ``_best``
+            beside = [self._change(t - 3 * h, t - h), self._change(t + h, t + 3 * h)] if near else [None, None]
+            windows.append((h, change, residual, *(math.nan if c is None else c for c in beside)))
+        return self._best(t, windows)
 
     def _close_segment(self) -> None:
         if not self.segment:

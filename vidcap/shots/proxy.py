@@ -65,7 +65,7 @@ def merge_spans(spans: list[tuple[int, int]], margin: int, lo: int, hi: int) -> 
 
 def detect_proxy(path, settings: dict, start: int = 0, end: int | None = None, *, full_pass) -> Detection:
     """The ``Detection`` of frames ``[start, end)`` found in proxy mode (settings already filled);
-    ``full_pass(path, settings, a, b)``: the full detector (``vidcap.shots.detect.detect_boundaries``)."""
+    ``full_pass(path, settings, a, b)``: the full detector on settings already filled (``vidcap.shots.detect``)."""
     proxy, dec = settings["proxy"], settings["decode"]
     info = open_video(path, dec["hwaccel"])
     try:

@@ -62,7 +62,7 @@ class ShotsStage(RowStage):
 
     def process_row(self, row: dict) -> list[dict]:
         out = []
-        for clip in clip_rows(row, self.settings):
+        for clip in clip_rows(row, self.settings, checked=True):
             out.append({ROW_ID: clip["clip_id"], self.error_column: clip.get("shots_error"),
                         **{c: clip.get(c) for c in CLIP_COLUMNS}})
         if self.export["enabled"]:
