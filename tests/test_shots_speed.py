@@ -389,3 +389,23 @@ def test_the_step_bench_splits_the_cost_above_the_floor_on_any_video():
         in_pipeline, alone = (float(x) for x in rows[step].split("|")[2:4])
         assert in_pipeline >= 0 and alone >= 0 and (step != "shrink" or min(in_pipeline, alone) > 0)
     assert "x the decode floor" in done.stdout and "x the read floor" in done.stdout
+
+
+def test_the_row_bench_measures_short_clips_and_ranges_of_any_video(tmp_path):
+    """``bench/shots/rows.py`` (one shots source row on short inputs against their decode floor) runs end
+    to end on a given video: a clip cut from its start and a range of it, each with its floor and A/A."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "bench/shots/rows.py", "--video", str(BIKES), "--seconds", "2",
+                           "--rounds", "1", "--out", str(tmp_path)], cwd=root, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    kinds = {r[0].strip(): r for r in rows[1:]}
+    assert set(kinds) == {"clip, 272p", "range in a 272p video, ranges: detect"}, done.stdout
+    for r in kinds.values():
+        floor, stage = float(r[3]), float(r[4])
+        assert r[1].strip() == "2 s" and r[2].strip() == "1" and 0 < floor < stage
+    assert (tmp_path / "rows" / "video_2s_bikes.mp4").is_file()

@@ -2,18 +2,19 @@
 
     .venv/bin/python bench/shots/rows.py                  # 2-, 5- and 10-s inputs, 6 videos of test720 and test, 5 rounds
     .venv/bin/python bench/shots/rows.py --seconds 5 --videos 2 --rounds 3
+    .venv/bin/python bench/shots/rows.py --video a.mp4 --seconds 2 --rounds 1   # any video instead
 
 ``run.py --speed`` measures minute-long videos, where what a detection costs once per video does not
 show. Here, per input, in one process, each round in a shuffled order (seeded), the least CPU time of
 the rounds:
 
-* **clips**: the first ``seconds`` of each video of ``test720`` (720p) and ``test`` (360p), re-encoded as
-  the split is (H.264, same CRF and preset; written once into ``bench/out/shots/rows/``): the shots
-  stage's ``process_row`` on the clip's row (what the workflow calls per source row, settings checked
+* **clips**: the first ``seconds`` of each video of ``test720`` (720p) and ``test`` (360p), or of each
+  ``--video``, re-encoded as the split is (H.264, same CRF and preset; ``--video``: CRF 23, veryfast),
+  written once into ``<out>/rows/``: the shots stage's ``process_row`` on the clip's row (what the workflow calls per source row, settings checked
   once, as the stage does), against the decode floor of the clip (``run.run_floor``: open, decode every
   frame, close);
-* **ranges**: a row of the whole 720p video with ``start``/``end`` around its middle and ``ranges: detect``
-  (the shots searched inside the range), against decoding what the range needs (seek to the keyframe
+* **ranges**: a row of each whole 720p video (or each ``--video``) with ``start``/``end`` around its middle
+  and ``ranges: detect`` (the shots searched inside the range), against decoding what the range needs (seek to the keyframe
   before ``start``, decode up to ``end``);
 * the decode floor twice (the A/A control: how far the measurement moves between identical runs).
 
@@ -45,7 +46,8 @@ clock = time.process_time
 
 
 def cut_clip(src: Path, dst: Path, seconds: float, split: dict) -> Path:
-    """The first ``seconds`` of ``src`` re-encoded as the split's videos are, written once."""
+    """The first ``seconds`` of ``src`` re-encoded as the split's videos are (``fps``, ``crf``,
+    ``preset``), written once."""
     import av
 
     if dst.exists():
@@ -107,10 +109,33 @@ def measure(cases: list[tuple[str, dict, object]], rounds: int, stage: ShotsStag
     return sums
 
 
+def inputs(args) -> list[tuple[str, dict, list[Path], list[float]]]:
+    """``(name, encoding, videos, durations)``: the splits' first ``--videos`` videos, or ``--video``."""
+    if args.video:
+        import av
+
+        out = []
+        for path in args.video:
+            with av.open(str(path)) as c:
+                s = c.streams.video[0]
+                fps = s.average_rate or s.guessed_rate
+                seconds = float(s.duration * s.time_base) if s.duration else float(c.duration or 0) / 1e6
+            out.append(("video", {"fps": fps, "crf": 23, "preset": "veryfast", "height": s.height},
+                        [Path(path)], [seconds]))
+        return out
+    out = []
+    for name in ("test720", "test"):
+        split, specs, paths = data.videos(name, args.out)
+        chosen = list(zip(specs, paths, strict=True))[:args.videos]
+        out.append((name, split, [p for _, p in chosen], [s.num_frames / split["fps"] for s, _ in chosen]))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, nargs="+", default=[2.0, 5.0, 10.0])
     ap.add_argument("--videos", type=int, default=6, help="videos of each split")
+    ap.add_argument("--video", type=Path, action="append", help="measure this video instead (repeatable)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/shots")
     args = ap.parse_args(argv)
@@ -118,23 +143,25 @@ def main(argv=None) -> int:
     stage = ShotsStage({})
     detect_ranges = ShotsStage({"ranges": "detect"})
     cases: list = []
-    for name in ("test720", "test"):
-        split, specs, paths = data.videos(name, args.out)
-        for spec, path in list(zip(specs, paths, strict=True))[:args.videos]:
-            for sec in args.seconds:
-                clip = cut_clip(path, args.out / "rows" / f"{name}_{sec:g}s_{spec.name}.mp4", sec, split)
-                row = {"row_id": f"{spec.name}-{sec:g}", "_media_path": str(clip), "path": str(clip)}
-                cases.append(((f"clip, {split['height']}p", sec), row, lambda clip=clip: run.run_floor(clip)))
-    clips = measure(cases, args.rounds, stage)
     ranges: list = []
-    split, specs, paths = data.videos("test720", args.out)
-    for spec, path in list(zip(specs, paths, strict=True))[:args.videos]:
-        middle = spec.num_frames / split["fps"] / 2
-        for sec in args.seconds:
-            row = {"row_id": f"{spec.name}-r{sec:g}", "_media_path": str(path), "path": str(path),
-                   "start": middle - sec / 2, "end": middle + sec / 2}
-            ranges.append((("range in a 720p video, ranges: detect", sec), row,
-                           lambda path=path, a=row["start"], b=row["end"]: range_floor(path, a, b)))
+    sources = inputs(args)
+    for name, split, paths, durations in sources:
+        for path, duration in zip(paths, durations, strict=True):
+            for sec in args.seconds:
+                clip = cut_clip(path, args.out / "rows" / f"{name}_{sec:g}s_{path.stem}.mp4", sec, split)
+                row = {"row_id": f"{path.stem}-{sec:g}", "_media_path": str(clip), "path": str(clip)}
+                cases.append(((f"clip, {split['height']}p", sec), row, lambda clip=clip: run.run_floor(clip)))
+                if name == "test" or sec >= duration:  # ranges: the 720p split's videos, or each --video
+                    continue
+                middle = duration / 2
+                row = {"row_id": f"{path.stem}-r{sec:g}", "_media_path": str(path), "path": str(path),
+                       "start": middle - sec / 2, "end": middle + sec / 2}
+                ranges.append(((f"range in a {split['height']}p video, ranges: detect", sec), row,
+                               lambda path=path, a=row["start"], b=row["end"]: range_floor(path, a, b)))
+    for (_, row, floor), st in ((cases[0], stage), *(((ranges[0], detect_ranges),) if ranges else ())):
+        floor()  # warm up: the imports and the first call's set-up are not a row's cost
+        st.process_row(dict(row))
+    clips = measure(cases, args.rounds, stage)
     found = measure(ranges, args.rounds, detect_ranges)
     print(f"CPU ms per source row, least of {args.rounds} rounds per input, methods shuffled each round:\n")
     print("| input | length | rows | decode floor | shots stage | x floor | A/A |")

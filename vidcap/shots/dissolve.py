@@ -151,15 +151,16 @@ class DissolveDetector:
             if q and t >= done:
                 settled[t] = None
         for j in np.flatnonzero(~quiet).tolist():
-            if centres[j] >= done:
-                settled[centres[j]] = self._best(centres[j], [(h, float(c[j]), float(e[j]), float(b[j]), float(a[j]))
-                                                              for h, c, e, b, a in tests])
+            t = centres[j]
+            if t >= done:
+                windows = [(h, float(c[j]), float(e[j]), float(b[j]), float(a[j])) for h, c, e, b, a in tests]
+                settled[t] = self._best(t, windows)
 
     def _best(self, t: int, windows: list[tuple[int, float, float, float, float]]) -> Evidence | None:
         """The evidence at centre ``t`` from its half-windows ``(h, change, residual, change before, change
         after)`` in increasing ``h`` (NaN: a window or a change beside it that cannot be computed): the
         window with the lowest ``residual / change`` (the first of equals) among those with ``change >=
-        min_change``, ``residual <= max_ratio * change`` and ``change >= min_contrast`` * the larger change
+        min_change``, ``residual / change <= max_ratio`` and ``change >= min_contrast`` * the larger change
         beside it; None when none."""
         best = None
         for h, change, residual, before, after in windows:
