@@ -173,13 +173,15 @@ def test_batched_analysis_gives_the_frame_by_frame_values(multi_shot, monkeypatc
     for keep in (slice(None), slice(None, None, 2)):  # every frame; every other frame (decode.skip)
         idx = list(range(len(thumbs)))[keep]
         ref, fast = DissolveDetector(), DissolveDetector()
-        for i in idx:
+        for i in idx:  # the reference: every centre evaluated on its own (``_evaluate``)
             ref.push(i, thumbs[i])
+        want = ref.finish()
+        assert len(evaluated) == len(idx)
         evaluated.clear()
         one_go.clear()
         for k in range(0, len(idx), 32):
             fast.push_batch(idx[k:k + 32], thumbs[idx[k:k + 32]])
-        assert fast.finish() == ref.finish()
+        assert fast.finish() == want
         if keep == slice(None):
             assert any(d.cut for d in ref.found)  # the video has dissolves
             assert evaluated == []  # every centre is evaluated by the batch test (``_settle``)
@@ -218,9 +220,13 @@ def test_batch_dissolve_test_settles_the_ends_of_short_inputs():
             first = int(rng.choice([0, 37]))
             idx = list(range(first, first + n))
             ref = DissolveDetector()
-            for i, f in zip(idx, thumbs, strict=True):
+            real = ref._evaluate
+            ref._evaluate = lambda pos, real=real: evaluated.append(pos) or real(pos)  # type: ignore[method-assign]
+            evaluated.clear()
+            for i, f in zip(idx, thumbs, strict=True):  # the reference: every centre on its own
                 ref.push(i, f)
             want = ref.finish()
+            assert len(evaluated) == n
             found += len(want)
             for size in (7, 32):
                 fast = DissolveDetector()

@@ -49,8 +49,9 @@ class Dissolve:
 
 
 class DissolveDetector:
-    """Feed ``push(index, thumbnail)`` (or ``push_batch(indices, thumbnails)``: the same result, cheaper)
-    in increasing index order, then ``finish()`` -> [Dissolve]."""
+    """Feed ``push(index, thumbnail)`` (or ``push_batch(indices, thumbnails)``: the same result, cheaper;
+    one or the other) in increasing index order, then ``finish()`` -> [Dissolve]. ``push`` evaluates each
+    centre on its own (``_evaluate``), ``push_batch`` a batch's centres at once (``_settle``)."""
 
     def __init__(self, min_change: float = 16.0, max_ratio: float = 0.25,
                  min_contrast: float = 1.7, half_windows: tuple[int, ...] = HALF_WINDOWS):
@@ -199,7 +200,8 @@ class DissolveDetector:
         return True
 
     def finish(self) -> list[Dissolve]:
-        if self.next_centre < len(self.idx):  # settle the last centres, whose windows reach past the end
+        if self._tail[0] and self.next_centre < len(self.idx):
+            # fed by ``push_batch``: the last centres, whose windows reach past the end, at once too
             lo = max(self.next_centre - 3 * self.hmax, 0)
             idx = list(itertools.islice(self.idx, lo, None))
             flat = np.stack([f.ravel() for f in itertools.islice(self.frames, lo, None)])
