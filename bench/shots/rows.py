@@ -10,12 +10,12 @@ the rounds:
 
 * **clips**: the first ``seconds`` of each video of ``test720`` (720p) and ``test`` (360p), or of each
   ``--video``, re-encoded as the split is (H.264, same CRF and preset; ``--video``: CRF 23, veryfast),
-  written once into ``<out>/rows/``: the shots stage's ``process_row`` on the clip's row (what the workflow calls per source row, settings checked
-  once, as the stage does), against the decode floor of the clip (``run.run_floor``: open, decode every
-  frame, close);
-* **ranges**: a row of each whole 720p video (or each ``--video``) with ``start``/``end`` around its middle
-  and ``ranges: detect`` (the shots searched inside the range), against decoding what the range needs (seek to the keyframe
-  before ``start``, decode up to ``end``);
+  written once into ``<out>/rows/``: the shots stage's ``process_row`` on the clip's row (what the
+  workflow calls per source row, settings checked once, as the stage does), against the decode floor
+  of the clip (``run.run_floor``: open, decode every frame, close);
+* **ranges**: a row of each whole 720p video (or each ``--video``) with ``start``/``end`` around its
+  middle and ``ranges: detect`` (the shots searched inside the range), against decoding what the range
+  needs (seek to the keyframe before ``start``, decode up to ``end``);
 * the decode floor twice (the A/A control: how far the measurement moves between identical runs).
 
 Printed: per kind and length, the CPU milliseconds per row of the floor and of the stage, and their
@@ -28,6 +28,7 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -87,9 +88,11 @@ def range_floor(path: Path, start_s: float, end_s: float) -> None:
                 break
 
 
-def measure(cases: list[tuple[str, dict, object]], rounds: int, stage: ShotsStage) -> dict:
-    """{(kind, seconds): [floor, again, stage] CPU seconds summed over the inputs}, each input's methods
-    run ``rounds`` times in a shuffled order, the least of each kept."""
+def measure(cases: list[tuple[tuple[str, float], dict, Callable[[], object]]], rounds: int,
+            stage: ShotsStage) -> dict:
+    """{(kind, seconds): [floor, again, stage CPU seconds summed over the inputs, inputs]} for ``cases``
+    ``((kind, seconds), row, floor)``, each input's methods run ``rounds`` times in a shuffled order, the
+    least of each kept."""
     order = random.Random(0)
     sums: dict = {}
     for key, row, floor in cases:

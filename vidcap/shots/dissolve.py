@@ -67,7 +67,7 @@ class DissolveDetector:
         self.segment: list[Evidence] = []  # the centres with evidence of the open candidate
         self.found: list[Dissolve] = []
         self._settled: dict[int, Evidence | None] = {}  # centres evaluated by ``_settle``, not yet stepped
-        self._dropped = False  # whether frames were dropped from the start of the buffer (``_forget``)
+        self._first: int | None = None  # the first index ``push_batch`` got (the video's first frame seen)
         self._tail: tuple[list[int], np.ndarray] = ([], np.zeros((0, 0), np.float32))  # last frames of ``push_batch``
 
     def push(self, index: int, frame: np.ndarray) -> None:
@@ -83,7 +83,6 @@ class DissolveDetector:
             self.idx.popleft()
             self.frames.popleft()
             self.next_centre -= 1
-            self._dropped = True
 
     def push_batch(self, indices: list[int], frames: np.ndarray) -> None:
         """``push`` each of ``frames`` (an (n, ...) array of thumbnails, rows in ``indices`` order).
@@ -96,9 +95,9 @@ class DissolveDetector:
         tail_idx, tail = self._tail
         idx = tail_idx + [int(i) for i in indices]
         both = flat if not tail_idx else np.concatenate([tail, flat])
-        # the frames seen begin here when nothing was pushed before them or dropped since
-        first = not self._dropped and idx[0] == (self.idx[0] if self.idx else idx[0])
-        self._settle(idx, both, first, False)
+        if self._first is None:
+            self._first = idx[0]
+        self._settle(idx, both, idx[0] == self._first, False)
         keep = min(len(idx), 6 * self.hmax)
         self._tail = (idx[len(idx) - keep:], both[len(idx) - keep:])
         if not self._push_quiet(idx[len(tail_idx):], frames):
@@ -116,12 +115,10 @@ class DissolveDetector:
         r = 3 * self.hmax  # context each side of a centre: the windows beside the longest half-window
         if n == 0 or idx[-1] - idx[0] != n - 1 or ((first or last) and self.hs[0] < 2):
             return  # frames skipped: ``_at``'s nearest frames; h = 1: a window clamped onto its centre
-        pads = [r if first else 0, r if last else 0]
         edge = first or last
         if edge:  # one copy of the end frame (``_at`` clamps to it), then frames that do not exist (NaN)
             gap = np.full((r - 1, flat.shape[1]), np.nan, np.float32)
-            flat = np.concatenate([gap, flat[:1], flat, flat[-1:], gap] if first and last else
-                                  [gap, flat[:1], flat] if first else [flat, flat[-1:], gap])
+            flat = np.concatenate([*((gap, flat[:1]) if first else ()), flat, *((flat[-1:], gap) if last else ())])
         size = len(flat)
         m = size - 2 * r  # centres evaluated
         if m <= 0:
@@ -143,19 +140,14 @@ class DissolveDetector:
             no = (ch < self.min_change - 1e-3) | (residual > self.max_ratio * ch + 1e-3) \
                 | (ch < self.min_contrast * np.fmax(before, after) - 1e-3)
             quiet &= no | np.isnan(ch) | (np.isnan(before) & np.isnan(after)) if edge else no
-        centres = idx[r - pads[0]:n + pads[1] - r]
+        centres = idx[0 if first else r:n if last else n - r]
         # centres already stepped are not evaluated again
         buf = self.idx
         done = buf[self.next_centre] if self.next_centre < len(buf) else (buf[-1] + 1 if buf else idx[0])
-        settled = self._settled
-        for t, q in zip(centres, quiet.tolist(), strict=True):
-            if q and t >= done:
-                settled[t] = None
-        for j in np.flatnonzero(~quiet).tolist():
-            t = centres[j]
+        for j, (t, q) in enumerate(zip(centres, quiet.tolist(), strict=True)):
             if t >= done:
-                windows = [(h, float(c[j]), float(e[j]), float(b[j]), float(a[j])) for h, c, e, b, a in tests]
-                settled[t] = self._best(t, windows)
+                self._settled[t] = None if q else self._best(
+                    t, [(h, float(c[j]), float(e[j]), float(b[j]), float(a[j])) for h, c, e, b, a in tests])
 
     def _best(self, t: int, windows: list[tuple[int, float, float, float, float]]) -> Evidence | None:
         """The evidence at centre ``t`` from its half-windows ``(h, change, residual, change before, change
@@ -200,12 +192,11 @@ class DissolveDetector:
         return True
 
     def finish(self) -> list[Dissolve]:
-        if self._tail[0] and self.next_centre < len(self.idx):
-            # fed by ``push_batch``: the last centres, whose windows reach past the end, at once too
-            lo = max(self.next_centre - 3 * self.hmax, 0)
-            idx = list(itertools.islice(self.idx, lo, None))
-            flat = np.stack([f.ravel() for f in itertools.islice(self.frames, lo, None)])
-            self._settle(idx, flat, lo == 0 and not self._dropped, True)
+        tail_idx, tail = self._tail
+        if tail_idx:
+            # fed by ``push_batch``: the last centres too, whose windows reach past the end, at once (the
+            # tail holds them and the 3 * hmax frames before them)
+            self._settle(tail_idx, tail, tail_idx[0] == self._first, True)
         while self.next_centre < len(self.idx):
             self._step()
         self._close_segment()
