@@ -46,8 +46,8 @@ def test_motion_schema_lists_exactly_the_classifier_knobs():
 
 
 def test_stage_settings_share_one_parsed_schema_and_hand_out_independent_settings():
-    """``stage_settings`` reads the process's one parsed schema (no copy per call: the shots stage
-    checks its settings once per source row) and every call's settings are its own: changing one
+    """``stage_settings`` reads the process's one parsed schema (no copy per call: ``clip_rows``
+    called on its own checks its settings on every call) and every call's settings are its own: changing one
     call's values, nested defaults included, changes neither the schema nor the next call's."""
     import copy
 

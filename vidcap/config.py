@@ -119,8 +119,8 @@ def validate_config(config: dict, schema_path: str | Path | None = None) -> dict
 def stage_schema(stage: str) -> tuple[dict, dict]:
     """(the stage's schema section, the whole schema it resolves ``$ref``s against); ValueError if unknown.
 
-    Both are the process's one parsed copy, shared by every call (no copy per call: the shots stage
-    checks its settings once per source row): read them, never change them.
+    Both are the process's one parsed copy, shared by every call (no copy per call: ``clip_rows``
+    called on its own checks its settings on every call): read them, never change them.
     """
     schema = _load_schema(None)
     sections = schema["properties"]["stages"]["properties"]
