@@ -20,6 +20,7 @@ from vidcap.errors import ConfigError, FrameError
 from vidcap.media import allocator
 from vidcap.shots import decode as shots_decode
 from vidcap.shots import detect as shots
+from vidcap.shots import shrink as shots_shrink
 from vidcap.shots.detectors import detectors
 from vidcap.shots.proxy import merge_spans, proxy_candidates
 
@@ -159,8 +160,7 @@ def test_batched_analysis_gives_the_frame_by_frame_values(multi_shot, monkeypatc
     want = [one._calculate_frame_score(None, f) for f in stack]
     got = []
     for k in range(0, len(stack), 32):
-        batched.precompute(stack[k:k + 32])
-        got += [batched._calculate_frame_score(None, f) for f in stack[k:k + 32]]
+        got += batched.batch_scores(stack[k:k + 32])
     assert got == want and max(want) > 0
 
     thumbs = thumbnails(stack)
@@ -296,6 +296,93 @@ def test_batch_detectors_give_pyscenedetects_cuts(multi_shot):
     assert flash_batch.finish() == flash_one.finish()
 
 
+@pytest.mark.parametrize("kind", ["adaptive", "content", "edges"])
+def test_hard_cuts_scored_by_batch_and_decided_by_block_are_pyscenedetects(kind):
+    """The detect loop scores each batch (``score``) and asks for the cuts once per block of batches
+    (``cuts``): the cuts PySceneDetect's ``process_frame`` reports frame by frame, whatever the blocks
+    (AdaptiveDetector, ContentDetector with its flash filter, and with edges: PySceneDetect's own code)."""
+    from scenedetect import FrameTimecode
+    from scenedetect.detectors import AdaptiveDetector, ContentDetector
+
+    rng = np.random.default_rng(5)
+    frames = np.stack(_frames(BIKES, 250))
+    weights = {"edges": ContentDetector.Components(1.0, 1.0, 1.0, 1.0)}.get(kind)
+    settings = shots.shot_settings({"detector": "content" if kind == "content" else "adaptive",
+                                    "content": {"threshold": 12.0}, "min_scene_s": 0.2})
+    stock = (ContentDetector(threshold=12.0, min_scene_len=5) if kind == "content"
+             else AdaptiveDetector(min_scene_len=5, weights=weights or ContentDetector.DEFAULT_COMPONENT_WEIGHTS))
+    want = [c.frame_num for i, f in enumerate(frames) for c in stock.process_frame(FrameTimecode(i, fps=Fraction(25)), f)]
+    assert len(want) >= 4, want
+    for trial in range(3):
+        fast = detectors(settings, Fraction(25))[0]
+        if weights is not None:
+            fast._weights = weights
+        got, k = [], 0
+        while k < len(frames):
+            for _ in range(int(rng.integers(1, 6))):  # a block: 1 to 5 batches of 1 to 40 frames
+                n = min(int(rng.integers(1, 41)), len(frames) - k)
+                if n == 0:
+                    break
+                fast.score(list(range(k, min(k + n, len(frames)))), frames[k:k + n])
+                k += n
+            got += fast.cuts()
+        assert got == want, (kind, trial)
+    assert fast.cuts() == []
+
+
+def test_scan_blocks_hands_over_scan_batches_frames_a_block_at_a_time(multi_shot):
+    """``scan_blocks``: every frame of a block decoded before its batches are handed over; the batches are
+    ``scan_batches``' (indices and frames), for any block size, a range, every ``decode.shrink``; a block's
+    batches read after the next block was decoded raise instead of handing over overwritten frames."""
+    _, path = multi_shot
+    for shrink in shots_shrink.SHRINKS:
+        for start, end in ((0, None), (37, 301)):
+            info = shots_decode.open_video(path)
+            try:
+                want = [(i, f.copy()) for i, f in shots_decode.scan_batches(info, 160, start, end, shrink=shrink,
+                                                                             batch=16)]
+            finally:
+                info.close()
+            for block in (16, 40, 64, 1000):
+                info = shots_decode.open_video(path)
+                decoded = []
+                try:
+                    got = []
+                    for batches in shots_decode.scan_blocks(info, 160, start, end, shrink=shrink, batch=16,
+                                                            block=block):
+                        decoded.append(info.decoded)
+                        got += [(i, f.copy()) for i, f in batches]
+                finally:
+                    info.close()
+                assert [i for i, _ in got] == [i for i, _ in want], (shrink, block)
+                assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, want, strict=True)), (shrink, block)
+                per, total = -(-block // 16) * 16, sum(len(i) for i, _ in got)  # a block: whole batches
+                assert decoded == [min(per * (k + 1), total) for k in range(-(-total // per))], (shrink, block)
+    info = shots_decode.open_video(path)
+    try:
+        blocks = shots_decode.scan_blocks(info, 160, batch=8, block=16)
+        first = next(blocks)
+        next(first)
+        next(blocks)  # the next block decoded over the first one's small pictures
+        with pytest.raises(RuntimeError, match="after the next block"):
+            next(first)
+    finally:
+        info.close()
+
+
+def test_the_block_size_changes_no_boundary(multi_shot, monkeypatch):
+    """``detect_boundaries`` decodes ``BLOCK`` frames before analysing them: any block size gives the same
+    boundaries (a cut, fades, dissolves), with a range and with skipped frames too."""
+    _, path = multi_shot
+    for params, start, end in (({}, 0, None), ({}, 101, 555), ({"decode": {"skip": "nonref"}}, 0, None)):
+        got = {}
+        for block in (32, 64, 96, 256, 4096):
+            monkeypatch.setattr(shots, "BLOCK", block)
+            got[block] = shots.detect_boundaries(path, params, start, end)
+        assert len({repr(d) for d in got.values()}) == 1, (params, start)
+        assert len(got[256].boundaries) >= 3
+
+
 @pytest.mark.parametrize("path", [BIKES, None])
 def test_shrinking_the_planes_is_close_to_swscale(multi_shot, path):
     """``decode.shrink = planes``: the decoded planes shrunk in place give frames of the same size whose
@@ -343,8 +430,8 @@ def test_spread_shrinks_every_other_row_pair_through_the_decoder():
         for k, frame in zip(range(8), c.decode(stream), strict=False):
             small = av.VideoFrame(160, 68, "yuv420p")
             for src, dst in zip(frame.planes, small.planes, strict=True):
-                rows = shots_decode._plane_rows(src)[:, :src.width]
-                out = shots_decode._plane_rows(dst)[:, :dst.width]
+                rows = shots_shrink.plane_rows(src)[:, :src.width]
+                out = shots_shrink.plane_rows(dst)[:, :dst.width]
                 cv2.resize(rows[1::2], (out.shape[1], out.shape[0]), dst=out, interpolation=cv2.INTER_LINEAR)
             want = convert(small, format="bgr24", threads=1).to_ndarray()
             assert np.array_equal(got[k], want), k
@@ -359,7 +446,7 @@ def test_detection_keeps_its_batch_memory_instead_of_faulting_it_in_every_batch(
     (bench/shots/README.md, seventh round). ``scan_batches`` sets the allocator to keep freed memory
     (``vidcap.media.allocator``): a run after the first faults in next to nothing."""
     assert allocator.keep_freed_memory(), "glibc's mallopt refused the thresholds"
-    for shrink in shots_decode.SHRINKS:
+    for shrink in shots_shrink.SHRINKS:
         shots.detect_boundaries(BIKES, {"decode": {"shrink": shrink}})  # the memory the next run reuses
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         det = shots.detect_boundaries(BIKES, {"decode": {"shrink": shrink}})

@@ -47,7 +47,7 @@ import data  # noqa: E402
 import metrics  # noqa: E402
 
 from vidcap.shots import detect as shots  # noqa: E402
-from vidcap.shots.decode import SHRINKS  # noqa: E402
+from vidcap.shots.shrink import SHRINKS  # noqa: E402
 
 KINDS = ("cut", "fade", "dissolve")
 
@@ -108,7 +108,7 @@ def read_spread_rows(frame) -> None:
     for fetching those bytes from memory (the read floor)."""
     import numpy as np
 
-    from vidcap.shots.decode import spread_rows
+    from vidcap.shots.shrink import spread_rows
 
     out = _analysis_rows(frame.width, frame.height)
     for q, plane in enumerate(frame.planes):
@@ -117,18 +117,20 @@ def read_spread_rows(frame) -> None:
 
 
 def run_scan(path, skip="none", shrink=None, end=None):
-    """vidcap's own decoding and shrinking to ``analysis_width`` (``decode.scan_batches``, batches as the
-    detector takes them), no analysis; ``shrink``: ``decode.shrink`` (None: the default); ``end``: the
+    """vidcap's own decoding and shrinking to ``analysis_width`` (``decode.scan_blocks``, blocks and
+    batches as the detector takes them), no analysis; ``shrink``: ``decode.shrink`` (None: the default); ``end``: the
     frames before it only (None: all)."""
-    from vidcap.shots.decode import open_video, scan_batches
+    from vidcap.shots.decode import open_video, scan_blocks
 
     settings = shots.shot_settings({})
     dec = settings["decode"]
     info = open_video(path)
     try:
-        for _ in scan_batches(info, settings["analysis_width"], end=end, skip=skip, fast=dec["fast"],
-                              threads=dec["threads"], shrink=shrink or dec["shrink"], batch=shots.BATCH):
-            pass
+        for batches in scan_blocks(info, settings["analysis_width"], end=end, skip=skip, fast=dec["fast"],
+                                   threads=dec["threads"], shrink=shrink or dec["shrink"], batch=shots.BATCH,
+                                   block=shots.BLOCK):
+            for _ in batches:
+                pass
     finally:
         info.close()
     return []

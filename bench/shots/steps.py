@@ -36,23 +36,25 @@ sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 import data  # noqa: E402
+import numpy as np  # noqa: E402
 import run  # noqa: E402
 
 from vidcap.shots import decode  # noqa: E402
 from vidcap.shots import detect as shots  # noqa: E402
 from vidcap.shots.detectors import detectors, thumbnails  # noqa: E402
+from vidcap.shots.shrink import Shrinker  # noqa: E402
 
 STEPS = ("shrink", "batch to BGR", "thumbnails", "hard-cut scores", "fades", "dissolves", "flash check")
 clock = time.process_time
 
 
 class Timed:
-    """``decode._decode`` and ``decode._Shrinker`` with a clock around each frame the decoder hands over,
+    """``decode._decode`` and ``shrink.Shrinker`` with a clock around each frame the decoder hands over,
     each ``add`` and each ``take`` (``install`` / ``remove``, around the instrumented runs only)."""
 
     def __init__(self):
         self.t = dict.fromkeys(("decoder", "shrink", "batch to BGR"), 0.0)
-        self.real = decode._decode, decode._Shrinker.add, decode._Shrinker.take
+        self.real = decode._decode, Shrinker.add, Shrinker.take
 
     def install(self):
         real_decode, real_add, real_take = self.real
@@ -73,16 +75,16 @@ class Timed:
             real_add(shrinker, k, frame)
             t["shrink"] += clock() - t0
 
-        def take(shrinker, n):
+        def take(shrinker, b, n):
             t0 = clock()
-            out = real_take(shrinker, n)
+            out = real_take(shrinker, b, n)
             t["batch to BGR"] += clock() - t0
             return out
 
-        decode._decode, decode._Shrinker.add, decode._Shrinker.take = timed_decode, add, take
+        decode._decode, Shrinker.add, Shrinker.take = timed_decode, add, take
 
     def remove(self):
-        decode._decode, decode._Shrinker.add, decode._Shrinker.take = self.real
+        decode._decode, Shrinker.add, Shrinker.take = self.real
 
 
 def detect_timed(path) -> tuple[dict[str, float], int]:
@@ -97,14 +99,25 @@ def detect_timed(path) -> tuple[dict[str, float], int]:
         dec = settings["decode"]
         t = dict.fromkeys(STEPS[2:], 0.0)
         n = 0
-        for indices, stack in decode.scan_batches(info, settings["analysis_width"], 0, None, dec["skip"], dec["fast"],
-                                                  dec["threads"], shrink=dec["shrink"], batch=shots.BATCH):
+        for batches in decode.scan_blocks(info, settings["analysis_width"], 0, None, dec["skip"], dec["fast"],
+                                          dec["threads"], shrink=dec["shrink"], batch=shots.BATCH, block=shots.BLOCK):
+            indices: list[int] = []
+            parts = []
+            for part, stack in batches:
+                t0 = clock()
+                parts.append(thumbnails(stack))
+                t1 = clock()
+                cut.score(part, stack)
+                t2 = clock()
+                t["thumbnails"] += t1 - t0
+                t["hard-cut scores"] += t2 - t1
+                indices += part
             t0 = clock()
-            thumbs = thumbnails(stack)
+            thumbs = parts[0] if len(parts) == 1 else np.concatenate(parts)
             t1 = clock()
             flash.push_batch(indices, thumbs)
             t2 = clock()
-            flash.add(cut.process_batch(indices, stack))
+            flash.add(cut.cuts())
             t3 = clock()
             fade.process_batch(indices, thumbs.reshape(len(indices), -1).mean(axis=1))
             t4 = clock()
@@ -141,25 +154,29 @@ def in_cache(path, reps: int = 40) -> dict[str, float]:
     """CPU s per frame of each step alone, on data in the caches: the shrink of one decoded frame again
     and again; the conversion, thumbnails and hard-cut scores of one batch (the first 32 frames) again
     and again; the fades, dissolves and flash check (whose work depends on what the video holds) fed
-    the thumbnails of the whole video again, each time from a new detector."""
+    the thumbnails of the whole video again, a block at a time as in the pipeline, each time from a new
+    detector."""
     import av
 
     settings = shots.shot_settings({})
     info = decode.open_video(path)
     try:
         w, h = decode.analysis_size(info.width, info.height, settings["analysis_width"])
-        batches = [(indices, thumbnails(stack)) for indices, stack in
-                   decode.scan_batches(info, settings["analysis_width"], batch=shots.BATCH)]
+        batches = []  # (indices, thumbnails) of each block
+        for block in decode.scan_blocks(info, settings["analysis_width"], batch=shots.BATCH, block=shots.BLOCK):
+            parts = list(block)
+            batches.append(([i for part, _ in parts for i in part],
+                            np.concatenate([thumbnails(stack) for _, stack in parts])))
         fps = info.fps
     finally:
         info.close()
     with av.open(str(path)) as c:
         frames = [f for _, f in zip(range(shots.BATCH), c.decode(video=0))]
-    small = decode._Shrinker(w, h, shots.BATCH, "FAST_BILINEAR", settings["decode"]["shrink"])
+    small = Shrinker(w, h, shots.BATCH, "FAST_BILINEAR", settings["decode"]["shrink"])
     for k, f in enumerate(frames):
         small.add(k, f)
     n, total = len(frames), sum(len(i) for i, _ in batches)
-    stack = small.take(n)
+    stack = small.take(0, n)
     cut = detectors(settings, fps)[0]
 
     def replay(step):
@@ -177,7 +194,7 @@ def in_cache(path, reps: int = 40) -> dict[str, float]:
 
     one = frames[0]
     calls = {"shrink": (lambda: [small.add(k, one) for k in range(n)], n, reps),
-             "batch to BGR": (lambda: small.take(n), n, reps),
+             "batch to BGR": (lambda: small.take(0, n), n, reps),
              "thumbnails": (lambda: thumbnails(stack), n, reps),
              "hard-cut scores": (lambda: cut.process_batch(list(range(n)), stack), n, reps),
              **{step: (lambda step=step: replay(step), total, 2) for step in ("fades", "dissolves", "flash check")}}

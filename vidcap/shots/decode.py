@@ -1,31 +1,16 @@
 """Sequential low-resolution decoding for shot detection (every frame, or every reference frame).
 
-``open_video(path)`` probes the first video stream (``VideoInfo``); ``scan_batches(info, ...)`` yields
-``(indices, frames)`` for the frames of ``[start, end)`` in presentation order, up to ``batch`` at a
-time, each shrunk to ``width`` pixels wide (an (n, h, w, 3) BGR uint8 array, as PySceneDetect's
-detectors expect); ``scan(info, ...)`` yields them one by one as ``(index, frame)``. Full-resolution
-RGB is never made. Three ways to shrink (``shrink``):
+``open_video(path)`` probes the first video stream (``VideoInfo``). ``scan_blocks(info, ...)`` decodes the
+frames of ``[start, end)`` in presentation order a block at a time (up to ``block`` frames, each shrunk
+to ``width`` pixels wide as it is decoded: ``vidcap.shots.shrink``, which never makes full-resolution
+RGB) and then hands the block over as an iterator of its batches ``(indices, frames)`` (up to ``batch``
+frames, an (n, h, w, 3) BGR uint8 array, as PySceneDetect's detectors expect). ``scan_batches`` yields
+the same batches with a block of one batch; ``scan`` yields them frame by frame as ``(index, frame)``.
 
-* ``"spread"`` (default): the decoded picture's Y, U and V planes are read in place (numpy views, no
-  copy) through a view of every ``step``-th row (``step`` = the plane's height over twice the analysis
-  height, at least 2; ``spread_rows``), and each is shrunk by OpenCV (``INTER_LINEAR``: a 2-tap
-  bilinear filter on an evenly spaced grid) into one small 4:2:0 picture per batch, which swscale then
-  converts to BGR in one unscaled call (its own YUV -> RGB arithmetic: OpenCV's gives different
-  saturation noise and so different hard-cut scores). The two rows the filter averages for an output
-  pixel lie half that pixel's height apart (rows 2 and 6 of its 8 at 720p) instead of next to each
-  other: samples further apart share less of the encoder's noise (block artefacts, ringing), which
-  lowers the frame-to-frame noise of the hard-cut score. Cheaper than ``swscale``
-  (bench/shots/README.md). Planes of less than four times the analysis height are read whole, as by
-  ``planes``.
-* ``"planes"``: as ``spread``, every row (the two rows averaged are neighbours): as many rows read,
-  the same cost, a noisier hard-cut score (it misses a borderline cut of ``tests/data/bikes.mp4``).
-* ``"swscale"``: swscale converts each frame straight to BGR at the small size (``interpolation``,
-  ``FAST_BILINEAR`` by default), one context per scan, one thread. Dearer; its frames differ from
-  the planes modes' by a few 8-bit levels per block mean, which moves some boundaries by a frame or
-  two.
-
-``planes`` and ``spread`` are used for 8-bit ``yuv420p`` frames (limited range, colorspace unspecified
-or BT.601); any other frame takes the swscale path.
+Why blocks: decoding a frame evicts the analysis's code and data from the CPU caches, and analysing a
+batch evicts the decoder's. Switching between the two once per block of a few hundred frames instead of
+once per batch costs less CPU time (bench/shots/README.md, tenth round); a batch still stays small
+enough for its frames to stay in the caches while it is analysed.
 
 Frame ``i`` is the ``i``-th frame in presentation order (the convention of ``vidcap.media.frames``): counted
 while decoding from the start, derived from the timestamp (constant frame rate) after a seek or when
@@ -188,13 +173,6 @@ def analysis_size(width: int, height: int, target: int) -> tuple[int, int]:
     return target, h + h % 2
 
 
-SHRINKS = ("spread", "planes", "swscale")
-# AVColorSpace values whose YUV -> RGB matrix is BT.601 (what OpenCV's 4:2:0 conversion uses):
-# unspecified (2, swscale's default), BT470BG (5), SMPTE170M (6)
-_BT601 = (2, 5, 6)
-_JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: full range
-
-
 def scan(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = None, skip: str = "none",
          fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR", shrink: str = "spread"):
     """Yield ``(index, bgr_frame)`` for frames ``start <= index < end`` (``end=None``: to the end);
@@ -207,110 +185,59 @@ def scan_batches(info: VideoInfo, width: int = 160, start: int = 0, end: int | N
                  fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR",
                  shrink: str = "spread", batch: int = 32):
     """Yield ``(indices, frames)``: lists of up to ``batch`` frame indices in ``[start, end)`` and their
-    frames shrunk to ``width`` pixels wide, an (n, h, w, 3) BGR uint8 array (``end=None``: to the end).
+    frames shrunk to ``width`` pixels wide, an (n, h, w, 3) BGR uint8 array (``end=None``: to the end);
+    ``scan_blocks`` with blocks of one batch (the same arguments)."""
+    for batches in scan_blocks(info, width, start, end, skip, fast, threads, interpolation, shrink, batch, batch):
+        yield from batches
+
+
+def scan_blocks(info: VideoInfo, width: int = 160, start: int = 0, end: int | None = None, skip: str = "none",
+                fast: bool = True, threads: int = 1, interpolation: str = "FAST_BILINEAR",
+                shrink: str = "spread", batch: int = 32, block: int = 256):
+    """Yield, for each block of up to ``block`` frames of ``[start, end)`` (``end=None``: to the end), an
+    iterator of the block's batches ``(indices, frames)``: lists of up to ``batch`` frame indices and
+    their frames shrunk to ``width`` pixels wide, an (n, h, w, 3) BGR uint8 array. Every frame of a
+    block is decoded and shrunk before its first batch is handed over; each batch is converted to BGR
+    as it is taken. Read a block's batches before asking for the next block (its small pictures are
+    then reused: RuntimeError otherwise). Memory: ``block`` small frames and one batch in BGR.
 
     ``skip``: one of SKIP_MODES; ``fast``: skip the deblocking filter; ``threads``: decoder threads
-    (1 = one core; the CPU cost per frame is lowest single-threaded); ``shrink``: one of SHRINKS
-    (module docstring); ``interpolation``: swscale's filter where swscale shrinks. Seeks to the keyframe
-    before ``start`` when ``start > 0``. After the last frame, checks that the stream did not end early
-    (FrameError ``truncated``); the number of frames seen is in ``info.decoded`` and the last index in
+    (1 = one core; the CPU cost per frame is lowest single-threaded); ``shrink``: one of
+    ``vidcap.shots.shrink.SHRINKS``; ``interpolation``: swscale's filter where swscale shrinks;
+    ``block`` is rounded up to whole batches. Seeks to the keyframe before ``start`` when
+    ``start > 0``. After the last frame, checks that the stream did not end early (FrameError
+    ``truncated``); the number of frames seen is in ``info.decoded`` and the last index in
     ``info.last_index``. Sets the process's allocator to keep freed memory (``vidcap.media.allocator``).
     """
-    if shrink not in SHRINKS:
-        raise ValueError(f"shrink must be one of {SHRINKS}, got {shrink!r}")
+    # heavy: OpenCV and PyAV (through the shrinker), only when frames are decoded
+    from vidcap.shots.shrink import Shrinker
+
+    per = max(1, -(-int(block) // int(batch)))  # batches per block
     keep_freed_memory()  # the batch arrays are reused, not page-faulted in again every batch
     w, h = analysis_size(info.width, info.height, width)
-    small = _Shrinker(w, h, batch, interpolation, shrink)
+    small = Shrinker(w, h, batch, interpolation, shrink, per)
     indices: list[int] = []
+    handed = [0]  # blocks handed over so far (a block's batches check that none came after it)
     for index, frame in _decode(info, start, end, skip, fast, threads):
         small.add(len(indices), frame)  # at once, while the decoded picture is in the CPU caches
         indices.append(index)
-        if len(indices) >= batch:
-            yield indices, small.take(len(indices))
+        if len(indices) >= batch * per:
+            handed[0] += 1
+            yield _batches(small, indices, batch, handed, handed[0])
             indices = []
     if indices:
-        yield indices, small.take(len(indices))
+        handed[0] += 1
+        yield _batches(small, indices, batch, handed, handed[0])
 
 
-def _plane_rows(plane: Any) -> np.ndarray:
-    """A PyAV plane as a (height, line_size) uint8 array over its own memory (no copy; the rows are
-    padded to ``line_size``)."""
-    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-
-
-def spread_rows(height: int, out: int) -> slice:
-    """The rows ``shrink="spread"`` reads of a plane ``height`` rows high that it shrinks to ``out`` rows:
-    every ``step``-th row (a view, no copy; ``step`` = height // (2 * out)), so that the filter's two rows
-    lie half an output pixel apart instead of next to each other; all rows when the plane is less than
-    four times ``out`` high."""
-    if height < 4 * out:
-        return slice(None)
-    step = height // (2 * out)
-    return slice(step // 2, None, step)
-
-
-class _Shrinker:
-    """Decoded frames -> an (n, h, w, 3) BGR uint8 array: ``add(k, frame)`` for k = 0, 1, ... < batch,
-    then ``take(n)`` (``scan_batches``'s ways to shrink)."""
-
-    def __init__(self, w: int, h: int, batch: int, interpolation: str, shrink: str):
-        # heavy: PyAV, only when a file is decoded or written
-        import av
-        from av.video.reformatter import VideoReformatter
-
-        self.w, self.h, self.batch, self.interpolation = w, h, batch, interpolation
-        self.planes = shrink != "swscale"  # the planes shrunk in place (``planes``, ``spread``)
-        self.reformat = VideoReformatter().reformat  # one swscale context for the whole scan
-        self.other: dict[int, np.ndarray] = {}  # frames shrunk by swscale (BGR), by position in the batch
-        self.spread = shrink == "spread"  # every few rows only (``spread_rows``)
-        self.views: dict[tuple[int, int, int, int], tuple] = {}  # ``_view`` by plane geometry
-        # heavy: OpenCV, only when frames are processed
-        import cv2
-
-        self.resize, self.linear = cv2.resize, cv2.INTER_LINEAR
-        if self.planes:
-            # the batch as one small 4:2:0 picture of ``batch`` frames stacked (h is even, so each frame's
-            # chroma rows are its own), into whose planes each frame's planes are shrunk
-            self.pic = av.VideoFrame(w, h * batch, "yuv420p")
-            self.dst = []
-            for q, plane in enumerate(self.pic.planes):
-                ph, pw = (h, w) if q == 0 else (h // 2, w // 2)
-                rows = _plane_rows(plane)
-                self.dst.append([rows[k * ph:(k + 1) * ph, :pw] for k in range(batch)])
-
-    def _swscale(self, frame) -> np.ndarray:
-        return self.reformat(frame, width=self.w, height=self.h, format="bgr24",
-                             interpolation=self.interpolation, threads=1).to_ndarray()
-
-    def add(self, k: int, frame) -> None:
-        if not self.planes or frame.format.name != "yuv420p" or frame.color_range == _JPEG_RANGE \
-                or frame.colorspace not in _BT601:
-            self.other[k] = self._swscale(frame)
-            return
-        for q, (plane, dst) in enumerate(zip(frame.planes, self.dst, strict=True)):
-            key = (q, plane.height, plane.width, plane.line_size)
-            shape, offset, strides, size = self.views.get(key) or self._view(key, dst[0].shape)
-            rows = np.ndarray(shape, np.uint8, plane, offset, strides)  # a view of the plane's memory
-            self.resize(rows, size, dst=dst[k], interpolation=self.linear)
-
-    def _view(self, key: tuple[int, int, int, int], out: tuple[int, int]) -> tuple:
-        """(shape, offset, strides, dsize) of the rows of a plane (``key``: index, height, width,
-        line size) that are shrunk to ``out`` (h, w) rows and columns: ``spread_rows`` or all."""
-        _, height, width, line = key
-        rows = range(height)[spread_rows(height, out[0]) if self.spread else slice(None)]
-        self.views[key] = ((len(rows), width), rows.start * line, (rows.step * line, 1), (out[1], out[0]))
-        return self.views[key]
-
-    def take(self, n: int) -> np.ndarray:
-        other, self.other = self.other, {}
-        if len(other) == n:  # no frame in the planes (or planes not used)
-            return np.stack([other[k] for k in range(n)])
-        # swscale's own YUV -> BGR conversion (unscaled), as the swscale path's
-        out = self.reformat(self.pic, format="bgr24", threads=1).to_ndarray()
-        out = out.reshape(self.batch, self.h, self.w, 3)[:n]
-        for k, bgr in other.items():
-            out[k] = bgr
-        return out
+def _batches(small, indices: list[int], batch: int, handed: list[int], block: int):
+    """The batches of one block of ``scan_blocks`` (``block``: its number; ``handed``: the blocks handed
+    over so far)."""
+    for b, k in enumerate(range(0, len(indices), batch)):
+        if handed[0] != block:
+            raise RuntimeError("a block's batches were read after the next block was decoded")
+        part = indices[k:k + batch]
+        yield part, small.take(b, len(part))
 
 
 def _decode(info: VideoInfo, start: int, end: int | None, skip: str, fast: bool, threads: int):

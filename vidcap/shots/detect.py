@@ -4,8 +4,8 @@
 detectors (hard cuts: ``AdaptiveDetector`` or ``ContentDetector``; fades: ``ThresholdDetector``) and
 ``vidcap.shots.dissolve`` (cross-fades) on frames decoded at ``analysis_width`` (``vidcap.shots.decode``),
 then shortened, split and filtered by ``min_clip_s``, ``max_clip_s``, ``split_long``/``stride_s``.
-The detectors live in ``vidcap.shots.detectors`` and take the frames a batch at a time
-(``vidcap.shots.decode.scan_batches``; the same boundaries as frame by frame); ``proxy.enabled`` hands detection to
+The detectors live in ``vidcap.shots.detectors`` and take the frames a block of batches at a time
+(``vidcap.shots.decode.scan_blocks``; the same boundaries as frame by frame); ``proxy.enabled`` hands detection to
 ``vidcap.shots.proxy`` (a cheap pass, then this module's full pass around candidates);
 ``decode.hwaccel`` decodes on a device where one can be used (``vidcap.shots.decode``).
 
@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
 from vidcap.config import stage_settings
 from vidcap.errors import MediaError, StageRowError, describe_error
 from vidcap.io.shards import MEDIA_PATH, ROW_ID
@@ -36,7 +38,7 @@ from vidcap.media.files import media_type
 from vidcap.media.frames import read_frames
 from vidcap.media.timerange import range_frames, row_range
 from vidcap.shots.boundaries import MERGE_GAP, PRIORITY, Boundary, Detection, merge_boundaries  # noqa: F401 - part of this module's API
-from vidcap.shots.decode import VideoInfo, count_frames, open_video, scan_batches
+from vidcap.shots.decode import VideoInfo, count_frames, open_video, scan_blocks
 from vidcap.shots.detectors import FlashCheck, detectors, thumbnails
 from vidcap.shots.proxy import detect_proxy
 
@@ -108,17 +110,24 @@ def _detect(path, settings: dict, start: int = 0, end: int | None = None,
         # the file's frame count, when the frames seen cannot give it (counted before decoding: without
         # a header count it takes a demux pass from the start)
         counted = count_frames(info) if end is not None or dec["skip"] != "none" else None
-        # frames are decoded and shrunk a batch at a time and then analysed in one go: the detectors'
-        # code and data stay in the CPU caches across a batch instead of being evicted by the decoder
-        # after each frame; the per-frame quantities of a batch are computed together (thumbnails, the
-        # hard-cut scores, the dissolve windows' changes: the same values as frame by frame)
-        batches = scan_batches(info, settings["analysis_width"], start, end, dec["skip"], dec["fast"],
-                               dec["threads"], shrink=dec["shrink"], batch=BATCH)
-        for indices, stack in batches:
-            thumbs = thumbnails(stack)
+        # frames are decoded and shrunk a block at a time, then analysed: the per-pixel steps (BGR,
+        # thumbnails, hard-cut scores) a batch at a time, whose frames stay in the CPU caches, and the
+        # detectors' decisions once over the block's thumbnails and scores (the same values and
+        # boundaries as frame by frame); the analysis's code and data, and the decoder's, are evicted
+        # from the caches once per block instead of once per batch (vidcap.shots.decode)
+        blocks = scan_blocks(info, settings["analysis_width"], start, end, dec["skip"], dec["fast"],
+                             dec["threads"], shrink=dec["shrink"], batch=BATCH, block=BLOCK)
+        for batches in blocks:
+            indices: list[int] = []
+            parts = []
+            for part, stack in batches:
+                indices += part
+                parts.append(thumbnails(stack))
+                cut_det.score(part, stack)
+            thumbs = parts[0] if len(parts) == 1 else np.concatenate(parts)
             seen += indices
             flash.push_batch(indices, thumbs)
-            flash.add(cut_det.process_batch(indices, stack))
+            flash.add(cut_det.cuts())
             if fade_det is not None:  # frame means from the thumbnails (the same means, fewer pixels)
                 levels = thumbs.reshape(len(indices), -1).mean(axis=1)
                 fades += fade_det.process_batch(indices, levels)
@@ -147,14 +156,15 @@ def _detect(path, settings: dict, start: int = 0, end: int | None = None,
     return Detection(merged, total, fps, start, stop, len(seen), info.decoder)
 
 
-BATCH = 32  # frames decoded before they are analysed (memory: BATCH small frames)
+BATCH = 32  # frames converted to BGR and scored at once (memory: BATCH small BGR frames and their HSV)
+BLOCK = 256  # frames decoded before any of them is analysed (memory: BLOCK small frames)
 
 
 def flash_check(settings: dict, fps: Fraction) -> FlashCheck:
     """The flash check ``detect_boundaries`` feeds: ``flash_window_s`` after each cut, and enough
-    thumbnails kept for the frames before it (4 shortest scenes, 64 frames and a batch)."""
+    thumbnails kept for the frames before it (4 shortest scenes, 64 frames and a block)."""
     min_len = max(1, int(round(settings["min_scene_s"] * float(fps))))
-    return FlashCheck(int(round(settings["flash_window_s"] * float(fps))), keep=4 * min_len + 64 + BATCH)
+    return FlashCheck(int(round(settings["flash_window_s"] * float(fps))), keep=4 * min_len + 64 + BLOCK)
 
 
 def _hard_cut(cut: int, seen: list[int], seen_set: set[int]) -> Boundary:

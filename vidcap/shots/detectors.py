@@ -8,8 +8,9 @@ with one OpenCV call per frame (``absdiff`` + ``sumElems`` over the three channe
 numpy reductions on int32 copies: the same integer sums, the same scores and cuts, about a tenth of
 the time (edges, a stats manager: PySceneDetect's own code).
 
-Each detector also takes a batch of frames at once (``process_batch``; ``vidcap.shots.detect`` uses
-only these): the same cuts as PySceneDetect's ``process_frame`` frame after frame, without its
+Each detector also takes a batch of frames at once (``process_batch``; the hard-cut detector's in two
+halves, ``score`` a batch at a time and ``cuts`` once over many batches: what ``vidcap.shots.detect``
+uses): the same cuts as PySceneDetect's ``process_frame`` frame after frame, without its
 per-frame Python (a ``FrameTimecode`` per frame, the detector's buffers): the hard-cut scores of a
 batch from one colour conversion, ``AdaptiveDetector``'s ratio for every frame of the batch in numpy
 (the same float operations in the same order, so the same values), and the threshold tests' state
@@ -54,23 +55,16 @@ class _FastScore:
     # set by ContentDetector, which follows this mixin in the detector classes' MRO
     _weights: Any
     stats_manager: Any
+    # (frame numbers scored, their scores, cuts found) since ``cuts`` last ran
+    _due: tuple[list[int], list[float], list[int]] | None = None
 
     def _calculate_frame_score(self, timecode, frame_img):
         if self._weights.delta_edges > 0.0 or self.stats_manager is not None:
             return super()._calculate_frame_score(timecode, frame_img)  # type: ignore[misc]  # mixin: ContentDetector's
         scores = getattr(self, "_scores", None)
-        if scores:  # computed by ``precompute`` for this frame
+        if scores:  # computed by ``score`` for this frame, handed over by ``cuts``
             return scores.popleft()
         return self._score(cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV))
-
-    def precompute(self, frames: np.ndarray) -> None:
-        """Compute the scores of a batch of frames ((n, h, w, 3) BGR, the next n frames ``process_frame``
-        gets, in order) in one colour conversion; ``process_frame`` then takes them in turn."""
-        if self._weights.delta_edges > 0.0 or self.stats_manager is not None:
-            return
-        if getattr(self, "_scores", None) is None:
-            self._scores: deque[float] = deque()
-        self._scores.extend(self.batch_scores(frames))
 
     def batch_scores(self, frames: np.ndarray) -> list[float]:
         """The frame scores of a batch of frames ((n, h, w, 3) BGR, following the last frame scored),
@@ -81,17 +75,46 @@ class _FastScore:
 
     def process_batch(self, indices: list[int], frames: np.ndarray) -> list[int]:
         """The cuts (frame numbers) ``process_frame`` reports for these frames ((n, h, w, 3) BGR, frame
-        numbers ``indices``), fed one after the other."""
-        # heavy: PySceneDetect, only when shots are detected
-        from scenedetect import FrameTimecode
+        numbers ``indices``), fed one after the other: ``score`` then ``cuts``."""
+        self.score(indices, frames)
+        return self.cuts()
 
+    def score(self, indices: list[int], frames: np.ndarray) -> None:
+        """The per-pixel half of ``process_batch``: the frame scores of these frames ((n, h, w, 3) BGR,
+        frame numbers ``indices``, following the last frames scored). ``cuts`` reports the cuts of every
+        frame scored since its last call, so that a caller can score batch after batch and look for
+        cuts once over many."""
+        if self._due is None:
+            self._due = ([], [], [])
+        due = self._due
+        if self._weights.delta_edges > 0.0 or self.stats_manager is not None:  # PySceneDetect's own code
+            from scenedetect import FrameTimecode  # heavy: only when shots are detected
+
+            fps = getattr(self, "batch_fps", None) or 24
+            due[2].extend(c.frame_num for i, f in zip(indices, frames, strict=True)
+                          for c in self.process_frame(FrameTimecode(i, fps=fps), f))  # type: ignore[attr-defined]
+            return
+        due[0].extend(indices)
+        due[1].extend(self.batch_scores(frames))
+
+    def cuts(self) -> list[int]:
+        """The cuts ``process_frame`` reports for the frames ``score`` got since the last call, fed one
+        after the other: AdaptiveDetector's test over the scores at once (``_adaptive_batch``), or
+        ContentDetector's (its flash filter) frame by frame on them."""
+        indices, scores, cuts = self._due or ([], [], [])
+        self._due = None
+        if not indices:
+            return cuts
+        if hasattr(self, "adaptive_threshold"):
+            return cuts + self._adaptive_batch(indices, scores)
+        from scenedetect import FrameTimecode  # heavy: only when shots are detected
+
+        if getattr(self, "_scores", None) is None:
+            self._scores: deque[float] = deque()
+        self._scores.extend(scores)  # ``_calculate_frame_score`` takes them in turn
         fps = getattr(self, "batch_fps", None) or 24
-        if self._weights.delta_edges > 0.0 or self.stats_manager is not None or not hasattr(self, "adaptive_threshold"):
-            self.precompute(frames)  # ContentDetector (its flash filter), edges, stats: frame by frame
-            det: Any = self
-            return [c.frame_num for i, f in zip(indices, frames, strict=True)
-                    for c in det.process_frame(FrameTimecode(i, fps=fps), f)]
-        return self._adaptive_batch(indices, self.batch_scores(frames))
+        det: Any = self
+        return cuts + [c.frame_num for i in indices for c in det.process_frame(FrameTimecode(i, fps=fps), None)]
 
     def _adaptive_batch(self, indices: list[int], scores: list[float]) -> list[int]:
         """AdaptiveDetector.process_frame over a batch of frame scores: a frame ``window_width`` frames
