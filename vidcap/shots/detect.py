@@ -156,7 +156,7 @@ def _detect(path, settings: dict, start: int = 0, end: int | None = None,
     return Detection(merged, total, fps, start, stop, len(seen), info.decoder)
 
 
-BATCH = 32  # frames converted to BGR and scored at once (memory: BATCH small BGR frames and their HSV)
+BATCH = 16  # frames converted to BGR and scored at once (memory: BATCH small BGR frames and their HSV)
 BLOCK = 256  # frames decoded before any of them is analysed (memory: BLOCK small frames)
 
 
