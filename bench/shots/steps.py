@@ -152,10 +152,10 @@ def floor_timed(path) -> float:
 
 def in_cache(path, reps: int = 40) -> dict[str, float]:
     """CPU s per frame of each step alone, on data in the caches: the shrink of one decoded frame again
-    and again; the conversion, thumbnails and hard-cut scores of one batch (the first 32 frames) again
-    and again; the fades, dissolves and flash check (whose work depends on what the video holds) fed
-    the thumbnails of the whole video again, a block at a time as in the pipeline, each time from a new
-    detector."""
+    and again; the conversion, thumbnails and hard-cut scores of one batch (the first ``detect.BATCH``
+    frames) again and again; the fades, dissolves and flash check (whose work depends on what the video
+    holds) fed the thumbnails of the whole video again, a block at a time as in the pipeline, each time
+    from a new detector."""
     import av
 
     settings = shots.shot_settings({})

@@ -11,7 +11,7 @@ instruction count of the process shows (figures: ``bench/shots/README.md``, seve
 
 Once per process; a no-op where the C library has no ``mallopt`` (macOS) or ignores it (musl).
 Process-wide: call it from code that owns the process (a stage's worker, a benchmark), as
-``vidcap.shots.decode.scan_batches`` does.
+``vidcap.shots.decode.scan_blocks`` does.
 """
 from __future__ import annotations
 

@@ -46,6 +46,7 @@ import numpy as np
 from vidcap.errors import FrameError, MediaError
 from vidcap.media.allocator import keep_freed_memory
 from vidcap.media.files import check_file, media_source
+from vidcap.shots.shrink import Shrinker
 
 log = logging.getLogger("vidcap.shots.detect")
 
@@ -209,9 +210,6 @@ def scan_blocks(info: VideoInfo, width: int = 160, start: int = 0, end: int | No
     ``truncated``); the number of frames seen is in ``info.decoded`` and the last index in
     ``info.last_index``. Sets the process's allocator to keep freed memory (``vidcap.media.allocator``).
     """
-    # heavy: OpenCV and PyAV (through the shrinker), only when frames are decoded
-    from vidcap.shots.shrink import Shrinker
-
     per = max(1, -(-int(block) // int(batch)))  # batches per block
     keep_freed_memory()  # the batch arrays are reused, not page-faulted in again every batch
     w, h = analysis_size(info.width, info.height, width)
