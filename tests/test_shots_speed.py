@@ -330,10 +330,11 @@ def test_hard_cuts_scored_by_batch_and_decided_by_block_are_pyscenedetects(kind)
     assert fast.cuts() == []
 
 
-def test_scan_blocks_hands_over_scan_batches_frames_a_block_at_a_time(multi_shot):
+def test_scan_blocks_hands_over_scan_batches_frames_a_block_at_a_time(multi_shot, monkeypatch):
     """``scan_blocks``: every frame of a block decoded before its batches are handed over; the batches are
-    ``scan_batches``' (indices and frames), for any block size, a range, every ``decode.shrink``; a block's
-    batches read after the next block was decoded raise instead of handing over overwritten frames."""
+    ``scan_batches``' (indices and frames), for any block size, a range, every ``decode.shrink``; a block
+    holds at most ``BLOCK_BYTES`` of small frames; a block's batches read after the next block was
+    decoded raise instead of handing over overwritten frames."""
     _, path = multi_shot
     for shrink in shots_shrink.SHRINKS:
         for start, end in ((0, None), (37, 301)):
@@ -356,8 +357,16 @@ def test_scan_blocks_hands_over_scan_batches_frames_a_block_at_a_time(multi_shot
                     info.close()
                 assert [i for i, _ in got] == [i for i, _ in want], (shrink, block)
                 assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, want, strict=True)), (shrink, block)
-                per, total = -(-block // 16) * 16, sum(len(i) for i, _ in got)  # a block: whole batches
+                per = min(-(-block // 16), shots_decode.BLOCK_BYTES // (16 * 160 * 90 * 3)) * 16  # whole batches, capped
+                total = sum(len(i) for i, _ in got)
                 assert decoded == [min(per * (k + 1), total) for k in range(-(-total // per))], (shrink, block)
+    monkeypatch.setattr(shots_decode, "BLOCK_BYTES", 3 * 16 * 160 * 90 * 3)  # 3 batches of 160x90 BGR
+    info = shots_decode.open_video(path)
+    try:
+        decoded = [info.decoded for _ in shots_decode.scan_blocks(info, 160, batch=16, block=1000)]
+    finally:
+        info.close()
+    assert decoded[:2] == [48, 96]  # large small frames: fewer of them a block, whole batches
     info = shots_decode.open_video(path)
     try:
         blocks = shots_decode.scan_blocks(info, 160, batch=8, block=16)

@@ -56,6 +56,7 @@ _WARNED: set[str] = set()
 # a stream may end this many frames (or this share of its header count) early before it is "truncated"
 TRUNCATION_SLACK_FRAMES = 2
 TRUNCATION_SLACK_SHARE = 0.005
+BLOCK_BYTES = 32 << 20  # most memory a block's small frames take (``scan_blocks``; as BGR, the most they take)
 
 
 @dataclass
@@ -205,14 +206,15 @@ def scan_blocks(info: VideoInfo, width: int = 160, start: int = 0, end: int | No
     ``skip``: one of SKIP_MODES; ``fast``: skip the deblocking filter; ``threads``: decoder threads
     (1 = one core; the CPU cost per frame is lowest single-threaded); ``shrink``: one of
     ``vidcap.shots.shrink.SHRINKS``; ``interpolation``: swscale's filter where swscale shrinks;
-    ``block`` is rounded up to whole batches. Seeks to the keyframe before ``start`` when
+    ``block`` is rounded up to whole batches, and down to what fits in ``BLOCK_BYTES`` (at least one
+    batch: large analysis widths). Seeks to the keyframe before ``start`` when
     ``start > 0``. After the last frame, checks that the stream did not end early (FrameError
     ``truncated``); the number of frames seen is in ``info.decoded`` and the last index in
     ``info.last_index``. Sets the process's allocator to keep freed memory (``vidcap.media.allocator``).
     """
-    per = max(1, -(-int(block) // int(batch)))  # batches per block
     keep_freed_memory()  # the batch arrays are reused, not page-faulted in again every batch
     w, h = analysis_size(info.width, info.height, width)
+    per = max(1, min(-(-int(block) // int(batch)), BLOCK_BYTES // (batch * w * h * 3)))  # batches a block
     small = Shrinker(w, h, batch, interpolation, shrink, per)
     indices: list[int] = []
     handed = [0]  # blocks handed over so far (a block's batches check that none came after it)
