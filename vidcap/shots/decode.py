@@ -56,7 +56,7 @@ _WARNED: set[str] = set()
 # a stream may end this many frames (or this share of its header count) early before it is "truncated"
 TRUNCATION_SLACK_FRAMES = 2
 TRUNCATION_SLACK_SHARE = 0.005
-BLOCK_BYTES = 32 << 20  # most memory a block's small frames take (``scan_blocks``; as BGR, the most they take)
+BLOCK_BYTES = 32 << 20  # the most memory a block's small frames may take, counted as BGR (``scan_blocks``)
 
 
 @dataclass
