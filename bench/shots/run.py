@@ -118,8 +118,8 @@ def read_spread_rows(frame) -> None:
 
 def run_scan(path, skip="none", shrink=None, end=None):
     """vidcap's own decoding and shrinking to ``analysis_width`` (``decode.scan_blocks``, blocks and
-    batches as the detector takes them), no analysis; ``shrink``: ``decode.shrink`` (None: the default); ``end``: the
-    frames before it only (None: all)."""
+    batches as the detector takes them), no analysis; ``shrink``: ``decode.shrink`` (None: the
+    default); ``end``: the frames before it only (None: all)."""
     from vidcap.shots.decode import open_video, scan_blocks
 
     settings = shots.shot_settings({})
