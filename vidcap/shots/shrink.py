@@ -118,7 +118,9 @@ class Shrinker:
     def take(self, b: int, n: int) -> np.ndarray:
         """Batch ``b``'s first ``n`` frames, (n, h, w, 3) BGR uint8."""
         first = b * self.batch
-        other = {j - first: self.other.pop(j) for j in range(first, first + n) if j in self.other} if self.other else {}
+        other: dict[int, np.ndarray] = {}  # by position in the batch: the frames swscale shrank
+        if self.other:
+            other = {j - first: self.other.pop(j) for j in range(first, first + n) if j in self.other}
         if len(other) == n:  # no frame in the planes (or planes not used)
             return np.stack([other[k] for k in range(n)])
         # swscale's own YUV -> BGR conversion (unscaled), as the swscale path's
