@@ -113,7 +113,7 @@ def detect_timed(path) -> tuple[dict[str, float], int]:
                 t["hard-cut scores"] += t2 - t1
                 indices += part
             t0 = clock()
-            thumbs = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            thumbs = np.concatenate(parts)
             t1 = clock()
             flash.push_batch(indices, thumbs)
             t2 = clock()

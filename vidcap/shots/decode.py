@@ -216,28 +216,27 @@ def scan_blocks(info: VideoInfo, width: int = 160, start: int = 0, end: int | No
     w, h = analysis_size(info.width, info.height, width)
     per = max(1, min(-(-int(block) // int(batch)), BLOCK_BYTES // (batch * w * h * 3)))  # batches a block
     small = Shrinker(w, h, batch, interpolation, shrink, per)
+    handed = 0  # blocks handed over so far
+
+    def batches(indices: list[int], block: int):
+        """The batches of the ``block``-th block (refused once a later block was handed over)."""
+        for b, k in enumerate(range(0, len(indices), batch)):
+            if handed != block:
+                raise RuntimeError("a block's batches were read after the next block was decoded")
+            part = indices[k:k + batch]
+            yield part, small.take(b, len(part))
+
     indices: list[int] = []
-    handed = [0]  # blocks handed over so far (a block's batches check that none came after it)
     for index, frame in _decode(info, start, end, skip, fast, threads):
         small.add(len(indices), frame)  # at once, while the decoded picture is in the CPU caches
         indices.append(index)
         if len(indices) >= batch * per:
-            handed[0] += 1
-            yield _batches(small, indices, batch, handed, handed[0])
+            handed += 1
+            yield batches(indices, handed)
             indices = []
     if indices:
-        handed[0] += 1
-        yield _batches(small, indices, batch, handed, handed[0])
-
-
-def _batches(small, indices: list[int], batch: int, handed: list[int], block: int):
-    """The batches of one block of ``scan_blocks`` (``block``: its number; ``handed``: the blocks handed
-    over so far)."""
-    for b, k in enumerate(range(0, len(indices), batch)):
-        if handed[0] != block:
-            raise RuntimeError("a block's batches were read after the next block was decoded")
-        part = indices[k:k + batch]
-        yield part, small.take(b, len(part))
+        handed += 1
+        yield batches(indices, handed)
 
 
 def _decode(info: VideoInfo, start: int, end: int | None, skip: str, fast: bool, threads: int):

@@ -124,7 +124,7 @@ def _detect(path, settings: dict, start: int = 0, end: int | None = None,
                 indices += part
                 parts.append(thumbnails(stack))
                 cut_det.score(part, stack)
-            thumbs = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            thumbs = np.concatenate(parts)
             seen += indices
             flash.push_batch(indices, thumbs)
             flash.add(cut_det.cuts())
