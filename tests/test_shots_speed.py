@@ -379,6 +379,40 @@ def test_scan_blocks_hands_over_scan_batches_frames_a_block_at_a_time(multi_shot
         info.close()
 
 
+def test_frames_held_before_the_shrink_change_no_frame(multi_shot, monkeypatch):
+    """``scan_blocks`` shrinks the decoded frames ``held_frames`` at a time: the same frames and indices
+    whatever the number held (one, a few, more than a batch), over a whole video, a range and skipped
+    frames, in every ``decode.shrink`` mode; large frames are held fewer at a time (``HOLD_BYTES``)."""
+    _, path = multi_shot
+    monkeypatch.setattr(shots_decode, "HOLD_FROM_BYTES", 0)  # held at this video's size too (320x180)
+    for shrink in shots_shrink.SHRINKS:
+        for start, end, skip in ((0, None, "none"), (37, 301, "none"), (0, None, "nonref")):
+            got = {}
+            for hold in (1, 3, 4, 40):
+                monkeypatch.setattr(shots_decode, "HOLD", hold)
+                assert shots_decode.held_frames(320, 180) == hold
+                info = shots_decode.open_video(path)
+                try:
+                    got[hold] = [(i, f.copy()) for batches in shots_decode.scan_blocks(
+                        info, 160, start, end, skip, shrink=shrink, batch=16, block=32) for i, f in batches]
+                finally:
+                    info.close()
+            want = got[1]
+            assert len(want) > 3, (shrink, start, skip)
+            for hold, frames in got.items():
+                assert [i for i, _ in frames] == [i for i, _ in want], (shrink, start, skip, hold)
+                assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(frames, want, strict=True)), \
+                    (shrink, start, skip, hold)
+    monkeypatch.setattr(shots_decode, "HOLD", 4)
+    monkeypatch.setattr(shots_decode, "HOLD_FROM_BYTES", 512 << 10)
+    monkeypatch.setattr(shots_decode, "HOLD_BYTES", 8 << 20)
+    assert shots_decode.held_frames(640, 360) == 1  # 0.35 MB a frame: shrunk at once
+    assert shots_decode.held_frames(960, 540) == 4  # 0.78 MB
+    assert shots_decode.held_frames(1280, 720) == 4  # 1.4 MB
+    assert shots_decode.held_frames(1920, 1080) == 2  # 3.1 MB
+    assert shots_decode.held_frames(3840, 2160) == 1  # 12.4 MB: never fewer than one
+
+
 def test_the_block_and_batch_sizes_change_no_boundary(multi_shot, monkeypatch):
     """``detect_boundaries`` decodes ``BLOCK`` frames before analysing them ``BATCH`` at a time: any sizes
     give the same boundaries (a cut, fades, dissolves), with a range and with skipped frames too."""

@@ -1,16 +1,20 @@
 """Sequential low-resolution decoding for shot detection (every frame, or every reference frame).
 
 ``open_video(path)`` probes the first video stream (``VideoInfo``). ``scan_blocks(info, ...)`` decodes the
-frames of ``[start, end)`` in presentation order a block at a time (up to ``block`` frames, each shrunk
-to ``width`` pixels wide as it is decoded: ``vidcap.shots.shrink``, which never makes full-resolution
-RGB) and then hands the block over as an iterator of its batches ``(indices, frames)`` (up to ``batch``
+frames of ``[start, end)`` in presentation order a block at a time (up to ``block`` frames, shrunk to
+``width`` pixels wide a few at a time as they are decoded: ``vidcap.shots.shrink``, which never makes
+full-resolution RGB) and then hands the block over as an iterator of its batches ``(indices, frames)`` (up to ``batch``
 frames, an (n, h, w, 3) BGR uint8 array, as PySceneDetect's detectors expect). ``scan_batches`` yields
 the same batches with a block of one batch; ``scan`` yields them frame by frame as ``(index, frame)``.
 
 Why blocks: decoding a frame evicts the analysis's code and data from the CPU caches, and analysing a
 batch evicts the decoder's. Switching between the two once per block of a few hundred frames instead of
 once per batch costs less CPU time (bench/shots/README.md, tenth round); a batch still stays small
-enough for its frames to stay in the caches while it is analysed.
+enough for its frames to stay in the caches while it is analysed. For the same reason decoded frames
+of 540p and larger are shrunk ``HOLD`` (4) at a time (``held_frames``), not one by one: decoding a frame
+also evicts the shrinker's code (Python's and OpenCV's), which then runs warm for all but the first of
+them, while such frames' pixels have left the core's own cache by the time the decoder hands them over
+either way. Smaller frames have not, and are shrunk at once (eleventh round).
 
 Frame ``i`` is the ``i``-th frame in presentation order (the convention of ``vidcap.media.frames``): counted
 while decoding from the start, derived from the timestamp (constant frame rate) after a seek or when
@@ -56,6 +60,12 @@ _WARNED: set[str] = set()
 # a stream may end this many frames (or this share of its header count) early before it is "truncated"
 TRUNCATION_SLACK_FRAMES = 2
 TRUNCATION_SLACK_SHARE = 0.005
+# ``held_frames``: decoded frames held, then shrunk one after the other; only frames of at least
+# HOLD_FROM_BYTES (smaller ones are still in the core's own cache when the decoder hands them over), and
+# at most HOLD_BYTES of them (sizes counted as 8-bit 4:2:0)
+HOLD = 4
+HOLD_FROM_BYTES = 512 << 10
+HOLD_BYTES = 8 << 20
 BLOCK_BYTES = 32 << 20  # the most memory a block's small frames may take, counted as BGR (``scan_blocks``)
 
 
@@ -201,7 +211,8 @@ def scan_blocks(info: VideoInfo, width: int = 160, start: int = 0, end: int | No
     their frames shrunk to ``width`` pixels wide, an (n, h, w, 3) BGR uint8 array. Every frame of a
     block is decoded and shrunk before its first batch is handed over; each batch is converted to BGR
     as it is taken. Read a block's batches before asking for the next block (its small pictures are
-    then reused: RuntimeError otherwise). Memory: ``block`` small frames and one batch in BGR.
+    then reused: RuntimeError otherwise). Memory: ``block`` small frames, one batch in BGR and up to
+    ``held_frames`` decoded frames besides the decoder's own.
 
     ``skip``: one of SKIP_MODES; ``fast``: skip the deblocking filter; ``threads``: decoder threads
     (1 = one core; the CPU cost per frame is lowest single-threaded); ``shrink``: one of
@@ -226,17 +237,39 @@ def scan_blocks(info: VideoInfo, width: int = 160, start: int = 0, end: int | No
             part = indices[k:k + batch]
             yield part, small.take(b, len(part))
 
+    hold = held_frames(info.width, info.height)
+    held: list[Any] = []  # decoded frames not shrunk yet: the last len(held) of ``indices``
     indices: list[int] = []
+
+    def shrink_held() -> None:
+        for j, f in enumerate(held, len(indices) - len(held)):
+            small.add(j, f)
+        held.clear()
+
     for index, frame in _decode(info, start, end, skip, fast, threads):
-        small.add(len(indices), frame)  # at once, while the decoded picture is in the CPU caches
+        held.append(frame)
         indices.append(index)
-        if len(indices) >= batch * per:
+        full = len(indices) >= batch * per
+        if full or len(held) >= hold:
+            shrink_held()
+        if full:
             handed += 1
             yield batches(indices, handed)
             indices = []
+    shrink_held()
     if indices:
         handed += 1
         yield batches(indices, handed)
+
+
+def held_frames(width: int, height: int) -> int:
+    """How many decoded frames ``scan_blocks`` holds before it shrinks them: one (each shrunk at once) for
+    frames under ``HOLD_FROM_BYTES``, else ``HOLD``, fewer when ``HOLD`` of them would take more than
+    ``HOLD_BYTES``, and at least one."""
+    size = width * height * 3 // 2
+    if size < HOLD_FROM_BYTES:
+        return 1
+    return max(1, min(HOLD, HOLD_BYTES // size))
 
 
 def _decode(info: VideoInfo, start: int, end: int | None, skip: str, fast: bool, threads: int):

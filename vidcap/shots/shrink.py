@@ -1,7 +1,7 @@
 """Decoded frames -> small BGR frames for shot detection, without making full-resolution RGB.
 
 ``Shrinker(w, h, batch, interpolation, shrink, pictures)`` takes decoded PyAV frames one at a time
-(``add(j, frame)``, at once, while the decoded picture is still in the CPU caches) into ``pictures``
+(``add(j, frame)``, soon after decoding: ``vidcap.shots.decode.scan_blocks``) into ``pictures``
 batches of ``batch`` frames, and hands each batch over as an (n, h, w, 3) BGR uint8 array
 (``take(b, n)``, as PySceneDetect's detectors expect). Three ways to shrink (``SHRINKS``):
 
