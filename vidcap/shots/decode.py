@@ -3,8 +3,8 @@
 ``open_video(path)`` probes the first video stream (``VideoInfo``). ``scan_blocks(info, ...)`` decodes the
 frames of ``[start, end)`` in presentation order a block at a time (up to ``block`` frames, shrunk to
 ``width`` pixels wide a few at a time as they are decoded: ``vidcap.shots.shrink``, which never makes
-full-resolution RGB) and then hands the block over as an iterator of its batches ``(indices, frames)`` (up to ``batch``
-frames, an (n, h, w, 3) BGR uint8 array, as PySceneDetect's detectors expect). ``scan_batches`` yields
+full-resolution RGB) and then hands the block over as an iterator of its batches ``(indices, frames)``
+(up to ``batch`` frames, an (n, h, w, 3) BGR uint8 array, as PySceneDetect's detectors expect). ``scan_batches`` yields
 the same batches with a block of one batch; ``scan`` yields them frame by frame as ``(index, frame)``.
 
 Why blocks: decoding a frame evicts the analysis's code and data from the CPU caches, and analysing a
@@ -14,7 +14,7 @@ enough for its frames to stay in the caches while it is analysed. For the same r
 of 540p and larger are shrunk ``HOLD`` (4) at a time (``held_frames``), not one by one: decoding a frame
 also evicts the shrinker's code (Python's and OpenCV's), which then runs warm for all but the first of
 them, while such frames' pixels have left the core's own cache by the time the decoder hands them over
-either way. Smaller frames have not, and are shrunk at once (eleventh round).
+either way. Smaller frames have not, and are shrunk at once (bench/shots/README.md, eleventh round).
 
 Frame ``i`` is the ``i``-th frame in presentation order (the convention of ``vidcap.media.frames``): counted
 while decoding from the start, derived from the timestamp (constant frame rate) after a seek or when
