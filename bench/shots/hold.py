@@ -32,18 +32,10 @@ import cv2  # noqa: E402
 import data  # noqa: E402
 import run  # noqa: E402
 
-from vidcap.dev import cuts  # noqa: E402
 from vidcap.shots import decode  # noqa: E402
 
 clock = time.process_time
 SIZES = ["640x360", "960x540", "1280x720", "1920x1080"]
-
-
-def _render(job: tuple) -> Path:
-    spec, path, width, height, crf, preset = job
-    if not path.exists():
-        cuts.write_video(spec, path, width, height, crf, preset)
-    return path
 
 
 def render(size: str, n: int, out: Path, jobs: int = 2) -> list[Path]:
@@ -53,9 +45,11 @@ def render(size: str, n: int, out: Path, jobs: int = 2) -> list[Path]:
     _, specs = data.load_split("dev")
     folder = out / "sizes" / size
     folder.mkdir(parents=True, exist_ok=True)
-    todo = [(s, folder / f"{s.name}.mp4", width, height, encoding["crf"], encoding["preset"]) for s in specs[:n]]
+    at_size = {**encoding, "width": width, "height": height}
     with Pool(jobs) as pool:
-        return pool.map(_render, todo, chunksize=1)
+        paths = pool.map(data._write, [(s, str(folder / f"{s.name}.mp4"), at_size) for s in specs[:n]],
+                         chunksize=1)
+    return [Path(p) for p in paths]
 
 
 def defaults_holding(hold: int):

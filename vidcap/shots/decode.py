@@ -4,8 +4,9 @@
 frames of ``[start, end)`` in presentation order a block at a time (up to ``block`` frames, shrunk to
 ``width`` pixels wide a few at a time as they are decoded: ``vidcap.shots.shrink``, which never makes
 full-resolution RGB) and then hands the block over as an iterator of its batches ``(indices, frames)``
-(up to ``batch`` frames, an (n, h, w, 3) BGR uint8 array, as PySceneDetect's detectors expect). ``scan_batches`` yields
-the same batches with a block of one batch; ``scan`` yields them frame by frame as ``(index, frame)``.
+(up to ``batch`` frames, an (n, h, w, 3) BGR uint8 array, as PySceneDetect's detectors expect).
+``scan_batches`` yields the same batches with a block of one batch; ``scan`` yields them frame by frame
+as ``(index, frame)``.
 
 Why blocks: decoding a frame evicts the analysis's code and data from the CPU caches, and analysing a
 batch evicts the decoder's. Switching between the two once per block of a few hundred frames instead of
@@ -249,10 +250,10 @@ def scan_blocks(info: VideoInfo, width: int = 160, start: int = 0, end: int | No
     for index, frame in _decode(info, start, end, skip, fast, threads):
         held.append(frame)
         indices.append(index)
-        full = len(indices) >= batch * per
-        if full or len(held) >= hold:
+        if len(held) >= hold:
             shrink_held()
-        if full:
+        if len(indices) >= batch * per:  # a block is shrunk whole before it is handed over
+            shrink_held()
             handed += 1
             yield batches(indices, handed)
             indices = []
