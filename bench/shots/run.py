@@ -24,13 +24,16 @@ detection counts as a false positive of the kind of the nearest true transition.
 ``time.process_time()`` of this process (all its threads) around each call; one video at a time, the
 methods interleaved per video in a shuffled order each round, ``cv2.setNumThreads(1)``; the decode floor
 is measured twice, as two methods, and the second's ratio to the first (the A/A control row) shows how
-far the measurement itself moves.
+far the measurement itself moves. A line under the speed table pairs the defaults, the read floor and
+the A/A with the floor measured in the same round (median and quartiles over every round: the spread
+behind the table's one figure).
 """
 from __future__ import annotations
 
 import argparse
 import random
 import resource
+import statistics
 import sys
 import time
 from collections import Counter
@@ -184,12 +187,13 @@ def hwaccel_status(path) -> str | None:
 
 
 def evaluate(name, specs, paths, methods, repeat=1):
-    """{method: (totals, cpu_s, page_faults)} over the split, one video at a time; for each video ``repeat`` rounds,
-    each round every method once in a shuffled order (seeded: the same orders every run), so that a
-    change of machine load or a method's position after another hits every method alike; with
-    ``repeat`` > 1 the least CPU time (and the fewest page faults) per video and method."""
+    """{method: (totals, cpu_s, page_faults, rounds)} over the split, one video at a time; for each video
+    ``repeat`` rounds, each round every method once in a shuffled order (seeded: the same orders every
+    run), so that a change of machine load or a method's position after another hits every method
+    alike; with ``repeat`` > 1 the least CPU time (and the fewest page faults) per video and method.
+    ``rounds``: the method's CPU time in each round of each video, in order (for ``paired``)."""
     fns = {**METHODS, **FLOORS, HWACCEL: lambda p: run_vidcap(p, {"decode": {"hwaccel": "cuda"}})}
-    out = {label: ({}, 0.0, 0) for label in methods}
+    out = {label: ({}, 0.0, 0, []) for label in methods}
     order = random.Random(0)
     for spec, path in zip(specs, paths, strict=True):
         best: dict[str, float] = {}
@@ -202,17 +206,33 @@ def evaluate(name, specs, paths, methods, repeat=1):
                 f0, t0 = _faults(), time.process_time()
                 found[label] = fns[label](path)
                 cpu, flt = time.process_time() - t0, _faults() - f0
+                out[label][3].append(cpu)
                 best[label] = min(best.get(label, cpu), cpu)
                 faults[label] = min(faults.get(label, flt), flt)
         for label in methods:
-            tot, total_cpu, total_faults = out[label]
+            tot, total_cpu, total_faults, rounds = out[label]
             if label not in FLOORS:
                 metrics.add(tot, metrics.match(spec.truth(), found[label]))
-            out[label] = (tot, total_cpu + best[label], total_faults + faults[label])
+            out[label] = (tot, total_cpu + best[label], total_faults + faults[label], rounds)
         print(f"  {name}: {spec.name} done", file=sys.stderr, flush=True)
-    for label, (_tot, cpu, _flt) in out.items():
+    for label, (_tot, cpu, _flt, _rounds) in out.items():
         print(f"  {name}: {label}: {cpu:.1f} s CPU", file=sys.stderr, flush=True)
     return out
+
+
+def paired(speed, labels: dict[str, str]) -> str:
+    """A line: each method's CPU time over the decode floor's in the same round of the same video (both
+    measured within seconds of each other, under the same machine load), as the median and quartiles
+    over every round: the spread of the 'x floor' column's measurement, which takes each method's
+    least time separately. ``labels``: {name printed: method}."""
+    floor = speed[FLOOR][3]
+    parts = []
+    for name, label in labels.items():
+        ratios = [c / f for c, f in zip(speed[label][3], floor, strict=True)]
+        q1, med, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        parts.append(f"{name}: median {med:.3f}x (quartiles {q1:.3f}-{q3:.3f})")
+    return (f"Paired in each round ({len(floor)} rounds: each method's CPU time over the decode floor's "
+            "in the same round of the same video): " + "; ".join(parts) + ".")
 
 
 def _faults() -> int:
@@ -246,7 +266,7 @@ def speed_table(args) -> list[str]:
              "the runs:", "",
              "| method | CPU s | CPU s per hour of video | x real time per core | x floor | above its floor | "
              "page faults per frame | P / R hard cut | P / R dissolve |", "|---|---|---|---|---|---|---|---|---|"]
-    for label, (htot, cpu, flt) in speed.items():
+    for label, (htot, cpu, flt, _rounds) in speed.items():
         if label in FLOORS:
             pr = ["-", "-"]
         else:
@@ -262,7 +282,9 @@ def speed_table(args) -> list[str]:
         parts.append(f"decode.shrink = {s}{' (the default)' if s == DEFAULT_SHRINK else ''}: shrinking every "
                      f"frame to analysis_width {(scan_cpu / floor - 1) * 100:+.1f}%, the detectors "
                      f"{(full_cpu - scan_cpu) / floor * 100:+.1f}%")
-    lines += ["", "Where the cost above the decode floor goes (of the floor's CPU time): " + "; ".join(parts) + "."]
+    lines += ["", "Where the cost above the decode floor goes (of the floor's CPU time): " + "; ".join(parts) + ".",
+              "", paired(speed, {"the defaults": "vidcap (defaults)", "the read floor": READ,
+                                   "the floor again (A/A)": AGAIN})]
     if no_cuda is not None:
         lines += ["", f"{HWACCEL}: not measured, CUDA decoding is unavailable here: {no_cuda}."]
     return lines
@@ -299,7 +321,7 @@ def main(argv=None) -> int:
              f"{frames / split['fps'] / 60:.1f} min; transitions: {dict(counts)}; hard negatives: "
              f"{dict(events)}; images: {split['photo_source']}). Precision / recall, tolerance 2 frames.",
              "", "| method | hard cut | fade | dissolve | all | FP where |", "|---|---|---|---|---|---|"]
-    for label, (tot, _cpu, _flt) in acc.items():
+    for label, (tot, _cpu, _flt, _rounds) in acc.items():
         cells = [fmt(*metrics.prf(tot, k)) for k in (*KINDS, None)]
         where = ", ".join(f"{k} {v}" for k, v in sorted(tot.get("fp_where", Counter()).items())) or "-"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {where} |")
